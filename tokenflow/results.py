@@ -1,0 +1,218 @@
+"""MarketResult: the cleared market as a labelled xarray Dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .market import GBPS_TO_GB_PER_H, MarketData, describe_options
+from .network import path_label
+
+COMPONENTS = ["processing", "compute_rent", "transfer", "congestion_rent"]
+
+
+class MarketResult:
+    """Outcome of one market clearing.
+
+    ``dataset`` holds every quantity with units in ``attrs["unit"]``; the
+    properties below are the common ones.  Prices are in $/M tokens, flows in
+    M tokens/h, link traffic in Gbps, costs in $/h.
+    """
+
+    def __init__(self, dataset: xr.Dataset) -> None:
+        self.dataset = dataset
+
+    # ------------------------------------------------------------------ accessors
+    @property
+    def objective(self) -> float:
+        """Total operating cost, $/h."""
+        return float(self.dataset["objective"])
+
+    @property
+    def prices(self) -> xr.DataArray:
+        """Locational prices lambda[node, workload], $/M tokens."""
+        return self.dataset["price"]
+
+    @property
+    def processing(self) -> xr.DataArray:
+        """Tokens processed at each node, M tokens/h."""
+        return self.dataset["processing"]
+
+    @property
+    def link_utilization(self) -> xr.DataArray:
+        """Share (0-1) of each directed link's capacity used, as the model counts traffic
+        (physical bytes in the transfer-aware model, reference payload in the baseline)."""
+        return self.dataset["link_utilization"]
+
+    @property
+    def transfer_aware(self) -> bool:
+        return bool(self.dataset.attrs["transfer_aware"])
+
+    def saturated_links(self, tol: float = 1e-6) -> list[str]:
+        """Directed links used to within ``tol`` of capacity."""
+        u = self.link_utilization
+        return [str(v) for v in u["link"].values[u.values >= 1 - tol]]
+
+    def price_decomposition(self) -> xr.Dataset:
+        """lambda[node, workload] split into processing cost + compute rent + transfer cost
+        + congestion rent along the path in use (via ``via`` node on ``path``);
+        ``residual`` = lambda - sum of components (zero up to solver tolerance)."""
+        ds = self.dataset
+        out = xr.Dataset({c: ds[f"price_{c}"] for c in COMPONENTS})
+        out["price"] = ds["price"]
+        out["residual"] = ds["price"] - sum(out[c] for c in COMPONENTS)
+        out["via"] = ds["price_via"]
+        out["path"] = ds["price_path"]
+        return out
+
+    def summary(self) -> str:
+        """A readable text summary (objective, prices, saturated links, binding compute)."""
+        ds = self.dataset
+        variant = "transfer-aware" if self.transfer_aware else "token-equivalent baseline"
+        lines = [
+            f"scenario {ds.attrs['scenario']} | {variant} | demand scale {ds.attrs['demand_scale']:g}",
+            f"latency limits (ms): {ds.attrs['latency_limits_ms']}",
+            f"total operating cost: {self.objective:,.2f} $/h  "
+            + "(" + ", ".join(f"{c} {float(ds['cost'].sel(component=c)):,.2f}"
+                              for c in ds["component"].values) + ")",
+            "",
+            "locational prices ($/M tokens):",
+            self.prices.to_pandas().to_string(float_format=lambda v: f"{v:.5f}"),
+            "",
+            "compute: used / capacity (MW), rent ($/kWh):",
+        ]
+        comp = pd.DataFrame({
+            "used_MW": ds["compute_used"].values / 1000, "capacity_MW": ds["compute_capacity"].values / 1000,
+            "rent_$/kWh": ds["compute_rent"].values}, index=ds["node"].values)
+        lines.append(comp.to_string(float_format=lambda v: f"{v:.4f}"))
+        sat = self.saturated_links()
+        lines.append("")
+        lines.append(f"saturated links ({len(sat)}): " + (", ".join(sat) if sat else "none"))
+        for link in sat:
+            lines.append(f"  {link}: congestion rent {float(ds['congestion_rent'].sel(link=link)):.5f} $/GB")
+        full = [str(n) for n in ds["node"].values[ds["compute_rent"].values > 1e-9]]
+        lines.append("binding compute: " + (", ".join(full) if full else "none"))
+        return "\n".join(lines)
+
+    def to_netcdf(self, path: str | Path) -> Path:
+        """Write the dataset to netCDF (string variables kept as text)."""
+        path = Path(path)
+        self.dataset.to_netcdf(path)
+        return path
+
+    @classmethod
+    def from_netcdf(cls, path: str | Path) -> MarketResult:
+        with xr.open_dataset(path) as ds:
+            return cls(ds.load())
+
+    def __repr__(self) -> str:
+        a = self.dataset.attrs
+        return (f"<MarketResult {a['scenario']} transfer_aware={a['transfer_aware']} "
+                f"scale={a['demand_scale']:g} objective={self.objective:,.2f} $/h>")
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_solution(cls, md: MarketData, scale: float, x: np.ndarray, lam: np.ndarray,
+                      mu: np.ndarray, rho: np.ndarray, info: dict) -> MarketResult:
+        s = md.scenario
+        nodes, wls, links = s.node_ids, s.workload_ids, list(md.arcs.index)
+        N, K, L = len(nodes), len(wls), len(links)
+        x = np.where(x > 0, x, 0.0)
+        proc = np.zeros((N, K))
+        np.add.at(proc, (md.col_node, md.col_workload), x)
+        trans = np.zeros((N, N, K))
+        np.add.at(trans, (md.col_origin, md.col_node, md.col_workload), x)
+        link_tok = np.zeros((L, K))
+        np.add.at(link_tok, (md.entry_arc, md.col_workload[md.entry_col]), x[md.entry_col])
+        load_gbh = link_tok @ md.weight_gb
+        phys_gbh = link_tok * md.payload_gb[None, :]
+        cap = md.arc_capacity_gbh
+        used_kw = proc @ md.intensity
+
+        energy = float((proc * md.energy_cost).sum())
+        processing_total = float((x * md.col_proc_cost).sum())
+        transfer = float((x * md.col_transfer_cost).sum())
+        cost = [energy, processing_total - energy, transfer]
+
+        # price decomposition along the path in use (largest flow), else cheapest column
+        rent_col = md.intensity[md.col_workload] * mu[md.col_node]
+        cong_col = np.bincount(md.entry_col, weights=rho[md.entry_arc], minlength=md.n_cols) \
+            * md.weight_gb[md.col_workload]
+        full = md.col_cost + rent_col + cong_col
+        key = md.col_origin * K + md.col_workload
+        score = np.where(x > 1e-9 * max(1.0, x.max(initial=0)), -x, full + 1e12)
+        order = np.lexsort((score, key))
+        first = order[np.r_[True, key[order][1:] != key[order][:-1]]]
+        comp = {c: np.full((N, K), np.nan) for c in COMPONENTS}
+        via = np.full((N, K), "", dtype=object)
+        path = np.full((N, K), "", dtype=object)
+        for c in first:
+            o, k = md.col_origin[c], md.col_workload[c]
+            comp["processing"][o, k] = md.col_proc_cost[c]
+            comp["compute_rent"][o, k] = rent_col[c]
+            comp["transfer"][o, k] = md.col_transfer_cost[c]
+            comp["congestion_rent"][o, k] = cong_col[c]
+            via[o, k] = nodes[md.col_node[c]]
+            path[o, k] = path_label(s, md.paths, md.col_path[c])
+
+        nd, wd = ("node", nodes), ("workload", wls)
+        coords = {"node": nodes, "workload": wls, "origin": nodes, "link": links,
+                  "component": ["energy", "other_opex", "transfer"]}
+
+        def da(values, dims, unit, desc):
+            return xr.DataArray(values, dims=dims, attrs={"unit": unit, "description": desc})
+
+        ds = xr.Dataset(
+            {
+                "demand": da(md.base_demand * scale, ("node", "workload"), "M tokens/h", "demand served"),
+                "processing": da(proc, ("node", "workload"), "M tokens/h", "tokens processed at node"),
+                "transfers": da(trans, ("origin", "node", "workload"), "M tokens/h",
+                                "demand at origin processed at node"),
+                "link_flow": da(link_tok, ("link", "workload"), "M tokens/h", "tokens carried on link"),
+                "link_traffic": da(phys_gbh / GBPS_TO_GB_PER_H, ("link", "workload"), "Gbps",
+                                   "physical traffic on link (actual payloads)"),
+                "link_capacity": da(cap / GBPS_TO_GB_PER_H, ("link",), "Gbps", "link capacity per direction"),
+                "link_utilization": da(load_gbh / cap, ("link",), "1",
+                                       "share of capacity used as the model counts traffic"),
+                "link_utilization_physical": da(phys_gbh.sum(axis=1) / cap, ("link",), "1",
+                                                "share of capacity used by actual payloads"),
+                "price": da(lam, ("node", "workload"), "$/M tokens", "locational price (demand dual)"),
+                "compute_rent": da(mu, ("node",), "$/kWh", "compute scarcity rent (capacity dual)"),
+                "congestion_rent": da(rho, ("link",), "$/GB", "bandwidth congestion rent (capacity dual)"),
+                "compute_used": da(used_kw, ("node",), "kW", "IT power used"),
+                "compute_capacity": da(md.capacity_kw, ("node",), "kW", "AI compute capacity"),
+                "compute_utilization": da(np.divide(used_kw, md.capacity_kw, out=np.zeros(N),
+                                                    where=md.capacity_kw > 0), ("node",), "1", "used/capacity"),
+                "processing_cost": da(md.proc_cost, ("node", "workload"), "$/M tokens",
+                                      "energy + other operating cost per token"),
+                "cost": da(np.array(cost), ("component",), "$/h", "operating cost breakdown"),
+                "objective": da(float(info["objective"]), (), "$/h", "total operating cost"),
+                **{f"price_{c}": da(v, ("node", "workload"), "$/M tokens", f"price component: {c}")
+                   for c, v in comp.items()},
+                "price_via": da(via.astype(str), ("node", "workload"), "", "processing node of the path in use"),
+                "price_path": da(path.astype(str), ("node", "workload"), "", "path in use"),
+            },
+            coords=coords,
+        )
+        ds["link_origin"] = ("link", md.arcs["origin"].to_numpy().astype(str))
+        ds["link_target"] = ("link", md.arcs["target"].to_numpy().astype(str))
+        ds["lat"] = ("node", s.nodes["lat"].to_numpy())
+        ds["lon"] = ("node", s.nodes["lon"].to_numpy())
+        ds = ds.set_coords(["link_origin", "link_target", "lat", "lon"])
+        ds.attrs = {
+            "scenario": s.name,
+            "transfer_aware": int(md.transfer_aware),
+            "demand_scale": float(scale),
+            "latency_limits_ms": json.dumps({k: float(v) for k, v in md.latency_ms.items()}),
+            "n_variables": info["n_vars"],
+            "n_constraints": info["n_cons"],
+            "build_seconds": info["build_s"],
+            "solve_seconds": info["solve_s"],
+            "solver": describe_options(),
+        }
+        del nd, wd
+        return cls(ds)

@@ -16,10 +16,14 @@ reference payload for every workload in the token-equivalent baseline.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import linopy
 import numpy as np
@@ -30,8 +34,11 @@ from .errors import InfeasibleMarketError, ScenarioError, SolverError
 from .network import PathSet, arc_table, candidate_paths
 from .scenario import Scenario
 
+if TYPE_CHECKING:
+    from .results import MarketResult
+
 GBPS_TO_GB_PER_H = 3600.0 / 8.0  # 1 Gbps sustained for an hour = 450 GB
-HIGHS_OPTIONS = {"output_flag": False, "random_seed": 0, "threads": 1}
+HIGHS_OPTIONS = {"output_flag": False, "log_to_console": False, "random_seed": 0, "threads": 1}
 
 
 @dataclass
@@ -228,14 +235,43 @@ def build_model(md: MarketData, demand_scale: float | None) -> tuple[linopy.Mode
     return m, {"flow": flow}
 
 
+_BANNER_SHOWN = False
+
+
+def _silence_highs_banner() -> None:
+    """HiGHS prints a copyright banner on the first Highs() of a process, before any option
+    can be set; create that first instance with the C-level stdout pointed at /dev/null."""
+    global _BANNER_SHOWN
+    if _BANNER_SHOWN:
+        return
+    import highspy
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            highspy.Highs()
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+    _BANNER_SHOWN = True
+
+
 def solve_model(m: linopy.Model) -> str:
     """Solve with HiGHS; return the termination condition."""
+    _silence_highs_banner()
+    log = logging.getLogger("linopy")
+    level = log.level
+    log.setLevel(logging.ERROR)  # infeasibility is reported by tokenflow, not as a linopy warning
     try:
         with linopy.options as opts:
             opts["semantics"] = "v1"
             _, condition = m.solve(solver_name="highs", io_api="direct", progress=False, **HIGHS_OPTIONS)
     except Exception as exc:  # pragma: no cover - solver crash is not a normal outcome
         raise SolverError(f"HiGHS failed: {exc}") from exc
+    finally:
+        log.setLevel(level)
     return str(condition)
 
 

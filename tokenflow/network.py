@@ -91,7 +91,7 @@ def candidate_paths(s: Scenario, k: int | None = None) -> PathSet:
     au = np.array([pos[u] for u in arcs["origin"]], dtype=np.int64)
     av = np.array([pos[v] for v in arcs["target"]], dtype=np.int64)
     w = arcs["latency_ms"].to_numpy()
-    arc_id = {(int(u), int(v)): i for i, (u, v) in enumerate(zip(au, av))}
+    arc_id = {(int(u), int(v)): i for i, (u, v) in enumerate(zip(au, av, strict=False))}
     if len(w):
         # tiny positive floor so zero-length links still count as an edge in csgraph
         graph = csr_array((np.maximum(w, 1e-9), (au, av)), shape=(n, n))
@@ -100,7 +100,7 @@ def candidate_paths(s: Scenario, k: int | None = None) -> PathSet:
         dist = np.where(np.eye(n, dtype=bool), 0.0, np.inf)
         pred = np.full((n, n), -9999)
     neighbours = [[] for _ in range(n)]
-    for u, v, lat in zip(au, av, w):
+    for u, v, lat in zip(au, av, w, strict=False):
         neighbours[u].append((int(v), float(lat)))
 
     def sp_nodes(src: int, dst: int) -> list[int]:
@@ -126,7 +126,7 @@ def candidate_paths(s: Scenario, k: int | None = None) -> PathSet:
             cands.sort(key=lambda c: c[0])
             for length, seq in cands[:k]:
                 origin.append(o), target.append(t), rtt.append(2.0 * length)
-                arc_seq.extend(arc_id[(a, b)] for a, b in zip(seq[:-1], seq[1:]))
+                arc_seq.extend(arc_id[(a, b)] for a, b in zip(seq[:-1], seq[1:], strict=False))
                 ptr.append(len(arc_seq))
     return PathSet(np.array(origin, dtype=np.int64), np.array(target, dtype=np.int64),
                    np.array(rtt), np.array(ptr, dtype=np.int64), np.array(arc_seq, dtype=np.int64))

@@ -123,9 +123,11 @@ class Scenario:
 
     def replace(self, *, params: dict[str, float] | None = None, workloads: dict[str, dict[str, float]] | None = None,
                 nodes: dict[str, dict[str, float]] | None = None,
-                links: dict[str, dict[str, float]] | None = None) -> Scenario:
+                links: dict[str, dict[str, float]] | None = None,
+                demand: dict[str, dict[str, float]] | None = None) -> Scenario:
         """A copy with some inputs changed, e.g. ``replace(params={"ai_share": 0.2})``,
-        ``replace(workloads={"image": {"payload_bytes_per_token": 500}})``.
+        ``replace(workloads={"image": {"payload_bytes_per_token": 500}})``,
+        ``replace(demand={"dallas": {"chat": 1200.0}})`` (base demand, M tokens/h).
         The changed scenario is validated again."""
         new_params = dict(self.params)
         for k, v in (params or {}).items():
@@ -144,7 +146,16 @@ class Scenario:
                         raise ScenarioError(f"replace: unknown {label[:-1]} field {col!r}")
                     frame.loc[row, col] = v
             frames[label] = frame
-        new = dataclasses.replace(self, params=new_params, **frames)
+        override = self.demand.to_pandas()
+        for node, cols in (demand or {}).items():
+            for wk, v in cols.items():
+                if node not in override.index or wk not in override.columns:
+                    raise ScenarioError(f"replace: unknown demand entry {node!r}/{wk!r}")
+                if not np.isfinite(v) or v < 0:
+                    raise ScenarioError(f"replace: demand {node}/{wk} must be finite and >= 0, got {v!r}")
+                override.loc[node, wk] = float(v)
+        new = dataclasses.replace(self, params=new_params, **frames,
+                                  demand_override=override if demand else self.demand_override)
         problems = _check_frames(new, f"<{self.name} modified>")
         if problems:
             raise ScenarioError(problems)
@@ -422,7 +433,8 @@ def _check_frames(s: Scenario, label: str) -> list[str]:
     for k, v in s.params.items():
         if not np.isfinite(v) or v < 0 or (v == 0 and k not in MAY_BE_ZERO):
             problems.append(f"{label}: parameters.{k}: invalid value {v!r}")
-    if s.params.get("paths_per_pair", 1) < 1 or s.params.get("paths_per_pair", 1) != int(s.params.get("paths_per_pair", 1)):
+    k = s.params.get("paths_per_pair", 1)
+    if np.isfinite(k) and (k < 1 or k != int(k)):
         problems.append(f"{label}: parameters.paths_per_pair: must be a whole number >= 1")
     if (s.nodes["capacity_mw"] > 0).sum() == 0:
         problems.append(f"{label}: nodes: no node has compute capacity")

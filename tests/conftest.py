@@ -1,0 +1,61 @@
+"""Shared helpers: tiny scenarios written as YAML, so tests go through the real loader."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+import tokenflow as tf
+
+# One workload, PUE 1, no other opex, ai_share 1: processing cost = g * electricity price.
+BASE = {
+    "name": "tiny",
+    "parameters": {
+        "route_factor": 1.0, "fiber_delay_us_per_km": 5.0, "pue": 1.0, "ai_share": 1.0,
+        "other_opex_usd_per_kwh": 0.0, "transfer_cost_usd_per_gb": 0.01, "link_bandwidth_gbps": 100.0,
+        "reference_payload_bytes_per_token": 4.0, "paths_per_pair": 3,
+    },
+    "workloads": {
+        "w": {"energy_kwh_per_mtok": 1.0, "payload_bytes_per_token": 100.0, "latency_limit_ms": 100.0,
+              "demand_mtok_per_h_per_mpeople": 0.0},
+    },
+    "nodes": {
+        # A and B about 555 km apart (5 degrees of latitude)
+        "A": {"lat": 35.0, "lon": -100.0, "population": 0, "electricity_usd_per_kwh": 0.10,
+              "capacity_mw": 10.0},
+        "B": {"lat": 40.0, "lon": -100.0, "population": 0, "electricity_usd_per_kwh": 0.20,
+              "capacity_mw": 10.0},
+    },
+    "links": [{"a": "A", "b": "B"}],
+}
+
+
+def write(tmp_path: Path, doc: dict, name: str = "scenario.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def tiny_doc() -> dict:
+    return copy.deepcopy(BASE)
+
+
+@pytest.fixture
+def load_doc(tmp_path):
+    def _load(doc: dict) -> tf.Scenario:
+        return tf.load_scenario(write(tmp_path, doc))
+    return _load
+
+
+@pytest.fixture(scope="session")
+def us5() -> tf.Scenario:
+    return tf.load_scenario("us5")
+
+
+@pytest.fixture(scope="session")
+def us5_35(us5) -> tf.MarketResult:
+    return tf.solve(us5, demand_scale=35)

@@ -1,0 +1,36 @@
+"""The paper's claims C1-C4, evaluated from fresh solves (the scorecard's source)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tokenflow.claims import PAPER_CLAIMS, scorecard
+
+
+@pytest.fixture(scope="module")
+def card():
+    return {r.claim: r for r in scorecard()}
+
+
+@pytest.mark.parametrize("claim", ["C1", "C2", "C3", "C4"])
+def test_claim_within_tolerance(card, claim):
+    r = card[claim]
+    assert r.passed, r
+
+
+def test_c1_names_four_distinct_links(card):
+    links = card["C1"].detail["links"]
+    assert len(set(links)) == PAPER_CLAIMS["C1"]["paper"]
+    assert all(u >= 0.999 for u in card["C1"].detail["utilization"].values())
+
+
+def test_c3_one_price_rises(card):
+    d = card["C3"].detail
+    assert d["after"] > d["before"] > 0
+    assert d["largest_other_rise_pct"] < card["C3"].reproduced
+
+
+def test_c4_merit_order(card):
+    d = card["C4"].detail
+    assert d["feasible_below"] and d["error_above"]
+    assert d["merit_order_spearman"] < -0.5

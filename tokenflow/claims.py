@@ -147,4 +147,4 @@ def scorecard(us5: Scenario | None = None, us20: Scenario | None = None) -> list
 
 
 def scorecard_frame(results: list[ClaimResult]) -> pd.DataFrame:
-    return pd.DataFrame([r.row() for r in results]).set_index("claim")
+    return pd.DataFrame([r.row() for r in results], dtype=object).set_index("claim")

@@ -1,0 +1,81 @@
+"""Benchmark of the market LP (not a test): prints LP size, timings and peak memory.
+
+For each case, in a fresh process (so peak memory is the case's own):
+  prepare  - path enumeration and coefficients (tokenflow)
+  build    - linopy model construction
+  solve    - linopy hand-over + HiGHS solve + solution read-back (``m.solve``)
+  highs    - HiGHS alone on the exported MPS file (read excluded)
+  peak     - peak resident memory of the process (MiB)
+
+Targets (2-core machine): us20 prepare+build+solve < 1 s; 200 nodes < 60 s and < 4 GiB;
+linopy's build + hand-over no more than the HiGHS solve time itself.
+
+Run:  python benchmarks/bench_market.py [--cases us5 us20 50 100 200] [--scale 35]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+
+def run_case(case: str, scale: float, queue) -> None:
+    import highspy
+
+    import tokenflow as tf
+    from tokenflow.market import build_model, prepare, solve_model
+
+    s = tf.load_scenario(case) if case.startswith("us") else tf.synthetic_network(int(case), seed=0)
+    t0 = time.perf_counter()
+    md = prepare(s)
+    t1 = time.perf_counter()
+    m, _ = build_model(md, scale)
+    t2 = time.perf_counter()
+    cond = solve_model(m)
+    t3 = time.perf_counter()
+    nnz = int(len(md.col_path) * 2 + len(md.entry_col))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.mps"
+        tf.export_lp(s, path, demand_scale=scale)
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        h.readModel(str(path))
+        t4 = time.perf_counter()
+        h.run()
+        t5 = time.perf_counter()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    queue.put({"case": case, "nodes": len(s.nodes), "vars": md.n_cols, "cons": int(m.ncons), "nnz": nnz,
+               "prepare": t1 - t0, "build": t2 - t1, "solve": t3 - t2, "highs": t5 - t4,
+               "peak_mib": peak, "status": cond})
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cases", nargs="+", default=["us5", "us20", "50", "100", "200"])
+    ap.add_argument("--scale", type=float, default=35.0)
+    args = ap.parse_args()
+    ctx = mp.get_context("spawn")
+    header = (f"{'case':>6} {'nodes':>5} {'vars':>9} {'cons':>7} {'nnz':>9} {'prepare s':>9} {'build s':>8} "
+              f"{'solve s':>8} {'total s':>8} {'HiGHS s':>8} {'peak MiB':>9} status")
+    print(header)
+    print("-" * len(header))
+    for case in args.cases:
+        q = ctx.Queue()
+        p = ctx.Process(target=run_case, args=(case, args.scale, q))
+        p.start()
+        r = q.get()
+        p.join()
+        total = r["prepare"] + r["build"] + r["solve"]
+        print(f"{r['case']:>6} {r['nodes']:>5} {r['vars']:>9,} {r['cons']:>7,} {r['nnz']:>9,} {r['prepare']:>9.3f} "
+              f"{r['build']:>8.3f} {r['solve']:>8.3f} {total:>8.3f} {r['highs']:>8.3f} {r['peak_mib']:>9.0f} "
+              f"{r['status']}", flush=True)
+    print("\nlinopy overhead = build + (solve - HiGHS); compare with the HiGHS column.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,11 @@
+"""Helpers for the book's notebooks."""
+
+from __future__ import annotations
+
+
+def glue_text(key: str, text: str) -> None:
+    """Glue a string for inline use as ``{glue:md}`key``` (no quotes around it)."""
+    from IPython.display import Markdown
+    from myst_nb import glue
+
+    glue(key, Markdown(text), display=False)

@@ -15,6 +15,7 @@ reference payload for every workload in the token-equivalent baseline.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -29,6 +30,8 @@ import linopy
 import numpy as np
 import pandas as pd
 import xarray as xr
+from scipy.sparse import csr_array
+from scipy.sparse.csgraph import dijkstra
 
 from .errors import InfeasibleMarketError, ScenarioError, SolverError
 from .network import PathSet, arc_table, candidate_paths
@@ -42,21 +45,14 @@ HIGHS_OPTIONS = {"output_flag": False, "log_to_console": False, "random_seed": 0
 
 
 @dataclass
-class MarketData:
-    """Everything the LP needs, as flat numpy arrays over columns (``col``)."""
+class Coefficients:
+    """Inputs shared by both formulations, as numpy arrays (nodes, workloads, links in
+    scenario order)."""
 
     scenario: Scenario
     transfer_aware: bool
     latency_ms: pd.Series  # workload -> round-trip limit used
-    paths: PathSet
     arcs: pd.DataFrame
-    col_path: np.ndarray
-    col_origin: np.ndarray
-    col_node: np.ndarray
-    col_workload: np.ndarray
-    col_cost: np.ndarray  # $/M tokens
-    col_proc_cost: np.ndarray
-    col_transfer_cost: np.ndarray
     weight_gb: np.ndarray  # GB per M tokens counted on links, per workload (model view)
     payload_gb: np.ndarray  # GB per M tokens actually moved, per workload (physical)
     proc_cost: np.ndarray  # node x workload, $/M tokens
@@ -64,13 +60,76 @@ class MarketData:
     intensity: np.ndarray  # workload, kWh/M tokens
     capacity_kw: np.ndarray  # node
     arc_capacity_gbh: np.ndarray  # link, GB/h
-    entry_col: np.ndarray  # (column, arc) incidence, column side
-    entry_arc: np.ndarray  # (column, arc) incidence, arc side
     base_demand: np.ndarray  # node x workload, M tokens/h at scale 1
+    voll: np.ndarray | None  # workload, $/M tokens (NaN: no lost load allowed), or None
+
+
+@dataclass
+class MarketData(Coefficients):
+    """The path formulation's columns (``col``) on top of the shared coefficients."""
+
+    paths: PathSet | None = None
+    col_path: np.ndarray | None = None
+    col_origin: np.ndarray | None = None
+    col_node: np.ndarray | None = None
+    col_workload: np.ndarray | None = None
+    col_cost: np.ndarray | None = None  # $/M tokens
+    col_proc_cost: np.ndarray | None = None
+    col_transfer_cost: np.ndarray | None = None
+    entry_col: np.ndarray | None = None  # (column, arc) incidence, column side
+    entry_arc: np.ndarray | None = None  # (column, arc) incidence, arc side
 
     @property
     def n_cols(self) -> int:
         return len(self.col_path)
+
+
+def resolve_voll(s: Scenario, value_of_lost_load: dict[str, float] | None) -> np.ndarray | None:
+    """Value of lost load per workload ($/M tokens); NaN where none is given."""
+    if not value_of_lost_load:
+        return None
+    out = np.full(len(s.workload_ids), np.nan)
+    problems = []
+    for k, v in value_of_lost_load.items():
+        if k not in s.workload_ids:
+            problems.append(f"value_of_lost_load: unknown workload {k!r} (workloads: {', '.join(s.workload_ids)})")
+            continue
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            problems.append(f"value_of_lost_load.{k}: expected $/M tokens, got {v!r}")
+            continue
+        if not math.isfinite(v) or v <= 0:
+            problems.append(f"value_of_lost_load.{k}: must be a positive number of $/M tokens, got {v!r}")
+            continue
+        out[s.workload_ids.index(k)] = v
+    if problems:
+        raise ScenarioError(problems)
+    return out
+
+
+def coefficients(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms: dict[str, float] | None = None,
+                 value_of_lost_load: dict[str, float] | None = None) -> Coefficients:
+    """Cost, capacity and payload coefficients shared by both formulations."""
+    lat = resolve_latency(s, latency_limits_ms)
+    arcs = arc_table(s)
+    wl = s.workloads
+    K = len(wl)
+    g = wl["energy_kwh_per_mtok"].to_numpy()
+    payload_gb = wl["payload_bytes_per_token"].to_numpy() / 1000.0  # B/token -> GB per M tokens
+    if transfer_aware:
+        weight_gb = payload_gb.copy()
+    else:
+        weight_gb = np.full(K, s.params["reference_payload_bytes_per_token"] / 1000.0)
+    elec = (s.node_pue * s.nodes["electricity_usd_per_kwh"]).to_numpy()
+    return Coefficients(
+        scenario=s, transfer_aware=transfer_aware, latency_ms=lat, arcs=arcs, weight_gb=weight_gb,
+        payload_gb=payload_gb, proc_cost=np.outer(elec + s.params["other_opex_usd_per_kwh"], g),
+        energy_cost=np.outer(elec, g), intensity=g, capacity_kw=s.compute_capacity_kw.to_numpy(),
+        arc_capacity_gbh=arcs["bandwidth_gbps"].to_numpy() * GBPS_TO_GB_PER_H,
+        base_demand=s.demand.transpose("node", "workload").to_numpy(),
+        voll=resolve_voll(s, value_of_lost_load),
+    )
 
 
 def resolve_latency(s: Scenario, latency_limits_ms: dict[str, float] | None) -> pd.Series:
@@ -95,26 +154,15 @@ def resolve_latency(s: Scenario, latency_limits_ms: dict[str, float] | None) -> 
     return lat
 
 
-def prepare(s: Scenario, *, transfer_aware: bool = True,
-            latency_limits_ms: dict[str, float] | None = None) -> MarketData:
-    """Enumerate columns and coefficients; raise :class:`ScenarioError` for demand
-    that cannot reach any compute within its latency limit."""
-    lat = resolve_latency(s, latency_limits_ms)
+def prepare(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms: dict[str, float] | None = None,
+            value_of_lost_load: dict[str, float] | None = None) -> MarketData:
+    """Coefficients plus the path formulation's columns; raise :class:`ScenarioError` for
+    demand that cannot reach any compute within its latency limit (unless lost load is allowed)."""
+    c = coefficients(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms,
+                     value_of_lost_load=value_of_lost_load)
     ps = candidate_paths(s)
-    arcs = arc_table(s)
-    wl = s.workloads
-    K = len(wl)
-    cap = s.compute_capacity_kw.to_numpy()
-    g = wl["energy_kwh_per_mtok"].to_numpy()
-    payload_gb = wl["payload_bytes_per_token"].to_numpy() / 1000.0  # B/token -> GB per M tokens
-    if transfer_aware:
-        weight_gb = payload_gb.copy()
-    else:
-        weight_gb = np.full(K, s.params["reference_payload_bytes_per_token"] / 1000.0)
-    elec = (s.node_pue * s.nodes["electricity_usd_per_kwh"]).to_numpy()
-    energy_cost = np.outer(elec, g)
-    proc_cost = np.outer(elec + s.params["other_opex_usd_per_kwh"], g)
-    arc_cost = arcs["transfer_cost_usd_per_gb"].to_numpy()
+    lat, cap, K = c.latency_ms, c.capacity_kw, len(s.workload_ids)
+    arc_cost = c.arcs["transfer_cost_usd_per_gb"].to_numpy()
     hops = np.diff(ps.ptr)
     path_transfer = np.add.reduceat(np.append(arc_cost[ps.arcs], 0.0), ps.ptr[:-1]) * (hops > 0) \
         if len(ps.arcs) else np.zeros(len(ps))
@@ -122,16 +170,15 @@ def prepare(s: Scenario, *, transfer_aware: bool = True,
     cols_p, cols_k = [], []
     useful = cap[ps.target] > 0
     for k in range(K):
-        ok = useful & (ps.rtt_ms <= lat.iloc[k] + 1e-9)
-        idx = np.nonzero(ok)[0]
+        idx = np.nonzero(useful & (ps.rtt_ms <= lat.iloc[k] + 1e-9))[0]
         cols_p.append(idx)
         cols_k.append(np.full(len(idx), k))
     col_path = np.concatenate(cols_p)
     col_workload = np.concatenate(cols_k)
     col_origin = ps.origin[col_path]
     col_node = ps.target[col_path]
-    col_proc = proc_cost[col_node, col_workload]
-    col_transfer = path_transfer[col_path] * weight_gb[col_workload]
+    col_proc = c.proc_cost[col_node, col_workload]
+    col_transfer = path_transfer[col_path] * c.weight_gb[col_workload]
 
     # (column, arc) incidence
     lens = hops[col_path]
@@ -140,11 +187,12 @@ def prepare(s: Scenario, *, transfer_aware: bool = True,
     offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
     entry_arc = ps.arcs[starts + offs] if len(offs) else np.zeros(0, dtype=np.int64)
 
-    base = s.demand.transpose("node", "workload").to_numpy()
-    # every positive demand needs at least one column
-    has_col = np.zeros_like(base, dtype=bool)
+    # every positive demand needs at least one column (or a value of lost load)
+    has_col = np.zeros_like(c.base_demand, dtype=bool)
     has_col[col_origin, col_workload] = True
-    bad = np.argwhere((base > 0) & ~has_col)
+    if c.voll is not None:
+        has_col[:, ~np.isnan(c.voll)] = True
+    bad = np.argwhere((c.base_demand > 0) & ~has_col)
     if len(bad):
         problems = []
         for o, k in bad:
@@ -157,13 +205,10 @@ def prepare(s: Scenario, *, transfer_aware: bool = True,
         raise ScenarioError(problems)
 
     return MarketData(
-        scenario=s, transfer_aware=transfer_aware, latency_ms=lat, paths=ps, arcs=arcs,
-        col_path=col_path, col_origin=col_origin, col_node=col_node, col_workload=col_workload,
+        **{f: getattr(c, f) for f in Coefficients.__dataclass_fields__},
+        paths=ps, col_path=col_path, col_origin=col_origin, col_node=col_node, col_workload=col_workload,
         col_cost=col_proc + col_transfer, col_proc_cost=col_proc, col_transfer_cost=col_transfer,
-        weight_gb=weight_gb, payload_gb=payload_gb, proc_cost=proc_cost, energy_cost=energy_cost,
-        intensity=g, capacity_kw=cap,
-        arc_capacity_gbh=arcs["bandwidth_gbps"].to_numpy() * GBPS_TO_GB_PER_H,
-        entry_col=entry_col, entry_arc=entry_arc, base_demand=base,
+        entry_col=entry_col, entry_arc=entry_arc,
     )
 
 
@@ -215,6 +260,10 @@ def build_model(md: MarketData, demand_scale: float | None) -> tuple[linopy.Mode
         if demand_scale is None:
             scale = m.add_variables(lower=0.0, name="scale")
             m.add_constraints(dem - base * scale == 0, name="demand", mask=mask)
+        elif md.voll is not None:
+            lost = add_lost_load(m, md.voll, node_idx, wl_idx)
+            mask = mask | xr.DataArray(np.broadcast_to(~np.isnan(md.voll), md.base_demand.shape), coords=base.coords)
+            m.add_constraints(dem + lost == base * demand_scale, name="demand", mask=mask)
         else:
             m.add_constraints(dem == base * demand_scale, name="demand", mask=mask)
         comp = _rows(m, labels, md.col_node, cols, md.intensity[md.col_workload], {"node": node_idx})
@@ -231,8 +280,24 @@ def build_model(md: MarketData, demand_scale: float | None) -> tuple[linopy.Mode
             m.add_objective(-1.0 * scale)
         else:
             cost = xr.DataArray(md.col_cost, coords={"col": pd.RangeIndex(md.n_cols, name="col")})
-            m.add_objective((flow * cost).sum())
+            obj = (flow * cost).sum()
+            if md.voll is not None:
+                obj = obj + lost_load_cost(m, md.voll, node_idx, wl_idx)
+            m.add_objective(obj)
     return m, {"flow": flow}
+
+
+def add_lost_load(m: linopy.Model, voll: np.ndarray, node_idx: pd.Index, wl_idx: pd.Index) -> linopy.Variable:
+    """Unserved demand [node, workload] (M tokens/h), allowed only where a VoLL is given."""
+    upper = xr.DataArray(np.where(np.isnan(voll), 0.0, np.inf)[None, :].repeat(len(node_idx), 0),
+                         coords={"node": node_idx, "workload": wl_idx})
+    return m.add_variables(lower=0.0, upper=upper, name="unserved")
+
+
+def lost_load_cost(m: linopy.Model, voll: np.ndarray, node_idx: pd.Index, wl_idx: pd.Index):
+    price = xr.DataArray(np.nan_to_num(voll)[None, :].repeat(len(node_idx), 0),
+                         coords={"node": node_idx, "workload": wl_idx})
+    return (m.variables["unserved"] * price).sum()
 
 
 _BANNER_SHOWN = False
@@ -282,6 +347,124 @@ def _dual(m: linopy.Model, name: str, dims: dict[str, pd.Index]) -> np.ndarray:
     return np.nan_to_num(d.values, nan=0.0) if name != "demand" else d.values
 
 
+MAX_CG_ROUNDS = 50
+
+
+def _price_columns(md: MarketData, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray,
+                   with_costs: bool) -> list[tuple[int, int, int, list[int], float]]:
+    """Pricing step of column generation: for every origin, the cheapest route to every
+    compute node under arc lengths (transfer cost + congestion rent); return the
+    latency-feasible (origin, node, workload) routes whose reduced cost is negative and
+    that are not columns yet, as (o, n, k, arcs, rtt_ms)."""
+    s = md.scenario
+    N, K = md.base_demand.shape
+    arcs = md.arcs
+    pos = {n: i for i, n in enumerate(s.node_ids)}
+    au = np.array([pos[u] for u in arcs["origin"]], dtype=np.int64)
+    av = np.array([pos[v] for v in arcs["target"]], dtype=np.int64)
+    if not len(au):
+        return []
+    length = (arcs["transfer_cost_usd_per_gb"].to_numpy() if with_costs else 0.0) + np.maximum(rho, 0.0)
+    # a tiny latency term breaks ties towards short routes and keeps every arc an edge
+    eps = 1e-9 * (1.0 + float(length.max(initial=0.0)))
+    lat = arcs["latency_ms"].to_numpy()
+    graph = csr_array((length + eps * (1.0 + lat), (au, av)), shape=(N, N))
+    dist, pred = dijkstra(graph, directed=True, return_predecessors=True)
+    arc_id = {(int(u), int(v)): i for i, (u, v) in enumerate(zip(au, av))}
+    node_cost = (md.proc_cost if with_costs else 0.0) + md.intensity[None, :] * mu[:, None]  # N x K
+    existing = set(zip(md.col_origin.tolist(), md.col_node.tolist(), md.col_workload.tolist(),
+                       md.col_path.tolist()))
+    path_key = {}
+    for i in range(len(md.paths)):
+        path_key[(int(md.paths.origin[i]), int(md.paths.target[i]), tuple(md.paths.arc_list(i).tolist()))] = i
+    new = []
+    cap = md.capacity_kw > 0
+    for o in range(N):
+        for n in np.nonzero(cap & np.isfinite(dist[o]))[0]:
+            if n == o:
+                continue
+            rc = node_cost[n] + md.weight_gb * (dist[o, n] - eps * 0) - lam[o]
+            tol = 1e-9 * np.maximum(1.0, np.abs(lam[o]))
+            ks = np.nonzero(rc < -tol)[0]
+            if not len(ks):
+                continue
+            seq = [int(n)]
+            while seq[-1] != o:
+                seq.append(int(pred[o, seq[-1]]))
+            seq = seq[::-1]
+            arc_seq = [arc_id[(a, b)] for a, b in zip(seq[:-1], seq[1:])]
+            rtt = 2.0 * float(lat[arc_seq].sum())
+            pid = path_key.get((o, int(n), tuple(arc_seq)))
+            for k in ks:
+                if rtt > md.latency_ms.iloc[k] + 1e-9:
+                    continue
+                if pid is not None and (o, int(n), int(k), pid) in existing:
+                    continue
+                new.append((o, int(n), int(k), arc_seq, rtt))
+    return new
+
+
+def _extend(md: MarketData, new: list[tuple[int, int, int, list[int], float]]) -> MarketData:
+    """A copy of ``md`` with the routes of ``new`` added as paths and columns."""
+    ps = md.paths
+    key = {}
+    for i in range(len(ps)):
+        key[(int(ps.origin[i]), int(ps.target[i]), tuple(ps.arc_list(i).tolist()))] = i
+    origin, target, rtt = list(ps.origin), list(ps.target), list(ps.rtt_ms)
+    ptr, arcs = list(ps.ptr), list(ps.arcs)
+    col_path = []
+    for o, n, _k, seq, r in new:
+        pid = key.get((o, n, tuple(seq)))
+        if pid is None:
+            pid = len(origin)
+            key[(o, n, tuple(seq))] = pid
+            origin.append(o), target.append(n), rtt.append(r)
+            arcs.extend(seq)
+            ptr.append(len(arcs))
+        col_path.append(pid)
+    ps2 = PathSet(np.array(origin, dtype=np.int64), np.array(target, dtype=np.int64), np.array(rtt),
+                  np.array(ptr, dtype=np.int64), np.array(arcs, dtype=np.int64))
+    col_path = np.array(col_path, dtype=np.int64)
+    col_k = np.array([k for _, _, k, _, _ in new], dtype=np.int64)
+    arc_cost = md.arcs["transfer_cost_usd_per_gb"].to_numpy()
+    lens = np.diff(ps2.ptr)[col_path]
+    starts = ps2.ptr[col_path]
+    entry_local = np.repeat(np.arange(len(col_path)), lens)
+    offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
+    entry_arc = ps2.arcs[np.repeat(starts, lens) + offs]
+    transfer = np.bincount(entry_local, weights=arc_cost[entry_arc], minlength=len(col_path)) * md.weight_gb[col_k]
+    node = ps2.target[col_path]
+    proc = md.proc_cost[node, col_k]
+    return dataclasses.replace(
+        md, paths=ps2,
+        col_path=np.r_[md.col_path, col_path], col_origin=np.r_[md.col_origin, ps2.origin[col_path]],
+        col_node=np.r_[md.col_node, node], col_workload=np.r_[md.col_workload, col_k],
+        col_cost=np.r_[md.col_cost, proc + transfer], col_proc_cost=np.r_[md.col_proc_cost, proc],
+        col_transfer_cost=np.r_[md.col_transfer_cost, transfer],
+        entry_col=np.r_[md.entry_col, md.n_cols + entry_local], entry_arc=np.r_[md.entry_arc, entry_arc],
+    )
+
+
+def solve_path(md: MarketData, demand_scale: float | None) -> tuple[linopy.Model, MarketData, str, int]:
+    """Solve the path LP with column generation: after each solve, routes with negative
+    reduced cost (cheapest under transfer cost + congestion rents, within the latency
+    limit) are added as columns until none is left.  ``demand_scale=None`` is the
+    max-scale LP.  Returns (model, columns used, termination condition, rounds)."""
+    for rounds in range(1, MAX_CG_ROUNDS + 1):
+        m, _ = build_model(md, demand_scale)
+        cond = solve_model(m)
+        if cond != "optimal":
+            return m, md, cond, rounds
+        lam = m.constraints["demand"].dual.values
+        lam = np.where(np.isnan(lam), np.inf, lam)  # rows without columns: any route helps
+        new = _price_columns(md, lam, -_dual(m, "compute", {}), -_dual(m, "bandwidth", {}),
+                             with_costs=demand_scale is not None)
+        if not new:
+            return m, md, cond, rounds
+        md = _extend(md, new)
+    raise SolverError(f"column generation did not converge in {MAX_CG_ROUNDS} rounds")
+
+
 @dataclass
 class ScaleLimit:
     """Largest feasible demand scale s* and what binds there."""
@@ -294,16 +477,24 @@ class ScaleLimit:
 
 
 def demand_scale_limit(s: Scenario, *, transfer_aware: bool = True,
-                       latency_limits_ms: dict[str, float] | None = None,
-                       md: MarketData | None = None) -> ScaleLimit:
+                       latency_limits_ms: dict[str, float] | None = None, formulation: str = "path",
+                       md: Coefficients | None = None) -> ScaleLimit:
     """Solve the max-scale LP: maximise s such that s * D can be served."""
-    md = md or prepare(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms)
+    _check_formulation(formulation)
+    if md is None:
+        md = (prepare if formulation == "path" else coefficients)(
+            s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms)
     total_load = float((md.base_demand * md.intensity[None, :]).sum())
-    agg = float(md.capacity_kw.sum() / total_load) if total_load > 0 else math.inf
     if total_load == 0:
         return ScaleLimit(math.inf, math.inf, "no demand", [], [])
-    m, _ = build_model(md, None)
-    cond = solve_model(m)
+    agg = float(md.capacity_kw.sum() / total_load)
+    if formulation == "path":
+        m, md, cond, _ = solve_path(md, None)
+    else:
+        from .arc import ArcModel
+
+        m = ArcModel(md).build(None)
+        cond = solve_model(m)
     if cond != "optimal":
         raise SolverError(f"max-scale LP ended with '{cond}'")
     s_star = float(m.variables["scale"].solution.item())
@@ -323,20 +514,35 @@ def demand_scale_limit(s: Scenario, *, transfer_aware: bool = True,
 
 
 def max_demand_scale(s: Scenario, *, transfer_aware: bool = True,
-                     latency_limits_ms: dict[str, float] | None = None) -> float:
+                     latency_limits_ms: dict[str, float] | None = None, formulation: str = "path") -> float:
     """The largest demand scale s* at which the market clears (an LP, exact)."""
-    return demand_scale_limit(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms).max_scale
+    return demand_scale_limit(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms,
+                              formulation=formulation).max_scale
+
+
+FORMULATIONS = ("path", "arc")
+
+
+def _check_formulation(formulation: str) -> None:
+    if formulation not in FORMULATIONS:
+        raise ScenarioError(f"formulation must be one of {', '.join(FORMULATIONS)}, got {formulation!r}")
 
 
 def solve(s: Scenario, *, transfer_aware: bool = True, demand_scale: float = 1.0,
-          latency_limits_ms: dict[str, float] | None = None) -> MarketResult:
+          latency_limits_ms: dict[str, float] | None = None, formulation: str = "path",
+          value_of_lost_load: dict[str, float] | None = None) -> MarketResult:
     """Clear the market.  Returns a :class:`~tokenflow.results.MarketResult`.
+
+    ``formulation``: ``"path"`` (candidate paths; default) or ``"arc"`` (node balance,
+    no path enumeration).  ``value_of_lost_load`` ($/M tokens per workload) lets the
+    market clear above s* with unserved demand priced at that value.
 
     Raises :class:`InfeasibleMarketError` (with s* and what binds) when demand
     exceeds what the network can serve, :class:`ScenarioError` for bad inputs.
     """
     from .results import MarketResult
 
+    _check_formulation(formulation)
     try:
         demand_scale = float(demand_scale)
     except (TypeError, ValueError):
@@ -344,35 +550,50 @@ def solve(s: Scenario, *, transfer_aware: bool = True, demand_scale: float = 1.0
     if not math.isfinite(demand_scale) or demand_scale < 0:
         raise ScenarioError(f"demand_scale must be a finite non-negative number, got {demand_scale!r}")
     t0 = time.perf_counter()
-    md = prepare(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms)
-    m, _ = build_model(md, demand_scale)
-    t1 = time.perf_counter()
-    cond = solve_model(m)
-    t2 = time.perf_counter()
+    if formulation == "arc":
+        from .arc import solve_arc
+
+        md = coefficients(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms,
+                          value_of_lost_load=value_of_lost_load)
+        am, m, cond, info = solve_arc(md, demand_scale, t0)
+    else:
+        md = prepare(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms,
+                     value_of_lost_load=value_of_lost_load)
+        t1 = time.perf_counter()
+        m, md, cond, rounds = solve_path(md, demand_scale)
+        info = {"build_s": t1 - t0, "solve_s": time.perf_counter() - t1, "n_vars": int(md.n_cols),
+                "n_cons": int(m.ncons), "cg_rounds": rounds}
     if cond != "optimal":
         if cond in {"infeasible", "infeasible_or_unbounded"}:
-            lim = demand_scale_limit(s, md=md)
+            lim = demand_scale_limit(s, md=md, formulation=formulation)
             if demand_scale > lim.max_scale * (1 + 1e-9):
                 raise InfeasibleMarketError(demand_scale, lim.max_scale, lim.binding)
         raise SolverError(f"HiGHS ended with '{cond}' at demand scale {demand_scale:g}")
-    x = m.variables["flow"].solution.values
-    lam = _dual(m, "demand", {})
-    mu = -_dual(m, "compute", {})
-    rho = -_dual(m, "bandwidth", {})
-    info = {"build_s": t1 - t0, "solve_s": t2 - t1, "n_vars": int(md.n_cols),
-            "n_cons": int(m.ncons), "objective": float(m.objective.value)}
-    return MarketResult.from_solution(md, demand_scale, x, lam, mu, rho, info)
+    info["objective"] = float(m.objective.value)
+    if formulation == "arc":
+        return am.read(m, demand_scale, info)
+    unserved = m.variables["unserved"].solution.values if "unserved" in m.variables else None
+    return MarketResult.from_solution(md, demand_scale, m.variables["flow"].solution.values,
+                                      _dual(m, "demand", {}), -_dual(m, "compute", {}),
+                                      -_dual(m, "bandwidth", {}), info, unserved=unserved)
 
 
 def export_lp(s: Scenario, path: str | Path, *, transfer_aware: bool = True, demand_scale: float = 1.0,
               latency_limits_ms: dict[str, float] | None = None) -> Path:
-    """Write the market LP as an MPS (or LP, by suffix) file any solver can read."""
+    """Write the market LP (path formulation, with the columns column generation ends with)
+    as an MPS (or LP, by suffix) file any solver can read; its optimum is the market's."""
     md = prepare(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms)
-    m, _ = build_model(md, float(demand_scale))
+    m, md, _, _ = solve_path(md, float(demand_scale))
     path = Path(path)
-    with linopy.options as opts:
-        opts["semantics"] = "v1"
-        m.to_file(path)
+    log = logging.getLogger("linopy")
+    level = log.level
+    log.setLevel(logging.WARNING)
+    try:
+        with linopy.options as opts:
+            opts["semantics"] = "v1"
+            m.to_file(path)
+    finally:
+        log.setLevel(level)
     return path
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .market import GBPS_TO_GB_PER_H, MarketData, describe_options
+from .market import GBPS_TO_GB_PER_H, Coefficients, MarketData, describe_options
 from .network import path_label
 
 COMPONENTS = ["processing", "compute_rent", "transfer", "congestion_rent"]
@@ -117,10 +117,12 @@ class MarketResult:
     # ------------------------------------------------------------------ construction
     @classmethod
     def from_solution(cls, md: MarketData, scale: float, x: np.ndarray, lam: np.ndarray,
-                      mu: np.ndarray, rho: np.ndarray, info: dict) -> MarketResult:
+                      mu: np.ndarray, rho: np.ndarray, info: dict,
+                      unserved: np.ndarray | None = None) -> MarketResult:
+        """Result of the path formulation (columns ``x``)."""
         s = md.scenario
-        nodes, wls, links = s.node_ids, s.workload_ids, list(md.arcs.index)
-        N, K, L = len(nodes), len(wls), len(links)
+        nodes = s.node_ids
+        N, K, L = len(nodes), len(s.workload_ids), len(md.arcs)
         x = np.where(x > 0, x, 0.0)
         proc = np.zeros((N, K))
         np.add.at(proc, (md.col_node, md.col_workload), x)
@@ -128,15 +130,7 @@ class MarketResult:
         np.add.at(trans, (md.col_origin, md.col_node, md.col_workload), x)
         link_tok = np.zeros((L, K))
         np.add.at(link_tok, (md.entry_arc, md.col_workload[md.entry_col]), x[md.entry_col])
-        load_gbh = link_tok @ md.weight_gb
-        phys_gbh = link_tok * md.payload_gb[None, :]
-        cap = md.arc_capacity_gbh
-        used_kw = proc @ md.intensity
-
-        energy = float((proc * md.energy_cost).sum())
-        processing_total = float((x * md.col_proc_cost).sum())
         transfer = float((x * md.col_transfer_cost).sum())
-        cost = [energy, processing_total - energy, transfer]
 
         # price decomposition along the path in use (largest flow), else cheapest column
         rent_col = md.intensity[md.col_workload] * mu[md.col_node]
@@ -146,7 +140,7 @@ class MarketResult:
         key = md.col_origin * K + md.col_workload
         score = np.where(x > 1e-9 * max(1.0, x.max(initial=0)), -x, full + 1e12)
         order = np.lexsort((score, key))
-        first = order[np.r_[True, key[order][1:] != key[order][:-1]]]
+        first = order[np.r_[True, key[order][1:] != key[order][:-1]]] if len(order) else order
         comp = {c: np.full((N, K), np.nan) for c in COMPONENTS}
         via = np.full((N, K), "", dtype=object)
         path = np.full((N, K), "", dtype=object)
@@ -158,20 +152,46 @@ class MarketResult:
             comp["congestion_rent"][o, k] = cong_col[c]
             via[o, k] = nodes[md.col_node[c]]
             path[o, k] = path_label(s, md.paths, md.col_path[c])
+        return cls.assemble(md, scale, proc, trans, link_tok, transfer, lam, mu, rho, info,
+                            unserved=unserved, components=comp, via=via, path=path, formulation="path")
 
-        nd, wd = ("node", nodes), ("workload", wls)
+    @classmethod
+    def assemble(cls, c: Coefficients, scale: float, proc: np.ndarray, trans: np.ndarray, link_tok: np.ndarray,
+                 transfer: float, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, info: dict, *,
+                 unserved: np.ndarray | None = None, components: dict | None = None,
+                 via: np.ndarray | None = None, path: np.ndarray | None = None,
+                 formulation: str = "path") -> MarketResult:
+        """Build the labelled Dataset from formulation-independent arrays."""
+        s = c.scenario
+        nodes, wls, links = s.node_ids, s.workload_ids, list(c.arcs.index)
+        N, K = len(nodes), len(wls)
+        load_gbh = link_tok @ c.weight_gb
+        phys_gbh = link_tok * c.payload_gb[None, :]
+        cap = c.arc_capacity_gbh
+        used_kw = proc @ c.intensity
+        unserved = np.zeros((N, K)) if unserved is None else np.where(unserved > 0, unserved, 0.0)
+        energy = float((proc * c.energy_cost).sum())
+        processing_total = float((proc * c.proc_cost).sum())
+        lost = float((unserved * np.nan_to_num(c.voll)[None, :]).sum()) if c.voll is not None else 0.0
+        cost = [energy, processing_total - energy, transfer, lost]
+        components = components or {k: np.full((N, K), np.nan) for k in COMPONENTS}
+        via = np.full((N, K), "", dtype=object) if via is None else via
+        path = np.full((N, K), "", dtype=object) if path is None else path
         coords = {"node": nodes, "workload": wls, "origin": nodes, "link": links,
-                  "component": ["energy", "other_opex", "transfer"]}
+                  "component": ["energy", "other_opex", "transfer", "lost_load"]}
 
         def da(values, dims, unit, desc):
             return xr.DataArray(values, dims=dims, attrs={"unit": unit, "description": desc})
 
         ds = xr.Dataset(
             {
-                "demand": da(md.base_demand * scale, ("node", "workload"), "M tokens/h", "demand served"),
+                "demand": da(c.base_demand * scale, ("node", "workload"), "M tokens/h", "demand at this scale"),
+                "unserved": da(unserved, ("node", "workload"), "M tokens/h",
+                               "demand not served (only with a value of lost load)"),
                 "processing": da(proc, ("node", "workload"), "M tokens/h", "tokens processed at node"),
                 "transfers": da(trans, ("origin", "node", "workload"), "M tokens/h",
-                                "demand at origin processed at node"),
+                                "demand at origin processed at node (NaN where the formulation does not "
+                                "track origins)"),
                 "link_flow": da(link_tok, ("link", "workload"), "M tokens/h", "tokens carried on link"),
                 "link_traffic": da(phys_gbh / GBPS_TO_GB_PER_H, ("link", "workload"), "Gbps",
                                    "physical traffic on link (actual payloads)"),
@@ -184,35 +204,41 @@ class MarketResult:
                 "compute_rent": da(mu, ("node",), "$/kWh", "compute scarcity rent (capacity dual)"),
                 "congestion_rent": da(rho, ("link",), "$/GB", "bandwidth congestion rent (capacity dual)"),
                 "compute_used": da(used_kw, ("node",), "kW", "IT power used"),
-                "compute_capacity": da(md.capacity_kw, ("node",), "kW", "AI compute capacity"),
-                "compute_utilization": da(np.divide(used_kw, md.capacity_kw, out=np.zeros(N),
-                                                    where=md.capacity_kw > 0), ("node",), "1", "used/capacity"),
-                "processing_cost": da(md.proc_cost, ("node", "workload"), "$/M tokens",
+                "compute_capacity": da(c.capacity_kw, ("node",), "kW", "AI compute capacity"),
+                "compute_utilization": da(np.divide(used_kw, c.capacity_kw, out=np.zeros(N),
+                                                    where=c.capacity_kw > 0), ("node",), "1", "used/capacity"),
+                "processing_cost": da(c.proc_cost, ("node", "workload"), "$/M tokens",
                                       "energy + other operating cost per token"),
+                "payload": da(c.payload_gb * 1000, ("workload",), "B/token", "physical payload per token"),
+                "link_weight": da(c.weight_gb * 1000, ("workload",), "B/token",
+                                  "payload per token as the model counts it on links"),
                 "cost": da(np.array(cost), ("component",), "$/h", "operating cost breakdown"),
                 "objective": da(float(info["objective"]), (), "$/h", "total operating cost"),
-                **{f"price_{c}": da(v, ("node", "workload"), "$/M tokens", f"price component: {c}")
-                   for c, v in comp.items()},
+                **{f"price_{k}": da(v, ("node", "workload"), "$/M tokens", f"price component: {k}")
+                   for k, v in components.items()},
                 "price_via": da(via.astype(str), ("node", "workload"), "", "processing node of the path in use"),
                 "price_path": da(path.astype(str), ("node", "workload"), "", "path in use"),
             },
             coords=coords,
         )
-        ds["link_origin"] = ("link", md.arcs["origin"].to_numpy().astype(str))
-        ds["link_target"] = ("link", md.arcs["target"].to_numpy().astype(str))
+        ds["link_origin"] = ("link", c.arcs["origin"].to_numpy().astype(str))
+        ds["link_target"] = ("link", c.arcs["target"].to_numpy().astype(str))
+        ds["link_transfer_cost"] = ("link", c.arcs["transfer_cost_usd_per_gb"].to_numpy())
         ds["lat"] = ("node", s.nodes["lat"].to_numpy())
         ds["lon"] = ("node", s.nodes["lon"].to_numpy())
-        ds = ds.set_coords(["link_origin", "link_target", "lat", "lon"])
+        ds = ds.set_coords(["link_origin", "link_target", "link_transfer_cost", "lat", "lon"])
+        if c.voll is not None:
+            ds["value_of_lost_load"] = da(c.voll, ("workload",), "$/M tokens", "value of lost load (NaN: none)")
         ds.attrs = {
             "scenario": s.name,
-            "transfer_aware": int(md.transfer_aware),
+            "formulation": formulation,
+            "transfer_aware": int(c.transfer_aware),
             "demand_scale": float(scale),
-            "latency_limits_ms": json.dumps({k: float(v) for k, v in md.latency_ms.items()}),
+            "latency_limits_ms": json.dumps({k: float(v) for k, v in c.latency_ms.items()}),
             "n_variables": info["n_vars"],
             "n_constraints": info["n_cons"],
             "build_seconds": info["build_s"],
             "solve_seconds": info["solve_s"],
             "solver": describe_options(),
         }
-        del nd, wd
         return cls(ds)

@@ -94,7 +94,7 @@ def parameters(kind: str) -> dict:
             "range": [0.005, 0.05],
         },
         "link_bandwidth_gbps": {
-            "value": 102.128,
+            "value": 101.252,
             "unit": "Gbps per direction",
             "assumption": "capacity of the fibre link leased for AI traffic between two metros, "
             "about one 100G wave; the paper does not state it. CALIBRATED on us5 to claim C2 "

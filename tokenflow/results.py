@@ -69,6 +69,33 @@ class MarketResult:
         out["path"] = ds["price_path"]
         return out
 
+    def settlement(self) -> xr.Dataset:
+        """Who pays and who is paid ($/h).  Demand pays lambda for every token served;
+        that money covers processing cost, transfer charges, compute scarcity rents
+        (per node) and congestion rents (merchandising surplus, per link).  By LP
+        duality the books balance: ``imbalance`` is zero up to solver tolerance."""
+        ds = self.dataset
+        served = ds["demand"] - ds["unserved"]
+        payments = (ds["price"].fillna(0.0) * served).rename("payments")
+        processing = (ds["processing_cost"] * ds["processing"]).sum("workload")
+        compute_rent = ds["compute_rent"] * ds["compute_used"]
+        load_gbh = ds["link_utilization"] * ds["link_capacity"] * GBPS_TO_GB_PER_H
+        congestion_rent = ds["congestion_rent"] * load_gbh
+        transfer = ds["cost"].sel(component="transfer")
+        out = xr.Dataset({
+            "payments": payments,
+            "processing_cost": processing,
+            "transfer_charges": transfer,
+            "compute_rent": compute_rent,
+            "congestion_rent": congestion_rent,
+        })
+        out["total_payments"] = payments.sum()
+        out["total_costs_and_rents"] = processing.sum() + transfer + compute_rent.sum() + congestion_rent.sum()
+        out["imbalance"] = out["total_payments"] - out["total_costs_and_rents"]
+        for v in out.data_vars:
+            out[v].attrs["unit"] = "$/h"
+        return out.drop_vars("component", errors="ignore")
+
     def summary(self) -> str:
         """A readable text summary (objective, prices, saturated links, binding compute)."""
         ds = self.dataset

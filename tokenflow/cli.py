@@ -107,6 +107,19 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_spec, summary_table, sweep
+
+    spec = load_spec(args.spec)
+    ds = sweep(spec.pop("scenario"), scheduler=args.scheduler, n_workers=args.workers, **spec)
+    print(summary_table(ds).to_string())
+    print(f"{ds.attrs['n_points']} points in {ds.attrs['wall_seconds']:.1f} s")
+    out = Path(args.out)
+    ds.to_netcdf(out)
+    print(f"wrote {out}")
+    return 0
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
@@ -144,6 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(func=cmd_claims)
     sub.add_parser("calibrate", help="recompute the two calibrated inputs of us5").set_defaults(
         func=cmd_calibrate)
+    sp = sub.add_parser("sweep", help="many solves in parallel (Dask) from a YAML spec",
+                        description="Spec: scenario; one of grid: {input: [values]}, "
+                        "samples: {n, seed, ranges: {input: [low, high]}}, points: [{input: value}]; "
+                        "optional fixed: {input: value}, evaluate: market|claims. Inputs: demand_scale, "
+                        "transfer_aware, latency.<workload>, param.<name>, workload.<workload>.<field>, "
+                        "scale.<electricity|capacity|payload|bandwidth>.")
+    sp.add_argument("spec", help="sweep specification (YAML)")
+    sp.add_argument("--scheduler", help="address of an existing Dask scheduler (default: local cluster)")
+    sp.add_argument("--workers", type=int, default=None, help="local cluster size (0: no Dask)")
+    sp.add_argument("--out", default="sweep.nc", help="output netCDF file")
+    sp.set_defaults(func=cmd_sweep)
     sp = sub.add_parser("reproduce", help="run every notebook and build the book")
     sp.add_argument("--root", default=".", help="repository root (holds notebooks/ and book/)")
     sp.add_argument("--fast", action="store_true", help="small parameters (tests, CI smoke)")

@@ -17,6 +17,8 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "transfer_vs_token": ({}, {}),
     "latency": ({"n_limits": 39}, {"n_limits": 5}),
     "us20_scaleup": ({"n_points": 25}, {"n_points": 5}),
+    "formulations_settlement": ({"n_points": 25}, {"n_points": 5}),
+    "robustness": ({"n_draws": 500}, {"n_draws": 12}),
     "scorecard": ({}, {}),
 }
 OUT = Path("book") / "generated"

@@ -21,6 +21,8 @@ REQUIRED_FIGURES = {  # page -> number of figures (PNG outputs) it must show at 
     "book/generated/transfer_vs_token.html": 1,
     "book/generated/latency.html": 1,
     "book/generated/us20_scaleup.html": 2,
+    "book/generated/formulations_settlement.html": 1,
+    "book/generated/robustness.html": 2,
 }
 BAD_TEXT = ["Traceback (most recent call last)", "{glue", "glue:text", "glue:md", "NameError", "KeyError"]
 

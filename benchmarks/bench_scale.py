@@ -1,0 +1,87 @@
+"""Scale benchmark (not a test): prints figures, asserts nothing.
+
+1. Build + solve time and peak memory on synthetic networks of 100, 300 and 1,000 nodes
+   with the arc formulation and, where it fits, the path formulation (with column
+   generation).  Latency limits are set loose (10 s) so both formulations describe the
+   same market.  Each case runs in a fresh process so peak memory is its own.
+2. Wall time of a 500-point sweep (us5, market evaluator) on one worker vs on a
+   two-worker local Dask cluster.
+
+Targets (2-core machine): 1,000-node arc LP < 60 s and < 4 GiB; the sweep >= 1.8x faster
+on two workers than on one.
+
+Run:  python benchmarks/bench_scale.py [--nodes 100 300 1000] [--path-max 300] [--points 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import time
+
+LOOSE = {"chat": 1e4, "image": 1e4, "code_review": 1e4, "batch_training": 1e4}
+
+
+def run_case(n: int, formulation: str, queue) -> None:
+    import tokenflow as tf
+
+    s = tf.synthetic_network(n, seed=0)
+    t0 = time.perf_counter()
+    r = tf.solve(s, demand_scale=20, latency_limits_ms=LOOSE, formulation=formulation)
+    total = time.perf_counter() - t0
+    a = r.dataset.attrs
+    queue.put({"n": n, "formulation": formulation, "vars": a["n_variables"], "cons": a["n_constraints"],
+               "build": a["build_seconds"], "solve": a["solve_seconds"], "total": total,
+               "objective": r.objective, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+
+
+def in_process(target, *args):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--nodes", nargs="+", type=int, default=[100, 300, 1000])
+    ap.add_argument("--path-max", type=int, default=300, help="largest network for the path formulation")
+    ap.add_argument("--points", type=int, default=500)
+    args = ap.parse_args()
+
+    print(f"{'nodes':>6} {'form.':>5} {'vars':>9} {'cons':>7} {'build s':>8} {'solve s':>8} {'total s':>8} "
+          f"{'peak MiB':>9} {'objective $/h':>15}")
+    objectives = {}
+    for n in args.nodes:
+        for form in ("arc", "path"):
+            if form == "path" and n > args.path_max:
+                print(f"{n:>6} {form:>5}  skipped (path enumeration over {n * n:,} pairs does not fit the targets)")
+                continue
+            r = in_process(run_case, n, form)
+            objectives[(n, form)] = r["objective"]
+            print(f"{n:>6} {form:>5} {r['vars']:>9,} {r['cons']:>7,} {r['build']:>8.2f} {r['solve']:>8.2f} "
+                  f"{r['total']:>8.2f} {r['peak_mib']:>9.0f} {r['objective']:>15,.2f}", flush=True)
+        if (n, "path") in objectives:
+            gap = objectives[(n, "arc")] / objectives[(n, "path")] - 1
+            print(f"{'':>6} arc/path objective gap: {gap:.2e}")
+
+    import tokenflow as tf
+
+    s = tf.load_scenario("us5")
+    scales = [float(x) for x in __import__("numpy").linspace(1, 50, args.points)]
+    times = {}
+    for workers in (1, 2):
+        t0 = time.perf_counter()
+        ds = tf.sweep(s, grid={"demand_scale": scales}, n_workers=workers, progress=False)
+        times[workers] = time.perf_counter() - t0
+        ok = int((ds["status"] == "ok").sum())
+        print(f"sweep of {args.points} points on {workers} worker(s): {times[workers]:.1f} s ({ok} ok)", flush=True)
+    print(f"speed-up with two workers: {times[1] / times[2]:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""Sweeps: labelled results, failures recorded not raised, Dask local cluster, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import yaml
+
+import tokenflow as tf
+from tokenflow.cli import main
+from tokenflow.sweep import apply_inputs
+
+
+def test_grid_sweep_is_labelled_and_matches_single_solves(us5):
+    ds = tf.sweep(us5, grid={"demand_scale": [10, 35], "latency.chat": [15, 100]}, n_workers=0, progress=False)
+    assert ds["objective"].dims == ("demand_scale", "latency.chat")
+    assert set(ds["price"].dims) == {"node", "workload", "demand_scale", "latency.chat"}
+    assert (ds["status"] == "ok").all()
+    one = tf.solve(us5, demand_scale=35, latency_limits_ms={"chat": 15})
+    assert float(ds["objective"].sel({"demand_scale": 35, "latency.chat": 15})) == pytest.approx(one.objective)
+
+
+def test_infeasible_and_bad_points_are_recorded(us5):
+    ds = tf.sweep(us5, points=[{"demand_scale": 10}, {"demand_scale": 500}, {"param.ai_share": -1}],
+                  n_workers=0, progress=False)
+    assert list(ds["status"].values) == ["ok", "infeasible", "error"]
+    assert "s* =" in str(ds["message"].values[1])
+    assert "ai_share" in str(ds["message"].values[2])
+    assert np.isnan(float(ds["objective"][1])) and np.isfinite(float(ds["objective"][0]))
+
+
+def test_samples_are_reproducible(us5):
+    kw = dict(ranges={"scale.electricity": (0.8, 1.2), "param.route_factor": (1.3, 2.4)}, n_samples=4, seed=7,
+              n_workers=0, progress=False)
+    a, b = tf.sweep(us5, **kw), tf.sweep(us5, **kw)
+    np.testing.assert_array_equal(a["scale.electricity"].values, b["scale.electricity"].values)
+    np.testing.assert_array_equal(a["objective"].values, b["objective"].values)
+    assert a["objective"].dims == ("sample",)
+
+
+def test_inputs_are_applied(us5):
+    s, kw = apply_inputs(us5, {"scale.electricity": 2.0, "workload.image.payload_bytes_per_token": 500,
+                               "scale.payload": 3.0, "latency.chat": 20, "transfer_aware": 0})
+    np.testing.assert_allclose(s.nodes["electricity_usd_per_kwh"], 2 * us5.nodes["electricity_usd_per_kwh"])
+    assert s.workloads.loc["image", "payload_bytes_per_token"] == 500  # specific value wins over scale
+    assert s.workloads.loc["chat", "payload_bytes_per_token"] == 3 * us5.workloads.loc["chat", "payload_bytes_per_token"]
+    assert kw == {"latency_limits_ms": {"chat": 20.0}, "transfer_aware": False}
+
+
+@pytest.mark.parametrize("spec, needle", [({"grid": {"nonsense": [1]}}, "unknown input"),
+                                          ({"grid": {"demand_scale": [1]}, "points": [{}]}, "exactly one"),
+                                          ({"ranges": {"demand_scale": (1, 2)}}, "n_samples")])
+def test_bad_sweep_specs(us5, spec, needle):
+    with pytest.raises(tf.ScenarioError, match=needle):
+        tf.sweep(us5, n_workers=0, progress=False, **spec)
+
+
+def test_local_dask_cluster_gives_same_result(us5):
+    grid = {"demand_scale": [5, 20, 35, 50]}
+    serial = tf.sweep(us5, grid=grid, n_workers=0, progress=False)
+    parallel = tf.sweep(us5, grid=grid, n_workers=2, progress=False)
+    np.testing.assert_allclose(parallel["objective"].values, serial["objective"].values, rtol=1e-12)
+
+
+def test_claims_evaluator(us5):
+    ds = tf.sweep(us5, points=[{}], evaluate="claims", n_workers=0, progress=False)
+    assert float(ds["c1_saturated"][0]) == 4
+    assert str(ds["c3_node"].values[0]) == "silicon_valley"
+    assert float(ds["c4_ratio"][0]) == pytest.approx(1.0)
+
+
+def test_cli_sweep(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"scenario": "us5", "grid": {"demand_scale": [10, 100]},
+                                    "fixed": {"latency.chat": 50}}))
+    out = tmp_path / "sweep.nc"
+    assert main(["sweep", str(spec), "--workers", "0", "--out", str(out)]) == 0
+    import xarray as xr
+
+    ds = xr.open_dataset(out)
+    assert list(ds["status"].values) == ["ok", "infeasible"]
+    assert "ok" in capsys.readouterr().out
+
+
+def test_cli_sweep_bad_spec(tmp_path, capsys):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("scenario: us5\ngrdi: {}\n")
+    assert main(["sweep", str(spec), "--workers", "0"]) == 2
+    assert "unknown keys" in capsys.readouterr().err

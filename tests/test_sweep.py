@@ -43,7 +43,8 @@ def test_inputs_are_applied(us5):
                                "scale.payload": 3.0, "latency.chat": 20, "transfer_aware": 0})
     np.testing.assert_allclose(s.nodes["electricity_usd_per_kwh"], 2 * us5.nodes["electricity_usd_per_kwh"])
     assert s.workloads.loc["image", "payload_bytes_per_token"] == 500  # specific value wins over scale
-    assert s.workloads.loc["chat", "payload_bytes_per_token"] == 3 * us5.workloads.loc["chat", "payload_bytes_per_token"]
+    chat_payload = us5.workloads.loc["chat", "payload_bytes_per_token"]
+    assert s.workloads.loc["chat", "payload_bytes_per_token"] == 3 * chat_payload
     assert kw == {"latency_limits_ms": {"chat": 20.0}, "transfer_aware": False}
 
 

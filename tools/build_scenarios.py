@@ -91,7 +91,7 @@ def parameters(kind: str) -> dict:
             "assumption": "wholesale long-haul transport: a leased 100G wave (~$15k/month) at "
             "50 % mean load moves ~16 PB/month, ~$0.001/GB, doubled for equipment and "
             "operations; cloud egress list prices (~$0.02/GB) are the upper end",
-            "range": [0.005, 0.05],
+            "range": [0.001, 0.02],
         },
         "link_bandwidth_gbps": {
             "value": 101.252,
@@ -99,7 +99,7 @@ def parameters(kind: str) -> dict:
             "assumption": "capacity of the fibre link leased for AI traffic between two metros, "
             "about one 100G wave; the paper does not state it. CALIBRATED on us5 to claim C2 "
             "by tokenflow.calibration (tokenflow calibrate); us20 uses the same value",
-            "range": [50.0, 1600.0],
+            "range": [50.0, 400.0],
         },
         "reference_payload_bytes_per_token": {
             "value": 4.0,

@@ -26,7 +26,7 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
 from .errors import ScenarioError
-from .market import Coefficients, _rows, add_lost_load, lost_load_cost
+from .market import Coefficients, _rows, add_capacity_rows, add_lost_load, lost_load_cost
 
 
 class ArcModel:
@@ -140,17 +140,8 @@ class ArcModel:
                 m.add_constraints(bal + lost_expr == base * demand_scale, name="balance")
             else:
                 m.add_constraints(bal == base * demand_scale, name="balance")
-            node_idx = pd.Index(s.node_ids, name="node")
-            comp = _rows(m, labels, self.y_n, y_ent, c.intensity[k_of_y], {"node": node_idx})
-            cap = xr.DataArray(c.capacity_kw, coords={"node": node_idx})
-            used = xr.DataArray(np.isin(np.arange(self.N), self.y_n), coords=cap.coords)
-            m.add_constraints(comp <= cap, name="compute", mask=used)
-            link_idx = pd.Index(c.arcs.index, name="link")
-            if len(link_idx):
-                bw = _rows(m, labels, self.f_a, f_ent, c.weight_gb[k_of_f], {"link": link_idx})
-                bcap = xr.DataArray(c.arc_capacity_gbh, coords={"link": link_idx})
-                used_l = xr.DataArray(np.isin(np.arange(len(link_idx)), self.f_a), coords=bcap.coords)
-                m.add_constraints(bw <= bcap, name="bandwidth", mask=used_l)
+            add_capacity_rows(m, c, labels, (self.y_n, y_ent, c.intensity[k_of_y]),
+                              (self.f_a, f_ent, c.weight_gb[k_of_f]))
             if demand_scale is None:
                 m.add_objective(-1.0 * scale)
             else:

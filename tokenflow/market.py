@@ -243,7 +243,6 @@ def build_model(md: MarketData, demand_scale: float | None) -> tuple[linopy.Mode
     s = md.scenario
     node_idx = pd.Index(s.node_ids, name="node")
     wl_idx = pd.Index(s.workload_ids, name="workload")
-    link_idx = pd.Index(md.arcs.index, name="link")
     K = len(wl_idx)
     with linopy.options as opts:
         opts["semantics"] = "v1"
@@ -266,16 +265,8 @@ def build_model(md: MarketData, demand_scale: float | None) -> tuple[linopy.Mode
             m.add_constraints(dem + lost == base * demand_scale, name="demand", mask=mask)
         else:
             m.add_constraints(dem == base * demand_scale, name="demand", mask=mask)
-        comp = _rows(m, labels, md.col_node, cols, md.intensity[md.col_workload], {"node": node_idx})
-        cap = xr.DataArray(md.capacity_kw, coords={"node": node_idx})
-        used_nodes = xr.DataArray(np.isin(np.arange(len(node_idx)), md.col_node), coords=cap.coords)
-        m.add_constraints(comp <= cap, name="compute", mask=used_nodes)
-        if len(link_idx):
-            bw = _rows(m, labels, md.entry_arc, md.entry_col, md.weight_gb[md.col_workload[md.entry_col]],
-                       {"link": link_idx})
-            bcap = xr.DataArray(md.arc_capacity_gbh, coords={"link": link_idx})
-            used_links = xr.DataArray(np.isin(np.arange(len(link_idx)), md.entry_arc), coords=bcap.coords)
-            m.add_constraints(bw <= bcap, name="bandwidth", mask=used_links)
+        add_capacity_rows(m, md, labels, (md.col_node, cols, md.intensity[md.col_workload]),
+                          (md.entry_arc, md.entry_col, md.weight_gb[md.col_workload[md.entry_col]]))
         if demand_scale is None:
             m.add_objective(-1.0 * scale)
         else:
@@ -285,6 +276,27 @@ def build_model(md: MarketData, demand_scale: float | None) -> tuple[linopy.Mode
                 obj = obj + lost_load_cost(m, md.voll, node_idx, wl_idx)
             m.add_objective(obj)
     return m, {"flow": flow}
+
+
+def add_capacity_rows(m: linopy.Model, c: Coefficients, labels: np.ndarray,
+                      compute: tuple[np.ndarray, np.ndarray, np.ndarray],
+                      bandwidth: tuple[np.ndarray, np.ndarray, np.ndarray]) -> None:
+    """``compute[node]``: sum g_k * processing <= G (kW) and ``bandwidth[link]``:
+    sum w_k/1000 * flow <= 450 B (GB/h), shared by both formulations.  Each entry
+    triple is (row position, variable position in ``labels``, coefficient)."""
+    s = c.scenario
+    node_idx = pd.Index(s.node_ids, name="node")
+    link_idx = pd.Index(c.arcs.index, name="link")
+    row, ent, coeff = compute
+    cap = xr.DataArray(c.capacity_kw, coords={"node": node_idx})
+    used = xr.DataArray(np.isin(np.arange(len(node_idx)), row), coords=cap.coords)
+    m.add_constraints(_rows(m, labels, row, ent, coeff, {"node": node_idx}) <= cap, name="compute", mask=used)
+    if len(link_idx):
+        row, ent, coeff = bandwidth
+        bcap = xr.DataArray(c.arc_capacity_gbh, coords={"link": link_idx})
+        used = xr.DataArray(np.isin(np.arange(len(link_idx)), row), coords=bcap.coords)
+        m.add_constraints(_rows(m, labels, row, ent, coeff, {"link": link_idx}) <= bcap, name="bandwidth",
+                          mask=used)
 
 
 def add_lost_load(m: linopy.Model, voll: np.ndarray, node_idx: pd.Index, wl_idx: pd.Index) -> linopy.Variable:

@@ -88,3 +88,17 @@ def test_cli_sweep_bad_spec(tmp_path, capsys):
     spec.write_text("scenario: us5\ngrdi: {}\n")
     assert main(["sweep", str(spec), "--workers", "0"]) == 2
     assert "unknown keys" in capsys.readouterr().err
+
+
+def test_existing_cluster_by_client_and_by_address(us5):
+    from distributed import Client, LocalCluster
+
+    grid = {"demand_scale": [10, 30]}
+    serial = tf.sweep(us5, grid=grid, n_workers=0, progress=False)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            by_client = tf.sweep(us5, grid=grid, client=client, progress=False)
+            by_address = tf.sweep(us5, grid=grid, scheduler=cluster.scheduler_address, progress=False)
+            assert client.status == "running"  # a cluster we were given is left running
+    np.testing.assert_allclose(by_client["objective"].values, serial["objective"].values, rtol=1e-12)
+    np.testing.assert_allclose(by_address["objective"].values, serial["objective"].values, rtol=1e-12)

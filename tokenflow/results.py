@@ -266,6 +266,7 @@ class MarketResult:
             "n_constraints": info["n_cons"],
             "build_seconds": info["build_s"],
             "solve_seconds": info["solve_s"],
+            "cg_rounds": int(info.get("cg_rounds", 1)),
             "solver": describe_options(),
         }
         return cls(ds)

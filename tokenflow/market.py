@@ -462,7 +462,9 @@ def solve_path(md: MarketData, demand_scale: float | None) -> tuple[linopy.Model
     reduced cost (cheapest under transfer cost + congestion rents, within the latency
     limit) are added as columns until none is left.  ``demand_scale=None`` is the
     max-scale LP.  Returns (model, columns used, termination condition, rounds)."""
+    m = None
     for rounds in range(1, MAX_CG_ROUNDS + 1):
+        m = None  # release the previous round's model before building the next
         m, _ = build_model(md, demand_scale)
         cond = solve_model(m)
         if cond != "optimal":

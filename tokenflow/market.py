@@ -84,28 +84,35 @@ class MarketData(Coefficients):
         return len(self.col_path)
 
 
-def resolve_voll(s: Scenario, value_of_lost_load: dict[str, float] | None) -> np.ndarray | None:
-    """Value of lost load per workload ($/M tokens); NaN where none is given."""
-    if not value_of_lost_load:
-        return None
-    out = np.full(len(s.workload_ids), np.nan)
-    problems = []
-    for k, v in value_of_lost_load.items():
+def _per_workload(s: Scenario, values: dict[str, float], name: str, unit: str,
+                  allow_zero: bool) -> dict[str, float]:
+    """Check a workload -> number mapping given to solve(); report every problem at once."""
+    out, problems = {}, []
+    need = "a non-negative" if allow_zero else "a positive"
+    for k, v in values.items():
         if k not in s.workload_ids:
-            problems.append(f"value_of_lost_load: unknown workload {k!r} (workloads: {', '.join(s.workload_ids)})")
+            problems.append(f"{name}: unknown workload {k!r} (workloads: {', '.join(s.workload_ids)})")
             continue
         try:
             v = float(v)
         except (TypeError, ValueError):
-            problems.append(f"value_of_lost_load.{k}: expected $/M tokens, got {v!r}")
+            problems.append(f"{name}.{k}: expected a number of {unit}, got {v!r}")
             continue
-        if not math.isfinite(v) or v <= 0:
-            problems.append(f"value_of_lost_load.{k}: must be a positive number of $/M tokens, got {v!r}")
+        if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+            problems.append(f"{name}.{k}: must be {need} number of {unit}, got {v!r}")
             continue
-        out[s.workload_ids.index(k)] = v
+        out[k] = v
     if problems:
         raise ScenarioError(problems)
     return out
+
+
+def resolve_voll(s: Scenario, value_of_lost_load: dict[str, float] | None) -> np.ndarray | None:
+    """Value of lost load per workload ($/M tokens); NaN where none is given."""
+    if not value_of_lost_load:
+        return None
+    given = _per_workload(s, value_of_lost_load, "value_of_lost_load", "$/M tokens", allow_zero=False)
+    return np.array([given.get(k, np.nan) for k in s.workload_ids])
 
 
 def coefficients(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms: dict[str, float] | None = None,
@@ -135,22 +142,8 @@ def coefficients(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms:
 def resolve_latency(s: Scenario, latency_limits_ms: dict[str, float] | None) -> pd.Series:
     """Round-trip latency limit per workload (ms), with overrides checked."""
     lat = s.workloads["latency_limit_ms"].astype(float).copy()
-    problems = []
-    for k, v in (latency_limits_ms or {}).items():
-        if k not in lat.index:
-            problems.append(f"latency_limits_ms: unknown workload {k!r} (workloads: {', '.join(lat.index)})")
-            continue
-        try:
-            v = float(v)
-        except (TypeError, ValueError):
-            problems.append(f"latency_limits_ms.{k}: expected a number of ms, got {v!r}")
-            continue
-        if not math.isfinite(v) or v < 0:
-            problems.append(f"latency_limits_ms.{k}: must be a non-negative number of ms, got {v!r}")
-            continue
+    for k, v in _per_workload(s, latency_limits_ms or {}, "latency_limits_ms", "ms", allow_zero=True).items():
         lat[k] = v
-    if problems:
-        raise ScenarioError(problems)
     return lat
 
 

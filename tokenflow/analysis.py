@@ -4,55 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-import numpy as np
 import xarray as xr
 
-from .errors import InfeasibleMarketError
+from .errors import InfeasibleMarketError, TokenflowError
 from .market import solve
 from .scenario import Scenario
 
 
 def demand_sweep(s: Scenario, scales: Iterable[float], **solve_kwargs) -> xr.Dataset:
-    """Solve at each demand scale.  Infeasible points are kept with ``feasible = False``
-    and NaN outcomes.  Variables: ``mean_price`` (workload; demand-weighted, $/M tokens),
-    ``objective`` ($/h), ``cost`` (component, $/h), ``cost_per_mtok`` ($/M tokens),
-    ``compute_utilization`` (system-wide, 0-1), ``node_utilization`` (node),
-    ``saturated_links`` (count), ``max_link_utilization``."""
-    scales = [float(x) for x in scales]
-    rows = []
-    template = None
-    for sc in scales:
-        try:
-            r = solve(s, demand_scale=sc, **solve_kwargs)
-        except InfeasibleMarketError:
-            rows.append(None)
-            continue
-        ds = r.dataset
-        template = template or r
-        dem = ds["demand"]
-        wsum = dem.sum("node")
-        mean_price = (ds["price"] * dem).sum("node") / wsum.where(wsum > 0)
-        rows.append(xr.Dataset({
-            "mean_price": mean_price,
-            "objective": ds["objective"],
-            "cost": ds["cost"],
-            "cost_per_mtok": ds["objective"] / dem.sum(),
-            "compute_utilization": ds["compute_used"].sum() / ds["compute_capacity"].sum(),
-            "node_utilization": ds["compute_utilization"],
-            "saturated_links": xr.DataArray(float(len(r.saturated_links(1e-3)))),
-            "max_link_utilization": ds["link_utilization"].max(),
-            "feasible": xr.DataArray(True),
-        }))
-    if template is None:
-        raise InfeasibleMarketError(min(scales), float("nan"), "every point of the sweep is infeasible")
-    blank = xr.full_like(next(r for r in rows if r is not None), np.nan).drop_vars("feasible")
-    blank["feasible"] = xr.DataArray(False)
-    out = xr.concat([r if r is not None else blank for r in rows], dim="demand_scale", coords="minimal",
-                    compat="override")
-    out = out.assign_coords(demand_scale=scales)
-    out["feasible"] = out["feasible"].astype(bool)
+    """Solve at each demand scale (serially, through :func:`tokenflow.sweep`).  Infeasible
+    points are kept with ``feasible = False`` and NaN outcomes; any other error is raised.
+    Variables as :func:`tokenflow.sweep.evaluate_market`: ``mean_price`` (workload;
+    demand-weighted, $/M tokens), ``objective`` and ``cost`` ($/h), ``cost_per_mtok``,
+    ``compute_utilization`` (system), ``node_utilization``, ``saturated_links``,
+    ``max_link_utilization``, ``unserved`` (workload, M tokens/h)."""
+    from .sweep import evaluate_market, sweep
+
+    out = sweep(s, grid={"demand_scale": [float(x) for x in scales]}, evaluate=evaluate_market,
+                evaluate_kwargs=solve_kwargs, n_workers=0, progress=False)
+    errors = out["message"].values[out["status"].values == "error"]
+    if len(errors):
+        raise TokenflowError(f"demand sweep failed: {errors[0]}")
+    out["feasible"] = out["status"] == "ok"
+    if not bool(out["feasible"].any()):
+        raise InfeasibleMarketError(float(out["demand_scale"].min()), float("nan"),
+                                    "every point of the sweep is infeasible")
     units = {"mean_price": "$/M tokens", "objective": "$/h", "cost": "$/h", "cost_per_mtok": "$/M tokens",
-             "compute_utilization": "1", "node_utilization": "1", "max_link_utilization": "1"}
+             "compute_utilization": "1", "node_utilization": "1", "max_link_utilization": "1",
+             "unserved": "M tokens/h"}
     for k, u in units.items():
         out[k].attrs["unit"] = u
     return out

@@ -86,22 +86,31 @@ def apply_inputs(s: Scenario, point: dict[str, Any]) -> tuple[Scenario, dict[str
 
 # ----------------------------------------------------------------------------- evaluators
 
-def evaluate_market(s: Scenario, point: dict[str, Any]) -> dict[str, Any]:
-    """Default evaluator: one market solve; prices by node and workload and summary figures."""
+def evaluate_market(s: Scenario, point: dict[str, Any], **solve_kwargs) -> dict[str, Any]:
+    """Default evaluator: one market solve (``solve_kwargs`` apply to every point; the
+    point's own inputs win).  Returns prices by node and workload and summary figures."""
     from .market import solve
 
     s2, kwargs = apply_inputs(s, point)
-    r = solve(s2, **kwargs)
+    lat = {**(solve_kwargs.get("latency_limits_ms") or {}), **kwargs.pop("latency_limits_ms", {})}
+    merged = {**solve_kwargs, **kwargs}
+    if lat:
+        merged["latency_limits_ms"] = lat
+    r = solve(s2, **merged)
     ds = r.dataset
     dem = ds["demand"]
+    wsum = dem.sum("node")
     return {
         "objective": r.objective,
         "price": ds["price"],
-        "mean_price": (ds["price"] * dem).sum("node") / dem.sum("node"),
+        "mean_price": (ds["price"] * dem).sum("node") / wsum.where(wsum > 0),
+        "cost": ds["cost"],
+        "cost_per_mtok": float(ds["objective"] / dem.sum()),
         "compute_utilization": float(ds["compute_used"].sum() / ds["compute_capacity"].sum()),
+        "node_utilization": ds["compute_utilization"],
         "saturated_links": float(len(r.saturated_links(1e-3))),
         "max_link_utilization": float(ds["link_utilization"].max()),
-        "unserved": float(ds["unserved"].sum()),
+        "unserved": ds["unserved"].sum("node"),
     }
 
 

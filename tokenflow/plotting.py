@@ -149,18 +149,19 @@ def dispatch_map(ax, transform, result, *, max_width: float = 6.0, top_per_workl
     ax.scatter(xy[idle, 0], xy[idle, 1], s=12, marker="o", facecolors="none", edgecolors="#4d4d4d", zorder=4)
     if labels:
         for i, name in enumerate(ds["node"].values):
-            ax.annotate(_short(str(name)), xy[i], xytext=(4, 4), textcoords="offset points", fontsize=7,
+            ax.annotate(short_name(str(name)), xy[i], xytext=(4, 4), textcoords="offset points", fontsize=7,
                         zorder=5)
 
 
-def _short(node: str) -> str:
+def short_name(node: str) -> str:
+    """Display name of a node id, e.g. "n_virginia" -> "N. Virginia"."""
     return {"silicon_valley": "Silicon Valley", "n_virginia": "N. Virginia", "new_york": "New York",
             "los_angeles": "Los Angeles", "salt_lake_city": "Salt Lake City", "san_antonio": "San Antonio",
             "seattle_quincy": "Seattle/Quincy", "des_moines": "Des Moines"}.get(node, node.replace("_", " ").title())
 
 
 def node_label(node: str, price_usd_per_kwh: float) -> str:
-    return f"{_short(node)} (${price_usd_per_kwh:.3f})"
+    return f"{short_name(node)} (${price_usd_per_kwh:.3f})"
 
 
 # --------------------------------------------------------------------------- bars and curves
@@ -177,7 +178,7 @@ def stacked_bars(ax, data: xr.DataArray, *, labels: list[str] | None = None, yla
         else:
             ax.bar(range(len(nodes)), vals, bottom=base, color=color(str(wk)), label=WORKLOAD_LABELS.get(str(wk)))
         base = base + vals
-    ticks = labels or [_short(n) for n in nodes]
+    ticks = labels or [short_name(n) for n in nodes]
     if horizontal:
         ax.set_yticks(range(len(nodes)), ticks, fontsize=8)
         ax.set_xlabel(ylabel)
@@ -207,12 +208,13 @@ def utilization_bars(ax, util: dict[str, np.ndarray], links: list[str], *, xlabe
         ax.barh(np.arange(len(links)) + k * h, 100 * np.asarray(vals), height=h, color=col, hatch=hatch,
                 label=label, edgecolor="white")
     ax.axvline(100, color="#D55E00", lw=1, ls="--")
-    ax.set_yticks(np.arange(len(links)) + h * (n - 1) / 2, [_link(lk) for lk in links], fontsize=8)
+    ax.set_yticks(np.arange(len(links)) + h * (n - 1) / 2, [link_label(lk) for lk in links], fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel(xlabel)
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _link(link: str) -> str:
+def link_label(link: str) -> str:
+    """Display name of a directed link, e.g. "a->b" -> "A → B"."""
     a, b = link.split("->")
-    return f"{_short(a)} → {_short(b)}"
+    return f"{short_name(a)} → {short_name(b)}"

@@ -132,9 +132,8 @@ def candidate_paths(s: Scenario, k: int | None = None) -> PathSet:
                    np.array(rtt), np.array(ptr, dtype=np.int64), np.array(arc_seq, dtype=np.int64))
 
 
-def path_label(s: Scenario, ps: PathSet, i: int) -> str:
-    """Human-readable ``"a > b > c"`` for path ``i`` (just ``"a"`` when local)."""
+def path_labels(s: Scenario, ps: PathSet, paths: np.ndarray) -> list[str]:
+    """Human-readable ``"a > b > c"`` for each path index in ``paths`` (``"a"`` when local)."""
     nodes = s.node_ids
-    arcs = arc_table(s)
-    seq = [nodes[ps.origin[i]]] + [arcs["target"].iloc[a] for a in ps.arc_list(i)]
-    return " > ".join(seq)
+    target = arc_table(s)["target"].to_numpy()
+    return [" > ".join([nodes[ps.origin[i]], *target[ps.arc_list(i)]]) for i in paths]

@@ -10,7 +10,7 @@ import pandas as pd
 import xarray as xr
 
 from .market import GBPS_TO_GB_PER_H, Coefficients, MarketData, describe_options
-from .network import path_label
+from .network import path_labels
 
 COMPONENTS = ["processing", "compute_rent", "transfer", "congestion_rent"]
 
@@ -171,14 +171,15 @@ class MarketResult:
         comp = {c: np.full((N, K), np.nan) for c in COMPONENTS}
         via = np.full((N, K), "", dtype=object)
         path = np.full((N, K), "", dtype=object)
-        for c in first:
+        labels = path_labels(s, md.paths, md.col_path[first])
+        for c, label in zip(first, labels):
             o, k = md.col_origin[c], md.col_workload[c]
             comp["processing"][o, k] = md.col_proc_cost[c]
             comp["compute_rent"][o, k] = rent_col[c]
             comp["transfer"][o, k] = md.col_transfer_cost[c]
             comp["congestion_rent"][o, k] = cong_col[c]
             via[o, k] = nodes[md.col_node[c]]
-            path[o, k] = path_label(s, md.paths, md.col_path[c])
+            path[o, k] = label
         return cls.assemble(md, scale, proc, trans, link_tok, transfer, lam, mu, rho, info,
                             unserved=unserved, components=comp, via=via, path=path, formulation="path")
 

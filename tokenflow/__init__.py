@@ -7,14 +7,14 @@ Token-Flow Market Clearing* (arXiv 2605.09047).
 from .errors import InfeasibleMarketError, ScenarioError, SolverError, TokenflowError
 from .market import demand_scale_limit, export_lp, max_demand_scale, solve
 from .results import MarketResult
-from .scenario import Scenario, available_scenarios, load_scenario
+from .scenario import CHOICES, Scenario, available_scenarios, load_scenario
 from .sweep import sweep
 from .synthetic import synthetic_network
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "InfeasibleMarketError", "MarketResult", "Scenario", "ScenarioError", "SolverError",
+    "CHOICES", "InfeasibleMarketError", "MarketResult", "Scenario", "ScenarioError", "SolverError",
     "TokenflowError", "available_scenarios", "demand_scale_limit", "export_lp", "load_scenario",
     "max_demand_scale", "solve", "sweep", "synthetic_network", "__version__",
 ]

@@ -26,7 +26,7 @@ from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
 from .errors import ScenarioError
-from .market import Coefficients, _rows, add_capacity_rows, add_lost_load, lost_load_cost
+from .market import Coefficients, _rows, add_capacity_rows, add_lost_load, bandwidth_entries, lost_load_cost
 
 
 class ArcModel:
@@ -141,12 +141,11 @@ class ArcModel:
             else:
                 m.add_constraints(bal == base * demand_scale, name="balance")
             add_capacity_rows(m, c, labels, (self.y_n, y_ent, c.intensity[k_of_y]),
-                              (self.f_a, f_ent, c.weight_gb[k_of_f]))
+                              bandwidth_entries(c, self.f_a, f_ent, k_of_f))
             if demand_scale is None:
                 m.add_objective(-1.0 * scale)
             else:
-                arc_cost = c.arcs["transfer_cost_usd_per_gb"].to_numpy()
-                fcost = xr.DataArray(arc_cost[self.f_a] * c.weight_gb[k_of_f],
+                fcost = xr.DataArray(c.arc_transfer_cost(self.f_a, k_of_f),
                                      coords={"arcflow": flow.indexes["arcflow"]})
                 ycost = xr.DataArray(c.proc_cost[self.y_n, k_of_y], coords={"proc": proc.indexes["proc"]})
                 obj = (flow * fcost).sum() + (proc * ycost).sum()
@@ -179,8 +178,7 @@ class ArcModel:
         np.add.at(proc, (self.y_n, k_of_y), y)
         link_tok = np.zeros((L, K))
         np.add.at(link_tok, (self.f_a, k_of_f), f)
-        arc_cost = c.arcs["transfer_cost_usd_per_gb"].to_numpy()
-        transfer = float((f * arc_cost[self.f_a] * c.weight_gb[k_of_f]).sum())
+        transfer = float((f * c.arc_transfer_cost(self.f_a, k_of_f)).sum())
         trans = np.full((N, N, K), np.nan)
         for k in range(K):
             if np.any((self.com_k == k) & (self.com_o >= 0)):

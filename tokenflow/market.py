@@ -6,11 +6,14 @@ the path's round-trip time is within k's latency limit.
 
 * ``demand[node, workload]``:  sum_cols flow = s * D          dual: price lambda ($/M tokens)
 * ``compute[node]``:           sum g_k flow <= G (kW)          dual: -mu, mu = compute rent ($/kWh)
-* ``bandwidth[link]``:         sum w_k/1000 flow <= 450 B (GB/h)  dual: -rho, rho = congestion rent ($/GB)
-* objective ($/h):  sum flow * (g_k (PUE_n p_n + opex) + sum_arcs w_k/1000 c_a)
+* ``bandwidth[link]``:         sum (w_k [a in path] + r_k [reverse(a) in path]) flow <= 450 B (GB/h)
+                               dual: -rho, rho = congestion rent ($/GB)
+* objective ($/h):  sum flow * (g_k (PUE_n p_n + opex) + sum_{a in path} (w_k c_a + r_k c_reverse(a)))
 
-``w_k`` is the payload of workload k in the transfer-aware model and one
-reference payload for every workload in the token-equivalent baseline.
+``(w_k, r_k)`` (GB per M tokens on the forward / reverse arcs of a route) come from
+:func:`tokenflow.scenario.link_weights_gb`: the whole payload forward by default, the
+response back on the opposite arcs with ``payload_direction="both"``, and one baseline
+payload for every workload in the token-equivalent baseline.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from scipy.sparse.csgraph import dijkstra
 
 from .errors import InfeasibleMarketError, ScenarioError, SolverError
 from .network import PathSet, arc_table, candidate_paths
-from .scenario import Scenario
+from .scenario import Scenario, link_weights_gb
 
 if TYPE_CHECKING:
     from .results import MarketResult
@@ -62,6 +65,23 @@ class Coefficients:
     arc_capacity_gbh: np.ndarray  # link, GB/h
     base_demand: np.ndarray  # node x workload, M tokens/h at scale 1
     voll: np.ndarray | None  # workload, $/M tokens (NaN: no lost load allowed), or None
+    reverse_gb: np.ndarray | None = None  # GB per M tokens on the reverse arcs of a route (model view)
+    phys_fwd_gb: np.ndarray | None = None  # physical GB per M tokens, forward arcs
+    phys_rev_gb: np.ndarray | None = None  # physical GB per M tokens, reverse arcs
+    arc_reverse: np.ndarray | None = None  # position of the opposite directed arc of each arc
+
+    @property
+    def has_reverse(self) -> bool:
+        return self.reverse_gb is not None and bool(np.any(self.reverse_gb > 0))
+
+    def arc_transfer_cost(self, arcs: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """$/M tokens of carrying workload ``k`` over arc ``arcs`` (entry-wise): forward bytes
+        on the arc plus response bytes on its reverse."""
+        cost = self.arcs["transfer_cost_usd_per_gb"].to_numpy()
+        out = cost[arcs] * self.weight_gb[k]
+        if self.has_reverse:
+            out = out + cost[self.arc_reverse[arcs]] * self.reverse_gb[k]
+        return out
 
 
 @dataclass
@@ -124,10 +144,9 @@ def coefficients(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms:
     K = len(wl)
     g = wl["energy_kwh_per_mtok"].to_numpy()
     payload_gb = wl["payload_bytes_per_token"].to_numpy() / 1000.0  # B/token -> GB per M tokens
-    if transfer_aware:
-        weight_gb = payload_gb.copy()
-    else:
-        weight_gb = np.full(K, s.params["reference_payload_bytes_per_token"] / 1000.0)
+    weight_gb, reverse_gb = link_weights_gb(s, transfer_aware)
+    phys_fwd, phys_rev = link_weights_gb(s, True)
+    assert len(weight_gb) == K
     elec = (s.node_pue * s.nodes["electricity_usd_per_kwh"]).to_numpy()
     return Coefficients(
         scenario=s, transfer_aware=transfer_aware, latency_ms=lat, arcs=arcs, weight_gb=weight_gb,
@@ -135,8 +154,24 @@ def coefficients(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms:
         energy_cost=np.outer(elec, g), intensity=g, capacity_kw=s.compute_capacity_kw.to_numpy(),
         arc_capacity_gbh=arcs["bandwidth_gbps"].to_numpy() * GBPS_TO_GB_PER_H,
         base_demand=s.demand.transpose("node", "workload").to_numpy(),
-        voll=resolve_voll(s, value_of_lost_load),
+        voll=resolve_voll(s, value_of_lost_load), reverse_gb=reverse_gb, phys_fwd_gb=phys_fwd,
+        phys_rev_gb=phys_rev, arc_reverse=reverse_arcs(arcs),
     )
+
+
+def reverse_arcs(arcs: pd.DataFrame) -> np.ndarray:
+    """Position of the opposite directed arc (``b->a`` for ``a->b``) of every arc."""
+    pos = {(u, v): i for i, (u, v) in enumerate(zip(arcs["origin"], arcs["target"]))}
+    return np.array([pos[(v, u)] for u, v in zip(arcs["origin"], arcs["target"])], dtype=np.int64)
+
+
+def bandwidth_entries(c: Coefficients, arc: np.ndarray, ent: np.ndarray,
+                      k: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Bandwidth-row entries (row = arc, variable position, GB per M tokens) of flows of
+    workload ``k`` on arcs ``arc``: forward bytes on the arc, response bytes on its reverse."""
+    if not c.has_reverse:
+        return arc, ent, c.weight_gb[k]
+    return (np.r_[arc, c.arc_reverse[arc]], np.r_[ent, ent], np.r_[c.weight_gb[k], c.reverse_gb[k]])
 
 
 def resolve_latency(s: Scenario, latency_limits_ms: dict[str, float] | None) -> pd.Series:
@@ -155,10 +190,7 @@ def prepare(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms: dict
                      value_of_lost_load=value_of_lost_load)
     ps = candidate_paths(s)
     lat, cap, K = c.latency_ms, c.capacity_kw, len(s.workload_ids)
-    arc_cost = c.arcs["transfer_cost_usd_per_gb"].to_numpy()
     hops = np.diff(ps.ptr)
-    path_transfer = np.add.reduceat(np.append(arc_cost[ps.arcs], 0.0), ps.ptr[:-1]) * (hops > 0) \
-        if len(ps.arcs) else np.zeros(len(ps))
 
     cols_p, cols_k = [], []
     useful = cap[ps.target] > 0
@@ -171,7 +203,6 @@ def prepare(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms: dict
     col_origin = ps.origin[col_path]
     col_node = ps.target[col_path]
     col_proc = c.proc_cost[col_node, col_workload]
-    col_transfer = path_transfer[col_path] * c.weight_gb[col_workload]
 
     # (column, arc) incidence
     lens = hops[col_path]
@@ -179,6 +210,8 @@ def prepare(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms: dict
     starts = np.repeat(ps.ptr[col_path], lens)
     offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
     entry_arc = ps.arcs[starts + offs] if len(offs) else np.zeros(0, dtype=np.int64)
+    col_transfer = np.bincount(entry_col, weights=c.arc_transfer_cost(entry_arc, col_workload[entry_col]),
+                               minlength=len(col_path))
 
     # every positive demand needs at least one column (or a value of lost load)
     has_col = np.zeros_like(c.base_demand, dtype=bool)
@@ -259,7 +292,7 @@ def build_model(md: MarketData, demand_scale: float | None) -> tuple[linopy.Mode
         else:
             m.add_constraints(dem == base * demand_scale, name="demand", mask=mask)
         add_capacity_rows(m, md, labels, (md.col_node, cols, md.intensity[md.col_workload]),
-                          (md.entry_arc, md.entry_col, md.weight_gb[md.col_workload[md.entry_col]]))
+                          bandwidth_entries(md, md.entry_arc, md.entry_col, md.col_workload[md.entry_col]))
         if demand_scale is None:
             m.add_objective(-1.0 * scale)
         else:
@@ -370,42 +403,51 @@ def _price_columns(md: MarketData, lam: np.ndarray, mu: np.ndarray, rho: np.ndar
     if not len(au):
         return []
     length = (arcs["transfer_cost_usd_per_gb"].to_numpy() if with_costs else 0.0) + np.maximum(rho, 0.0)
-    # a tiny latency term breaks ties towards short routes and keeps every arc an edge
-    eps = 1e-9 * (1.0 + float(length.max(initial=0.0)))
     lat = arcs["latency_ms"].to_numpy()
-    graph = csr_array((length + eps * (1.0 + lat), (au, av)), shape=(N, N))
-    dist, pred = dijkstra(graph, directed=True, return_predecessors=True)
     arc_id = {(int(u), int(v)): i for i, (u, v) in enumerate(zip(au, av))}
     node_cost = (md.proc_cost if with_costs else 0.0) + md.intensity[None, :] * mu[:, None]  # N x K
+    node_cost = np.broadcast_to(node_cost, (N, K))
     existing = set(zip(md.col_origin.tolist(), md.col_node.tolist(), md.col_workload.tolist(),
                        md.col_path.tolist()))
     path_key = {}
     for i in range(len(md.paths)):
         path_key[(int(md.paths.origin[i]), int(md.paths.target[i]), tuple(md.paths.arc_list(i).tolist()))] = i
+    # one shortest-route search per group of workloads that see the same arc lengths:
+    # (workloads, arc length, GB per M tokens scaling the route length)
+    if md.has_reverse:
+        groups = [(np.array([k]), md.weight_gb[k] * length + md.reverse_gb[k] * length[md.arc_reverse],
+                   np.ones(1)) for k in range(K)]
+    else:
+        groups = [(np.arange(K), length, md.weight_gb)]
     new = []
     cap = md.capacity_kw > 0
-    for o in range(N):
-        for n in np.nonzero(cap & np.isfinite(dist[o]))[0]:
-            if n == o:
-                continue
-            rc = node_cost[n] + md.weight_gb * (dist[o, n] - eps * 0) - lam[o]
-            tol = 1e-9 * np.maximum(1.0, np.abs(lam[o]))
-            ks = np.nonzero(rc < -tol)[0]
-            if not len(ks):
-                continue
-            seq = [int(n)]
-            while seq[-1] != o:
-                seq.append(int(pred[o, seq[-1]]))
-            seq = seq[::-1]
-            arc_seq = [arc_id[(a, b)] for a, b in zip(seq[:-1], seq[1:])]
-            rtt = 2.0 * float(lat[arc_seq].sum())
-            pid = path_key.get((o, int(n), tuple(arc_seq)))
-            for k in ks:
-                if rtt > md.latency_ms.iloc[k] + 1e-9:
+    for kk, glen, gscale in groups:
+        # a tiny latency term breaks ties towards short routes and keeps every arc an edge
+        eps = 1e-9 * (1.0 + float(glen.max(initial=0.0)))
+        graph = csr_array((glen + eps * (1.0 + lat), (au, av)), shape=(N, N))
+        dist, pred = dijkstra(graph, directed=True, return_predecessors=True)
+        for o in range(N):
+            for n in np.nonzero(cap & np.isfinite(dist[o]))[0]:
+                if n == o:
                     continue
-                if pid is not None and (o, int(n), int(k), pid) in existing:
+                rc = node_cost[n, kk] + gscale * dist[o, n] - lam[o, kk]
+                tol = 1e-9 * np.maximum(1.0, np.abs(lam[o, kk]))
+                ks = kk[np.nonzero(rc < -tol)[0]]
+                if not len(ks):
                     continue
-                new.append((o, int(n), int(k), arc_seq, rtt))
+                seq = [int(n)]
+                while seq[-1] != o:
+                    seq.append(int(pred[o, seq[-1]]))
+                seq = seq[::-1]
+                arc_seq = [arc_id[(a, b)] for a, b in zip(seq[:-1], seq[1:])]
+                rtt = 2.0 * float(lat[arc_seq].sum())
+                pid = path_key.get((o, int(n), tuple(arc_seq)))
+                for k in ks:
+                    if rtt > md.latency_ms.iloc[k] + 1e-9:
+                        continue
+                    if pid is not None and (o, int(n), int(k), pid) in existing:
+                        continue
+                    new.append((o, int(n), int(k), arc_seq, rtt))
     return new
 
 
@@ -431,13 +473,13 @@ def _extend(md: MarketData, new: list[tuple[int, int, int, list[int], float]]) -
                   np.array(ptr, dtype=np.int64), np.array(arcs, dtype=np.int64))
     col_path = np.array(col_path, dtype=np.int64)
     col_k = np.array([k for _, _, k, _, _ in new], dtype=np.int64)
-    arc_cost = md.arcs["transfer_cost_usd_per_gb"].to_numpy()
     lens = np.diff(ps2.ptr)[col_path]
     starts = ps2.ptr[col_path]
     entry_local = np.repeat(np.arange(len(col_path)), lens)
     offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
     entry_arc = ps2.arcs[np.repeat(starts, lens) + offs]
-    transfer = np.bincount(entry_local, weights=arc_cost[entry_arc], minlength=len(col_path)) * md.weight_gb[col_k]
+    transfer = np.bincount(entry_local, weights=md.arc_transfer_cost(entry_arc, col_k[entry_local]),
+                           minlength=len(col_path))
     node = ps2.target[col_path]
     proc = md.proc_cost[node, col_k]
     return dataclasses.replace(

@@ -49,6 +49,11 @@ class MarketResult:
         return self.dataset["link_utilization"]
 
     @property
+    def choices(self) -> dict[str, str]:
+        """The modelling choices the result was computed with (see ``tokenflow.CHOICES``)."""
+        return json.loads(self.dataset.attrs.get("choices", "{}"))
+
+    @property
     def transfer_aware(self) -> bool:
         return bool(self.dataset.attrs["transfer_aware"])
 
@@ -161,8 +166,11 @@ class MarketResult:
 
         # price decomposition along the path in use (largest flow), else cheapest column
         rent_col = md.intensity[md.col_workload] * mu[md.col_node]
-        cong_col = np.bincount(md.entry_col, weights=rho[md.entry_arc], minlength=md.n_cols) \
-            * md.weight_gb[md.col_workload]
+        ek = md.col_workload[md.entry_col]
+        cong_entry = rho[md.entry_arc] * md.weight_gb[ek]
+        if md.has_reverse:  # response bytes on the reverse arcs pay those arcs' rents
+            cong_entry = cong_entry + rho[md.arc_reverse[md.entry_arc]] * md.reverse_gb[ek]
+        cong_col = np.bincount(md.entry_col, weights=cong_entry, minlength=md.n_cols)
         full = md.col_cost + rent_col + cong_col
         key = md.col_origin * K + md.col_workload
         score = np.where(x > 1e-9 * max(1.0, x.max(initial=0)), -x, full + 1e12)
@@ -194,7 +202,11 @@ class MarketResult:
         nodes, wls, links = s.node_ids, s.workload_ids, list(c.arcs.index)
         N, K = len(nodes), len(wls)
         load_gbh = link_tok @ c.weight_gb
-        phys_gbh = link_tok * c.payload_gb[None, :]
+        phys_gbh = link_tok * (c.payload_gb if c.phys_fwd_gb is None else c.phys_fwd_gb)[None, :]
+        if c.arc_reverse is not None and c.reverse_gb is not None and len(link_tok):
+            # response bytes of the flows on the reverse arc
+            load_gbh = load_gbh + link_tok[c.arc_reverse] @ c.reverse_gb
+            phys_gbh = phys_gbh + link_tok[c.arc_reverse] * c.phys_rev_gb[None, :]
         cap = c.arc_capacity_gbh
         used_kw = proc @ c.intensity
         unserved = np.zeros((N, K)) if unserved is None else np.where(unserved > 0, unserved, 0.0)
@@ -240,6 +252,9 @@ class MarketResult:
                 "payload": da(c.payload_gb * 1000, ("workload",), "B/token", "physical payload per token"),
                 "link_weight": da(c.weight_gb * 1000, ("workload",), "B/token",
                                   "payload per token as the model counts it on links"),
+                "link_weight_reverse": da((np.zeros(K) if c.reverse_gb is None else c.reverse_gb) * 1000,
+                                          ("workload",), "B/token",
+                                          "payload per token counted on the reverse arcs of a route"),
                 "cost": da(np.array(cost), ("component",), "$/h", "operating cost breakdown"),
                 "objective": da(float(info["objective"]), (), "$/h", "total operating cost"),
                 **{f"price_{k}": da(v, ("node", "workload"), "$/M tokens", f"price component: {k}")
@@ -269,5 +284,6 @@ class MarketResult:
             "solve_seconds": info["solve_s"],
             "cg_rounds": int(info.get("cg_rounds", 1)),
             "solver": describe_options(),
+            "choices": json.dumps(s.choices),
         }
         return cls(ds)

@@ -9,6 +9,10 @@ Loading reports *all* problems at once, each naming the file and the field.
 Units: electricity $/kWh, capacity MW (IT), demand M tokens/h, energy intensity
 kWh (IT) per M tokens, payload bytes/token, latency ms, bandwidth Gbps per
 direction, transfer cost $/GB per link crossed.
+
+Modelling choices (:data:`CHOICES`) are scenario-level settings where the paper is
+silent; the first value of each is the default (today's behaviour).  A YAML file may
+carry a top-level ``choices:`` mapping; :meth:`Scenario.with_choices` changes them.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from .errors import ScenarioError
 WORKLOAD_FIELDS = {
     "energy_kwh_per_mtok": "kWh/M tokens",
     "payload_bytes_per_token": "B/token",
+    "request_bytes_per_token": "B/token",
+    "response_bytes_per_token": "B/token",
     "latency_limit_ms": "ms",
     "demand_mtok_per_h_per_mpeople": "M tokens/h per million people",
 }
@@ -55,7 +61,77 @@ OPTIONAL_NODE_FIELDS = {"pue": "-"}
 LINK_FIELDS = {"bandwidth_gbps": "Gbps", "transfer_cost_usd_per_gb": "$/GB"}
 # fields that may be zero; all others must be strictly positive
 MAY_BE_ZERO = {"capacity_mw", "population", "other_opex_usd_per_kwh", "transfer_cost_usd_per_gb",
-               "demand_mtok_per_h_per_mpeople", "demand"}
+               "demand_mtok_per_h_per_mpeople", "demand", "request_bytes_per_token",
+               "response_bytes_per_token"}
+
+# --------------------------------------------------------------------------- modelling choices
+# name -> allowed values, DEFAULT FIRST (the default is today's behaviour).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "payload_direction": ("request", "both"),
+    "electricity_sector": ("commercial", "industrial"),
+    "baseline_payload": ("text_token", "mean_payload"),
+    "capacity_measure": ("as_published", "cbre_colocation", "cushman_wakefield"),
+}
+CHOICE_DOCS: dict[str, dict[str, str]] = {
+    "payload_direction": {
+        "request": "every byte of a token (request + response) is charged on the arcs from the "
+                   "origin to the processing node (the paper's reading: one flow, one direction)",
+        "both": "request bytes on the arcs origin -> processing node, response bytes back on the "
+                "opposite directed arcs of the same route (full-duplex links)",
+    },
+    "electricity_sector": {
+        "commercial": "EIA average commercial retail price of the node's state, 2023",
+        "industrial": "EIA average industrial retail price of the node's state, 2023 (the closer "
+                      "proxy for hyperscale loads, per the reference notes)",
+    },
+    "baseline_payload": {
+        "text_token": "the token-equivalent baseline counts every token as one text token "
+                      "(parameters.reference_payload_bytes_per_token) on the forward arcs",
+        "mean_payload": "the baseline counts every token at the demand-weighted mean payload "
+                        "(request + response) of all workloads, on the forward arcs",
+    },
+    "capacity_measure": {
+        "as_published": "each metro's primary published figure (mostly CBRE colocation inventory, "
+                        "otherwise the best other measure), measures mixed across metros",
+        "cbre_colocation": "CBRE colocation inventory everywhere; a metro with only a Cushman & "
+                           "Wakefield figure is converted with the median C&W/CBRE ratio; other "
+                           "figures kept",
+        "cushman_wakefield": "Cushman & Wakefield MW in operation (hyperscale + colo) everywhere; a "
+                             "metro without one is converted from CBRE (or the other figure) with the "
+                             "median C&W/CBRE ratio",
+    },
+}
+# node fields resolved by a choice: resolved column -> (choice, {value: raw column})
+RESOLVED_NODE_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
+    "electricity_usd_per_kwh": ("electricity_sector", {
+        v: f"electricity_usd_per_kwh_{v}" for v in CHOICES["electricity_sector"]}),
+    "capacity_mw": ("capacity_measure", {v: f"capacity_mw_{v}" for v in CHOICES["capacity_measure"]}),
+}
+# optional alternative node inputs in a scenario file (the default value is the plain field)
+ALTERNATIVE_NODE_FIELDS = {
+    raw: ("$/kWh" if resolved.startswith("electricity") else "MW", resolved)
+    for resolved, (name, cols) in RESOLVED_NODE_FIELDS.items()
+    for value, raw in cols.items() if value != CHOICES[name][0]
+}
+
+
+def check_choices(choices: dict[str, Any], where: str = "choices") -> dict[str, str]:
+    """Validate ``choices`` (name -> value); raise :class:`ScenarioError` listing every bad
+    name or value together with the allowed ones."""
+    if not isinstance(choices, dict):
+        raise ScenarioError(f"{where}: must be a mapping of choice name to value; choices are "
+                            + "; ".join(f"{k}: {', '.join(v)}" for k, v in CHOICES.items()))
+    problems = []
+    for k, v in choices.items():
+        if k not in CHOICES:
+            problems.append(f"{where}: unknown modelling choice {k!r}; choices are "
+                            + ", ".join(CHOICES))
+        elif not isinstance(v, str) or v not in CHOICES[k]:
+            problems.append(f"{where}.{k}: {v!r} is not allowed; allowed values: "
+                            + ", ".join(CHOICES[k]) + f" (default {CHOICES[k][0]})")
+    if problems:
+        raise ScenarioError(problems)
+    return {str(k): str(v) for k, v in choices.items()}
 SIGNED = {"lat", "lon"}
 
 
@@ -78,6 +154,58 @@ class Scenario:
     params: dict[str, float]
     provenance: pd.DataFrame = field(repr=False)
     demand_override: pd.DataFrame | None = field(default=None, repr=False)
+    modelling_choices: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Fill the request/response split and the per-choice node columns, resolve the
+        node inputs the choices select, and record the choices in the provenance table."""
+        choices = {k: v[0] for k, v in CHOICES.items()}
+        choices.update(check_choices(dict(self.modelling_choices)))
+        wl = self.workloads.copy()
+        if "request_bytes_per_token" not in wl:
+            wl["request_bytes_per_token"] = wl["payload_bytes_per_token"].astype(float)
+        if "response_bytes_per_token" not in wl:
+            wl["response_bytes_per_token"] = 0.0
+        if "payload_bytes_per_token" not in wl:
+            wl["payload_bytes_per_token"] = wl["request_bytes_per_token"] + wl["response_bytes_per_token"]
+        nodes = self.nodes.copy()
+        problems = []
+        for resolved, (name, raw_cols) in RESOLVED_NODE_FIELDS.items():
+            default_col = raw_cols[CHOICES[name][0]]
+            if default_col not in nodes:
+                nodes[default_col] = nodes[resolved].astype(float)
+            col = raw_cols[choices[name]]
+            values = nodes[col] if col in nodes else pd.Series(np.nan, index=nodes.index)
+            missing = [str(n) for n, v in values.items() if not np.isfinite(v)]
+            if missing:
+                problems.append(f"scenario {self.name!r}: choice {name}={choices[name]!r} needs "
+                                f"nodes.<id>.{col}, missing for {', '.join(missing)}")
+                continue
+            nodes[resolved] = values.astype(float)
+        if problems:
+            raise ScenarioError(problems)
+        prov = self.provenance
+        prov = prov[prov["kind"] != "choice"] if "kind" in prov else prov
+        rows = [{"item": f"choices.{k}", "value": v, "unit": "", "kind": "choice",
+                 "reference": ("default: " if v == CHOICES[k][0] else "alternative: ") + CHOICE_DOCS[k][v],
+                 "range": ""} for k, v in choices.items()]
+        prov = pd.concat([prov.astype({"value": object}), pd.DataFrame(rows, columns=prov.columns)],
+                         ignore_index=True)
+        object.__setattr__(self, "workloads", wl)
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "provenance", prov)
+        object.__setattr__(self, "modelling_choices", choices)
+
+    @property
+    def choices(self) -> dict[str, str]:
+        """The modelling choices in force, every name of :data:`CHOICES` (defaults filled in)."""
+        return dict(self.modelling_choices)
+
+    def with_choices(self, **choices: str) -> Scenario:
+        """A copy with some modelling choices changed, e.g. ``with_choices(payload_direction="both")``.
+        A bad name or value raises :class:`ScenarioError` listing the allowed ones."""
+        check_choices(choices)
+        return dataclasses.replace(self, modelling_choices={**self.modelling_choices, **choices})
 
     @property
     def node_ids(self) -> list[str]:
@@ -145,6 +273,12 @@ class Scenario:
                     if col not in frame.columns and not (label == "nodes" and col == "pue"):
                         raise ScenarioError(f"replace: unknown {label[:-1]} field {col!r}")
                     frame.loc[row, col] = v
+                    if label == "nodes" and col in RESOLVED_NODE_FIELDS:
+                        # the value in force is the one of the current choice
+                        name, raw_cols = RESOLVED_NODE_FIELDS[col]
+                        frame.loc[row, raw_cols[self.choices[name]]] = v
+                if label == "workloads":
+                    _resplit_payload(frame, row, cols)
             frames[label] = frame
         override = self.demand.to_pandas()
         for node, cols in (demand or {}).items():
@@ -162,8 +296,53 @@ class Scenario:
         return new
 
     def provenance_table(self) -> pd.DataFrame:
-        """Every input with its value, unit and its source URL or assumption."""
+        """Every input with its value, unit and its source URL or assumption; the modelling
+        choices in force are rows of kind ``"choice"``."""
         return self.provenance.copy()
+
+
+def _resplit_payload(frame: pd.DataFrame, row: str, cols: dict[str, Any]) -> None:
+    """Keep payload = request + response after a change of one workload's fields: a new
+    total scales both parts (the split is kept); a new part sets the total."""
+    parts = {"request_bytes_per_token", "response_bytes_per_token"}
+    if parts & set(cols):
+        frame.loc[row, "payload_bytes_per_token"] = (frame.loc[row, "request_bytes_per_token"]
+                                                     + frame.loc[row, "response_bytes_per_token"])
+    elif "payload_bytes_per_token" in cols:
+        total = float(frame.loc[row, "payload_bytes_per_token"])
+        old = float(frame.loc[row, "request_bytes_per_token"] + frame.loc[row, "response_bytes_per_token"])
+        share = float(frame.loc[row, "request_bytes_per_token"]) / old if old > 0 else 1.0
+        frame.loc[row, "request_bytes_per_token"] = total * share
+        frame.loc[row, "response_bytes_per_token"] = total * (1.0 - share)
+
+
+def link_weights_gb(s: Scenario, transfer_aware: bool) -> tuple[np.ndarray, np.ndarray]:
+    """GB per M tokens (= B/token / 1000) counted on links, per workload in scenario order:
+    ``(forward, reverse)``, on the arcs of a route origin -> processing node (forward) and on
+    the opposite directed arcs of the same route (reverse).
+
+    * transfer-aware, ``payload_direction="request"``: forward = request + response, reverse = 0;
+    * transfer-aware, ``"both"``: forward = request, reverse = response;
+    * token-equivalent baseline: forward = the baseline's bytes per token for every workload
+      (``baseline_payload="text_token"``: ``reference_payload_bytes_per_token``;
+      ``"mean_payload"``: demand-weighted mean of request + response), reverse = 0.  The
+      baseline counts tokens, not directions, so ``payload_direction`` does not change it.
+    """
+    wl = s.workloads
+    K = len(wl)
+    req = wl["request_bytes_per_token"].to_numpy(dtype=float) / 1000.0
+    resp = wl["response_bytes_per_token"].to_numpy(dtype=float) / 1000.0
+    if transfer_aware:
+        if s.choices["payload_direction"] == "both":
+            return req, resp
+        return req + resp, np.zeros(K)
+    if s.choices["baseline_payload"] == "mean_payload":
+        w = s.demand.sum("node").to_numpy()
+        total = req + resp
+        b = float((w * total).sum() / w.sum()) if w.sum() > 0 else float(total.mean())
+    else:
+        b = s.params["reference_payload_bytes_per_token"] / 1000.0
+    return np.full(K, b), np.zeros(K)
 
 
 # --------------------------------------------------------------------------- loading
@@ -271,7 +450,8 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
     for section in ("parameters", "workloads", "nodes", "links"):
         if section not in doc:
             problems.append(f"{label}: missing section '{section}'")
-    known = {"name", "title", "description", "parameters", "workloads", "nodes", "links", "links_note"}
+    known = {"name", "title", "description", "parameters", "workloads", "nodes", "links", "links_note",
+             "choices"}
     for key in doc:
         if key not in known:
             problems.append(f"{label}: unknown section {key!r}")
@@ -304,13 +484,22 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
         for key in fields:
             if key not in WORKLOAD_FIELDS:
                 problems.append(f"{label}: workloads.{wid}.{key}: unknown field")
+        split = {"request_bytes_per_token", "response_bytes_per_token"}
         for key, unit in WORKLOAD_FIELDS.items():
+            if key in split and key not in fields and "payload_bytes_per_token" in fields:
+                continue  # only a total given: all of it is request (the default direction)
+            if key == "payload_bytes_per_token" and key not in fields and split <= set(fields):
+                continue  # the total is request + response
             if key not in fields:
                 what = "no latency limit" if key == "latency_limit_ms" else "missing"
                 problems.append(f"{label}: workloads.{wid}.{key}: {what}")
                 row[key] = math.nan
                 continue
             row[key] = _number(fields[key], f"{label}: workloads.{wid}.{key}", problems, prov, unit, key)
+        if "payload_bytes_per_token" not in row:
+            row["payload_bytes_per_token"] = row["request_bytes_per_token"] + row["response_bytes_per_token"]
+        if "request_bytes_per_token" not in row:
+            row["request_bytes_per_token"], row["response_bytes_per_token"] = row["payload_bytes_per_token"], 0.0
         wl_rows[str(wid)] = row
 
     node_rows, overrides = {}, {}
@@ -323,7 +512,8 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
             problems.append(f"{label}: nodes.{nid}: must be a mapping")
             continue
         row: dict[str, Any] = {"name": str(fields.get("name", nid)), "state": str(fields.get("state", ""))}
-        allowed = {"name", "state", "demand_mtok_per_h", *NODE_FIELDS, *OPTIONAL_NODE_FIELDS}
+        allowed = {"name", "state", "demand_mtok_per_h", *NODE_FIELDS, *OPTIONAL_NODE_FIELDS,
+                   *ALTERNATIVE_NODE_FIELDS}
         for key in fields:
             if key not in allowed:
                 problems.append(f"{label}: nodes.{nid}.{key}: unknown field")
@@ -338,6 +528,9 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
             row[key] = _number(fields[key], f"{label}: nodes.{nid}.{key}", problems, prov, unit, key)
         if "pue" in fields:
             row["pue"] = _number(fields["pue"], f"{label}: nodes.{nid}.pue", problems, prov, "-", "pue")
+        for key, (unit, resolved) in ALTERNATIVE_NODE_FIELDS.items():
+            if key in fields:
+                row[key] = _number(fields[key], f"{label}: nodes.{nid}.{key}", problems, prov, unit, resolved)
         if "demand_mtok_per_h" in fields:
             dm = fields["demand_mtok_per_h"]
             if not isinstance(dm, dict):
@@ -391,6 +584,12 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
 
     if not link_rows and len(node_rows) > 1:
         problems.append(f"{label}: links: no links between {len(node_rows)} nodes")
+    choices: dict[str, str] = {}
+    if doc.get("choices") is not None:
+        try:
+            choices = check_choices(doc["choices"], f"{label}: choices")
+        except ScenarioError as exc:
+            problems += exc.problems
     if problems:
         return None, problems
 
@@ -409,7 +608,7 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
         name=str(doc.get("name", Path(label).stem)), title=str(doc.get("title", doc.get("name", label))),
         nodes=nodes, workloads=workloads, links=links, params=params,
         provenance=pd.DataFrame(prov, columns=["item", "value", "unit", "kind", "reference", "range"]),
-        demand_override=demand_override,
+        demand_override=demand_override, modelling_choices=choices,
     )
     return scen, _check_frames(scen, label)
 
@@ -433,6 +632,14 @@ def _check_frames(s: Scenario, label: str) -> list[str]:
     for k, v in s.params.items():
         if not np.isfinite(v) or v < 0 or (v == 0 and k not in MAY_BE_ZERO):
             problems.append(f"{label}: parameters.{k}: invalid value {v!r}")
+    wl = s.workloads
+    if {"request_bytes_per_token", "response_bytes_per_token"} <= set(wl.columns):
+        for idx in wl.index:
+            total, parts = wl.loc[idx, "payload_bytes_per_token"], (
+                wl.loc[idx, "request_bytes_per_token"] + wl.loc[idx, "response_bytes_per_token"])
+            if np.isfinite(total) and np.isfinite(parts) and abs(total - parts) > 1e-6 * max(1.0, abs(total)):
+                problems.append(f"{label}: workloads.{idx}.payload_bytes_per_token: {total:g} is not "
+                                f"request + response = {parts:g} B/token")
     k = s.params.get("paths_per_pair", 1)
     if np.isfinite(k) and (k < 1 or k != int(k)):
         problems.append(f"{label}: parameters.paths_per_pair: must be a whole number >= 1")

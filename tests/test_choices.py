@@ -214,3 +214,22 @@ def test_defaults_reproduce_request_mode(us5):
     b = tf.solve(no_resp.with_choices(payload_direction="both"), demand_scale=35.0)
     assert a.objective == pytest.approx(b.objective, rel=1e-9)
     assert np.allclose(a.prices, b.prices, rtol=1e-7)
+
+
+# --------------------------------------------------------------------------- sweeps
+
+def test_sweep_accepts_choices(us5):
+    from tokenflow.sweep import apply_inputs, sweep
+
+    s, _ = apply_inputs(us5, {"choice.electricity_sector": "industrial", "scale.electricity": 2.0})
+    assert s.choices["electricity_sector"] == "industrial"
+    assert np.allclose(s.nodes["electricity_usd_per_kwh"], 2 * us5.nodes["electricity_usd_per_kwh_industrial"])
+    with pytest.raises(tf.ScenarioError, match="allowed values: request, both"):
+        apply_inputs(us5, {"choice.payload_direction": "up"})
+    with pytest.raises(tf.ScenarioError, match="choice.<payload_direction"):
+        sweep(us5, grid={"choice.nonsense": ["a"]}, n_workers=0, progress=False)
+    ds = sweep(us5, grid={"choice.electricity_sector": list(CHOICES["electricity_sector"])},
+               fixed={"demand_scale": 10.0}, n_workers=0, progress=False)
+    assert list(ds["choice.electricity_sector"].values) == ["commercial", "industrial"]
+    obj = ds["objective"].values
+    assert obj[1] < obj[0]  # industrial power is cheaper in every us5 state

@@ -73,12 +73,16 @@ def cmd_export_lp(args: argparse.Namespace) -> int:
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
-    from .claims import scorecard, scorecard_frame
+    from .claims import a_priori_scenario, scorecard, scorecard_frame
+    from .scenario import load_scenario
 
-    results = scorecard()
+    if getattr(args, "a_priori", False):  # every calibrated input at its a-priori value
+        results = scorecard(a_priori_scenario(load_scenario("us5")), a_priori_scenario(load_scenario("us20")),
+                            a_priori=False)
+    else:
+        results = scorecard()
     if args.json:
-        print(json.dumps([{**r.row(), "passed": r.passed, "detail": r.detail} for r in results],
-                         indent=2, default=str))
+        print(json.dumps([r.to_json() for r in results], indent=2, default=str))
     else:
         import pandas as pd
 
@@ -153,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("path", help="output file (.mps or .lp)")
     sp.set_defaults(func=cmd_export_lp)
     sp = sub.add_parser("claims", help="evaluate claims C1-C4; non-zero exit if any is not reproduced")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true",
+                    help="per claim also calibrated (bool), pinned_by (inputs) and the a-priori value")
+    sp.add_argument("--a-priori", dest="a_priori", action="store_true",
+                    help="evaluate with every calibrated input at its a-priori (uncalibrated) value")
     sp.set_defaults(func=cmd_claims)
     sub.add_parser("calibrate", help="recompute the two calibrated inputs of us5").set_defaults(
         func=cmd_calibrate)

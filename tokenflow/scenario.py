@@ -414,8 +414,14 @@ def _read_source(name_or_path: str | Path) -> tuple[str, str]:
 def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: str,
             fieldname: str, strict_sign: bool = True) -> float:
     """Parse a bare number or ``{value, source|assumption}``; record provenance."""
-    kind, ref, rng = "unsourced", "", None
+    kind, ref, rng, a_priori = "unsourced", "", None, math.nan
     if isinstance(raw, dict):
+        if "a_priori" in raw:  # value before calibration (calibrated inputs only)
+            ap = raw["a_priori"]
+            if isinstance(ap, bool) or not isinstance(ap, (int, float)) or not math.isfinite(ap):
+                problems.append(f"{where}.a_priori: expected a finite number, got {ap!r}")
+            else:
+                a_priori = float(ap)
         if "value" not in raw:
             problems.append(f"{where}: mapping has no 'value'")
             return math.nan
@@ -438,7 +444,8 @@ def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: s
             need = "non-negative" if fieldname in MAY_BE_ZERO else "positive"
             problems.append(f"{where}: must be {need}, got {raw!r}")
     prov.append({"item": where.split(": ", 1)[-1], "value": val, "unit": unit, "kind": kind,
-                 "reference": ref, "range": "" if rng is None else f"{rng[0]} - {rng[1]}"})
+                 "reference": ref, "range": "" if rng is None else f"{rng[0]} - {rng[1]}",
+                 "a_priori": a_priori})
     return val
 
 
@@ -607,7 +614,7 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
     scen = Scenario(
         name=str(doc.get("name", Path(label).stem)), title=str(doc.get("title", doc.get("name", label))),
         nodes=nodes, workloads=workloads, links=links, params=params,
-        provenance=pd.DataFrame(prov, columns=["item", "value", "unit", "kind", "reference", "range"]),
+        provenance=pd.DataFrame(prov, columns=["item", "value", "unit", "kind", "reference", "range", "a_priori"]),
         demand_override=demand_override, modelling_choices=choices,
     )
     return scen, _check_frames(scen, label)

@@ -12,6 +12,8 @@ Input keys (what a sweep may vary):
 * ``scale.electricity`` / ``scale.capacity`` / ``scale.payload`` / ``scale.bandwidth``
                                          - multipliers on every node's price or capacity,
                                            every workload's payload, every link's bandwidth
+* ``choice.<name>``                      - a modelling choice (categorical), e.g.
+                                           ``choice.payload_direction: both`` (see tokenflow.CHOICES)
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import InfeasibleMarketError, ScenarioError, TokenflowError
-from .scenario import PARAMETER_FIELDS, Scenario, load_scenario
+from .scenario import CHOICES, PARAMETER_FIELDS, Scenario, check_choices, load_scenario
 
 SOLVE_KEYS = {"demand_scale", "transfer_aware", "formulation"}
 SCALES = {"electricity", "capacity", "payload", "bandwidth"}
@@ -42,21 +44,28 @@ def check_key(key: str, s: Scenario) -> None:
           or (parts[0] == "param" and len(parts) == 2 and parts[1] in PARAMETER_FIELDS)
           or (parts[0] == "workload" and len(parts) == 3 and parts[1] in s.workload_ids
               and parts[2] in s.workloads.columns)
-          or (parts[0] == "scale" and len(parts) == 2 and parts[1] in SCALES))
+          or (parts[0] == "scale" and len(parts) == 2 and parts[1] in SCALES)
+          or (parts[0] == "choice" and len(parts) == 2 and parts[1] in CHOICES))
     if not ok:
         raise ScenarioError(f"sweep: unknown input {key!r}; use demand_scale, transfer_aware, latency.<workload>, "
-                            "param.<name>, workload.<workload>.<field> or scale.<electricity|capacity|payload|"
-                            "bandwidth>")
+                            "param.<name>, workload.<workload>.<field>, scale.<electricity|capacity|payload|"
+                            f"bandwidth> or choice.<{'|'.join(CHOICES)}>")
 
 
 def apply_inputs(s: Scenario, point: dict[str, Any]) -> tuple[Scenario, dict[str, Any]]:
     """The scenario and solve keyword arguments for one sweep point."""
     params, workloads, nodes, links = {}, {}, {}, {}
     kwargs: dict[str, Any] = {}
+    # modelling choices first: multipliers and values then apply to the chosen inputs
+    choices = {k.split(".", 1)[1]: v for k, v in point.items() if k.startswith("choice.")}
+    if choices:
+        s = s.with_choices(**check_choices(choices, "sweep: choice"))
     # multipliers first, so that a specific value given in the same point wins over them
     ordered = sorted(point.items(), key=lambda kv: not kv[0].startswith("scale."))
     for key, val in ordered:
         parts = key.split(".")
+        if parts[0] == "choice":
+            continue
         if key in SOLVE_KEYS:
             kwargs[key] = bool(val) if key == "transfer_aware" else val
         elif parts[0] == "latency":
@@ -314,7 +323,10 @@ def _assemble(points: list[dict], kind: str, results: list[dict], grid: dict | N
     ds = xr.Dataset(data).assign_coords(point=np.arange(n))
     in_keys = list(dict.fromkeys(k for p in points for k in p))
     for k in in_keys:
-        ds.coords[k] = ("point", np.array([float(p.get(k, np.nan)) for p in points]))
+        if k.startswith("choice."):  # categorical input
+            ds.coords[k] = ("point", np.array([str(p.get(k, "")) for p in points], dtype=str))
+        else:
+            ds.coords[k] = ("point", np.array([float(p.get(k, np.nan)) for p in points]))
     if kind == "grid" and grid:
         dims = list(grid)
         if len(dims) == 1:

@@ -47,6 +47,7 @@ IMAGE_PROMPT_TOKENS = 77  # CLIP text-encoder context: the longest prompt SDXL r
 # that these are what the calibration computes).  Rerun it after changing any us5 input.
 CALIBRATED_LINK_BANDWIDTH_GBPS = 197.93
 CALIBRATED_OTHER_OPEX_USD_PER_KWH = 0.0418191
+OPEX_RANGE = (0.0, 0.1)  # $/kWh, declared plausible range of the variable non-energy opex
 
 
 def trace_ratio(path: Path) -> tuple[float, int, int, int]:
@@ -144,8 +145,10 @@ def parameters(kind: str) -> dict:
             "unit": "$/kWh (IT)",
             "assumption": "variable non-energy operating cost per kWh of IT energy (maintenance, "
             "water, staff, wear); the paper cites an operating-cost guide we do not have. "
-            "CALIBRATED on us5 to claim C3 by tokenflow.calibration (tokenflow calibrate)",
-            "range": [0.0, 0.1],
+            "A PRIORI the middle of the declared range; CALIBRATED on us5 to claim C3 by "
+            "tokenflow.calibration (tokenflow calibrate)",
+            "range": list(OPEX_RANGE),
+            "a_priori": sum(OPEX_RANGE) / 2,  # before calibration: the middle of the declared range
         },
         "transfer_cost_usd_per_gb": {
             "value": 0.002,
@@ -158,10 +161,11 @@ def parameters(kind: str) -> dict:
         "link_bandwidth_gbps": {
             "value": CALIBRATED_LINK_BANDWIDTH_GBPS,
             "unit": "Gbps per direction",
-            "assumption": "capacity of the fibre link leased for AI traffic between two metros, "
-            "about one 100G wave; the paper does not state it. CALIBRATED on us5 to claim C2 "
-            "by tokenflow.calibration (tokenflow calibrate); us20 uses the same value",
+            "assumption": "capacity of the fibre link leased for AI traffic between two metros; "
+            "the paper does not state it. A PRIORI one 100G wave per direction; CALIBRATED on us5 "
+            "to claim C2 by tokenflow.calibration (tokenflow calibrate); us20 uses the same value",
             "range": [50.0, 400.0],
+            "a_priori": 100.0,  # before calibration: one 100G wave per direction
         },
         "reference_payload_bytes_per_token": {
             "value": 4.0,

@@ -233,3 +233,33 @@ def test_sweep_accepts_choices(us5):
     assert list(ds["choice.electricity_sector"].values) == ["commercial", "industrial"]
     obj = ds["objective"].values
     assert obj[1] < obj[0]  # industrial power is cheaper in every us5 state
+
+
+# --------------------------------------------------------------------------- alternative optima
+
+def test_link_load_range_finds_alternative_optima(tiny_doc, load_doc):
+    """Demand at A, identical compute at B and C equally far away: any split is optimal."""
+    from tokenflow.alt_optima import link_load_range, saturated_count_range
+
+    tiny_doc["nodes"]["A"]["capacity_mw"] = 0.0
+    tiny_doc["nodes"]["C"] = {"lat": 30.0, "lon": -100.0, "population": 0, "electricity_usd_per_kwh": 0.20,
+                              "capacity_mw": 10.0}
+    tiny_doc["links"].append({"a": "A", "b": "C"})
+    s = load_doc(with_demand(tiny_doc, A=1000.0))
+    rng = link_load_range(s)
+    full = 1000.0 * 0.1 / (100.0 * 450.0)  # all 1000 M tokens/h of 100-B tokens on one 100 Gbps arc
+    for arc in ("A->B", "A->C"):
+        assert float(rng["min"].sel(link=arc)) == pytest.approx(0.0, abs=1e-9)
+        assert float(rng["max"].sel(link=arc)) == pytest.approx(full, rel=1e-6)
+    assert not rng.attrs["unique"]
+    assert saturated_count_range(rng) == (0, 0)
+
+
+def test_link_load_range_unique_case(tiny_doc, load_doc):
+    from tokenflow.alt_optima import link_load_range
+
+    tiny_doc["links"][0]["bandwidth_gbps"] = 1.0
+    s = load_doc(with_demand(tiny_doc, B=6000.0))
+    rng = link_load_range(s)
+    assert rng.attrs["unique"]
+    assert float(rng["min"].sel(link="B->A")) == pytest.approx(1.0, rel=1e-6)

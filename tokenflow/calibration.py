@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 from scipy.optimize import brentq
 
-from .claims import PAPER_CLAIMS, chat_price_rise, cost_uplift
+from .claims import CASE_SCALE, PAPER_CLAIMS, chat_price_rise, cost_uplift
 from .errors import TokenflowError
+from .market import max_demand_scale
 from .scenario import Scenario
 
 BANDWIDTH_RANGE = (50.0, 400.0)  # Gbps, search range inside the declared 50-1600
@@ -42,6 +43,24 @@ def _root(f, lo: float, hi: float, what: str) -> float:
     return brentq(f, lo, hi, xtol=1e-6, rtol=1e-9)
 
 
+def feasible_bandwidth_range(s: Scenario, scale: float = CASE_SCALE) -> tuple[float, float]:
+    """The bandwidth search range (Gbps), starting where the ``scale`` case clears.
+
+    Below the bandwidth at which s* = ``scale`` the case has no market to compare, so the
+    bracket starts just above that root of the max-scale LP (when it lies inside the range)."""
+    lo, hi = BANDWIDTH_RANGE
+
+    def excess(b: float) -> float:
+        return max_demand_scale(s.replace(params={"link_bandwidth_gbps": b})) - scale
+
+    if excess(lo) >= 0:
+        return lo, hi
+    if excess(hi) < 0:
+        raise TokenflowError(f"calibration of link_bandwidth_gbps: the {scale:g}x case does not clear "
+                             f"anywhere in [{lo}, {hi}] Gbps")
+    return brentq(excess, lo, hi, xtol=1e-6) * (1 + 1e-4), hi
+
+
 def calibrate(s: Scenario, rounds: int = 3) -> Calibration:
     """Jointly calibrate bandwidth (C2) and other opex (C3), alternating 1-D root finds."""
     c2, c3 = PAPER_CLAIMS["C2"]["paper"], PAPER_CLAIMS["C3"]["paper"]
@@ -51,7 +70,7 @@ def calibrate(s: Scenario, rounds: int = 3) -> Calibration:
         def g2(b: float, cur: Scenario = cur) -> float:
             return cost_uplift(cur.replace(params={"link_bandwidth_gbps": b}))[0] - c2
 
-        bw = _root(g2, *BANDWIDTH_RANGE, "link_bandwidth_gbps")
+        bw = _root(g2, *feasible_bandwidth_range(cur), "link_bandwidth_gbps")
         cur = cur.replace(params={"link_bandwidth_gbps": bw})
 
         def g3(o: float, cur: Scenario = cur) -> float:

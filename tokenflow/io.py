@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError
+from .errors import OutputError, TokenflowError
 
 
 class IncompleteOutput(Exception):
@@ -117,6 +117,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], *, what: str = 
                 os.umask(umask)
                 os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
+        except TokenflowError:  # the writer's own verdict (e.g. infeasible market) passes unchanged
+            raise
         except Exception as exc:  # noqa: BLE001 - any writer failure becomes one clear message
             raise OutputError(f"cannot write {what} {path}: {_cause(exc, tmp)}") from exc
     finally:

@@ -8,7 +8,8 @@ says what happened (also in the README):
 1    claims not reproduced (``tokenflow claims``)
 2    bad input: scenario file, sweep spec or command-line argument
 3    the market is infeasible at the requested demand scale (s* is printed)
-4    solver problem (HiGHS did not return a verified optimum)
+4    solver problem (HiGHS did not return a verified optimum) or the Dask cluster
+     of a sweep failed to start
 5    output or I/O error (folder missing, is a directory, disk full, permission);
      the target file is left as it was
 6    sweep finished but some points failed; the file is written with
@@ -178,7 +179,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.max_points is not None:
         spec["max_points"] = args.max_points
     check_output_path(args.out, "sweep results")
-    ds = sweep(spec.pop("scenario"), scheduler=args.scheduler, n_workers=args.workers, **spec)
+    try:
+        ds = sweep(spec.pop("scenario"), scheduler=args.scheduler, n_workers=args.workers, **spec)
+    except (RuntimeError, TimeoutError, OSError) as exc:  # Dask cluster could not start or was lost
+        print(f"tokenflow: cluster problem: {exc.__class__.__name__}: {exc}; no output was written",
+              file=sys.stderr)
+        return EXIT_SOLVER
     print(summary_table(ds).to_string())
     print(f"{ds.attrs['n_points']} points in {ds.attrs['wall_seconds']:.1f} s")
     print(f"wrote {write_sweep(ds, args.out)}")

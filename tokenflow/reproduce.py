@@ -13,7 +13,7 @@ from pathlib import Path
 NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "data_provenance": ({}, {}),
     "us5_market": ({}, {}),
-    "us5_demand_growth": ({"n_points": 41}, {"n_points": 6}),
+    "us5_demand_growth": ({"n_points": 41, "n_range": 8}, {"n_points": 6, "n_range": 2}),
     "transfer_vs_token": ({}, {}),
     "latency": ({"n_limits": 39}, {"n_limits": 5}),
     "us20_scaleup": ({"n_points": 25}, {"n_points": 5}),

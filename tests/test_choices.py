@@ -263,3 +263,12 @@ def test_link_load_range_unique_case(tiny_doc, load_doc):
     rng = link_load_range(s)
     assert rng.attrs["unique"]
     assert float(rng["min"].sel(link="B->A")) == pytest.approx(1.0, rel=1e-6)
+
+
+def test_both_directions_keep_decomposition_and_settlement(us5):
+    """Reverse-arc transfer and congestion terms are in the price decomposition and the books."""
+    r = tf.solve(us5.with_choices(payload_direction="both"), demand_scale=45.0)
+    assert r.saturated_links()  # congestion present, so the rent terms are exercised
+    assert float(np.nanmax(np.abs(r.price_decomposition()["residual"]))) < 1e-9
+    st = r.settlement()
+    assert abs(float(st["imbalance"])) < 1e-6 * float(st["total_payments"])

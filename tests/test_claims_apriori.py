@@ -42,3 +42,17 @@ def test_claims_json_carries_calibrated_pinned_by_and_a_priori(capsys):
     main(["claims", "--a-priori", "--json"])
     ap = {r["claim"]: r for r in json.loads(capsys.readouterr().out)}
     assert ap["C2"]["reproduced value"] == rows["C2"]["a_priori"]
+
+
+def test_api_list_prices_are_sourced():
+    """The list prices the market chapter compares with carry a source URL each."""
+    from importlib import resources
+
+    import pandas as pd
+
+    with resources.as_file(resources.files("tokenflow") / "data" / "api_list_prices.csv") as f:
+        api = pd.read_csv(f)
+    assert len(api) >= 4
+    assert api["source"].str.startswith("http").all()
+    assert (api["output_usd_per_mtok"] >= api["input_usd_per_mtok"]).all()
+    assert not any(s.startswith("api_list_prices") for s in __import__("tokenflow").available_scenarios())

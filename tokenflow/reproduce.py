@@ -13,12 +13,13 @@ from pathlib import Path
 NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "data_provenance": ({}, {}),
     "us5_market": ({}, {}),
-    "us5_demand_growth": ({"n_points": 41}, {"n_points": 6}),
+    "us5_demand_growth": ({"n_points": 41, "n_range": 8}, {"n_points": 6, "n_range": 2}),
     "transfer_vs_token": ({}, {}),
     "latency": ({"n_limits": 39}, {"n_limits": 5}),
     "us20_scaleup": ({"n_points": 25}, {"n_points": 5}),
     "formulations_settlement": ({"n_points": 25}, {"n_points": 5}),
     "robustness": ({"n_draws": 500}, {"n_draws": 12}),
+    "choices": ({}, {}),
     "scorecard": ({}, {}),
 }
 OUT = Path("book") / "generated"

@@ -459,6 +459,37 @@ def node_entry(row: dict, prices: dict, caps: dict[str, dict]) -> dict:
     return entry
 
 
+def api_list_prices(ref: Path) -> list[dict]:
+    """Public per-token API list prices (USD per M tokens, input and output) from section 5 of
+    the reference set's ai_workload_parameters.md, with their sources."""
+    text = (ref / "ai_workload_parameters.md").read_text(encoding="utf-8")
+    section = text.split("## 5.", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 5 or cells[2] != "USD per 1M tokens" or "/" not in cells[1]:
+            continue
+        quantity, value, _, url, note = cells[:5]
+        if "input / output" not in quantity:
+            continue
+        inp, outp = (float(v) for v in value.split("/"))
+        if url == "same":  # the row above's source
+            url = rows[-1]["source"]
+        rows.append({"model": quantity.replace(", input / output", ""), "input_usd_per_mtok": inp,
+                     "output_usd_per_mtok": outp, "source": url, "note": note})
+    return rows
+
+
+def write_api_prices(ref: Path) -> None:
+    rows = api_list_prices(ref)
+    path = OUT / "api_list_prices.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print("wrote", path)
+
+
 def build(ref: Path) -> None:
     metros = {r["metro_id"]: r for r in csv.DictReader(open(ref / "metros.csv"))}
     prices = {r["state"]: r for r in csv.DictReader(open(ref / "electricity_prices_by_state.csv"))}
@@ -492,4 +523,6 @@ def build(ref: Path) -> None:
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "reference")
+    reference = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "reference"
+    build(reference)
+    write_api_prices(reference)

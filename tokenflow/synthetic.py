@@ -35,7 +35,7 @@ def synthetic_network(n_nodes: int, seed: int = 0, degree: int = 3) -> Scenario:
     np.fill_diagonal(d, np.inf)
     pairs = set()
     for i in range(n_nodes):
-        for j in np.argsort(d[i])[:degree]:
+        for j in np.argsort(d[i])[:min(degree, n_nodes - 1)]:  # never the node itself (distance inf)
             pairs.add((min(i, int(j)), max(i, int(j))))
     # bridge components (union-find) with the shortest missing links
     parent = list(range(n_nodes))

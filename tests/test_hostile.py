@@ -614,3 +614,32 @@ def test_unexpected_error_is_one_line_not_a_traceback(capsys, monkeypatch):
     monkeypatch.setattr(scen, "load_scenario", lambda *a: {}["boom"])
     err = cli(["max-scale", "us5"], capsys, 70, "internal error", "KeyError", "please report")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_out_to_a_device_is_refused(capsys):
+    import stat
+
+    cli(["solve", "us5", "--out", "/dev/null"], capsys, 5, "not a regular file")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_out_through_a_symlink_writes_the_target(tmp_path, capsys):
+    real, link = tmp_path / "real.nc", tmp_path / "link.nc"
+    link.symlink_to(real)
+    cli(["solve", "us5", "--out", link], capsys, 0)
+    assert link.is_symlink() and tf.MarketResult.from_netcdf(real).objective > 0
+
+
+@pytest.mark.parametrize("kwargs, needle", [({"n_nodes": 1}, "n_nodes"), ({"n_nodes": "5"}, "n_nodes"),
+                                            ({"n_nodes": 4, "seed": -1}, "seed"),
+                                            ({"n_nodes": 4, "degree": 0}, "degree")])
+def test_synthetic_network_arguments(kwargs, needle):
+    api_error(lambda: tf.synthetic_network(**kwargs), needle, exc=tf.ScenarioError)
+
+
+def test_sweep_unknown_scenario_and_bad_frames(us5):
+    import dataclasses
+
+    api_error(lambda: tf.sweep("us7", points=[{}], n_workers=0, progress=False), "unknown scenario")
+    api_error(lambda: dataclasses.replace(us5, nodes={"a": 1}), "nodes must be a pandas DataFrame",
+              exc=tf.ScenarioError)

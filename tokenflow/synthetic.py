@@ -18,9 +18,11 @@ def synthetic_network(n_nodes: int, seed: int = 0, degree: int = 3) -> Scenario:
     linked to its ``degree`` nearest neighbours (plus bridges until connected).
     Workloads and parameters are those of ``us20``.  Deterministic for a seed.
     """
-    if n_nodes < 2:
-        from .errors import ScenarioError
-        raise ScenarioError(f"synthetic_network needs at least 2 nodes, got {n_nodes}")
+    from .errors import ScenarioError
+
+    for name, v, low in (("n_nodes", n_nodes, 2), ("seed", seed, 0), ("degree", degree, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ScenarioError(f"synthetic_network: {name} must be a whole number >= {low}, got {v!r}")
     rng = np.random.default_rng(seed)
     base = load_scenario("us20")
     ids = [f"n{i:04d}" for i in range(n_nodes)]

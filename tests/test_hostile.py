@@ -141,6 +141,8 @@ FILE_CASES = {
     "number_as_text": (BASE_TEXT.replace("capacity_mw: 10.0", "capacity_mw: '1e3'", 1), ["capacity_mw", "number"]),
     "number_as_yes": (BASE_TEXT.replace("capacity_mw: 10.0", "capacity_mw: yes", 1), ["capacity_mw", "number"]),
     "infinite_value": (BASE_TEXT.replace("capacity_mw: 10.0", "capacity_mw: .inf", 1), ["capacity_mw", "finite"]),
+    "integer_overflow": (BASE_TEXT.replace("capacity_mw: 10.0", "capacity_mw: 1" + "0" * 400, 1),
+                         ["capacity_mw", "finite"]),
     "title_is_list": (BASE_TEXT.replace("name: tiny", "name: tiny\ntitle: [1, 2]"), ["title", "text"]),
     "source_is_mapping": (BASE_TEXT.replace("pue: 1.0", "pue: {value: 1.0, source: {a: 1}}"), ["pue.source"]),
     "unknown_value_key": (BASE_TEXT.replace("pue: 1.0", "pue: {value: 1.0, sorce: x}"), ["pue.sorce", "unknown"]),

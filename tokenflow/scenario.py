@@ -77,7 +77,10 @@ def value_problem(fieldname: str, v: Any) -> str | None:
     """
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         return f"expected a number, got {v!r}"
-    val = float(v)
+    try:
+        val = float(v)
+    except OverflowError:
+        return f"must be a finite number, got an integer of {len(str(v))} digits"
     if not math.isfinite(val):
         return f"must be a finite number, got {v!r}"
     if fieldname == "lat" and not -90 <= val <= 90:
@@ -428,7 +431,12 @@ def _read_source(name_or_path: str | Path) -> tuple[str, str]:
 
 
 def _finite(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x)
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: str, fieldname: str) -> float:
@@ -462,7 +470,10 @@ def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: s
         problems.append(f"{where}: {why}")
         if isinstance(raw, bool) or not isinstance(raw, numbers.Real):
             return math.nan
-    val = float(raw)
+    try:
+        val = float(raw)
+    except OverflowError:
+        return math.nan
     prov.append({"item": where.split(": ", 1)[-1], "value": val, "unit": unit, "kind": kind,
                  "reference": ref, "range": "" if rng is None else f"{rng[0]} - {rng[1]}"})
     return val

@@ -325,6 +325,7 @@ CLI_CASES = {
     "workers_negative": (["sweep", "spec.yaml", "--workers", "-1"], 2, ["--workers", ">= 0"]),
     "workers_text": (["sweep", "spec.yaml", "--workers", "many"], 2, ["--workers", "whole number"]),
     "max_points_zero": (["sweep", "spec.yaml", "--max-points", "0"], 2, ["--max-points"]),
+    "scheduler_nonsense": (["sweep", "spec.yaml", "--scheduler", "nonsense"], 2, ["--scheduler", "address"]),
     "unknown_command": (["solvee", "us5"], 2, ["invalid choice"]),
     "infeasible": (["solve", "us5", "--demand-scale", "500"], 3, ["infeasible", "s* ="]),
     "export_bad_suffix": (["export-lp", "us5", "model.txt"], 2, [".mps or .lp"]),
@@ -334,6 +335,7 @@ CLI_CASES = {
 @pytest.mark.parametrize("case", list(CLI_CASES))
 def test_cli_arguments(case, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    write_text(tmp_path, "scenario: us5\ngrid: {demand_scale: [1, 2]}\n", "spec.yaml")
     argv, code, needles = CLI_CASES[case]
     cli(argv, capsys, code, *needles)
     assert not any(p.suffix in {".mps", ".lp", ".nc"} for p in tmp_path.iterdir())

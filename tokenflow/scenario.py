@@ -18,6 +18,7 @@ import math
 import numbers
 import os
 import stat
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -631,16 +632,20 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
     demand_override = None
     if overrides:
         demand_override = pd.DataFrame.from_dict(overrides, orient="index").reindex(columns=workloads.index)
-    scen = Scenario(
+    fields = dict(
         name=str(doc.get("name", Path(label).stem)), title=str(doc.get("title", doc.get("name", label))),
         nodes=nodes, workloads=workloads, links=links, params=params,
         provenance=pd.DataFrame(prov, columns=["item", "value", "unit", "kind", "reference", "range"]),
         demand_override=demand_override,
     )
-    return scen, _check_frames(scen, label)
+    # the constructor runs the same checks; run them here first so problems name the file
+    problems = _check_frames(types.SimpleNamespace(**fields), label)
+    if problems:
+        return None, problems
+    return Scenario(**fields), []
 
 
-def _check_frames(s: Scenario, label: str) -> list[str]:
+def _check_frames(s: Any, label: str) -> list[str]:
     """Every check on a built scenario, shared by the loader, the constructor and
     :meth:`Scenario.replace`: structure (frames, ids, columns, link ends), every value
     by the rule table :func:`value_problem`, and cross-field checks."""

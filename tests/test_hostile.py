@@ -141,9 +141,12 @@ FILE_CASES = {
     "number_as_text": (BASE_TEXT.replace("capacity_mw: 10.0", "capacity_mw: '1e3'", 1), ["capacity_mw", "number"]),
     "number_as_yes": (BASE_TEXT.replace("capacity_mw: 10.0", "capacity_mw: yes", 1), ["capacity_mw", "number"]),
     "infinite_value": (BASE_TEXT.replace("capacity_mw: 10.0", "capacity_mw: .inf", 1), ["capacity_mw", "finite"]),
+    "integer_overflow": (BASE_TEXT.replace("capacity_mw: 10.0", "capacity_mw: 1" + "0" * 400, 1),
+                         ["capacity_mw", "finite"]),
     "title_is_list": (BASE_TEXT.replace("name: tiny", "name: tiny\ntitle: [1, 2]"), ["title", "text"]),
     "source_is_mapping": (BASE_TEXT.replace("pue: 1.0", "pue: {value: 1.0, source: {a: 1}}"), ["pue.source"]),
     "unknown_value_key": (BASE_TEXT.replace("pue: 1.0", "pue: {value: 1.0, sorce: x}"), ["pue.sorce", "unknown"]),
+    "no_capacity": (BASE_TEXT.replace("capacity_mw: 10.0", "capacity_mw: 0.0"), ["no node has compute capacity"]),
     "empty_file": ("", ["top level"]),
     "scalar_document": ("5\n", ["top level"]),
     "node_name_list": (BASE_TEXT.replace("  A:\n", "  A:\n    name: [x]\n"), ["nodes.A.name", "text"]),
@@ -323,6 +326,7 @@ CLI_CASES = {
     "workers_negative": (["sweep", "spec.yaml", "--workers", "-1"], 2, ["--workers", ">= 0"]),
     "workers_text": (["sweep", "spec.yaml", "--workers", "many"], 2, ["--workers", "whole number"]),
     "max_points_zero": (["sweep", "spec.yaml", "--max-points", "0"], 2, ["--max-points"]),
+    "scheduler_nonsense": (["sweep", "spec.yaml", "--scheduler", "nonsense"], 2, ["--scheduler", "address"]),
     "unknown_command": (["solvee", "us5"], 2, ["invalid choice"]),
     "infeasible": (["solve", "us5", "--demand-scale", "500"], 3, ["infeasible", "s* ="]),
     "export_bad_suffix": (["export-lp", "us5", "model.txt"], 2, [".mps or .lp"]),
@@ -332,6 +336,7 @@ CLI_CASES = {
 @pytest.mark.parametrize("case", list(CLI_CASES))
 def test_cli_arguments(case, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    write_text(tmp_path, "scenario: us5\ngrid: {demand_scale: [1, 2]}\n", "spec.yaml")
     argv, code, needles = CLI_CASES[case]
     cli(argv, capsys, code, *needles)
     assert not any(p.suffix in {".mps", ".lp", ".nc"} for p in tmp_path.iterdir())
@@ -614,3 +619,38 @@ def test_unexpected_error_is_one_line_not_a_traceback(capsys, monkeypatch):
     monkeypatch.setattr(scen, "load_scenario", lambda *a: {}["boom"])
     err = cli(["max-scale", "us5"], capsys, 70, "internal error", "KeyError", "please report")
     assert len(err.strip().splitlines()) == 1
+
+
+def test_out_to_a_device_is_refused(capsys):
+    import stat
+
+    cli(["solve", "us5", "--out", "/dev/null"], capsys, 5, "not a regular file")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_out_through_a_symlink_writes_the_target(tmp_path, capsys):
+    real, link = tmp_path / "real.nc", tmp_path / "link.nc"
+    link.symlink_to(real)
+    cli(["solve", "us5", "--out", link], capsys, 0)
+    assert link.is_symlink() and tf.MarketResult.from_netcdf(real).objective > 0
+
+
+@pytest.mark.parametrize("kwargs, needle", [({"n_nodes": 1}, "n_nodes"), ({"n_nodes": "5"}, "n_nodes"),
+                                            ({"n_nodes": 4, "seed": -1}, "seed"),
+                                            ({"n_nodes": 4, "degree": 0}, "degree")])
+def test_synthetic_network_arguments(kwargs, needle):
+    api_error(lambda: tf.synthetic_network(**kwargs), needle, exc=tf.ScenarioError)
+
+
+def test_sweep_unknown_scenario_and_bad_frames(us5):
+    import dataclasses
+
+    api_error(lambda: tf.sweep("us7", points=[{}], n_workers=0, progress=False), "unknown scenario")
+    api_error(lambda: dataclasses.replace(us5, nodes={"a": 1}), "nodes must be a pandas DataFrame",
+              exc=tf.ScenarioError)
+
+
+@pytest.mark.xfail(strict=False, reason="engine: MarketResult.from_netcdf wraps read errors (results.py)")
+def test_from_netcdf_of_a_damaged_file(tmp_path):
+    bad = write_text(tmp_path, b"CDF\x01 truncated", "r.nc")
+    api_error(lambda: tf.MarketResult.from_netcdf(bad), "r.nc")

@@ -183,6 +183,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.max_points is not None:
         spec["max_points"] = args.max_points
     check_output_path(args.out, "sweep results")
+    if args.scheduler is not None:
+        from distributed.comm.addressing import parse_address, parse_host_port
+
+        try:
+            scheme, loc = parse_address(args.scheduler)
+            if scheme in ("tcp", "tls"):
+                parse_host_port(loc)
+        except (ValueError, TypeError) as exc:
+            raise TokenflowError(f"--scheduler {args.scheduler!r}: not a Dask scheduler address "
+                                 f"(e.g. tcp://host:8786): {exc}") from None
     try:
         ds = sweep(spec.pop("scenario"), scheduler=args.scheduler, n_workers=args.workers, **spec)
     except (RuntimeError, TimeoutError, OSError) as exc:  # Dask cluster could not start or was lost

@@ -36,7 +36,11 @@ def check_output_path(path: str | Path, what: str = "output") -> Path:
     if not isinstance(path, (str, os.PathLike)):
         raise OutputError(f"cannot write {what}: file name must be a path, got {path!r}")
     path = Path(path)
+    if path.is_symlink():  # write where the link points, keep the link
+        path = path.resolve()
     folder = path.parent
+    if path.exists() and not path.is_dir() and not path.is_file():
+        raise OutputError(f"cannot write {what} {path}: not a regular file (a device, pipe or socket)")
     if path.is_dir():
         raise OutputError(f"cannot write {what} {path}: it is a directory")
     if not folder.exists():

@@ -22,6 +22,7 @@ import math
 import numbers
 import os
 import stat
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
@@ -156,7 +157,10 @@ def value_problem(fieldname: str, v: Any) -> str | None:
     """
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         return f"expected a number, got {v!r}"
-    val = float(v)
+    try:
+        val = float(v)
+    except OverflowError:
+        return f"must be a finite number, got an integer of {len(str(v))} digits"
     if not math.isfinite(val):
         return f"must be a finite number, got {v!r}"
     if fieldname == "lat" and not -90 <= val <= 90:
@@ -618,7 +622,12 @@ def _read_source(name_or_path: str | Path) -> tuple[str, str]:
 
 
 def _finite(x: Any) -> bool:
-    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_)) and math.isfinite(x)
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
 
 
 def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: str, fieldname: str) -> float:
@@ -658,7 +667,10 @@ def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: s
         problems.append(f"{where}: {why}")
         if isinstance(raw, bool) or not isinstance(raw, numbers.Real):
             return math.nan
-    val = float(raw)
+    try:
+        val = float(raw)
+    except OverflowError:
+        return math.nan
     prov.append({"item": where.split(": ", 1)[-1], "value": val, "unit": unit, "kind": kind,
                  "reference": ref, "range": "" if rng is None else f"{rng[0]} - {rng[1]}",
                  "a_priori": a_priori})
@@ -837,16 +849,20 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
     demand_override = None
     if overrides:
         demand_override = pd.DataFrame.from_dict(overrides, orient="index").reindex(columns=workloads.index)
-    scen = Scenario(
+    fields = dict(
         name=str(doc.get("name", Path(label).stem)), title=str(doc.get("title", doc.get("name", label))),
         nodes=nodes, workloads=workloads, links=links, params=params,
         provenance=pd.DataFrame(prov, columns=["item", "value", "unit", "kind", "reference", "range", "a_priori"]),
         demand_override=demand_override, modelling_choices=choices,
     )
-    return scen, _check_frames(scen, label)
+    # the constructor runs the same checks; run them here first so problems name the file
+    problems = _check_frames(types.SimpleNamespace(**fields), label)
+    if problems:
+        return None, problems
+    return Scenario(**fields), []
 
 
-def _check_frames(s: Scenario, label: str) -> list[str]:
+def _check_frames(s: Any, label: str) -> list[str]:
     """Every check on a built scenario, shared by the loader, the constructor and
     :meth:`Scenario.replace`: structure (frames, ids, columns, link ends), every value
     by the rule table :func:`value_problem`, and cross-field checks."""

@@ -155,6 +155,7 @@ class TraceStats:
         return np.interp(p, self.prompt_levels, self.prompt_quantiles)
 
 
+@lru_cache(maxsize=8)
 def trace_stats(name: str) -> TraceStats:
     """:class:`TraceStats` of the bundled trace ``"conv"`` or ``"code"``."""
     traces = load_trace_summary()["traces"]

@@ -23,10 +23,10 @@ follows from its utilisation:
   approximation ``Wq = C(c, A) / (c/E[S] - lambda) * (ca^2 + cs^2)/2`` (``C`` = Erlang C,
   exact for M/M/c); the wait, given that there is one, is taken as exponential with that
   mean (exact for M/M/c).
-* **Latency** of a request: network round trip + wait + prefill + first step (time to first
-  token, TTFT) for LLM workloads, or + all steps (completion) for images.  Tails (p99) are
-  computed from the mixture of the wait distribution and the trace's prompt-length
-  distribution, not by adding p99s.
+* **Latency** of a request: network round trip + wait + prefill + first step + about one
+  step of alignment to step boundaries (time to first token, TTFT) for LLM workloads, or
+  + all steps (completion) for images.  Tails (p99) are computed from the mixture of the
+  wait distribution and the trace's prompt-length distribution, not by adding p99s.
 
 Units: seconds inside, milliseconds in every returned table.  Every figure used is in
 :data:`HARDWARE` or :func:`default_profiles` with its source or a declared assumption.
@@ -264,7 +264,9 @@ def replica_latency(p: ServiceProfile, rho: float, ca2: float = 1.0, q: float = 
     es = tpre + g * t
     cs2 = (tpre_var + t * t * g_scv * g * g) / es ** 2
     pw, wq = ggc_wait(lam * replicas, es, p.max_batch * int(replicas), ca2, cs2)
-    x = p.prefill_grid() + t if p.metric == "ttft" else np.array([g * t])
+    # steps are atomic: admission waits for the running step to end and the first decode step
+    # starts at the boundary after prefill, about one step in all for the first token
+    x = p.prefill_grid() + 2 * t if p.metric == "ttft" else np.array([g * t])
     if p.metric == "completion" and g_scv > 0:
         raise TokenflowError("completion latency is only modelled for a fixed number of steps")
     pq = _mixture_quantile(q, pw, wq / pw if pw > 0 else 0.0, x)

@@ -134,10 +134,12 @@ def _summary(it: int, r, s, factor: pd.Series, share: pd.Series, util: pd.Series
 
 def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict[str, float] | None = None,
                                 profiles: dict[str, ServiceProfile] | None = None, q: float = 0.99,
-                                peak: bool = True, transfer_aware: bool = True, max_iter: int = 15,
-                                tol: float = 1e-4) -> LatencyClearing:
+                                peak: bool = True, transfer_aware: bool = True, max_iter: int = 25,
+                                tol: float = 1e-6, network_only=None) -> LatencyClearing:
     """Clear ``s`` at ``demand_scale`` so that every served route meets its workload's
-    end-to-end latency limit at quantile ``q`` (see the module docstring).
+    end-to-end latency limit at quantile ``q`` (see the module docstring).  ``tol``: how far
+    (share of capacity) a node may sit above its usable share at the fixed point;
+    ``network_only``: the network-only clearing of the same case, if already solved.
 
     Raises :class:`InfeasibleMarketError` when the derated market cannot serve the demand."""
     profiles = default_profiles(s) if profiles is None else profiles
@@ -145,7 +147,9 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
     cap0_kw = s.compute_capacity_kw
     net = network_limits(s, profiles, latency_limits_ms, q)
     lp_limits = s.workloads["latency_limit_ms"].astype(float).to_dict() | dict(latency_limits_ms or {})
-    network_only = solve(s, demand_scale=demand_scale, latency_limits_ms=lp_limits, transfer_aware=transfer_aware)
+    if network_only is None:
+        network_only = solve(s, demand_scale=demand_scale, latency_limits_ms=lp_limits,
+                             transfer_aware=transfer_aware)
     factor = pd.Series(1.0, index=cap0.index)
     rows, current, converged = [], s, False
     r = None

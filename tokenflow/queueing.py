@@ -223,6 +223,9 @@ def ggc_wait(lam: float, mean_service: float, c: int, ca2: float = 1.0, cs2: flo
 def _mixture_quantile(q: float, p_wait: float, cond_mean: float, x: np.ndarray) -> float:
     """q-quantile of W + X, W = 0 w.p. 1 - p_wait else Exp(mean cond_mean), X uniform over the
     grid ``x`` and independent of W (bisection on the survival function)."""
+    if not math.isfinite(cond_mean):
+        return math.inf
+
     def surv(v: float) -> float:
         w = v - x
         pw = np.where(w < 0, 1.0, p_wait * np.exp(-np.maximum(w, 0) / cond_mean if cond_mean > 0 else -np.inf))
@@ -403,3 +406,26 @@ def with_limits(profiles: dict[str, ServiceProfile], limits_ms: dict[str, float 
             raise TokenflowError(f"no service profile for workload {w!r}")
         out[w] = replace(out[w], limit_ms=v)
     return out
+
+
+def energy_mix(s, profiles: dict[str, ServiceProfile] | None = None) -> pd.DataFrame:
+    """Energy per generated token when prompt processing is weighted by the trace's mix.
+
+    Prefill is compute-bound: a prompt token costs the replica's power x its prefill time per
+    token (J), while the scenario's figure is per generated token.  Per workload with a trace:
+    ``decode_j`` (scenario, J per generated token), ``prefill_j`` (J per prompt token),
+    ``prompt_per_generated`` (trace), ``weighted_j`` = decode_j + ratio x prefill_j and
+    ``factor`` = weighted_j / decode_j.  Read as: how much the energy per market token would
+    grow if the scenario's figure covered generation only and the requests looked like the trace."""
+    profiles = default_profiles(s) if profiles is None else profiles
+    rows = {}
+    for w, p in profiles.items():
+        if p.trace is None:
+            continue
+        t = trace_stats(p.trace)
+        dec = float(s.workloads.loc[w, "energy_kwh_per_mtok"]) * J_PER_KWH_PER_MTOK
+        pre = p.gpus_per_replica * GPU_KW * 1000.0 * p.prefill_s_per_token
+        ratio = t.prompt_mean / t.generated_mean
+        rows[w] = {"trace": p.trace, "decode_j": dec, "prefill_j": pre, "prompt_per_generated": ratio,
+                   "weighted_j": dec + ratio * pre, "factor": (dec + ratio * pre) / dec}
+    return pd.DataFrame(rows).T

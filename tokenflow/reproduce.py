@@ -19,6 +19,7 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "us20_scaleup": ({"n_points": 25}, {"n_points": 5}),
     "formulations_settlement": ({"n_points": 25}, {"n_points": 5}),
     "robustness": ({"n_draws": 500}, {"n_draws": 12}),
+    "referees": ({}, {"sim_requests": 600, "sim_rhos": [0.5, 0.85], "n_scales": 3, "us20_check": False}),
     "scorecard": ({}, {}),
 }
 OUT = Path("book") / "generated"

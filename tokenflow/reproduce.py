@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,7 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
 OUT = Path("book") / "generated"
 RESULTS = "results"  # relative to OUT, the notebooks' working directory
 STATE = ".reproduce.json"
+FACTS = "build_facts.md"  # included by book/artifact.md: this build's machine and notebook times
 BOOK_STAMP = ".tokenflow-book.sha256"
 # packages whose version changes results or pages: part of every content key
 STACK = ("linopy", "highspy", "numpy", "scipy", "pandas", "xarray", "matplotlib", "cartopy", "papermill",
@@ -166,6 +168,55 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
 _STATUS: dict[str, str] = {}
 
 
+def machine_facts() -> dict[str, str]:
+    """Cores, memory, CPU model, OS and Python of this machine (for the artifact page)."""
+    import platform
+
+    facts = {"cores": str(os.cpu_count() or "?"), "python": platform.python_version(),
+             "system": f"{platform.system()} {platform.machine()}"}
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        facts["cpu"] = next(line.split(":", 1)[1].strip() for line in info.splitlines()
+                            if line.startswith("model name"))
+    except (OSError, StopIteration):
+        facts["cpu"] = platform.processor() or "unknown"
+    try:
+        kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+        facts["memory"] = f"{kb / 2**20:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        facts["memory"] = "unknown"
+    return facts
+
+
+def write_build_facts(root: Path) -> Path:
+    """``book/generated/build_facts.md``: the machine and the seconds each notebook took when it
+    was last executed (from the run state).  Rewritten only when its text changes, so an
+    unchanged rebuild leaves the book's content key alone."""
+    out = Path(root) / OUT
+    state = _load_state(out)
+    f = machine_facts()
+    from . import __version__
+
+    lines = [f"Measured by `tokenflow reproduce` on the machine that built this copy (tokenflow {__version__}): "
+             f"{f['cores']} cores ({f['cpu']}), {f['memory']} memory, {f['system']}, Python {f['python']}.",
+             "", "| notebook | parameters | seconds (last execution) |", "|---|---|---:|"]
+    total = 0.0
+    for name in NOTEBOOKS:
+        st = state.get(name)
+        if not st:
+            continue
+        params = ", ".join(f"{k}={v}" for k, v in st["parameters"].items() if k != "output_dir") or "defaults"
+        lines.append(f"| {name} | {params} | {st['seconds']:.1f} |")
+        total += st["seconds"]
+    lines.append(f"| **all notebooks** | | **{total:.1f}** |")
+    text = "\n".join(lines) + "\n"
+    path = out / FACTS
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
 def last_status() -> dict[str, str]:
     """``executed`` or ``reused`` for each notebook of the last :func:`run_notebooks` call."""
     return dict(_STATUS)
@@ -223,6 +274,7 @@ def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, fo
     t0 = time.perf_counter()
     times = run_notebooks(root, fast=fast, names=only, force=force)
     status = last_status()
+    write_build_facts(root)
     if build:
         print("building the book ...", end=" ", flush=True)
         times["book build"], rebuilt = build_book(root, force=force)

@@ -91,19 +91,22 @@ def _save_state(out: Path, state: dict) -> None:
     tmp.replace(out / STATE)
 
 
-def _hide_injected_parameters(path: Path) -> None:
-    """Tag papermill's injected-parameters cell ``remove-cell`` (the book does not show it)."""
+def _clean_executed(path: Path, name: str) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell`` (the book does not show it) and
+    replace the absolute paths papermill records in the notebook metadata by repository paths."""
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    changed = False
     for cell in nb.cells:
         tags = cell.metadata.setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
-            changed = True
-    if changed:
-        nbformat.write(nb, path)
+    pm_meta = nb.metadata.get("papermill", {})
+    if "input_path" in pm_meta:
+        pm_meta["input_path"] = f"notebooks/{name}.ipynb"
+    if "output_path" in pm_meta:
+        pm_meta["output_path"] = (OUT / f"{name}.ipynb").as_posix()
+    nbformat.write(nb, path)
 
 
 def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None,
@@ -155,7 +158,7 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
             _save_state(out, state)
             raise TokenflowError(f"notebook {name}.ipynb failed in cell {exc.exec_count}: "
                                  f"{exc.ename}: {exc.evalue} (executed copy: {dst})") from None
-        _hide_injected_parameters(tmp)
+        _clean_executed(tmp, name)
         tmp.replace(dst)  # the executed copy appears whole or not at all
         times[name] = time.perf_counter() - t0
         _STATUS[name] = "executed"

@@ -11,7 +11,7 @@ from .scenario import CHOICES, Scenario, available_scenarios, load_scenario
 from .sweep import sweep
 from .synthetic import synthetic_network
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "CHOICES", "InfeasibleMarketError", "MarketResult", "Scenario", "ScenarioError", "SolverError",

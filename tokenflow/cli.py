@@ -212,7 +212,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    return reproduce(root=Path(args.root), fast=args.fast, build=not args.no_build)
+    return reproduce(root=Path(args.root), fast=args.fast, build=not args.no_build, force=args.force,
+                     only=args.only)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--root", default=".", help="repository root (holds notebooks/ and book/)")
     sp.add_argument("--fast", action="store_true", help="small parameters (tests, CI smoke)")
     sp.add_argument("--no-build", action="store_true", help="run notebooks only")
+    sp.add_argument("--force", action="store_true", help="re-execute even notebooks whose inputs are unchanged")
+    sp.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks (names without .ipynb)")
     sp.set_defaults(func=cmd_reproduce)
 
     args = p.parse_args(argv)

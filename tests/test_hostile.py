@@ -599,13 +599,24 @@ def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word):
     out.write_bytes(out_before)
     proc = subprocess.Popen([PY, "-m", "tokenflow.cli", "sweep", str(spec), "--workers", "0", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # imports, scenario, first solves
+    # wait until the sweep is running (imports under load can take long), then let it solve a little
+    import selectors
+
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stderr, selectors.EVENT_READ)
+    deadline, started = time.monotonic() + 120, ""
+    while "running sweep" not in started and time.monotonic() < deadline and proc.poll() is None:
+        if sel.select(timeout=1):
+            started += proc.stderr.readline()
+    assert "running sweep" in started, f"sweep did not start: {started}"
+    time.sleep(2)
     proc.send_signal(sig)
     try:
         stdout, stderr = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
         proc.kill()
         pytest.fail("HANG: sweep did not stop after the signal")
+    stderr = started + stderr
     assert "Traceback" not in stdout + stderr, f"TRACEBACK: {stderr[-800:]}"
     assert proc.returncode == code, f"WRONG-CODE {proc.returncode}: {stderr[-300:]}"
     assert word in stderr

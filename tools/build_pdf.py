@@ -28,7 +28,7 @@ PRINT_CSS = """
 .cell_output, figure, table, div.cell, div.highlight, pre { break-inside: avoid; }
 .cell_output { overflow: visible !important; }
 .cell_output table { font-size: 7pt !important; }
-h1.tf-chapter { break-before: page; }
+span[id^="document-"] + section { break-before: page; }
 """
 
 
@@ -58,10 +58,7 @@ def main(argv: list[str]) -> int:
         if state not in {"ok", "no math"}:
             raise TokenflowError(f"MathJax did not finish before printing ({state})")
         driver.execute_script("const s = document.createElement('style'); s.textContent = arguments[0];"
-                              "document.head.appendChild(s);"
-                              "document.querySelectorAll('h1').forEach((h, i) => {"
-                              "  if (i > 0) h.classList.add('tf-chapter'); });",
-                              PRINT_CSS)
+                              "document.head.appendChild(s);", PRINT_CSS)
         pending = driver.execute_async_script(
             "const done = arguments[arguments.length - 1];"
             "Promise.all(Array.from(document.images).map(i => i.complete ? 0 :"

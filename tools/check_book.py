@@ -39,6 +39,9 @@ REQUIRED_FIGURES = {  # page -> number of figures (PNG outputs) it must show at 
     "book/generated/us20_scaleup.html": 2,
     "book/generated/formulations_settlement.html": 1,
     "book/generated/robustness.html": 2,
+    "book/generated/choices.html": 1,
+    "book/generated/scorecard.html": 1,
+    "book/generated/referees.html": 1,
 }
 MATH_PAGES = {"book/model.html"}  # pages that must carry rendered math
 INTERACTIVE = {"book/generated/us20_scaleup.html": ".tf-map .tf-node"}  # page -> hoverable element
@@ -210,8 +213,17 @@ def check_html(html: Path) -> tuple[list[str], int]:
                   f"{len(external)} external")
     finally:
         driver.quit()
-    problems += [f"missing page {p}" for p in REQUIRED_FIGURES if not (html / p).exists()]
+    problems += [f"missing page {p}" for p in sorted({*REQUIRED_FIGURES, *toc_pages()}) if not (html / p).exists()]
     return problems, len(pages)
+
+
+def toc_pages(root: Path = ROOT) -> list[str]:
+    """The HTML page of every file in _toc.yml (root page + chapters): each must be built."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"]] + [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
+    return [f"{f}.html" for f in files]
 
 
 def check_interactive(driver, selector: str) -> list[str]:

@@ -47,7 +47,7 @@ FACTS = "build_facts.md"  # included by book/artifact.md: this build's machine a
 BOOK_STAMP = ".tokenflow-book.sha256"
 # packages whose version changes results or pages: part of every content key
 STACK = ("linopy", "highspy", "numpy", "scipy", "pandas", "xarray", "matplotlib", "cartopy", "papermill",
-         "jupyter-book", "myst-nb", "sphinx-mathjax-offline")
+         "jupyter-book", "myst-nb", "sphinx-mathjax-offline", "simpy", "distributed")
 
 
 def _sha256_files(h: hashlib._Hash, files: list[Path], base: Path) -> None:

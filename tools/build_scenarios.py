@@ -168,7 +168,7 @@ def parameters(kind: str) -> dict:
             "a_priori": 100.0,  # before calibration: one 100G wave per direction
         },
         "reference_payload_bytes_per_token": {
-            "value": 4.0,
+            "value": TEXT_BYTES_PER_TOKEN,
             "unit": "B/token",
             "source": "https://help.openai.com/en/articles/4936856-what-are-tokens-and-how-to-count-them",
             "note": "DERIVED: about 4 characters per English token x 1 byte/char; the "

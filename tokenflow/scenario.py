@@ -44,6 +44,9 @@ WORKLOAD_FIELDS = {
     "latency_limit_ms": "ms",
     "demand_mtok_per_h_per_mpeople": "M tokens/h per million people",
 }
+# Tokens per generated 1024x1024 image (2x2 patches of a 128x128 latent): the one definition,
+# used by tools/build_scenarios.py for the image workload's per-token figures.
+IMAGE_TOKENS_PER_IMAGE = 4096
 PARAMETER_FIELDS = {
     "route_factor": "-",
     "fiber_delay_us_per_km": "us/km",

@@ -34,12 +34,12 @@ OPENAI_TOKENS_URL = "https://help.openai.com/en/articles/4936856-what-are-tokens
 # One definition of bytes per token, of the streaming frame and of the prompt/generated ratio:
 # tokenflow.traces and its bundled summary (tokenflow/data/azure_trace_summary.json).
 sys.path.insert(0, str(HERE.parent))
+from tokenflow.scenario import IMAGE_TOKENS_PER_IMAGE as IMAGE_TOKENS  # noqa: E402
 from tokenflow.traces import (  # noqa: E402
     BYTES_PER_TOKEN as TEXT_BYTES_PER_TOKEN,  # ~4 characters per English token x 1 byte/char
 )
 from tokenflow.traces import SSE_FRAME_BYTES, SSE_FRAME_SOURCE, load_trace_summary  # noqa: E402
 
-IMAGE_TOKENS = 4096  # tokens per 1024x1024 image (2x2 patches of a 128x128 latent)
 IMAGE_BYTES = 1.5e6  # compressed 1024x1024 image: half the 3.1 MB uncompressed size
 IMAGE_PROMPT_TOKENS = 77  # CLIP text-encoder context: the longest prompt SDXL reads
 

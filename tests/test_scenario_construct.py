@@ -43,3 +43,11 @@ def test_missing_choice_alternative_names_the_file(tiny_doc, load_doc):
                                                r"needs nodes\.<id>\.electricity_usd_per_kwh_industrial") as exc:
         load_doc(tiny_doc)
     assert all("scenario.yaml" in p for p in exc.value.problems)
+
+
+def test_constructor_split_from_numpy_integers(us5):
+    wl = us5.workloads.drop(columns=["payload_bytes_per_token"]).astype(
+        {"request_bytes_per_token": "int64", "response_bytes_per_token": "int64"})
+    s = dataclasses.replace(us5, workloads=wl)
+    assert (s.workloads["payload_bytes_per_token"]
+            == wl["request_bytes_per_token"] + wl["response_bytes_per_token"]).all()

@@ -453,7 +453,7 @@ def split_payload(given: Mapping[str, float], where: str) -> dict[str, float]:
                                               "response_bytes_per_token"))
 
     def ok(*xs: Any) -> bool:
-        return all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in xs)
+        return all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in xs)
 
     if tot is None:
         if req is None and resp is None:

@@ -30,14 +30,20 @@ def split_doc(doc: dict) -> dict:
 
 # --------------------------------------------------------------------------- API and validation
 
-def test_choices_listed_default_first_and_complete(us5):
+def test_every_listed_choice_value_is_accepted_and_recorded(us5):
+    """A scenario without a choices section gets the first listed value of every choice; every
+    listed value is accepted by with_choices, is in force afterwards and is recorded in the
+    provenance table."""
     assert tf.CHOICES is CHOICES
-    assert set(CHOICES) == {"payload_direction", "electricity_sector", "baseline_payload", "capacity_measure"}
-    assert CHOICES["payload_direction"][0] == "request"
-    assert CHOICES["electricity_sector"][0] == "commercial"
-    assert CHOICES["baseline_payload"][0] == "text_token"
-    assert all(len(v) >= 2 for v in CHOICES.values())
     assert us5.choices == {k: v[0] for k, v in CHOICES.items()}
+    for name, values in CHOICES.items():
+        assert len(values) >= 2
+        for v in values:
+            s = us5.with_choices(**{name: v})
+            assert s.choices[name] == v
+            prov = s.provenance_table().set_index("item")
+            assert prov.loc[f"choices.{name}", "value"] == v
+            assert prov.loc[f"choices.{name}", "reference"].startswith("default" if v == values[0] else "alternative")
 
 
 @pytest.mark.parametrize("kwargs, needle", [

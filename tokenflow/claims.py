@@ -54,6 +54,10 @@ PINNED_BY = {
            "choices.capacity_measure"],
 }
 
+# Claims that are not calibration targets but hold only at a calibrated input (machine-readable
+# form of "conditional" in PINNED_BY; ``claims --json`` reports it as ``conditional_on``).
+CONDITIONAL_ON: dict[str, list[str]] = {"C1": ["parameters.link_bandwidth_gbps"], "C2": [], "C3": [], "C4": []}
+
 
 def a_priori_scenario(s: Scenario) -> Scenario:
     """``s`` with every calibrated input at its value before calibration (the ``a_priori``
@@ -106,10 +110,17 @@ class ClaimResult:
                 "status": "reproduced" if self.passed else "NOT reproduced",
                 "calibrated": self.calibrated, "a-priori value": self.a_priori}
 
+    @property
+    def conditional_on(self) -> list[str]:
+        """Calibrated inputs this (uncalibrated) claim holds only at; see :data:`CONDITIONAL_ON`."""
+        return list(CONDITIONAL_ON[self.claim])
+
     def to_json(self) -> dict:
-        """The row plus ``passed``, ``calibrated``, ``pinned_by``, ``a_priori`` and the details."""
+        """The row plus ``passed``, ``calibrated``, ``conditional_on``, ``pinned_by``, ``a_priori``
+        and the details."""
         return {**self.row(), "passed": self.passed, "calibrated": self.calibrated,
-                "pinned_by": self.pinned_by, "a_priori": self.a_priori, "detail": self.detail}
+                "conditional_on": self.conditional_on, "pinned_by": self.pinned_by,
+                "a_priori": self.a_priori, "detail": self.detail}
 
 
 def saturated(result, threshold: float = SATURATION) -> list[str]:

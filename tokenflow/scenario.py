@@ -44,6 +44,9 @@ WORKLOAD_FIELDS = {
     "latency_limit_ms": "ms",
     "demand_mtok_per_h_per_mpeople": "M tokens/h per million people",
 }
+# Tokens per generated 1024x1024 image (2x2 patches of a 128x128 latent): the one definition,
+# used by tools/build_scenarios.py for the image workload's per-token figures.
+IMAGE_TOKENS_PER_IMAGE = 4096
 PARAMETER_FIELDS = {
     "route_factor": "-",
     "fiber_delay_us_per_km": "us/km",
@@ -194,6 +197,62 @@ def _id_problem(v: Any, what: str) -> str | None:
     return f"{what} must be text, got {v!r}"
 
 
+PROVENANCE_COLUMNS = ["item", "value", "unit", "kind", "reference", "range", "a_priori"]
+
+
+def resolve_choices(nodes: pd.DataFrame, workloads: pd.DataFrame, provenance: pd.DataFrame,
+                    modelling_choices: Mapping[str, str], label: str
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Fill the request/response split (:func:`split_payload`) and the per-choice node
+    columns, resolve the node inputs the choices select, and record the choices in the
+    provenance table (reindexed to :data:`PROVENANCE_COLUMNS`).  Returns
+    ``(workloads, nodes, provenance, choices)``; a choice whose node inputs are missing is a
+    :class:`ScenarioError` naming ``label``."""
+    choices = {k: v[0] for k, v in CHOICES.items()}
+    choices.update(check_choices(dict(modelling_choices), f"{label}: choices"))
+    wl = workloads.copy()
+    keys = ["payload_bytes_per_token", "request_bytes_per_token", "response_bytes_per_token"]
+    present = [k for k in keys if k in wl]
+    if present != keys:
+        rows, problems = {}, []
+        for idx in wl.index:
+            given = {k: wl.loc[idx, k] for k in present
+                     if not (isinstance(wl.loc[idx, k], float) and math.isnan(wl.loc[idx, k]))}
+            try:
+                rows[idx] = split_payload(given, f"{label}: workloads.{idx}")
+            except ScenarioError as exc:
+                problems += exc.problems
+        if problems:
+            raise ScenarioError(problems)
+        for k in keys:
+            wl[k] = pd.Series({i: r[k] for i, r in rows.items()}, dtype=float).reindex(wl.index)
+    nodes = nodes.copy()
+    problems = []
+    for resolved, (name, raw_cols) in RESOLVED_NODE_FIELDS.items():
+        default_col = raw_cols[CHOICES[name][0]]
+        if default_col not in nodes:
+            nodes[default_col] = nodes[resolved].astype(float)
+        col = raw_cols[choices[name]]
+        values = nodes[col] if col in nodes else pd.Series(np.nan, index=nodes.index)
+        missing = [str(n) for n, v in values.items() if not np.isfinite(v)]
+        if missing:
+            problems.append(f"{label}: choice {name}={choices[name]!r} needs "
+                            f"nodes.<id>.{col}, missing for {', '.join(missing)}")
+            continue
+        nodes[resolved] = values.astype(float)
+    if problems:
+        raise ScenarioError(problems)
+    prov = provenance.reindex(columns=PROVENANCE_COLUMNS)
+    prov["range"] = prov["range"].fillna("")
+    prov = prov[prov["kind"] != "choice"]
+    rows = [{"item": f"choices.{k}", "value": v, "unit": "", "kind": "choice",
+             "reference": ("default: " if v == CHOICES[k][0] else "alternative: ") + CHOICE_DOCS[k][v],
+             "range": ""} for k, v in choices.items()]
+    prov = pd.concat([prov.astype({"value": object}), pd.DataFrame(rows, columns=PROVENANCE_COLUMNS)],
+                     ignore_index=True)
+    return wl, nodes, prov, choices
+
+
 @dataclass(frozen=True)
 class Scenario:
     """Inputs of one token-flow market (immutable; use :meth:`replace` to vary them).
@@ -216,57 +275,26 @@ class Scenario:
     modelling_choices: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Resolve the modelling choices, then validate exactly as the file loader does."""
+        """Resolve the modelling choices, then validate exactly as the file loader does.
+        Either every check passes and the choices are resolved, or :class:`ScenarioError`."""
+        label = f"scenario {self.name!r}"
         if all(isinstance(getattr(self, f), pd.DataFrame) for f in ("nodes", "workloads", "provenance")):
             try:
-                self._resolve_choices()
-            except (KeyError, TypeError, ValueError) as exc:
-                if isinstance(exc, ScenarioError):
-                    raise
-                # structural problems (missing columns, wrong types) are reported below
-        problems = _check_frames(self, f"scenario {self.name!r}")
+                wl, nodes, prov, choices = resolve_choices(self.nodes, self.workloads, self.provenance,
+                                                           self.modelling_choices, label)
+            except ScenarioError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # structural problems (missing columns, wrong types): report them, never a half-built object
+                raise ScenarioError(_check_frames(self, label)
+                                    or [f"{label}: cannot resolve the modelling choices: {exc!r}"]) from None
+            object.__setattr__(self, "workloads", wl)
+            object.__setattr__(self, "nodes", nodes)
+            object.__setattr__(self, "provenance", prov)
+            object.__setattr__(self, "modelling_choices", choices)
+        problems = _check_frames(self, label)
         if problems:
             raise ScenarioError(problems)
-
-    def _resolve_choices(self) -> None:
-        """Fill the request/response split and the per-choice node columns, resolve the
-        node inputs the choices select, and record the choices in the provenance table."""
-        choices = {k: v[0] for k, v in CHOICES.items()}
-        choices.update(check_choices(dict(self.modelling_choices)))
-        wl = self.workloads.copy()
-        if "request_bytes_per_token" not in wl:
-            wl["request_bytes_per_token"] = wl["payload_bytes_per_token"].astype(float)
-        if "response_bytes_per_token" not in wl:
-            wl["response_bytes_per_token"] = 0.0
-        if "payload_bytes_per_token" not in wl:
-            wl["payload_bytes_per_token"] = wl["request_bytes_per_token"] + wl["response_bytes_per_token"]
-        nodes = self.nodes.copy()
-        problems = []
-        for resolved, (name, raw_cols) in RESOLVED_NODE_FIELDS.items():
-            default_col = raw_cols[CHOICES[name][0]]
-            if default_col not in nodes:
-                nodes[default_col] = nodes[resolved].astype(float)
-            col = raw_cols[choices[name]]
-            values = nodes[col] if col in nodes else pd.Series(np.nan, index=nodes.index)
-            missing = [str(n) for n, v in values.items() if not np.isfinite(v)]
-            if missing:
-                problems.append(f"scenario {self.name!r}: choice {name}={choices[name]!r} needs "
-                                f"nodes.<id>.{col}, missing for {', '.join(missing)}")
-                continue
-            nodes[resolved] = values.astype(float)
-        if problems:
-            raise ScenarioError(problems)
-        prov = self.provenance
-        prov = prov[prov["kind"] != "choice"] if "kind" in prov else prov
-        rows = [{"item": f"choices.{k}", "value": v, "unit": "", "kind": "choice",
-                 "reference": ("default: " if v == CHOICES[k][0] else "alternative: ") + CHOICE_DOCS[k][v],
-                 "range": ""} for k, v in choices.items()]
-        prov = pd.concat([prov.astype({"value": object}), pd.DataFrame(rows, columns=prov.columns)],
-                         ignore_index=True)
-        object.__setattr__(self, "workloads", wl)
-        object.__setattr__(self, "nodes", nodes)
-        object.__setattr__(self, "provenance", prov)
-        object.__setattr__(self, "modelling_choices", choices)
 
     @property
     def choices(self) -> dict[str, str]:
@@ -374,9 +402,17 @@ class Scenario:
                             name, raw_cols = RESOLVED_NODE_FIELDS[col]
                             frame.loc[row, raw_cols[self.choices[name]]] = float(v)
                 if label == "workloads" and isinstance(cols, Mapping):
-                    _resplit_payload(frame, row, cols)
+                    try:
+                        _resplit_payload(frame, row, cols, f"replace: workloads.{row}")
+                    except ScenarioError as exc:
+                        problems += exc.problems
             frames[label] = frame
-        override = self.demand.to_pandas()
+        # only the cells given are fixed; the others stay population x rate (NaN = not overridden),
+        # so a later change of population or demand rate still moves them
+        override = pd.DataFrame(np.nan, index=pd.Index(self.node_ids, name="node"),
+                                columns=pd.Index(self.workload_ids, name="workload"))
+        if self.demand_override is not None:
+            override = self.demand_override.reindex(index=override.index, columns=override.columns).astype(float)
         for node, cols in (demand or {}).items():
             if not isinstance(cols, Mapping):
                 problems.append(f"replace: demand.{node} must be a mapping of workload to M tokens/h, got {cols!r}")
@@ -399,19 +435,78 @@ class Scenario:
         return self.provenance.copy()
 
 
-def _resplit_payload(frame: pd.DataFrame, row: str, cols: dict[str, Any]) -> None:
-    """Keep payload = request + response after a change of one workload's fields: a new
-    total scales both parts (the split is kept); a new part sets the total."""
-    parts = {"request_bytes_per_token", "response_bytes_per_token"}
-    if parts & set(cols):
-        frame.loc[row, "payload_bytes_per_token"] = (frame.loc[row, "request_bytes_per_token"]
-                                                     + frame.loc[row, "response_bytes_per_token"])
-    elif "payload_bytes_per_token" in cols:
-        total = float(frame.loc[row, "payload_bytes_per_token"])
-        old = float(frame.loc[row, "request_bytes_per_token"] + frame.loc[row, "response_bytes_per_token"])
-        share = float(frame.loc[row, "request_bytes_per_token"]) / old if old > 0 else 1.0
-        frame.loc[row, "request_bytes_per_token"] = total * share
-        frame.loc[row, "response_bytes_per_token"] = total * (1.0 - share)
+PAYLOAD_SPLIT_TOL = 1e-6  # relative tolerance of payload = request + response
+
+
+def split_payload(given: Mapping[str, float], where: str) -> dict[str, float]:
+    """Complete one workload's ``payload_bytes_per_token`` (total), ``request_bytes_per_token``
+    and ``response_bytes_per_token`` (B/token) from the ones ``given``:
+
+    * total only: request = total, response = 0 (the default direction carries it all);
+    * both parts, no total: total = request + response;
+    * total and one part: the other part = total - part (:class:`ScenarioError` if negative);
+    * all three: they must add up (:class:`ScenarioError` if not).
+
+    Values that are not finite numbers are passed through (the value checks report them).
+    A single part without the total is a :class:`ScenarioError` (the other part is unknown)."""
+    tot, req, resp = (given.get(k) for k in ("payload_bytes_per_token", "request_bytes_per_token",
+                                              "response_bytes_per_token"))
+
+    def ok(*xs: Any) -> bool:
+        return all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in xs)
+
+    if tot is None:
+        if req is None and resp is None:
+            raise ScenarioError([f"{where}.payload_bytes_per_token: missing (give the total, or "
+                                 "request_bytes_per_token and response_bytes_per_token)"])
+        if req is None or resp is None:
+            missing = "response" if resp is None else "request"
+            raise ScenarioError([f"{where}.{missing}_bytes_per_token: missing (give it, or give "
+                                 "payload_bytes_per_token, the total)"])
+        return {"payload_bytes_per_token": req + resp if ok(req, resp) else math.nan,
+                "request_bytes_per_token": req, "response_bytes_per_token": resp}
+    if req is None and resp is None:
+        return {"payload_bytes_per_token": tot, "request_bytes_per_token": tot, "response_bytes_per_token": 0.0}
+    if req is not None and resp is not None:
+        if ok(tot, req, resp) and abs(tot - (req + resp)) > PAYLOAD_SPLIT_TOL * max(1.0, abs(tot)):
+            raise ScenarioError([f"{where}.payload_bytes_per_token: {tot:g} is not request + response "
+                                 f"= {req:g} + {resp:g} = {req + resp:g} B/token"])
+        return {"payload_bytes_per_token": tot, "request_bytes_per_token": req, "response_bytes_per_token": resp}
+    part, other = ("request", "response") if req is not None else ("response", "request")
+    pv = req if req is not None else resp
+    if not ok(tot, pv):
+        rest = math.nan
+    else:
+        rest = tot - pv
+        if rest < -PAYLOAD_SPLIT_TOL * max(1.0, abs(tot)):
+            raise ScenarioError([f"{where}: payload_bytes_per_token {tot:g} is less than "
+                                 f"{part}_bytes_per_token {pv:g}, so {other}_bytes_per_token would be "
+                                 f"negative ({rest:g} B/token)"])
+        rest = max(rest, 0.0)
+    return {"payload_bytes_per_token": tot, f"{part}_bytes_per_token": pv, f"{other}_bytes_per_token": rest}
+
+
+def _resplit_payload(frame: pd.DataFrame, row: str, cols: Mapping[str, Any], where: str) -> None:
+    """Keep payload = request + response after :meth:`Scenario.replace` changed one workload:
+    the fields given are completed by :func:`split_payload`; a new total given alone scales
+    request and response together (the split is kept; the robustness ranges therefore sit on
+    the part they vary, e.g. ``response_bytes_per_token``); a single new part keeps the other
+    part and sets the total."""
+    keys = ("payload_bytes_per_token", "request_bytes_per_token", "response_bytes_per_token")
+    given = {k: float(frame.loc[row, k]) for k in keys if k in cols}
+    if not given:
+        return
+    if set(given) == {"payload_bytes_per_token"}:
+        req0, resp0 = float(frame.loc[row, keys[1]]), float(frame.loc[row, keys[2]])
+        old = req0 + resp0
+        share = req0 / old if old > 0 else 1.0
+        given["request_bytes_per_token"] = given["payload_bytes_per_token"] * share
+        given["response_bytes_per_token"] = given["payload_bytes_per_token"] * (1.0 - share)
+    elif "payload_bytes_per_token" not in given:
+        for k in keys[1:]:
+            given.setdefault(k, float(frame.loc[row, k]))
+    for k, v in split_payload(given, where).items():
+        frame.loc[row, k] = float(v)
 
 
 def link_weights_gb(s: Scenario, transfer_aware: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -723,21 +818,23 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
             if key not in WORKLOAD_FIELDS:
                 problems.append(f"{label}: workloads.{wid}.{key}: unknown field")
         split = {"request_bytes_per_token", "response_bytes_per_token"}
+        payload_keys = {"payload_bytes_per_token", *split}
+        given = payload_keys & set(fields)
         for key, unit in WORKLOAD_FIELDS.items():
-            if key in split and key not in fields and "payload_bytes_per_token" in fields:
-                continue  # only a total given: all of it is request (the default direction)
-            if key == "payload_bytes_per_token" and key not in fields and split <= set(fields):
-                continue  # the total is request + response
+            if key in payload_keys and key not in fields and (
+                    "payload_bytes_per_token" in given or split <= given):
+                continue  # derived from the others below (split_payload)
             if key not in fields:
                 what = "no latency limit" if key == "latency_limit_ms" else "missing"
                 problems.append(f"{label}: workloads.{wid}.{key}: {what}")
                 row[key] = math.nan
                 continue
             row[key] = _number(fields[key], f"{label}: workloads.{wid}.{key}", problems, prov, unit, key)
-        if "payload_bytes_per_token" not in row:
-            row["payload_bytes_per_token"] = row["request_bytes_per_token"] + row["response_bytes_per_token"]
-        if "request_bytes_per_token" not in row:
-            row["request_bytes_per_token"], row["response_bytes_per_token"] = row["payload_bytes_per_token"], 0.0
+        if "payload_bytes_per_token" in given or split <= given:
+            try:
+                row.update(split_payload({k: row[k] for k in given}, f"{label}: workloads.{wid}"))
+            except ScenarioError as exc:
+                problems += exc.problems
         wl_rows[str(wid)] = row
 
     node_rows, overrides = {}, {}
@@ -852,11 +949,17 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
     fields = dict(
         name=str(doc.get("name", Path(label).stem)), title=str(doc.get("title", doc.get("name", label))),
         nodes=nodes, workloads=workloads, links=links, params=params,
-        provenance=pd.DataFrame(prov, columns=["item", "value", "unit", "kind", "reference", "range", "a_priori"]),
+        provenance=pd.DataFrame(prov, columns=PROVENANCE_COLUMNS),
         demand_override=demand_override, modelling_choices=choices,
     )
     # the constructor runs the same checks; run them here first so problems name the file
-    problems = _check_frames(types.SimpleNamespace(**fields), label)
+    resolved = {**fields, "modelling_choices": {**{k: v[0] for k, v in CHOICES.items()}, **choices}}
+    problems = _check_frames(types.SimpleNamespace(**resolved), label)
+    if not problems:
+        try:
+            resolve_choices(nodes, workloads, fields["provenance"], choices, label)
+        except ScenarioError as exc:
+            problems = exc.problems
     if problems:
         return None, problems
     return Scenario(**fields), []
@@ -872,6 +975,11 @@ def _check_frames(s: Any, label: str) -> list[str]:
             problems.append(f"{label}: {what} must be text, got {getattr(s, what)!r}")
     if not isinstance(s.params, Mapping):
         return problems + [f"{label}: params must be a mapping of parameter name to number"]
+    prov = s.provenance
+    if not isinstance(prov, pd.DataFrame):
+        problems.append(f"{label}: provenance must be a pandas DataFrame, got {type(prov).__name__}")
+    elif (missing := [c for c in PROVENANCE_COLUMNS if c not in prov.columns]):
+        problems.append(f"{label}: provenance: missing columns {missing}")
     frames = {"nodes": s.nodes, "workloads": s.workloads, "links": s.links}
     required = {"nodes": list(NODE_FIELDS), "workloads": list(WORKLOAD_FIELDS), "links": ["a", "b", *LINK_FIELDS]}
     for section, frame in frames.items():
@@ -946,4 +1054,14 @@ def _check_frames(s: Any, label: str) -> list[str]:
                                 f"request + response = {parts:g} B/token")
     if not problems and (s.nodes["capacity_mw"] > 0).sum() == 0:
         problems.append(f"{label}: nodes: no node has compute capacity")
+    if not problems:  # a built scenario has every choice resolved
+        mc = s.modelling_choices
+        if not isinstance(mc, Mapping) or set(mc) != set(CHOICES):
+            problems.append(f"{label}: modelling_choices must name every choice {sorted(CHOICES)} "
+                            f"(unresolved), got {sorted(mc) if isinstance(mc, Mapping) else mc!r}")
+        else:
+            try:
+                check_choices(dict(mc), f"{label}: choices")
+            except ScenarioError as exc:
+                problems += exc.problems
     return problems

@@ -8,7 +8,9 @@ Cite: P. Patel, E. Choukse, C. Zhang, A. Shah, I. Goiri, S. Maleki, R. Bianchini
 The package ships only a compact derived summary (``data/azure_trace_summary.json``,
 written by ``tools/build_trace_summary.py`` with :func:`summarize_trace`): quantiles and
 histograms of prompt / generated / total tokens per request, request and response bytes
-under a declared bytes-per-token figure, the inter-arrival coefficient of variation and
+as plain text under a declared bytes-per-token figure (no framing; :func:`summary_table`
+also gives the streamed response bytes, one :data:`SSE_FRAME` per generated token, which
+is what the scenarios' ``response_bytes_per_token`` counts), the inter-arrival coefficient of variation and
 the peak-to-mean request rate over 1 s and 1 min windows.  Units: tokens, bytes, seconds.
 """
 
@@ -32,6 +34,15 @@ BYTES_PER_TOKEN = 4.0
 BYTES_PER_TOKEN_SOURCE = ("https://help.openai.com/en/articles/4936856-what-are-tokens-and-how-to-count-them "
                           "(about 4 characters per English token x 1 byte/char; payload only, no JSON/HTTP/"
                           "streaming framing)")
+# Streaming framing (the one definition; tools/build_scenarios.py uses it for the scenario's
+# response bytes): the chat.completion.chunk example of the OpenAI API reference (one streamed
+# token) as sent in a server-sent event ("data: <json>" and a blank line).  Its length is the
+# bytes one generated token costs on the way back when the response is streamed.
+SSE_FRAME_SOURCE = "https://platform.openai.com/docs/api-reference/chat-streaming"
+SSE_FRAME = ('data: {"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,'
+             '"model":"gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb", "choices":[{"index":0,'
+             '"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}]}\n\n')
+SSE_FRAME_BYTES = float(len(SSE_FRAME.encode("utf-8")))  # B per streamed generated token
 CITATION = ("P. Patel, E. Choukse, C. Zhang, A. Shah, I. Goiri, S. Maleki, R. Bianchini, "
             "'Splitwise: Efficient generative LLM inference using phase splitting', ISCA 2024; "
             "Azure LLM inference traces 2023 (github.com/Azure/AzurePublicDataset), CC-BY 4.0")
@@ -183,7 +194,9 @@ def summary_table() -> pd.DataFrame:
                                               t["generated_tokens"]["quantiles"]),
             "tokens/request mean": t["total_tokens"]["mean"],
             "prompt/generated": t["prompt_per_generated"],
-            "request bytes mean": t["request_bytes"]["mean"], "response bytes mean": t["response_bytes"]["mean"],
+            "request bytes mean (plain text)": t["request_bytes"]["mean"],
+            "response bytes mean (plain text)": t["response_bytes"]["mean"],
+            "response bytes mean (streamed, SSE frames)": t["generated_tokens"]["mean"] * SSE_FRAME_BYTES,
             "inter-arrival CV": t["interarrival"]["cv"],
             "peak/mean 1 s": t["peak_to_mean"]["1s"], "peak/mean 1 min": t["peak_to_mean"]["1min"],
         }

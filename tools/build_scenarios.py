@@ -31,15 +31,15 @@ AZURE_TRACES_URL = "https://github.com/Azure/AzurePublicDataset"
 SPLITWISE = ("Patel et al., Splitwise: Efficient generative LLM inference using phase splitting, "
              "ISCA 2024; Azure LLM inference traces 2023, CC-BY 4.0")
 OPENAI_TOKENS_URL = "https://help.openai.com/en/articles/4936856-what-are-tokens-and-how-to-count-them"
-OPENAI_STREAM_URL = "https://platform.openai.com/docs/api-reference/chat-streaming"
-# The chat.completion.chunk example of the OpenAI API reference (one streamed token), as sent
-# in a server-sent event ("data: <json>" and a blank line).  Its length is the bytes a
-# streamed token costs on the way back.
-SSE_FRAME = ('data: {"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,'
-             '"model":"gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb", "choices":[{"index":0,'
-             '"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}]}\n\n')
-TEXT_BYTES_PER_TOKEN = 4.0  # ~4 characters per English token x 1 byte/char (OpenAI help article)
-IMAGE_TOKENS = 4096  # tokens per 1024x1024 image (2x2 patches of a 128x128 latent)
+# One definition of bytes per token, of the streaming frame and of the prompt/generated ratio:
+# tokenflow.traces and its bundled summary (tokenflow/data/azure_trace_summary.json).
+sys.path.insert(0, str(HERE.parent))
+from tokenflow.scenario import IMAGE_TOKENS_PER_IMAGE as IMAGE_TOKENS  # noqa: E402
+from tokenflow.traces import (  # noqa: E402
+    BYTES_PER_TOKEN as TEXT_BYTES_PER_TOKEN,  # ~4 characters per English token x 1 byte/char
+)
+from tokenflow.traces import SSE_FRAME_BYTES, SSE_FRAME_SOURCE, load_trace_summary  # noqa: E402
+
 IMAGE_BYTES = 1.5e6  # compressed 1024x1024 image: half the 3.1 MB uncompressed size
 IMAGE_PROMPT_TOKENS = 77  # CLIP text-encoder context: the longest prompt SDXL reads
 
@@ -50,30 +50,28 @@ CALIBRATED_OTHER_OPEX_USD_PER_KWH = 0.0418191
 OPEX_RANGE = (0.0, 0.1)  # $/kWh, declared plausible range of the variable non-energy opex
 
 
-def trace_ratio(path: Path) -> tuple[float, int, int, int]:
-    """(prompt tokens / generated tokens, summed over requests; requests; prompt; generated)."""
-    ctx = gen = n = 0
-    with open(path) as fh:
-        for r in csv.DictReader(fh):
-            ctx += int(r["ContextTokens"])
-            gen += int(r["GeneratedTokens"])
-            n += 1
-    return ctx / gen, n, ctx, gen
+def trace_ratio(trace: str) -> tuple[float, int, int, int]:
+    """(prompt tokens / generated tokens, summed over requests; requests; prompt; generated)
+    of the bundled trace summary of ``trace`` ("conv" or "code")."""
+    s = load_trace_summary()["traces"][trace]
+    n = int(s["n_requests"])
+    return (float(s["prompt_per_generated"]), n, round(s["prompt_tokens"]["mean"] * n),
+            round(s["generated_tokens"]["mean"] * n))
 
 
-def text_workload_payload(ref: Path, trace: str, what: str) -> dict:
+def text_workload_payload(trace: str, what: str) -> dict:
     """Request and response bytes per generated token of a text workload from an Azure trace:
     request = prompt tokens per generated token x 4 B (plain text in); response = one
-    streamed server-sent event per generated token (frames out)."""
-    ratio, n, ctx, gen = trace_ratio(ref / "azure_llm_traces_2023" / f"AzureLLMInferenceTrace_{trace}.csv")
-    frame = float(len(SSE_FRAME.encode("utf-8")))
+    streamed server-sent event per generated token (frames out).  The robustness range sits
+    on the response (plain text, no framing .. two frames per token); the request is measured."""
+    ratio, n, ctx, gen = trace_ratio(trace)
+    frame = SSE_FRAME_BYTES
     req = round(TEXT_BYTES_PER_TOKEN * ratio, 3)
     return {
         "payload_bytes_per_token": {
             "value": round(req + frame, 3),
             "source": AZURE_TRACES_URL,
             "note": "DERIVED: request + response (below)",
-            "range": [round(req + TEXT_BYTES_PER_TOKEN, 3), round(req + 2 * frame, 3)],
         },
         "request_bytes_per_token": {
             "value": req,
@@ -85,9 +83,11 @@ def text_workload_payload(ref: Path, trace: str, what: str) -> dict:
         },
         "response_bytes_per_token": {
             "value": frame,
-            "source": OPENAI_STREAM_URL,
+            "source": SSE_FRAME_SOURCE,
             "note": "DERIVED: one server-sent event per generated token; length of the API "
-            "reference's chat.completion.chunk example with its 'data: ' prefix and blank line",
+            "reference's chat.completion.chunk example with its 'data: ' prefix and blank line "
+            "(tokenflow.traces.SSE_FRAME); range: plain text without framing .. two frames",
+            "range": [TEXT_BYTES_PER_TOKEN, 2 * frame],
         },
     }
 
@@ -168,7 +168,7 @@ def parameters(kind: str) -> dict:
             "a_priori": 100.0,  # before calibration: one 100G wave per direction
         },
         "reference_payload_bytes_per_token": {
-            "value": 4.0,
+            "value": TEXT_BYTES_PER_TOKEN,
             "unit": "B/token",
             "source": "https://help.openai.com/en/articles/4936856-what-are-tokens-and-how-to-count-them",
             "note": "DERIVED: about 4 characters per English token x 1 byte/char; the "
@@ -185,8 +185,8 @@ def parameters(kind: str) -> dict:
 
 def workloads(ref: Path) -> dict:
     """The four workload classes, per-token figures with provenance."""
-    chat_payload = text_workload_payload(ref, "conv", "conversation")
-    code_payload = text_workload_payload(ref, "code", "code")
+    chat_payload = text_workload_payload("conv", "conversation")
+    code_payload = text_workload_payload("code", "code")
     image_req = round(IMAGE_PROMPT_TOKENS * TEXT_BYTES_PER_TOKEN / IMAGE_TOKENS, 4)
     image_resp = round(IMAGE_BYTES / IMAGE_TOKENS, 3)
     return {
@@ -218,7 +218,6 @@ def workloads(ref: Path) -> dict:
             "payload_bytes_per_token": {
                 "value": round(image_req + image_resp, 4),
                 "assumption": "DERIVED: request + response (below)",
-                "range": [100.0, 800.0],
             },
             "request_bytes_per_token": {
                 "value": image_req,
@@ -229,7 +228,9 @@ def workloads(ref: Path) -> dict:
             "response_bytes_per_token": {
                 "value": image_resp,
                 "assumption": f"image out: {IMAGE_BYTES / 1e6:g} MB compressed 1024x1024 image "
-                f"(half the 3.1 MB uncompressed size) / {IMAGE_TOKENS} tokens per image",
+                f"(half the 3.1 MB uncompressed size) / {IMAGE_TOKENS} tokens per image; "
+                "range: the image bytes vary (quality, format), the prompt does not",
+                "range": [100.0, 800.0],
             },
             "latency_limit_ms": {
                 "value": 1000.0,

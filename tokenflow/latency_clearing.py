@@ -13,8 +13,9 @@ limit is end to end (RTT + wait + prefill + first step, at the 99th percentile, 
    limit (batch training) have ``rho* = 1``.
 
 Iterate: clear -> node delays at the cleared routes and mix -> derate each node whose
-utilisation exceeds its usable share -> clear again, until no node exceeds it.  Capacity
-factors only ever decrease, so the iteration stops; each iteration is reported.  Only the
+utilisation exceeds its usable share -> clear again, until no node exceeds it by more than
+``tol``.  Capacity factors only ever decrease; the iteration stops at the tolerance or after
+``max_iter`` clearings (then ``converged`` is False); each iteration is reported.  Only the
 public market API is used (``tokenflow.solve`` and ``Scenario.replace``).
 """
 
@@ -50,7 +51,8 @@ class LatencyClearing:
     clearing, RTT-only limits); ``scenario``: the derated scenario; ``capacity_factor``:
     usable share of each node's AI capacity; ``network_limits_ms``: the tightened RTT limits;
     ``iterations``: one row per clearing; ``latency``: :func:`market_latency` at the fixed
-    point with each pool at its own utilisation; ``converged``: no node above its share."""
+    point with each pool at its own utilisation and GPU share (:func:`fixed_point_pools`), in
+    the busiest minute when cleared with ``peak``; ``converged``: no node above its share."""
 
     result: object
     network_only: object
@@ -120,6 +122,21 @@ def usable_share(result, s, rho_max: pd.DataFrame) -> pd.Series:
     return (tot / need.replace(0, np.nan)).fillna(1.0).clip(upper=1.0)
 
 
+def fixed_point_pools(result, s, rho_max: pd.DataFrame, util: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(GPU share, pool utilisation), node x workload, of the allocation that :func:`usable_share`
+    assumes: each node's GPUs split in proportion to ``load_k / rho*_k``, so pool ``k`` runs at
+    ``rho*_k * util / usable_share`` (``util``: node load over its undiminished capacity).  A
+    node serving one workload has its pool at the node's utilisation; at the fixed point
+    (util <= usable share) every pool is within its rho*."""
+    load = (result.dataset["processing"].to_pandas() * s.workloads["energy_kwh_per_mtok"])
+    rho = rho_max.reindex_like(load).clip(lower=1e-12)
+    need = (load / rho).where(load > 0, 0.0)
+    alloc = need.div(need.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+    share = usable_share(result, s, rho_max)
+    pool_u = rho.mul(util.reindex(load.index) / share, axis=0).where(load > 0)
+    return alloc, pool_u
+
+
 def _summary(it: int, r, s, factor: pd.Series, share: pd.Series, util: pd.Series) -> dict:
     ds = r.dataset
     dem = ds["demand"]
@@ -175,7 +192,7 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
             break
         factor = factor.where(~over, np.minimum(factor, share))
         current = s.replace(nodes={n: {"capacity_mw": float(cap0[n] * factor[n])} for n in cap0.index})
-    pool_u = rho_max.mul(util / factor, axis=0)
-    lat = market_latency(r, s, profiles, q, utilisation=pool_u, capacity_kw=cap0_kw, peak=False)
+    alloc, pool_u = fixed_point_pools(r, s, rho_max, util)
+    lat = market_latency(r, s, profiles, q, utilisation=pool_u, capacity_kw=cap0_kw, peak=peak, shares=alloc)
     return LatencyClearing(r, network_only, current, factor, net, pd.DataFrame(rows).set_index("iteration"), lat,
                            rho_max, converged)

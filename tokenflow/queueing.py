@@ -345,11 +345,13 @@ def _origin_flows(ds: xr.Dataset) -> np.ndarray:
 
 def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None, q: float = 0.99,
                    utilisation: pd.DataFrame | None = None, capacity_kw: pd.Series | None = None,
-                   peak: bool = False, dispatch: str = "pooled") -> xr.Dataset:
+                   peak: bool = False, dispatch: str = "pooled", shares: pd.DataFrame | None = None) -> xr.Dataset:
     """Latency of the cleared market ``result`` of scenario ``s``, per node and workload.
 
     The pool of workload ``k`` at node ``n`` has its share of the node's GPUs
-    (``capacity_kw``, default the result's compute capacity) and runs at ``utilisation``
+    (``capacity_kw``, default the result's compute capacity; ``shares``, node x workload,
+    default :func:`load_shares`, under which every pool runs at the node's utilisation) and
+    runs at ``utilisation``
     (node x workload; default the node's compute utilisation for every pool), times the
     profile's 1-minute peak-to-mean when ``peak``.  ``dispatch``: ``"pooled"`` (a least-loaded
     router: one queue for the pool, trace burstiness kept) or ``"random"`` (each replica its
@@ -367,7 +369,7 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
             else utilisation.reindex(index=nodes, columns=wls))
     cap = ds["compute_capacity"].to_pandas() if capacity_kw is None else capacity_kw
     proc = ds["processing"].to_pandas()
-    share = load_shares(result, s)
+    share = load_shares(result, s) if shares is None else shares.reindex(index=nodes, columns=wls).fillna(0.0)
     shape = (len(nodes), len(wls))
     res = {k: np.full(shape, np.nan) for k in ("pool_utilisation", "mean_ms", "p_ms", "replicas", "batch", "step_ms")}
     for j, w in enumerate(wls):

@@ -31,7 +31,6 @@ from .errors import InfeasibleMarketError, TokenflowError
 from .market import solve
 from .queueing import (
     ServiceProfile,
-    _origin_flows,
     arrival_scv,
     default_profiles,
     load_shares,
@@ -39,7 +38,7 @@ from .queueing import (
     max_utilisation,
     pool_replicas,
     replica_latency,
-    route_rtt_ms,
+    route_rtts,
 )
 
 
@@ -88,13 +87,12 @@ def network_limits(s, profiles: dict[str, ServiceProfile], latency_limits_ms: di
 def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.Series, q: float = 0.99,
                 peak: bool = True) -> pd.DataFrame:
     """rho*[node, workload]: the largest pool utilisation at which the workload meets its
-    end-to-end limit on the slowest route it uses into the node (within the peak minute when
+    end-to-end limit on the slowest route it uses into the node (:func:`route_rtts`) (within the peak minute when
     ``peak``); 1 for workloads without a limit, NaN where the workload is not processed."""
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     proc = ds["processing"].to_pandas()
-    rtt = route_rtt_ms(s).loc[nodes, nodes]
-    _origin_flows(ds)
+    rtt = route_rtts(result, s)["rtt_max_ms"]
     tr = ds["transfers"]
     share = load_shares(result, s)
     out = pd.DataFrame(np.nan, index=pd.Index(nodes, name="node"), columns=pd.Index(wls, name="workload"))
@@ -107,7 +105,7 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
                 out.loc[n, w] = 1.0
                 continue
             origins = tr.sel(node=n, workload=w).to_pandas()
-            worst = float(rtt.loc[origins.index[origins.values > 1e-9], n].max()) if (origins > 1e-9).any() else 0.0
+            worst = (float(rtt.sel(node=n, workload=w).max(skipna=True)) if (origins > 1e-9).any() else 0.0)
             reps = pool_replicas(capacity_kw[n], share.loc[n, w], p)
             rho = max_utilisation(p, p.limit_ms - worst, arrival_scv(p), q, reps)
             out.loc[n, w] = rho / (p.peak_to_mean() if peak else 1.0)

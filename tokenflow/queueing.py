@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -285,7 +286,13 @@ def replica_latency(p: ServiceProfile, rho: float, ca2: float = 1.0, q: float = 
 def max_utilisation(p: ServiceProfile, budget_ms: float, ca2: float = 1.0, q: float = 0.99,
                     replicas: int = 1, tol: float = 1e-4) -> float:
     """Largest rho at which the ``q`` quantile of the processing latency stays within
-    ``budget_ms`` (0 when even an idle replica misses it)."""
+    ``budget_ms`` (0 when even an idle replica misses it).  Memoised: the fixed-point
+    iteration asks for the same pools again and again."""
+    return _max_utilisation(p, float(budget_ms), float(ca2), float(q), int(replicas), float(tol))
+
+
+@lru_cache(maxsize=4096)
+def _max_utilisation(p: ServiceProfile, budget_ms: float, ca2: float, q: float, replicas: int, tol: float) -> float:
     if budget_ms <= 0 or replica_latency(p, 0.0, ca2, q, replicas)["p_ms"] > budget_ms:
         return 0.0
     lo, hi = 0.0, 1.0

@@ -85,14 +85,15 @@ def network_limits(s, profiles: dict[str, ServiceProfile], latency_limits_ms: di
 
 
 def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.Series, q: float = 0.99,
-                peak: bool = True) -> pd.DataFrame:
+                peak: bool = True, rtt: xr.Dataset | None = None) -> pd.DataFrame:
     """rho*[node, workload]: the largest pool utilisation at which the workload meets its
     end-to-end limit on the slowest route it uses into the node (:func:`route_rtts`) (within the peak minute when
-    ``peak``); 1 for workloads without a limit, NaN where the workload is not processed."""
+    ``peak``); 1 for workloads without a limit, NaN where the workload is not processed.
+    ``rtt``: :func:`~tokenflow.queueing.route_rtts` of ``result`` if already computed."""
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     proc = ds["processing"].to_pandas()
-    rtt = route_rtts(result, s)["rtt_max_ms"]
+    rtt = (route_rtts(result, s) if rtt is None else rtt)["rtt_max_ms"]
     tr = ds["transfers"]
     share = load_shares(result, s)
     out = pd.DataFrame(np.nan, index=pd.Index(nodes, name="node"), columns=pd.Index(wls, name="workload"))
@@ -181,7 +182,8 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
             raise InfeasibleMarketError(demand_scale, exc.max_scale,
                                         f"latency-consistent clearing, iteration {it}: {exc.binding}") from None
         util = r.dataset["compute_used"].to_pandas() / cap0_kw
-        rho_max = pool_limits(r, s, profiles, cap0_kw, q, peak)
+        rtt = route_rtts(r, s)
+        rho_max = pool_limits(r, s, profiles, cap0_kw, q, peak, rtt)
         share = usable_share(r, s, rho_max)
         rows.append(_summary(it, r, s, factor, share, util))
         over = util > share + tol
@@ -191,6 +193,7 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
         factor = factor.where(~over, np.minimum(factor, share))
         current = s.replace(nodes={n: {"capacity_mw": float(cap0[n] * factor[n])} for n in cap0.index})
     alloc, pool_u = fixed_point_pools(r, s, rho_max, util)
-    lat = market_latency(r, s, profiles, q, utilisation=pool_u, capacity_kw=cap0_kw, peak=peak, shares=alloc)
+    lat = market_latency(r, s, profiles, q, utilisation=pool_u, capacity_kw=cap0_kw, peak=peak, shares=alloc,
+                         rtt=rtt)
     return LatencyClearing(r, network_only, current, factor, net, pd.DataFrame(rows).set_index("iteration"), lat,
                            rho_max, converged)

@@ -57,3 +57,21 @@ def test_network_limit_tightened_by_idle_latency(profile, two_nodes):
     idle = 500.0 - lim["w"]
     assert 0 < idle < 500.0
     assert network_limits(two_nodes, profile, {"w": 10.0})["w"] == 10.0
+
+
+def test_single_workload_pool_runs_at_node_utilisation(two_nodes, profile):
+    """The fixed point's latency evaluates each pool at the utilisation of the GPU split used:
+    with one workload per node that is the node's utilisation (derated or not)."""
+    for peak in (False, True):
+        lc = latency_consistent_clearing(two_nodes, 1.0, profiles=profile, peak=peak)
+        ds = lc.result.dataset
+        util = ds["compute_used"].to_pandas() / two_nodes.compute_capacity_kw
+        ptm = profile["w"].peak_to_mean() if peak else 1.0
+        pool = lc.latency["pool_utilisation"].sel(workload="w").to_pandas()
+        for n in ("A", "B"):
+            if float(ds["processing"].sel(node=n, workload="w")) > 0:
+                assert pool[n] == pytest.approx(util[n] * ptm, rel=1e-9)
+                # all of the node's GPUs serve its one workload
+                assert float(lc.latency["replicas"].sel(node=n, workload="w")) == pool_replicas(
+                    float(two_nodes.compute_capacity_kw[n]), 1.0, profile["w"])
+    assert float(lc.latency["pool_utilisation"].sel(node="B", workload="w")) > 0.1  # B is in use at the peak

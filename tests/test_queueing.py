@@ -151,3 +151,48 @@ def test_market_latency_needs_origin_flows(us5):
     if np.isnan(ra.dataset["transfers"].values).all():
         with pytest.raises(TokenflowError, match="path formulation"):
             market_latency(ra, us5)
+
+
+def _label_rtt(s, label: str) -> float:
+    from tokenflow.network import arc_table
+
+    lat = arc_table(s)["latency_ms"]
+    hops = label.split(" > ")
+    return float(sum(2.0 * lat[f"{a}->{b}"] for a, b in zip(hops[:-1], hops[1:])))
+
+
+def test_route_rtts_cover_every_route_carrying_flow(us5):
+    """The worst RTT used for latency is at least the RTT of each route the LP put flow on (the
+    path in use reported by the price decomposition), and at 35x one of them is slower than the
+    fastest path: the shortest-path RTT would understate it."""
+    from tokenflow.latency_clearing import pool_limits
+    from tokenflow.queueing import market_latency, route_rtt_ms, route_rtts
+
+    r = tf.solve(us5, demand_scale=35)
+    rt = route_rtts(r, us5)
+    lat = market_latency(r, us5)
+    dec = r.price_decomposition()
+    fastest = route_rtt_ms(us5)
+    slower_than_fastest = 0
+    for o in us5.node_ids:
+        for w in us5.workload_ids:
+            via, label = str(dec["via"].sel(node=o, workload=w).values), str(dec["path"].sel(node=o, workload=w).values)
+            if not label or float(r.dataset["transfers"].sel(origin=o, node=via, workload=w)) <= 1e-9:
+                continue
+            used = _label_rtt(us5, label)
+            assert float(rt["rtt_max_ms"].sel(origin=o, node=via, workload=w)) >= used - 1e-9
+            assert float(rt["rtt_min_ms"].sel(origin=o, node=via, workload=w)) <= used + 1e-9
+            assert float(lat["rtt_ms"].sel(origin=o, node=via, workload=w)) >= used - 1e-9
+            if w in ("chat", "image", "code_review"):
+                assert float(lat["e2e_p_ms"].sel(origin=o, node=via, workload=w)) > used
+            slower_than_fastest += used > fastest.loc[o, via] + 1e-6
+    assert slower_than_fastest >= 1
+    # flow-weighted RTT lies between the fastest and the slowest route in use, never above the LP limit
+    assert bool((rt["rtt_mean_ms"] <= rt["rtt_max_ms"] + 1e-9).where(rt["rtt_max_ms"].notnull(), True).all())
+    assert bool((rt["rtt_mean_ms"] >= rt["rtt_min_ms"] - 1e-9).where(rt["rtt_min_ms"].notnull(), True).all())
+    lim = us5.workloads["latency_limit_ms"]
+    for w in us5.workload_ids:
+        assert float(rt["rtt_max_ms"].sel(workload=w).max()) <= lim[w] + 1e-6
+    # the derating's worst route is the slowest route in use as well
+    rho = pool_limits(r, us5, default_profiles(us5), us5.compute_capacity_kw)
+    assert rho.notna().sum().sum() > 0

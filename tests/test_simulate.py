@@ -7,7 +7,7 @@ import pytest
 
 import tokenflow as tf
 from tokenflow.errors import TokenflowError
-from tokenflow.queueing import default_profiles, replica_latency, route_rtt_ms
+from tokenflow.queueing import default_profiles, replica_latency, route_rtt_ms, route_rtts
 from tokenflow.simulate import simulate_pool
 
 
@@ -60,8 +60,12 @@ def test_market_replay_covers_the_pools_in_use(us5):
     # a latency for every node that processes chat, none elsewhere or for other workloads
     assert bool((np.isfinite(sim) == (proc > 1e-9)).all())
     assert bool(np.isnan(out["sim_p99_ms"].sel(workload="image")).all())
-    # the end-to-end p99 includes at least the round trip of the routes in use
+    # the end-to-end p99 includes at least the round trip of the routes in use; the analytic
+    # p99 adds the slowest route in use, which is no faster than the shortest path
     rtt = route_rtt_ms(us5)
+    worst = route_rtts(r, us5)["rtt_max_ms"].sel(workload="chat").max("origin")
     for n in proc["node"].values[proc.values > 1e-9]:
         flows = r.dataset["transfers"].sel(node=n, workload="chat").to_pandas()
         assert float(sim.sel(node=n)) >= rtt.loc[flows.index[flows > 1e-9], n].min()
+        assert float(worst.sel(node=n)) >= rtt.loc[flows.index[flows > 1e-9], n].max() - 1e-9
+        assert float(out["ana_p99_ms"].sel(node=n, workload="chat")) > float(worst.sel(node=n))

@@ -13,8 +13,9 @@ limit is end to end (RTT + wait + prefill + first step, at the 99th percentile, 
    limit (batch training) have ``rho* = 1``.
 
 Iterate: clear -> node delays at the cleared routes and mix -> derate each node whose
-utilisation exceeds its usable share -> clear again, until no node exceeds it.  Capacity
-factors only ever decrease, so the iteration stops; each iteration is reported.  Only the
+utilisation exceeds its usable share -> clear again, until no node exceeds it by more than
+``tol``.  Capacity factors only ever decrease; the iteration stops at the tolerance or after
+``max_iter`` clearings (then ``converged`` is False); each iteration is reported.  Only the
 public market API is used (``tokenflow.solve`` and ``Scenario.replace``).
 """
 
@@ -30,7 +31,6 @@ from .errors import InfeasibleMarketError, TokenflowError
 from .market import solve
 from .queueing import (
     ServiceProfile,
-    _origin_flows,
     arrival_scv,
     default_profiles,
     load_shares,
@@ -38,7 +38,7 @@ from .queueing import (
     max_utilisation,
     pool_replicas,
     replica_latency,
-    route_rtt_ms,
+    route_rtts,
 )
 
 
@@ -50,7 +50,8 @@ class LatencyClearing:
     clearing, RTT-only limits); ``scenario``: the derated scenario; ``capacity_factor``:
     usable share of each node's AI capacity; ``network_limits_ms``: the tightened RTT limits;
     ``iterations``: one row per clearing; ``latency``: :func:`market_latency` at the fixed
-    point with each pool at its own utilisation; ``converged``: no node above its share."""
+    point with each pool at its own utilisation and GPU share (:func:`fixed_point_pools`), in
+    the busiest minute when cleared with ``peak``; ``converged``: no node above its share."""
 
     result: object
     network_only: object
@@ -84,15 +85,15 @@ def network_limits(s, profiles: dict[str, ServiceProfile], latency_limits_ms: di
 
 
 def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.Series, q: float = 0.99,
-                peak: bool = True) -> pd.DataFrame:
+                peak: bool = True, rtt: xr.Dataset | None = None) -> pd.DataFrame:
     """rho*[node, workload]: the largest pool utilisation at which the workload meets its
-    end-to-end limit on the slowest route it uses into the node (within the peak minute when
-    ``peak``); 1 for workloads without a limit, NaN where the workload is not processed."""
+    end-to-end limit on the slowest route it uses into the node (:func:`route_rtts`) (within the peak minute when
+    ``peak``); 1 for workloads without a limit, NaN where the workload is not processed.
+    ``rtt``: :func:`~tokenflow.queueing.route_rtts` of ``result`` if already computed."""
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     proc = ds["processing"].to_pandas()
-    rtt = route_rtt_ms(s).loc[nodes, nodes]
-    _origin_flows(ds)
+    rtt = (route_rtts(result, s) if rtt is None else rtt)["rtt_max_ms"]
     tr = ds["transfers"]
     share = load_shares(result, s)
     out = pd.DataFrame(np.nan, index=pd.Index(nodes, name="node"), columns=pd.Index(wls, name="workload"))
@@ -105,7 +106,7 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
                 out.loc[n, w] = 1.0
                 continue
             origins = tr.sel(node=n, workload=w).to_pandas()
-            worst = float(rtt.loc[origins.index[origins.values > 1e-9], n].max()) if (origins > 1e-9).any() else 0.0
+            worst = (float(rtt.sel(node=n, workload=w).max(skipna=True)) if (origins > 1e-9).any() else 0.0)
             reps = pool_replicas(capacity_kw[n], share.loc[n, w], p)
             rho = max_utilisation(p, p.limit_ms - worst, arrival_scv(p), q, reps)
             out.loc[n, w] = rho / (p.peak_to_mean() if peak else 1.0)
@@ -118,6 +119,21 @@ def usable_share(result, s, rho_max: pd.DataFrame) -> pd.Series:
     need = (load / rho_max.reindex_like(load)).where(load > 0, 0.0).sum(axis=1)
     tot = load.sum(axis=1)
     return (tot / need.replace(0, np.nan)).fillna(1.0).clip(upper=1.0)
+
+
+def fixed_point_pools(result, s, rho_max: pd.DataFrame, util: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(GPU share, pool utilisation), node x workload, of the allocation that :func:`usable_share`
+    assumes: each node's GPUs split in proportion to ``load_k / rho*_k``, so pool ``k`` runs at
+    ``rho*_k * util / usable_share`` (``util``: node load over its undiminished capacity).  A
+    node serving one workload has its pool at the node's utilisation; at the fixed point
+    (util <= usable share) every pool is within its rho*."""
+    load = (result.dataset["processing"].to_pandas() * s.workloads["energy_kwh_per_mtok"])
+    rho = rho_max.reindex_like(load).clip(lower=1e-12)
+    need = (load / rho).where(load > 0, 0.0)
+    alloc = need.div(need.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+    share = usable_share(result, s, rho_max)
+    pool_u = rho.mul(util.reindex(load.index) / share, axis=0).where(load > 0)
+    return alloc, pool_u
 
 
 def _summary(it: int, r, s, factor: pd.Series, share: pd.Series, util: pd.Series) -> dict:
@@ -166,7 +182,8 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
             raise InfeasibleMarketError(demand_scale, exc.max_scale,
                                         f"latency-consistent clearing, iteration {it}: {exc.binding}") from None
         util = r.dataset["compute_used"].to_pandas() / cap0_kw
-        rho_max = pool_limits(r, s, profiles, cap0_kw, q, peak)
+        rtt = route_rtts(r, s)
+        rho_max = pool_limits(r, s, profiles, cap0_kw, q, peak, rtt)
         share = usable_share(r, s, rho_max)
         rows.append(_summary(it, r, s, factor, share, util))
         over = util > share + tol
@@ -175,7 +192,8 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
             break
         factor = factor.where(~over, np.minimum(factor, share))
         current = s.replace(nodes={n: {"capacity_mw": float(cap0[n] * factor[n])} for n in cap0.index})
-    pool_u = rho_max.mul(util / factor, axis=0)
-    lat = market_latency(r, s, profiles, q, utilisation=pool_u, capacity_kw=cap0_kw, peak=False)
+    alloc, pool_u = fixed_point_pools(r, s, rho_max, util)
+    lat = market_latency(r, s, profiles, q, utilisation=pool_u, capacity_kw=cap0_kw, peak=peak, shares=alloc,
+                         rtt=rtt)
     return LatencyClearing(r, network_only, current, factor, net, pd.DataFrame(rows).set_index("iteration"), lat,
                            rho_max, converged)

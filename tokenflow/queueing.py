@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -285,7 +286,13 @@ def replica_latency(p: ServiceProfile, rho: float, ca2: float = 1.0, q: float = 
 def max_utilisation(p: ServiceProfile, budget_ms: float, ca2: float = 1.0, q: float = 0.99,
                     replicas: int = 1, tol: float = 1e-4) -> float:
     """Largest rho at which the ``q`` quantile of the processing latency stays within
-    ``budget_ms`` (0 when even an idle replica misses it)."""
+    ``budget_ms`` (0 when even an idle replica misses it).  Memoised: the fixed-point
+    iteration asks for the same pools again and again."""
+    return _max_utilisation(p, float(budget_ms), float(ca2), float(q), int(replicas), float(tol))
+
+
+@lru_cache(maxsize=4096)
+def _max_utilisation(p: ServiceProfile, budget_ms: float, ca2: float, q: float, replicas: int, tol: float) -> float:
     if budget_ms <= 0 or replica_latency(p, 0.0, ca2, q, replicas)["p_ms"] > budget_ms:
         return 0.0
     lo, hi = 0.0, 1.0
@@ -312,7 +319,8 @@ def arrival_scv(p: ServiceProfile) -> float:
 
 def route_rtt_ms(s) -> pd.DataFrame:
     """Round-trip time (ms) of the latency-shortest path between every ordered node pair
-    (origin rows, processing-node columns; 0 on the diagonal)."""
+    (origin rows, processing-node columns; 0 on the diagonal).  A lower bound on the routes a
+    cleared market uses; for those see :func:`route_rtts`."""
     from .network import candidate_paths
 
     ps = candidate_paths(s, 1)
@@ -345,18 +353,23 @@ def _origin_flows(ds: xr.Dataset) -> np.ndarray:
 
 def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None, q: float = 0.99,
                    utilisation: pd.DataFrame | None = None, capacity_kw: pd.Series | None = None,
-                   peak: bool = False, dispatch: str = "pooled") -> xr.Dataset:
+                   peak: bool = False, dispatch: str = "pooled", shares: pd.DataFrame | None = None,
+                   rtt: xr.Dataset | None = None) -> xr.Dataset:
     """Latency of the cleared market ``result`` of scenario ``s``, per node and workload.
 
     The pool of workload ``k`` at node ``n`` has its share of the node's GPUs
-    (``capacity_kw``, default the result's compute capacity) and runs at ``utilisation``
+    (``capacity_kw``, default the result's compute capacity; ``shares``, node x workload,
+    default :func:`load_shares`, under which every pool runs at the node's utilisation) and
+    runs at ``utilisation``
     (node x workload; default the node's compute utilisation for every pool), times the
     profile's 1-minute peak-to-mean when ``peak``.  ``dispatch``: ``"pooled"`` (a least-loaded
     router: one queue for the pool, trace burstiness kept) or ``"random"`` (each replica its
-    own queue, the trace's arrivals thinned at random).  Returns ``pool_utilisation``,
-    ``replicas``, ``mean_ms``, ``p_ms`` (processing latency, node x workload), ``rtt_ms``
-    (origin x node), ``e2e_p_ms`` (RTT + processing quantile on routes in use, origin x node x
-    workload), ``limit_ms`` and ``lp_limit_ms`` (workload)."""
+    own queue, the trace's arrivals thinned at random).  Round trips are those of the routes
+    the market uses (:func:`route_rtts`, or ``rtt`` if already computed).  Returns
+    ``pool_utilisation``, ``replicas``, ``mean_ms``, ``p_ms`` (processing latency, node x
+    workload), ``rtt_ms`` (worst route in use) and ``rtt_mean_ms`` (flow-weighted), ``e2e_p_ms``
+    (worst-route RTT + processing quantile; all three origin x node x workload, NaN where no
+    flow), ``limit_ms`` and ``lp_limit_ms`` (workload)."""
     if dispatch not in ("pooled", "random"):
         raise TokenflowError(f"dispatch must be 'pooled' or 'random', got {dispatch!r}")
     ds = result.dataset
@@ -367,7 +380,7 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
             else utilisation.reindex(index=nodes, columns=wls))
     cap = ds["compute_capacity"].to_pandas() if capacity_kw is None else capacity_kw
     proc = ds["processing"].to_pandas()
-    share = load_shares(result, s)
+    share = load_shares(result, s) if shares is None else shares.reindex(index=nodes, columns=wls).fillna(0.0)
     shape = (len(nodes), len(wls))
     res = {k: np.full(shape, np.nan) for k in ("pool_utilisation", "mean_ms", "p_ms", "replicas", "batch", "step_ms")}
     for j, w in enumerate(wls):
@@ -388,14 +401,17 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
             res["mean_ms"][i, j], res["p_ms"][i, j] = lat["mean_ms"], lat["p_ms"]
             res["replicas"][i, j] = reps
             res["batch"][i, j], res["step_ms"][i, j] = lat["batch"], lat["step_ms"]
-    rtt = route_rtt_ms(s).loc[nodes, nodes]
+    rt = route_rtts(result, s) if rtt is None else rtt
+    rtt_max = rt["rtt_max_ms"].transpose("origin", "node", "workload").values
     used = _origin_flows(ds) > 1e-9
-    e2e = np.where(used, rtt.values[:, :, None] + res["p_ms"][None, :, :], np.nan)
+    e2e = np.where(used, rtt_max + res["p_ms"][None, :, :], np.nan)
     lp_lim = json.loads(ds.attrs["latency_limits_ms"])
     out = xr.Dataset(
         {
             **{k: (("node", "workload"), v) for k, v in res.items()},
-            "rtt_ms": (("origin", "node"), rtt.to_numpy()),
+            "rtt_ms": (("origin", "node", "workload"), rtt_max),
+            "rtt_mean_ms": (("origin", "node", "workload"), rt["rtt_mean_ms"].transpose("origin", "node",
+                                                                                      "workload").values),
             "e2e_p_ms": (("origin", "node", "workload"), e2e),
             "limit_ms": (("workload",), np.array([np.nan if profiles.get(w) is None or profiles[w].limit_ms is None
                                                   else profiles[w].limit_ms for w in wls])),
@@ -404,8 +420,8 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
         coords={"node": nodes, "workload": wls, "origin": nodes},
         attrs={"quantile": q, "peak": int(peak), "dispatch": dispatch},
     )
-    for v, u in {"pool_utilisation": "1", "mean_ms": "ms", "p_ms": "ms", "rtt_ms": "ms", "e2e_p_ms": "ms",
-                 "limit_ms": "ms", "lp_limit_ms": "ms", "replicas": "1", "batch": "sequences",
+    for v, u in {"pool_utilisation": "1", "mean_ms": "ms", "p_ms": "ms", "rtt_ms": "ms", "rtt_mean_ms": "ms",
+                 "e2e_p_ms": "ms", "limit_ms": "ms", "lp_limit_ms": "ms", "replicas": "1", "batch": "sequences",
                  "step_ms": "ms"}.items():
         out[v].attrs["unit"] = u
     return out
@@ -442,3 +458,101 @@ def energy_mix(s, profiles: dict[str, ServiceProfile] | None = None) -> pd.DataF
         rows[w] = {"trace": p.trace, "decode_j": dec, "prefill_j": pre, "prompt_per_generated": ratio,
                    "weighted_j": dec + ratio * pre, "factor": (dec + ratio * pre) / dec}
     return pd.DataFrame(rows).T
+
+
+def route_rtts(result, s, tol: float = 1e-9) -> xr.Dataset:
+    """Round trips of the routes the cleared market ``result`` of ``s`` uses (ms), per
+    ``origin`` x ``node`` x ``workload`` with flow (NaN elsewhere):
+
+    * ``rtt_max_ms``: the largest RTT of any loop-free route from origin to node whose every
+      link carries flow of the workload and whose RTT is within the LP's limit.  Every route
+      the LP can have used is such a route, so this is an upper bound on the worst route in use
+      (exact when the flows admit one decomposition).
+    * ``rtt_mean_ms``: flow-weighted RTT of one decomposition of the link flows into those
+      routes (a least-residual LP); the result keeps flows per link and per origin x node, not
+      per path, so it is one consistent reading, not necessarily the solver's own split.
+    * ``rtt_min_ms``: the fastest such route.
+    """
+    import scipy.sparse as sp
+    from scipy.optimize import linprog
+
+    from .network import arc_table
+
+    ds = result.dataset
+    nodes, wls = list(ds["node"].values), list(ds["workload"].values)
+    pos = {n: i for i, n in enumerate(nodes)}
+    arcs = arc_table(s).reindex(ds["link"].values)
+    au = np.array([pos[u] for u in arcs["origin"]])
+    av = np.array([pos[v] for v in arcs["target"]])
+    lat = arcs["latency_ms"].to_numpy(float)
+    lim = json.loads(ds.attrs["latency_limits_ms"])
+    tr = _origin_flows(ds)
+    lf = ds["link_flow"].transpose("link", "workload").values
+    N = len(nodes)
+    out = {k: np.full((N, N, len(wls)), np.nan) for k in ("rtt_max_ms", "rtt_mean_ms", "rtt_min_ms")}
+    for j, w in enumerate(wls):
+        flow = tr[:, :, j]
+        if not (flow > tol).any():
+            continue
+        limit = float(lim.get(w, np.inf)) + 1e-6
+        carry = np.flatnonzero(lf[:, j] > tol)
+        nbr: list[list[int]] = [[] for _ in range(N)]
+        for a in carry:
+            nbr[au[a]].append(int(a))
+        paths: list[tuple[int, int, float, list[int]]] = []  # (origin, node, rtt, arcs)
+        for o in range(N):
+            targets = set(np.flatnonzero(flow[o] > tol)) - {o}
+            if flow[o, o] > tol:
+                paths.append((o, o, 0.0, []))
+            if not targets:
+                continue
+            stack = [(o, 0.0, [], {o})]
+            while stack:
+                u, r, seq, seen = stack.pop()
+                for a in nbr[u]:
+                    v, r2 = int(av[a]), r + 2.0 * lat[a]
+                    if v in seen or r2 > limit:
+                        continue
+                    if v in targets:
+                        paths.append((o, v, r2, [*seq, a]))
+                    stack.append((v, r2, [*seq, a], seen | {v}))
+        po = np.array([p[0] for p in paths])
+        pn = np.array([p[1] for p in paths])
+        pr = np.array([p[2] for p in paths])
+        for o, n in zip(*np.nonzero(flow > tol)):
+            sel = (po == o) & (pn == n)
+            if not sel.any():
+                raise TokenflowError(f"{w}: flow from {nodes[o]} to {nodes[n]} has no route over links in use "
+                                     "within the latency limit")
+            out["rtt_max_ms"][o, n, j] = pr[sel].max()
+            out["rtt_min_ms"][o, n, j] = pr[sel].min()
+        # one decomposition: path flows f >= 0 matching each origin x node flow exactly and
+        # the link flows up to slacks, least total slack
+        P, A = len(paths), len(carry)
+        arow = {int(a): i for i, a in enumerate(carry)}
+        rows, cols = [], []
+        for i, p in enumerate(paths):
+            for a in p[3]:
+                rows.append(arow[a])
+                cols.append(i)
+        inc = sp.csr_array((np.ones(len(rows)), (rows, cols)), shape=(A, P))
+        pairs = sorted({(int(o), int(n)) for o, n in zip(po, pn)})
+        prow = {p: i for i, p in enumerate(pairs)}
+        pair_m = sp.csr_array((np.ones(P), ([prow[(int(o), int(n))] for o, n in zip(po, pn)], np.arange(P))),
+                              shape=(len(pairs), P))
+        eye = sp.identity(A, format="csr")
+        a_eq = sp.vstack([sp.hstack([inc, eye, -eye]),
+                          sp.hstack([pair_m, sp.csr_array((len(pairs), 2 * A))])]).tocsr()
+        b_eq = np.r_[lf[carry, j], [flow[o, n] for o, n in pairs]]
+        res = linprog(np.r_[np.zeros(P), np.ones(2 * A)], A_eq=a_eq, b_eq=b_eq, bounds=(0, None), method="highs")
+        if res.status == 0:
+            f = res.x[:P]
+            for (o, n) in pairs:
+                sel = (po == o) & (pn == n)
+                tot = f[sel].sum()
+                out["rtt_mean_ms"][o, n, j] = float((f[sel] * pr[sel]).sum() / tot) if tot > 0 else pr[sel].min()
+        else:  # not expected: fall back to the middle of the range
+            out["rtt_mean_ms"][:, :, j] = 0.5 * (out["rtt_max_ms"][:, :, j] + out["rtt_min_ms"][:, :, j])
+    res_ds = xr.Dataset({k: (("origin", "node", "workload"), v, {"unit": "ms"}) for k, v in out.items()},
+                        coords={"origin": nodes, "node": nodes, "workload": wls})
+    return res_ds

@@ -27,7 +27,7 @@ import simpy
 import xarray as xr
 
 from .errors import TokenflowError
-from .queueing import ServiceProfile, default_profiles, replica_latency, route_rtt_ms
+from .queueing import ServiceProfile, default_profiles, replica_latency, route_rtts
 from .traces import trace_stats
 
 
@@ -173,8 +173,11 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
                     dispatch: str = "pooled", seed: int = 0, q: float = 0.99) -> xr.Dataset:
     """Replay the cleared market ``result`` of ``s``: every (node, workload) pool with a latency
     profile and flow, ``replicas`` replicas each, at the node's compute utilisation (or
-    ``utilisation``, node x workload), arrivals from the origins by the LP's split with their
-    RTTs.  Returns simulated and analytic (same reduced pool) latency per node and workload
+    ``utilisation``, node x workload), arrivals from the origins by the LP's split, each
+    origin's requests with the round trip of its slowest route in use
+    (:func:`~tokenflow.queueing.route_rtts`, ``rtt_max_ms``: the result holds flows per
+    origin and per link, not per path, so the replay takes the conservative route).
+    Returns simulated and analytic (same reduced pool) latency per node and workload
     (ms), and the served ratio.  ``max_steps`` caps the generation steps simulated per pool."""
     ds = result.dataset
     profiles = default_profiles(s) if profiles is None else profiles
@@ -182,7 +185,7 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
     node_u = ds["compute_utilization"].to_pandas()
     util = (pd.DataFrame({w: node_u for w in wls}) if utilisation is None
             else utilisation.reindex(index=nodes, columns=wls))
-    rtt = route_rtt_ms(s).loc[nodes, nodes]
+    rtts = route_rtts(result, s)["rtt_max_ms"]
     tr = ds["transfers"]
     keys = ["sim_mean_ms", "sim_p99_ms", "sim_p50_ms", "served_ratio", "ana_mean_ms", "ana_p99_ms", "rho", "n"]
     res = {k: np.full((len(nodes), len(wls)), np.nan) for k in keys}
@@ -198,18 +201,19 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
             if flows.empty or not rho > 0:
                 continue
             rho = min(rho, 1.49)
+            rtt = rtts.sel(node=n, workload=w).to_pandas().loc[flows.index].values
             nreq = int(min(n_requests, max_steps * p.max_batch * replicas / steps_per_req / 4 + 200))
-            sim = simulate_pool(p, rho, replicas=replicas, n_requests=nreq, rtt_ms=rtt.loc[flows.index, n].values,
+            sim = simulate_pool(p, rho, replicas=replicas, n_requests=nreq, rtt_ms=rtt,
                                 weights=flows.values, dispatch=dispatch, seed=seed + 7919 * i + 104729 * j)
             ca2 = (trace_stats(p.trace).interarrival_cv ** 2) if p.trace else 1.0
             ana = replica_latency(p, min(rho, 1.0), ca2 if dispatch == "pooled" else 1 + (ca2 - 1) / replicas, q,
                                   replicas if dispatch == "pooled" else 1)
-            mean_rtt = float(np.average(rtt.loc[flows.index, n].values, weights=flows.values))
+            mean_rtt = float(np.average(rtt, weights=flows.values))
             res["sim_mean_ms"][i, j], res["sim_p99_ms"][i, j] = sim["mean_ms"], sim["p99_ms"]
             res["sim_p50_ms"][i, j], res["served_ratio"][i, j] = sim["p50_ms"], sim["served_ratio"]
             res["n"][i, j] = sim["n"]
             res["ana_mean_ms"][i, j] = ana["mean_ms"] + mean_rtt
-            res["ana_p99_ms"][i, j] = ana["p_ms"] + float(rtt.loc[flows.index, n].max())
+            res["ana_p99_ms"][i, j] = ana["p_ms"] + float(rtt.max())
             res["rho"][i, j] = rho
     out = xr.Dataset({k: (("node", "workload"), v) for k, v in res.items()},
                      coords={"node": nodes, "workload": wls},

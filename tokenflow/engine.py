@@ -116,6 +116,8 @@ class Market:
         self._main, self._smax = LiveLP(), LiveLP()
         self._graph = Graph(self.inp)
         self._limit_cache: ScaleLimit | None = None
+        self._arr_cache: dict = {}
+        self._pre: tuple | None = None
         self.n_solves = 0
         if self.formulation == "path":
             self.cols = PathColumns()
@@ -266,18 +268,36 @@ class Market:
         return self.cols.rtt_ms(inp) <= inp.latency_ms[self.cols.k] + LAT_TOL
 
     def _path_arrays(self, scale: float | None) -> tuple[LPArrays, np.ndarray]:
-        on = self._col_on()
-        if scale is not None:
-            # rows with demand but no usable column get their cheapest admissible route first
-            o, _ = self.cols.origin_node()
-            covered = np.zeros(self.inp.N * self.inp.K, dtype=bool)
-            covered[(o * self.inp.K + self.cols.k)[on]] = True
-            no_voll = np.broadcast_to(np.isnan(self.inp.voll)[None, :], self.inp.base_demand.shape).reshape(-1)
-            need = (self.inp.base_demand.reshape(-1) > 0) & ~covered & no_voll
-            if need.any():
-                self._seed(need.reshape(self.inp.N, self.inp.K))
-                on = self._col_on()
-        return path_lp(self.inp, self.cols, self._entries(), scale, on), on
+        """The path LP over the current columns; everything but the demand right-hand side is
+        cached per (inputs, columns)."""
+        inp = self.inp
+        key = (id(inp), len(self.cols), scale is None)
+        hit = self._arr_cache.get(key)
+        if hit is None:
+            on = self._col_on()
+            if scale is not None:
+                # rows with demand but no usable column get their cheapest admissible route first
+                o, _ = self.cols.origin_node()
+                covered = np.zeros(inp.N * inp.K, dtype=bool)
+                covered[(o * inp.K + self.cols.k)[on]] = True
+                no_voll = np.broadcast_to(np.isnan(inp.voll)[None, :], inp.base_demand.shape).reshape(-1)
+                need = (inp.base_demand.reshape(-1) > 0) & ~covered & no_voll
+                if need.any():
+                    self._seed(need.reshape(inp.N, inp.K))
+                    return self._path_arrays(scale)
+            arr = path_lp(inp, self.cols, self._entries(), 1.0 if scale is not None else None, on)
+            if len(self._arr_cache) > 8:
+                self._arr_cache.clear()
+            hit = self._arr_cache[key] = (arr, on)
+        arr, on = hit
+        if scale is not None and scale != 1.0:
+            D = inp.N * inp.K
+            lb = arr.row_lb.copy()
+            lb[:D] *= scale
+            ub = arr.row_ub.copy()
+            ub[:D] = lb[:D]
+            arr = dataclasses.replace(arr, row_lb=lb, row_ub=ub)
+        return arr, on
 
     def _duals(self, y: np.ndarray, n_first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         inp = self.inp
@@ -376,14 +396,18 @@ class Market:
         """Demand beyond aggregate capacity is infeasible whatever its magnitude (no solve
         needed); right-hand sides the solver cannot represent are refused."""
         inp = self.inp
-        no_voll = np.isnan(inp.voll)
-        load = scale * float((inp.base_demand[:, no_voll] * inp.intensity[None, no_voll]).sum())
-        if load > inp.capacity_kw.sum() * (1 + 1e-9):
+        if self._pre is None or self._pre[0] is not inp:
+            no_voll = np.isnan(inp.voll)
+            load = float((inp.base_demand[:, no_voll] * inp.intensity[None, no_voll]).sum())
+            check_magnitudes("compute capacity", inp.capacity_kw, "kW")
+            wmax = max(float(np.max(np.r_[inp.fwd_gb, inp.rev_gb])), 1e-300)
+            check_magnitudes("link capacity / link weight", inp.arc_capacity_gbh / wmax, "M tokens/h")
+            self._pre = (inp, load, float(inp.capacity_kw.sum()), float(inp.base_demand.max(initial=0.0)))
+        _, load, cap, dmax = self._pre
+        if scale * load > cap * (1 + 1e-9):
             raise self._infeasible(scale)
-        check_magnitudes("demand (demand_scale x base demand)", scale * inp.base_demand, "M tokens/h")
-        check_magnitudes("compute capacity", inp.capacity_kw, "kW")
-        wmax = max(float(np.max(np.r_[inp.fwd_gb, inp.rev_gb])), 1e-300)
-        check_magnitudes("link capacity / link weight", inp.arc_capacity_gbh / wmax, "M tokens/h")
+        if scale * dmax > LARGE:
+            check_magnitudes("demand (demand_scale x base demand)", scale * inp.base_demand, "M tokens/h")
 
     # ------------------------------------------------------------------ solve
     def solve(self, **changes) -> MarketResult:  # noqa: F821 - results imported lazily below

@@ -43,6 +43,18 @@ class LPArrays:
     data: np.ndarray
     row_scale: np.ndarray
     sense: int = 1  # 1 minimise
+    cache: dict | None = None  # matrices derived from (indptr, indices, data), shared by copies
+
+    def matrix(self) -> dict:
+        """Coordinates of the matrix entries (cached; copies made with dataclasses.replace
+        share the cache as long as the matrix is the same)."""
+        if self.cache is None:
+            self.cache = {}
+        key = (id(self.data), len(self.data))
+        if self.cache.get("key") != key:
+            col = np.repeat(np.arange(self.n_cols), np.diff(self.indptr))
+            self.cache.update(key=key, col=col, row=self.indices.astype(np.int64), absdata=np.abs(self.data))
+        return self.cache
 
     @property
     def n_cols(self) -> int:

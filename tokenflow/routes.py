@@ -88,6 +88,11 @@ class Graph:
         for a, u in enumerate(self.au.tolist()):
             self.out[u].append(a)
         self.arc_of = {(int(u), int(v)): a for a, (u, v) in enumerate(zip(self.au, self.av))}
+        # CSR layout of the arcs, built once: per solve only the lengths change
+        order = np.lexsort((self.av, self.au))
+        self.csr_order = order
+        self.csr_indices = self.av[order].astype(np.int32)
+        self.csr_indptr = np.r_[0, np.cumsum(np.bincount(self.au, minlength=N))].astype(np.int32)
         if len(self.au):
             g = csr_array((np.maximum(self.lat, 1e-12), (self.au, self.av)), shape=(N, N))
             self.latdist = dijkstra(g, directed=True)
@@ -109,9 +114,26 @@ def _dijkstra_all(G: Graph, length: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     """All-pairs cheapest routes under ``length``; a tiny latency term breaks ties towards
     short routes and keeps zero-length arcs as edges.  Returns (dist, pred, eps)."""
     eps = 1e-12 * (1.0 + float(length.max(initial=0.0)))
-    g = csr_array((length + eps * (1.0 + G.lat), (G.au, G.av)), shape=(G.N, G.N))
+    w = (length + eps * (1.0 + G.lat))[G.csr_order]
+    g = csr_array((w, G.csr_indices, G.csr_indptr), shape=(G.N, G.N))
     dist, pred = dijkstra(g, directed=True, return_predecessors=True)
     return dist, pred, eps
+
+
+def _shared_dijkstra(G: Graph, inp: Inputs, k: int, lengths: np.ndarray, cache: dict):
+    """Dijkstra for workload ``k``; workloads whose lengths are proportional (no reverse
+    weight: ``len_k = fwd_k x (c + rho)``) share one run, distances scaled."""
+    if inp.rev_gb[k] == 0 and inp.fwd_gb[k] > 0:
+        if "fwd" not in cache:
+            base = lengths[k] / inp.fwd_gb[k]
+            cache["fwd"] = _dijkstra_all(G, base)
+        dist, pred, _ = cache["fwd"]
+        return dist * inp.fwd_gb[k], pred
+    key = lengths[k].tobytes()
+    if key not in cache:
+        cache[key] = _dijkstra_all(G, lengths[k])
+    dist, pred, _ = cache[key]
+    return dist, pred
 
 
 def _walk(G: Graph, pred: np.ndarray, o: int, n: int) -> tuple[int, ...]:
@@ -193,10 +215,7 @@ def price(inp: Inputs, G: Graph, lam: np.ndarray, mu: np.ndarray, rho: np.ndarra
             continue
         tol = rel_tol * np.maximum(1.0, np.abs(lam_k))
         if inp.L:
-            key = lengths[k].tobytes()
-            if key not in cache:
-                cache[key] = _dijkstra_all(G, lengths[k])
-            dist, pred, _ = cache[key]
+            dist, pred = _shared_dijkstra(G, inp, k, lengths, cache)
         else:
             dist, pred = np.where(np.eye(N, dtype=bool), 0.0, np.inf), None
         rc = node_cost[None, :, k] + dist - lam_k[:, None]  # origin x node
@@ -232,11 +251,12 @@ def cheapest(inp: Inputs, G: Graph, mu: np.ndarray, rho: np.ndarray, rows: np.nd
     has_cap = inp.capacity_kw > 0
     lengths = arc_lengths(inp, rho, with_costs) if inp.L else np.zeros((K, 0))
     out = {}
+    cache: dict = {}
     for k in range(K):
         if not rows[:, k].any():
             continue
         if inp.L:
-            dist, pred, _ = _dijkstra_all(G, lengths[k])
+            dist, pred = _shared_dijkstra(G, inp, k, lengths, cache)
         else:
             dist, pred = np.where(np.eye(N, dtype=bool), 0.0, np.inf), None
         full = node_cost[None, :, k] + dist

@@ -172,11 +172,10 @@ class LiveLP:
 def verify(arr: LPArrays, x: np.ndarray, y: np.ndarray, row_name, col_name) -> None:
     """Refuse (``SolverError``) a solution that is not primal feasible relative to each row's
     scale, or whose duals break the sign conditions of an optimum."""
-    from scipy.sparse import csc_array
-
-    A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols))
-    ax = A @ x
-    mag = abs(A) @ np.abs(x)
+    mats = arr.matrix()
+    row, col, data, absdata = mats["row"], mats["col"], arr.data, mats["absdata"]
+    ax = np.bincount(row, weights=data * x[col], minlength=arr.n_rows)
+    mag = np.bincount(row, weights=absdata * np.abs(x[col]), minlength=arr.n_rows)
     lb, ub = arr.row_lb, arr.row_ub
     scale = np.maximum.reduce([np.ones_like(ax), mag, np.where(np.isfinite(lb), np.abs(lb), 0.0),
                                np.where(np.isfinite(ub), np.abs(ub), 0.0)])
@@ -199,8 +198,8 @@ def verify(arr: LPArrays, x: np.ndarray, y: np.ndarray, row_name, col_name) -> N
         i = int(np.nonzero(bad)[0][0])
         raise SolverError(f"solution refused: the dual of capacity row {row_name(i)} is {y[i]:.6g}, "
                           "it must be <= 0 (a rent cannot be negative)")
-    d = arr.cost - A.T @ y
-    dmag = np.abs(arr.cost) + abs(A).T @ np.abs(y)
+    d = arr.cost - np.bincount(col, weights=data * y[row], minlength=arr.n_cols)
+    dmag = np.abs(arr.cost) + np.bincount(col, weights=absdata * np.abs(y[row]), minlength=arr.n_cols)
     free_up = np.isinf(arr.col_ub)
     bad = free_up & (d < -DUAL_TOL * np.maximum(1.0, dmag))
     if bad.any():

@@ -5,6 +5,7 @@ Token-Flow Market Clearing* (arXiv 2605.09047).
 """
 
 from .errors import InfeasibleMarketError, ScenarioError, SolverError, TokenflowError
+from .engine import Market
 from .market import demand_scale_limit, export_lp, max_demand_scale, solve
 from .results import MarketResult
 from .scenario import Scenario, available_scenarios, load_scenario
@@ -14,7 +15,7 @@ from .synthetic import synthetic_network
 __version__ = "0.1.0"
 
 __all__ = [
-    "InfeasibleMarketError", "MarketResult", "Scenario", "ScenarioError", "SolverError",
+    "InfeasibleMarketError", "Market", "MarketResult", "Scenario", "ScenarioError", "SolverError",
     "TokenflowError", "available_scenarios", "demand_scale_limit", "export_lp", "load_scenario",
     "max_demand_scale", "solve", "sweep", "synthetic_network", "__version__",
 ]

@@ -550,11 +550,12 @@ class Market:
             raise ScenarioError(f"links: unknown directed link(s) {unknown}; links are named 'a->b'")
         lo, hi = [], []
         for lk in chosen:
-            row = A.getrow(load_rows[inp.link_ids.index(lk)])
+            i = load_rows[inp.link_ids.index(lk)]
+            cols_i, vals_i = A.indices[A.indptr[i]:A.indptr[i + 1]], A.data[A.indptr[i]:A.indptr[i + 1]]
             vals = []
             for sign in (1.0, -1.0):
                 cost = np.zeros(arr.n_cols)
-                cost[row.indices] = sign * row.data
+                cost[cols_i] = sign * vals_i
                 live.sync(dataclasses.replace(obj_row, cost=cost))
                 if live.run() != "optimal":
                     raise SolverError(f"link load range of {lk}: HiGHS did not find an optimum")

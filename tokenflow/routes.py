@@ -229,7 +229,9 @@ def price(inp: Inputs, G: Graph, lam: np.ndarray, mu: np.ndarray, rho: np.ndarra
                 n = int(n)
                 arcs = () if n == o else _walk(G, pred, o, n)
                 if 2.0 * float(G.lat[list(arcs)].sum()) <= inp.latency_ms[k] + LAT_TOL:
-                    picks.append((float(rc[o, n]), n, arcs))
+                    true_rc = float(node_cost[n, k] + (lengths[k][list(arcs)].sum() if arcs else 0.0) - lam_k[o])
+                    if true_rc < -tol[o]:
+                        picks.append((true_rc, n, arcs))
                 elif 2.0 * G.latdist[o, n] <= inp.latency_ms[k] + LAT_TOL:
                     need_rcsp[n] = float(lam_k[o] - node_cost[n, k] - tol[o])
             if need_rcsp:
@@ -272,7 +274,9 @@ def cheapest(inp: Inputs, G: Graph, mu: np.ndarray, rho: np.ndarray, rows: np.nd
                     break
                 arcs = () if n == o else _walk(G, pred, o, n)
                 if 2.0 * float(G.lat[list(arcs)].sum()) <= inp.latency_ms[k] + LAT_TOL:
-                    best = (float(full[o, n]), n, arcs)
+                    c = float(node_cost[n, k] + lengths[k][list(arcs)].sum()) if arcs else float(node_cost[n, k])
+                    if best is None or c < best[0]:
+                        best = (c, n, arcs)
                 elif 2.0 * G.latdist[o, n] <= inp.latency_ms[k] + LAT_TOL:
                     inadmissible[n] = None
             if inadmissible:

@@ -4,8 +4,8 @@ Reproduces and extends Liu, *Locational Pricing for Generative-AI Services via
 Token-Flow Market Clearing* (arXiv 2605.09047).
 """
 
-from .errors import InfeasibleMarketError, ScenarioError, SolverError, TokenflowError
 from .engine import Market
+from .errors import InfeasibleMarketError, ScenarioError, SolverError, TokenflowError
 from .market import demand_scale_limit, export_lp, max_demand_scale, solve
 from .results import MarketResult
 from .scenario import Scenario, available_scenarios, load_scenario

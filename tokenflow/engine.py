@@ -24,8 +24,16 @@ import xarray as xr
 
 from .arc import ArcStructure
 from .errors import InfeasibleMarketError, ScenarioError, SolverError
-from .inputs import (GBPS_TO_GB_PER_H, Inputs, build_inputs, check_bool, check_formulation, check_number,
-                     check_scenario, per_workload)
+from .inputs import (
+    GBPS_TO_GB_PER_H,
+    Inputs,
+    build_inputs,
+    check_bool,
+    check_formulation,
+    check_number,
+    check_scenario,
+    per_workload,
+)
 from .model import LARGE, LPArrays, PathColumns, check_magnitudes, path_lp, row_layout
 from .routes import LAT_TOL, Graph, arc_lengths, cheapest, price
 from .scenario import Scenario

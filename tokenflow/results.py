@@ -67,9 +67,10 @@ class MarketResult:
         if self._ds is None and self._sol is not None:
             if self._prices is None:
                 inp = self._sol.inp
-                self._prices = xr.DataArray(self._sol.lam, coords={"node": inp.node_ids, "workload": inp.workload_ids},
-                                            dims=("node", "workload"), name="price",
-                                            attrs={"unit": "$/M tokens", "description": "locational price (demand dual)"})
+                self._prices = xr.DataArray(self._sol.lam, dims=("node", "workload"), name="price",
+                                            coords={"node": inp.node_ids, "workload": inp.workload_ids},
+                                            attrs={"unit": "$/M tokens",
+                                                   "description": "locational price (demand dual)"})
             return self._prices
         return self.dataset["price"]
 
@@ -171,27 +172,13 @@ class MarketResult:
         return "\n".join(lines)
 
     def to_netcdf(self, path: str | Path) -> Path:
-        """Write the dataset to netCDF (string variables kept as text)."""
-        path = Path(path)
-        self.dataset.to_netcdf(path)
-        return path
+        """Write the dataset (with the price decomposition) to netCDF; the file appears whole
+        or not at all (temporary file in the target folder, then renamed)."""
+        from ._atomic import write_atomic
 
-    @classmethod
-    def from_netcdf(cls, path: str | Path) -> MarketResult:
-        with xr.open_dataset(path) as ds:
-            return cls(ds.load())
-
-    def __repr__(self) -> str:
-        a = self.dataset.attrs
-        return (f"<MarketResult {a['scenario']} transfer_aware={a['transfer_aware']} "
-                f"scale={a['demand_scale']:g} objective={self.objective:,.2f} $/h>")
-
-    def to_netcdf(self, path: str | Path) -> Path:
-        """Write the dataset (with the price decomposition) to netCDF."""
-        path = Path(path)
         self.price_decomposition()
-        self.dataset.to_netcdf(path)
-        return path
+        ds = self.dataset
+        return write_atomic(Path(path), lambda tmp: ds.to_netcdf(tmp))
 
     @classmethod
     def from_netcdf(cls, path: str | Path) -> MarketResult:
@@ -262,7 +249,8 @@ def _decomposition(sol) -> xr.Dataset:
         arcs = np.asarray(arcs, dtype=np.int64)
         comp["processing"][o, k] = inp.proc_cost[n, k]
         comp["compute_rent"][o, k] = inp.intensity[k] * mu[n]
-        comp["transfer"][o, k] = inp.fwd_gb[k] * inp.arc_cost[arcs].sum() + inp.rev_gb[k] * inp.arc_cost[rev[arcs]].sum()
+        comp["transfer"][o, k] = (inp.fwd_gb[k] * inp.arc_cost[arcs].sum()
+                                  + inp.rev_gb[k] * inp.arc_cost[rev[arcs]].sum())
         comp["congestion_rent"][o, k] = inp.fwd_gb[k] * rho[arcs].sum() + inp.rev_gb[k] * rho[rev[arcs]].sum()
         via[o, k] = inp.node_ids[n]
         path[o, k] = " > ".join([inp.node_ids[o], *(inp.node_ids[inp.av[a]] for a in arcs)])
@@ -305,7 +293,7 @@ def _assemble(sol) -> xr.Dataset:
     inp = sol.inp
     s = inp.scenario
     nodes, wls, links = inp.node_ids, inp.workload_ids, inp.link_ids
-    N, K = len(nodes), len(wls)
+    N = len(nodes)
     proc, trans, link_tok, transfer, unserved = _flows(sol)
     rev = inp.rev_arc
     tok_rev = link_tok[rev] if inp.L else link_tok

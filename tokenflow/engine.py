@@ -91,6 +91,13 @@ class Solution:
     arc: ArcStructure | None = None
 
 
+def _same_voll(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - incomparable values are different
+        return False
+
+
 def _structure(s: Scenario) -> tuple:
     return (tuple(s.node_ids), tuple(s.workload_ids), tuple(zip(s.links["a"], s.links["b"])))
 
@@ -164,7 +171,7 @@ class Market:
             if _structure(new) != _structure(s):
                 raise ScenarioError("scenario: a structural change (other nodes, workloads or links) needs a new "
                                     "Market; only numbers can change in place")
-            s, rebuild = new, True
+            s, rebuild = new, new is not self._scenario
         rep = self._replace_kwargs(s, changes)
         if rep:
             s, rebuild = s.replace(**rep), True
@@ -247,6 +254,24 @@ class Market:
                                 f"latency limit{nearest}")
         if problems:
             raise ScenarioError(problems)
+
+    def resolve(self, scenario: Scenario, *, demand_scale: float = 1.0, transfer_aware: bool = True,
+                latency_limits_ms: Mapping[str, float] | None = None, formulation: str | None = None,
+                value_of_lost_load: float | Mapping[str, float] | None = None) -> MarketResult:  # noqa: F821
+        """Solve exactly what ``tokenflow.solve(scenario, **kwargs)`` solves (settings replaced,
+        not merged), re-using this market's live LP; ``scenario`` must have the same structure."""
+        if formulation is not None and check_formulation(formulation) != self.formulation:
+            raise ScenarioError(f"formulation: this market is {self.formulation!r}, got {formulation!r}")
+        scenario = check_scenario(scenario)
+        ta = check_bool(transfer_aware, "transfer_aware")
+        lat = per_workload(scenario, latency_limits_ms, "latency_limits_ms", "ms", allow_zero=True)
+        changes: dict = {"demand_scale": demand_scale}
+        if scenario is not self._scenario or ta != self._ta or lat != self._lat \
+                or not _same_voll(value_of_lost_load, self._voll):
+            self._lat = {}
+            changes.update(scenario=scenario, transfer_aware=ta, latency_limits_ms=lat,
+                           value_of_lost_load=value_of_lost_load)
+        return self.solve(**changes)
 
     # ------------------------------------------------------------------ path columns
     def _seed(self, rows: np.ndarray) -> None:
@@ -603,3 +628,49 @@ class Market:
 
 GB_PER_H = GBPS_TO_GB_PER_H
 _ = (LARGE, row_layout)
+
+
+# ---------------------------------------------------------------------- live markets of a process
+
+_POOL: dict = {}
+POOL_SIZE = 12
+
+
+def pooled_market(scenario: Scenario, *, transfer_aware: bool = True, formulation: str = "path",
+                  latency_limits_ms: Mapping[str, float] | None = None,
+                  value_of_lost_load: float | Mapping[str, float] | None = None, tag: str = "") -> Market:
+    """A live :class:`Market` of this process for scenarios of this structure and these
+    settings (kept in a small pool, least recently used dropped): loops, sweeps and root
+    finds re-use it instead of building the LP again."""
+    scenario = check_scenario(scenario)
+    key = (_structure(scenario), check_formulation(formulation), check_bool(transfer_aware, "transfer_aware"),
+           json.dumps(latency_limits_ms, sort_keys=True, default=str),
+           json.dumps(value_of_lost_load, sort_keys=True, default=str), tag)
+    m = _POOL.pop(key, None)
+    if m is None:
+        m = Market(scenario, transfer_aware=transfer_aware, formulation=formulation,
+                   latency_limits_ms=latency_limits_ms, value_of_lost_load=value_of_lost_load)
+    _POOL[key] = m
+    while len(_POOL) > POOL_SIZE:
+        _POOL.pop(next(iter(_POOL)))
+    return m
+
+
+def pooled_solve(scenario: Scenario, *, demand_scale: float = 1.0, transfer_aware: bool = True,
+                 latency_limits_ms: Mapping[str, float] | None = None, formulation: str = "path",
+                 value_of_lost_load: float | Mapping[str, float] | None = None) -> MarketResult:  # noqa: F821
+    """Same answer as :func:`tokenflow.solve` (to solver tolerance), on a pooled live market."""
+    m = pooled_market(scenario, transfer_aware=transfer_aware, formulation=formulation,
+                      latency_limits_ms=latency_limits_ms, value_of_lost_load=value_of_lost_load)
+    return m.resolve(scenario, demand_scale=demand_scale, transfer_aware=transfer_aware,
+                     latency_limits_ms=latency_limits_ms, value_of_lost_load=value_of_lost_load)
+
+
+def pooled_scale_limit(scenario: Scenario, *, transfer_aware: bool = True, formulation: str = "path",
+                       latency_limits_ms: Mapping[str, float] | None = None) -> ScaleLimit:
+    """Same as :func:`tokenflow.demand_scale_limit`, on a pooled live market."""
+    m = pooled_market(scenario, transfer_aware=transfer_aware, formulation=formulation,
+                      latency_limits_ms=latency_limits_ms)
+    if scenario is not m.scenario:
+        m._apply({"scenario": scenario})
+    return m.scale_limit()

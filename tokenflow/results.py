@@ -74,6 +74,28 @@ class MarketResult:
             return self._prices
         return self.dataset["price"]
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The common outcomes as plain numpy arrays (no Dataset is built when the result comes
+        from the engine): ``demand``, ``unserved``, ``price`` (node x workload), ``cost``
+        (energy, other_opex, transfer, lost_load; $/h), ``compute_used``/``compute_capacity``
+        (node, kW), ``link_utilization`` (link)."""
+        if self._ds is not None or self._sol is None:
+            ds = self.dataset
+            return {k: np.asarray(ds[k].values) for k in ("demand", "unserved", "price", "cost", "compute_used",
+                                                          "compute_capacity", "link_utilization")}
+        sol = self._sol
+        inp = sol.inp
+        proc, _, link_tok, transfer, unserved = _flows(sol, origins=False)
+        tok_rev = link_tok[inp.rev_arc] if inp.L else link_tok
+        with np.errstate(divide="ignore", invalid="ignore"):
+            util = (link_tok @ inp.fwd_gb + tok_rev @ inp.rev_gb) / inp.arc_capacity_gbh
+        energy = float((proc * inp.energy_cost).sum())
+        return {"demand": inp.base_demand * sol.scale, "unserved": unserved, "price": sol.lam,
+                "cost": np.array([energy, float((proc * inp.proc_cost).sum()) - energy, transfer,
+                                  float((unserved * np.nan_to_num(inp.voll)[None, :]).sum())]),
+                "compute_used": proc @ inp.intensity, "compute_capacity": inp.capacity_kw,
+                "link_utilization": util}
+
     @property
     def processing(self) -> xr.DataArray:
         """Tokens processed at each node, M tokens/h."""
@@ -193,7 +215,7 @@ class MarketResult:
 
 # ---------------------------------------------------------------------- construction
 
-def _flows(sol) -> tuple:
+def _flows(sol, origins: bool = True) -> tuple:
     """(processing N x K, transfers N x N x K, link tokens L x K, transfer $/h, unserved N x K)."""
     inp = sol.inp
     N, K, L = inp.N, inp.K, inp.L
@@ -207,8 +229,10 @@ def _flows(sol) -> tuple:
         r, k = sol.col_route, sol.col_k
         o, n = origin[r], target[r]
         np.add.at(proc, (n, k), f)
-        trans = np.zeros((N, N, K))
-        np.add.at(trans, (o, n, k), f)
+        trans = None
+        if origins:
+            trans = np.zeros((N, N, K))
+            np.add.at(trans, (o, n, k), f)
         lens = ptr[r + 1] - ptr[r]
         if lens.sum():
             offs = np.arange(lens.sum()) - np.repeat(np.cumsum(lens) - lens, lens)
@@ -310,7 +334,7 @@ def _assemble(sol) -> xr.Dataset:
               "component": ["energy", "other_opex", "transfer", "lost_load"]}
 
     def da(values, dims, unit, desc):
-        return xr.DataArray(values, dims=dims, attrs={"unit": unit, "description": desc})
+        return (dims, values, {"unit": unit, "description": desc})
 
     with np.errstate(divide="ignore", invalid="ignore"):
         util = load_gbh / cap
@@ -347,14 +371,12 @@ def _assemble(sol) -> xr.Dataset:
             "cost": da(np.array(cost), ("component",), "$/h", "operating cost breakdown"),
             "objective": da(float(sol.objective), (), "$/h", "total operating cost"),
         },
-        coords=coords,
+        coords={**coords,
+                "link_origin": ("link", np.array([nodes[i] for i in inp.au], dtype=str)),
+                "link_target": ("link", np.array([nodes[i] for i in inp.av], dtype=str)),
+                "link_transfer_cost": ("link", inp.arc_cost),
+                "lat": ("node", s.nodes["lat"].to_numpy()), "lon": ("node", s.nodes["lon"].to_numpy())},
     )
-    ds["link_origin"] = ("link", np.array([nodes[i] for i in inp.au], dtype=str))
-    ds["link_target"] = ("link", np.array([nodes[i] for i in inp.av], dtype=str))
-    ds["link_transfer_cost"] = ("link", inp.arc_cost)
-    ds["lat"] = ("node", s.nodes["lat"].to_numpy())
-    ds["lon"] = ("node", s.nodes["lon"].to_numpy())
-    ds = ds.set_coords(["link_origin", "link_target", "link_transfer_cost", "lat", "lon"])
     if inp.has_voll:
         ds["value_of_lost_load"] = da(inp.voll, ("workload",), "$/M tokens", "value of lost load (NaN: none)")
     ds.attrs = {

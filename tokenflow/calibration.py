@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from scipy.optimize import brentq
 
-from .claims import PAPER_CLAIMS, chat_price_rise, cost_uplift
+from .claims import CASE_SCALE, CHAT_LIMITS_MS, PAPER_CLAIMS, chat_price_rise, cost_uplift
+from .engine import pooled_solve
 from .errors import TokenflowError
 from .scenario import Scenario
 
@@ -42,20 +43,39 @@ def _root(f, lo: float, hi: float, what: str) -> float:
     return brentq(f, lo, hi, xtol=1e-6, rtol=1e-9)
 
 
+def _uplift(s: Scenario) -> float:
+    """C2's cost uplift (%) on the live markets of this process (same numbers as
+    :func:`tokenflow.claims.cost_uplift`)."""
+    ta = pooled_solve(s, demand_scale=CASE_SCALE)
+    bl = pooled_solve(s, demand_scale=CASE_SCALE, transfer_aware=False)
+    return 100.0 * (ta.objective / bl.objective - 1.0)
+
+
+def _rise(s: Scenario) -> float:
+    """C3's largest chat price rise (%) on the live markets of this process (as
+    :func:`tokenflow.claims.chat_price_rise`)."""
+    k = s.workload_ids.index("chat")
+    before = pooled_solve(s, demand_scale=CASE_SCALE, latency_limits_ms={"chat": CHAT_LIMITS_MS[0]})
+    after = pooled_solve(s, demand_scale=CASE_SCALE, latency_limits_ms={"chat": CHAT_LIMITS_MS[1]})
+    b, a = before.arrays()["price"][:, k], after.arrays()["price"][:, k]
+    return float((100.0 * (a / b - 1.0)).max())
+
+
 def calibrate(s: Scenario, rounds: int = 3) -> Calibration:
-    """Jointly calibrate bandwidth (C2) and other opex (C3), alternating 1-D root finds."""
+    """Jointly calibrate bandwidth (C2) and other opex (C3), alternating 1-D root finds.
+    Every evaluation re-solves live markets (:func:`tokenflow.engine.pooled_solve`)."""
     c2, c3 = PAPER_CLAIMS["C2"]["paper"], PAPER_CLAIMS["C3"]["paper"]
     cur = s
     bw = opex = float("nan")
     for _ in range(rounds):
         def g2(b: float, cur: Scenario = cur) -> float:
-            return cost_uplift(cur.replace(params={"link_bandwidth_gbps": b}))[0] - c2
+            return _uplift(cur.replace(params={"link_bandwidth_gbps": b})) - c2
 
         bw = _root(g2, *BANDWIDTH_RANGE, "link_bandwidth_gbps")
         cur = cur.replace(params={"link_bandwidth_gbps": bw})
 
         def g3(o: float, cur: Scenario = cur) -> float:
-            return float(chat_price_rise(cur.replace(params={"other_opex_usd_per_kwh": o}))["rise_pct"].max()) - c3
+            return _rise(cur.replace(params={"other_opex_usd_per_kwh": o})) - c3
 
         opex = _root(g3, *OPEX_RANGE, "other_opex_usd_per_kwh")
         cur = cur.replace(params={"other_opex_usd_per_kwh": opex})

@@ -211,24 +211,35 @@ def build_inputs(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms:
     lat_n, lon_n = s.nodes["lat"].to_numpy(float), s.nodes["lon"].to_numpy(float)
     km = haversine_km(lat_n[a], lon_n[a], lat_n[b], lon_n[b])
     one_way = km * float(s.params["route_factor"]) * float(s.params["fiber_delay_us_per_km"]) / 1000.0
-    bw = s.link_bandwidth_gbps.to_numpy(float)
-    tc = s.link_transfer_cost.to_numpy(float)
+    par = s.params
+    lk = s.links
+    bw = lk["bandwidth_gbps"].to_numpy(dtype=float, na_value=np.nan) if len(lk) else np.zeros(0)
+    bw = np.where(np.isnan(bw), float(par["link_bandwidth_gbps"]), bw)
+    tc = lk["transfer_cost_usd_per_gb"].to_numpy(dtype=float, na_value=np.nan) if len(lk) else np.zeros(0)
+    tc = np.where(np.isnan(tc), float(par["transfer_cost_usd_per_gb"]), tc)
     link_ids = []
-    for x, y in zip(links["a"], links["b"]):
+    for x, y in zip(lk["a"], lk["b"]):
         link_ids += [f"{x}->{y}", f"{y}->{x}"]
     wl = s.workloads
     g = wl["energy_kwh_per_mtok"].to_numpy(float)
     fwd, rev = link_weights_gb(s, transfer_aware)
     pf, pr = link_weights_gb(s, True) if not transfer_aware else (fwd, rev)
-    elec = (s.node_pue * s.nodes["electricity_usd_per_kwh"]).to_numpy(float)
+    nd = s.nodes
+    pue = nd["pue"].to_numpy(dtype=float, na_value=np.nan) if "pue" in nd else np.full(len(nd), np.nan)
+    pue = np.where(np.isnan(pue), float(par["pue"]), pue)
+    elec = pue * nd["electricity_usd_per_kwh"].to_numpy(float)
+    demand = np.outer(nd["population"].to_numpy(float) / 1e6, wl["demand_mtok_per_h_per_mpeople"].to_numpy(float))
+    if s.demand_override is not None:
+        ov = s.demand_override.reindex(index=nd.index, columns=wl.index).to_numpy(dtype=float, na_value=np.nan)
+        demand = np.where(np.isnan(ov), demand, ov)
+    capacity = nd["capacity_mw"].to_numpy(float) * float(par["ai_share"]) * 1000.0
     return Inputs(
         scenario=s, transfer_aware=transfer_aware, node_ids=list(nodes), workload_ids=list(s.workload_ids),
         link_ids=link_ids, au=au, av=av, arc_latency_ms=np.repeat(one_way, 2), arc_cost=np.repeat(tc, 2),
         arc_capacity_gbh=np.repeat(bw, 2) * GBPS_TO_GB_PER_H, fwd_gb=fwd, rev_gb=rev,
         payload_gb=pf + pr, phys_fwd_gb=pf, phys_rev_gb=pr, intensity=g,
-        proc_cost=np.outer(elec + float(s.params["other_opex_usd_per_kwh"]), g), energy_cost=np.outer(elec, g),
-        capacity_kw=s.compute_capacity_kw.to_numpy(float),
-        base_demand=np.asarray(s.demand.transpose("node", "workload").values, dtype=float),
+        proc_cost=np.outer(elec + float(par["other_opex_usd_per_kwh"]), g), energy_cost=np.outer(elec, g),
+        capacity_kw=capacity, base_demand=demand,
         latency_ms=resolve_latency(s, latency_limits_ms), voll=resolve_voll(s, value_of_lost_load),
         choices=scenario_choices(s),
     )

@@ -105,6 +105,9 @@ class MarketResult:
     def link_utilization(self) -> xr.DataArray:
         """Share (0-1) of each directed link's capacity used, as the model counts traffic
         (physical bytes in the transfer-aware model, reference payload in the baseline)."""
+        if self._ds is None and self._sol is not None:
+            return xr.DataArray(self.arrays()["link_utilization"], dims="link", name="link_utilization",
+                                coords={"link": self._sol.inp.link_ids}, attrs={"unit": "1"})
         return self.dataset["link_utilization"]
 
     @property

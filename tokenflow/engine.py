@@ -341,18 +341,31 @@ class Market:
             lam = y[self.arc.origin_row.reshape(-1)].reshape(N, K)
         return lam, -y[n_first:n_first + N], -y[n_first + N:n_first + N + L]
 
-    def _cg(self, live: LiveLP, scale: float | None) -> tuple[str, int, tuple | None]:
+    def _elastic(self, arr: LPArrays) -> LPArrays:
+        """Phase 1: every demand row without a VoLL may go unserved at a penalty far above any
+        route's cost, so the restricted LP is feasible and column generation can proceed."""
+        inp = self.inp
+        D = inp.N * inp.K
+        no_voll = np.broadcast_to(np.isnan(inp.voll)[None, :], (inp.N, inp.K)).reshape(-1)
+        penalty = 1e3 * (1.0 + float(np.abs(arr.cost).max(initial=0.0)))
+        cost, ub = arr.cost.copy(), arr.col_ub.copy()
+        cost[:D][no_voll], ub[:D][no_voll] = penalty, np.inf
+        return dataclasses.replace(arr, cost=cost, col_ub=ub)
+
+    def _cg(self, live: LiveLP, scale: float | None, elastic: bool = False) -> tuple[str, int, tuple | None]:
         """Column generation on ``live``: solve, price exactly, add columns, repeat."""
         inp = self.inp
         for rounds in range(1, MAX_CG_ROUNDS + 1):
             arr, _ = self._path_arrays(scale)
+            if elastic:
+                arr = self._elastic(arr)
             live.sync(arr)
             cond = live.run()
             if cond != "optimal":
                 return cond, rounds, None
             x, y, obj = live.solution()
             lam, mu, rho = self._duals(y, inp.N * inp.K)
-            new = price(inp, self._graph, lam, mu, rho, with_costs=scale is not None)
+            new = price(inp, self._graph, lam, mu, rho, with_costs=scale is not None, exists=self.cols.exists)
             if not new or not self.cols.add([(o, n, arcs, k) for o, n, arcs, k, _ in new]):
                 return "optimal", rounds, (x, y, obj, arr)
         raise SolverError(f"column generation did not converge in {MAX_CG_ROUNDS} rounds")
@@ -461,9 +474,17 @@ class Market:
         if self.formulation == "path":
             cond, rounds, sol = self._cg(self._main, scale)
             if cond == "infeasible":
-                lim = self.scale_limit()  # adds the columns that serve s* to the pool
-                if scale > lim.max_scale * (1 + 1e-9):
-                    raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
+                # phase 1 (elastic demand rows) generates the columns a feasible dispatch needs
+                cond, more, sol = self._cg(self._main, scale, elastic=True)
+                rounds += more
+                D = inp.N * inp.K
+                short = sol is not None and float(sol[0][:D][np.isnan(np.broadcast_to(
+                    inp.voll[None, :], (inp.N, inp.K)).reshape(-1))].sum()) > 1e-9 * max(
+                    1.0, float(scale * inp.base_demand.sum()))
+                if sol is None or short:
+                    lim = self.scale_limit()  # exact s*; adds the columns that serve it
+                    if scale > lim.max_scale * (1 + 1e-9):
+                        raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
                 cond, more, sol = self._cg(self._main, scale)
                 rounds += more
             n_first = inp.N * inp.K

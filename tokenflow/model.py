@@ -110,6 +110,10 @@ class PathColumns:
     def __len__(self) -> int:
         return len(self.route)
 
+    def exists(self, o: int, arcs: tuple[int, ...], k: int) -> bool:
+        r = self.pool.key.get((o, arcs))
+        return r is not None and (r, k) in self.index
+
     def add(self, items: list[tuple[int, int, tuple[int, ...], int]]) -> int:
         """Add (o, n, arcs, k) columns not present yet; return how many were added."""
         new_r, new_k = [], []

@@ -88,6 +88,7 @@ class Graph:
         for a, u in enumerate(self.au.tolist()):
             self.out[u].append(a)
         self.arc_of = {(int(u), int(v)): a for a, (u, v) in enumerate(zip(self.au, self.av))}
+        self.W: np.ndarray | None = None
         # CSR layout of the arcs, built once: per solve only the lengths change
         order = np.lexsort((self.av, self.au))
         self.csr_order = order
@@ -117,7 +118,29 @@ def _dijkstra_all(G: Graph, length: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     w = (length + eps * (1.0 + G.lat))[G.csr_order]
     g = csr_array((w, G.csr_indices, G.csr_indptr), shape=(G.N, G.N))
     dist, pred = dijkstra(g, directed=True, return_predecessors=True)
-    return dist, pred, eps
+    return dist, pred, _tree_latency(G, pred)
+
+
+def _tree_latency(G: Graph, pred: np.ndarray) -> np.ndarray:
+    """One-way latency of every tree route o -> n (pointer jumping over the predecessors)."""
+    N = G.N
+    if G.W is None:
+        G.W = np.zeros((N, N))
+        G.W[G.au, G.av] = G.lat
+    p = np.where(pred < 0, np.arange(N)[None, :], pred)
+    rows = np.arange(N)[:, None]
+    cols = np.arange(N)[None, :]
+    hop = G.W[p, cols]  # latency of the last arc
+    lat = hop.copy()
+    anc = p
+    for _ in range(N):
+        nxt = p[rows, anc]
+        if np.array_equal(nxt, anc):
+            break
+        lat += G.W[nxt, anc]
+        anc = nxt
+    lat[~np.isfinite(G.latdist)] = np.inf
+    return lat
 
 
 def _shared_dijkstra(G: Graph, inp: Inputs, k: int, lengths: np.ndarray, cache: dict):
@@ -127,13 +150,12 @@ def _shared_dijkstra(G: Graph, inp: Inputs, k: int, lengths: np.ndarray, cache: 
         if "fwd" not in cache:
             base = lengths[k] / inp.fwd_gb[k]
             cache["fwd"] = _dijkstra_all(G, base)
-        dist, pred, _ = cache["fwd"]
-        return dist * inp.fwd_gb[k], pred
+        dist, pred, tlat = cache["fwd"]
+        return dist * inp.fwd_gb[k], pred, tlat
     key = lengths[k].tobytes()
     if key not in cache:
         cache[key] = _dijkstra_all(G, lengths[k])
-    dist, pred, _ = cache[key]
-    return dist, pred
+    return cache[key]
 
 
 def _walk(G: Graph, pred: np.ndarray, o: int, n: int) -> tuple[int, ...]:
@@ -196,11 +218,12 @@ def rcsp(G: Graph, o: int, length: np.ndarray, half_limit: float,
 
 
 def price(inp: Inputs, G: Graph, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, *, with_costs: bool,
-          rows: np.ndarray | None = None, max_per_row: int = 8,
-          rel_tol: float = 1e-9) -> list[tuple[int, int, tuple[int, ...], int, float]]:
+          rows: np.ndarray | None = None, max_per_row: int = 8, rel_tol: float = 1e-9,
+          exists=None) -> list[tuple[int, int, tuple[int, ...], int, float]]:
     """Admissible columns with negative reduced cost: [(o, n, arcs, k, reduced cost)],
     at most ``max_per_row`` per (o, k), most negative first.  ``rows`` (N x K bool)
-    restricts the search to some demand rows."""
+    restricts the search to some demand rows; ``exists(o, arcs, k)`` tells columns the LP has
+    already (they are skipped, so a column inside the solver's tolerance cannot hide a new one)."""
     N, K = lam.shape
     node_cost = (inp.proc_cost if with_costs else 0.0) + inp.intensity[None, :] * mu[:, None]
     has_cap = inp.capacity_kw > 0
@@ -215,28 +238,37 @@ def price(inp: Inputs, G: Graph, lam: np.ndarray, mu: np.ndarray, rho: np.ndarra
             continue
         tol = rel_tol * np.maximum(1.0, np.abs(lam_k))
         if inp.L:
-            dist, pred = _shared_dijkstra(G, inp, k, lengths, cache)
+            dist, pred, tlat = _shared_dijkstra(G, inp, k, lengths, cache)
         else:
-            dist, pred = np.where(np.eye(N, dtype=bool), 0.0, np.inf), None
+            dist = tlat = np.where(np.eye(N, dtype=bool), 0.0, np.inf)
+            pred = None
         rc = node_cost[None, :, k] + dist - lam_k[:, None]  # origin x node
         rc[:, ~has_cap] = np.inf
         rc[~active, :] = np.inf
         cand = rc < -tol[:, None]
+        ok = 2.0 * tlat <= inp.latency_ms[k] + LAT_TOL
+        reach = 2.0 * G.latdist <= inp.latency_ms[k] + LAT_TOL
         for o in np.nonzero(cand.any(axis=1))[0]:
             o = int(o)
             picks, need_rcsp = [], {}
-            for n in np.nonzero(cand[o])[0]:
+            ns = np.nonzero(cand[o])[0]
+            adm = ns[ok[o, ns]]
+            for n in adm[np.argsort(rc[o, adm], kind="stable")]:
                 n = int(n)
                 arcs = () if n == o else _walk(G, pred, o, n)
-                if 2.0 * float(G.lat[list(arcs)].sum()) <= inp.latency_ms[k] + LAT_TOL:
-                    true_rc = float(node_cost[n, k] + (lengths[k][list(arcs)].sum() if arcs else 0.0) - lam_k[o])
-                    if true_rc < -tol[o]:
-                        picks.append((true_rc, n, arcs))
-                elif 2.0 * G.latdist[o, n] <= inp.latency_ms[k] + LAT_TOL:
-                    need_rcsp[n] = float(lam_k[o] - node_cost[n, k] - tol[o])
+                if exists is not None and exists(o, arcs, k):
+                    continue
+                true_rc = float(node_cost[n, k] + (lengths[k][list(arcs)].sum() if arcs else 0.0) - lam_k[o])
+                if true_rc < -tol[o]:
+                    picks.append((true_rc, n, arcs))
+                    if len(picks) >= max_per_row:
+                        break
+            for n in ns[~ok[o, ns] & reach[o, ns]]:
+                need_rcsp[int(n)] = float(lam_k[o] - node_cost[n, k] - tol[o])
             if need_rcsp:
                 for n, (length, arcs) in rcsp(G, o, lengths[k], half, need_rcsp).items():
-                    picks.append((float(node_cost[n, k] + length - lam_k[o]), n, arcs))
+                    if exists is None or not exists(o, arcs, k):
+                        picks.append((float(node_cost[n, k] + length - lam_k[o]), n, arcs))
             picks.sort(key=lambda t: t[0])
             for r, n, arcs in picks[:max_per_row]:
                 out.append((o, n, arcs, k, r))
@@ -258,27 +290,26 @@ def cheapest(inp: Inputs, G: Graph, mu: np.ndarray, rho: np.ndarray, rows: np.nd
         if not rows[:, k].any():
             continue
         if inp.L:
-            dist, pred = _shared_dijkstra(G, inp, k, lengths, cache)
+            dist, pred, tlat = _shared_dijkstra(G, inp, k, lengths, cache)
         else:
-            dist, pred = np.where(np.eye(N, dtype=bool), 0.0, np.inf), None
+            dist = tlat = np.where(np.eye(N, dtype=bool), 0.0, np.inf)
+            pred = None
         full = node_cost[None, :, k] + dist
         full[:, ~has_cap] = np.inf
+        ok = 2.0 * tlat <= inp.latency_ms[k] + LAT_TOL
+        reach = 2.0 * G.latdist <= inp.latency_ms[k] + LAT_TOL
         for o in np.nonzero(rows[:, k])[0]:
             o = int(o)
-            order = np.argsort(full[o], kind="stable")
             best = None
             inadmissible = {}
-            for n in order:
-                n = int(n)
-                if not np.isfinite(full[o, n]) or (best is not None and full[o, n] >= best[0]):
-                    break
+            adm = np.nonzero(ok[o] & np.isfinite(full[o]))[0]
+            if len(adm):
+                n = int(adm[np.argmin(full[o, adm])])
                 arcs = () if n == o else _walk(G, pred, o, n)
-                if 2.0 * float(G.lat[list(arcs)].sum()) <= inp.latency_ms[k] + LAT_TOL:
-                    c = float(node_cost[n, k] + lengths[k][list(arcs)].sum()) if arcs else float(node_cost[n, k])
-                    if best is None or c < best[0]:
-                        best = (c, n, arcs)
-                elif 2.0 * G.latdist[o, n] <= inp.latency_ms[k] + LAT_TOL:
-                    inadmissible[n] = None
+                best = (float(node_cost[n, k] + (lengths[k][list(arcs)].sum() if arcs else 0.0)), n, arcs)
+            bound = best[0] if best else np.inf
+            for n in np.nonzero(~ok[o] & reach[o] & (full[o] < bound))[0]:
+                inadmissible[int(n)] = None
             if inadmissible:
                 bound = best[0] if best else np.inf
                 thr = {n: bound - float(node_cost[n, k]) for n in inadmissible}

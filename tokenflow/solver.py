@@ -24,7 +24,8 @@ import numpy as np
 from .errors import SolverError
 from .model import LPArrays
 
-HIGHS_OPTIONS = {"output_flag": False, "log_to_console": False, "random_seed": 0, "threads": 1}
+HIGHS_OPTIONS = {"output_flag": False, "log_to_console": False, "random_seed": 0, "threads": 1,
+                "dual_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9}
 PRIMAL_TOL = 1e-6  # relative to the row's scale
 DUAL_TOL = 1e-6  # relative to the column's cost scale
 

@@ -54,6 +54,14 @@ def first_solve(case: str, scale: float, q) -> None:
     q.put((t, hi, r.dataset.attrs["cg_rounds"]))
 
 
+def _quiet_write(m, path: Path) -> None:
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        m.linopy_model().to_file(path, progress=False)
+
+
 def changes_for(s) -> dict:
     n0, n1 = s.node_ids[0], s.node_ids[1]
     w = s.workload_ids[0]
@@ -88,7 +96,7 @@ def resolves(case: str, q) -> None:
                 ts.append(time.perf_counter() - t0)
                 hs.append(m._main.run_seconds)
             p = Path(tmp) / "m.mps"
-            m.linopy_model().to_file(p, progress=False)
+            _quiet_write(m, p)
             cold.append(cold_highs(p))
             rows.append((kind, statistics.median(ts), statistics.median(hs), cold[0]))
         # 40-point demand sweep on one market
@@ -102,7 +110,7 @@ def resolves(case: str, q) -> None:
             t_pts.append(time.perf_counter() - t0)
             h_pts.append(m2._main.run_seconds)
         p = Path(tmp) / "m.mps"
-        m2.linopy_model().to_file(p, progress=False)
+        _quiet_write(m2, p)
         rows.append(("40-pt sweep, per point", statistics.mean(t_pts), statistics.mean(h_pts), cold_highs(p)))
         from tokenflow.analysis import demand_sweep
 
@@ -187,7 +195,8 @@ def main() -> None:
             xc = f"{t / cold:>7.1f}" if cold else f"{'':>7}"
             print(f"{case + ': ' + kind:<34} {t:>12.5f} {warm:>13.5f} {c} {t / warm:>7.1f} {xc}", flush=True)
     t, ok, hs = run(monte_carlo, args.draws, args.workers)
-    print(f"{'Monte Carlo %d draws, %d workers' % (args.draws, args.workers):<34} {t:>12.2f} {'':>13} {hs:>13.2f} "
+    label = f"Monte Carlo {args.draws} draws, {args.workers} workers"
+    print(f"{label:<34} {t:>12.2f} {'':>13} {hs:>13.2f} "
           f"{'':>7} {t / hs:>7.1f}   ({ok} ok)", flush=True)
     if args.scale:
         for kind in ("path200", "arc1000"):

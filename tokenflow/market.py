@@ -95,7 +95,9 @@ def export_lp(s: Scenario, path: str | Path, *, transfer_aware: bool = True, dem
         try:
             import linopy
 
-            with linopy.options as opts:
+            from .solver import quiet_stdout
+
+            with linopy.options as opts, quiet_stdout():
                 opts["semantics"] = "v1"
                 model.to_file(tmp, io_api="lp" if path.suffix.lower() == ".lp" else "mps", progress=False)
         finally:

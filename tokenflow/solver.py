@@ -32,6 +32,23 @@ DUAL_TOL = 1e-6  # relative to the column's cost scale
 _BANNER_SHOWN = False
 
 
+class quiet_stdout:
+    """Silence C-level stdout (HiGHS prints from C++, e.g. "Writing the model to ...")."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        self.saved = os.dup(1)
+        self.null = open(os.devnull, "w")  # noqa: SIM115 - closed in __exit__
+        os.dup2(self.null.fileno(), 1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stdout.flush()
+        os.dup2(self.saved, 1)
+        os.close(self.saved)
+        self.null.close()
+
+
 def new_highs():
     """A silent ``highspy.Highs`` (the copyright banner of the first instance goes to /dev/null)."""
     global _BANNER_SHOWN

@@ -1,10 +1,13 @@
 # Two entry points (see README):  make book   -> set up and reproduce everything, build the book
 #                                 make test   -> set up and run the test suite
+# Artifact:  make pdf      -> the book as one PDF (_build/pdf/), printed by headless Chromium
+#            make archive  -> dist/tokenflow-<version>-artifact.zip (book, PDF, notebooks, results, SHA256SUMS)
+#            make check    -> headless-browser check of the built book and the PDF (network off)
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book test setup claims bench lint clean
+.PHONY: book test setup claims bench lint clean pdf archive check browser
 
 $(BIN)/tokenflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +24,23 @@ book: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# Debian's Chromium + chromedriver (browser check, PDF) and poppler-utils (PDF check); root + apt
+browser:
+	@if { command -v chromium || command -v google-chrome || [ -n "$$CHROMIUM" ]; } >/dev/null && \
+	    { command -v chromedriver || [ -n "$$CHROMEDRIVER" ]; } >/dev/null && command -v pdfinfo >/dev/null; \
+	then :; else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver poppler-utils >/dev/null; fi
+
+pdf: book browser
+	$(BIN)/python tools/build_pdf.py
+
+archive: pdf
+	$(BIN)/python tools/make_archive.py
+
+check: browser
+	$(BIN)/python tools/check_book.py _build/html book/generated
+	$(BIN)/python tools/check_book.py --pdf _build/pdf/tokenflow-$$($(BIN)/python -c 'import tokenflow; print(tokenflow.__version__)').pdf
+
 claims: setup
 	$(BIN)/tokenflow claims
 
@@ -31,4 +51,4 @@ lint: setup
 	$(BIN)/ruff check tokenflow tests tools benchmarks
 
 clean:
-	rm -rf _build book/generated
+	rm -rf _build book/generated dist

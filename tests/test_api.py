@@ -68,7 +68,7 @@ def test_packaged_scenarios_are_fully_sourced():
     for name in tf.available_scenarios():
         prov = tf.load_scenario(name).provenance_table()
         assert len(prov) >= 9 + 4 * 4 + 5 * len(tf.load_scenario(name).nodes)
-        assert set(prov["kind"]) <= {"source", "assumption"}, prov[prov["kind"] == "unsourced"]
+        assert set(prov["kind"]) <= {"source", "assumption", "choice"}, prov[prov["kind"] == "unsourced"]
         assert (prov["reference"].str.len() > 0).all()
         assert not prov["reference"].str.contains("shared/").any()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tokenflow.claims import PAPER_CLAIMS, scorecard
+from tokenflow.scenario import load_scenario
 
 
 @pytest.fixture(scope="module")
@@ -36,12 +37,17 @@ def test_c4_merit_order(card):
     assert d["merit_order_spearman"] < -0.5
 
 
+@pytest.mark.slow
 def test_calibrated_inputs_are_what_calibration_computes(us5):
     """The two CALIBRATED values in the scenario file are the calibration's output, not typed targets."""
-    from tokenflow.calibration import calibrate
+    from tokenflow import calibration
 
-    c = calibrate(us5)
+    c = calibration.calibrate(us5)
     assert us5.params["link_bandwidth_gbps"] == pytest.approx(c.link_bandwidth_gbps, rel=1e-3)
     assert us5.params["other_opex_usd_per_kwh"] == pytest.approx(c.other_opex_usd_per_kwh, rel=1e-3)
     assert c.c2_uplift_pct == pytest.approx(PAPER_CLAIMS["C2"]["paper"], abs=1e-4)
     assert c.c3_rise_pct == pytest.approx(PAPER_CLAIMS["C3"]["paper"], abs=1e-3)
+
+
+def test_us20_uses_the_calibrated_bandwidth(us5):
+    assert load_scenario("us20").params["link_bandwidth_gbps"] == us5.params["link_bandwidth_gbps"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -19,10 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
     pytest.importorskip("papermill")
-    if "CARTOPY_DATA_DIR" not in os.environ:
-        shared = ROOT.parent / "shared" / "naturalearth"
-        if shared.is_dir():
-            os.environ["CARTOPY_DATA_DIR"] = str(shared)
     root = tmp_path_factory.mktemp("repro")
     shutil.copytree(ROOT / "notebooks", root / "notebooks")
     times = run_notebooks(root, fast=True)

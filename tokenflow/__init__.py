@@ -8,14 +8,14 @@ from .engine import Market
 from .errors import InfeasibleMarketError, ScenarioError, SolverError, TokenflowError
 from .market import demand_scale_limit, export_lp, max_demand_scale, solve
 from .results import MarketResult
-from .scenario import Scenario, available_scenarios, load_scenario
+from .scenario import CHOICES, Scenario, available_scenarios, load_scenario
 from .sweep import sweep
 from .synthetic import synthetic_network
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "InfeasibleMarketError", "Market", "MarketResult", "Scenario", "ScenarioError", "SolverError",
+    "CHOICES", "InfeasibleMarketError", "Market", "MarketResult", "Scenario", "ScenarioError", "SolverError",
     "TokenflowError", "available_scenarios", "demand_scale_limit", "export_lp", "load_scenario",
     "max_demand_scale", "solve", "sweep", "synthetic_network", "__version__",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from scipy.optimize import brentq
 
 from .claims import CASE_SCALE, CHAT_LIMITS_MS, PAPER_CLAIMS, chat_price_rise, cost_uplift
-from .engine import pooled_solve
+from .engine import pooled_scale_limit, pooled_solve
 from .errors import TokenflowError
 from .scenario import Scenario
 
@@ -43,8 +43,26 @@ def _root(f, lo: float, hi: float, what: str) -> float:
     return brentq(f, lo, hi, xtol=1e-6, rtol=1e-9)
 
 
+def feasible_bandwidth_range(s: Scenario, scale: float = CASE_SCALE) -> tuple[float, float]:
+    """The bandwidth search range (Gbps), starting where the ``scale`` case clears.
+
+    Below the bandwidth at which s* = ``scale`` the case has no market to compare, so the
+    bracket starts just above that root of the max-scale LP (when it lies inside the range)."""
+    lo, hi = BANDWIDTH_RANGE
+
+    def excess(b: float) -> float:
+        return pooled_scale_limit(s.replace(params={"link_bandwidth_gbps": b})).max_scale - scale
+
+    if excess(lo) >= 0:
+        return lo, hi
+    if excess(hi) < 0:
+        raise TokenflowError(f"calibration of link_bandwidth_gbps: the {scale:g}x case does not clear "
+                             f"anywhere in [{lo}, {hi}] Gbps")
+    return brentq(excess, lo, hi, xtol=1e-6) * (1 + 1e-4), hi
+
+
 def _uplift(s: Scenario) -> float:
-    """C2's cost uplift (%) on the live markets of this process (same numbers as
+    """C2's cost uplift (%) on the live markets of this process (same LPs as
     :func:`tokenflow.claims.cost_uplift`)."""
     ta = pooled_solve(s, demand_scale=CASE_SCALE)
     bl = pooled_solve(s, demand_scale=CASE_SCALE, transfer_aware=False)
@@ -52,7 +70,7 @@ def _uplift(s: Scenario) -> float:
 
 
 def _rise(s: Scenario) -> float:
-    """C3's largest chat price rise (%) on the live markets of this process (as
+    """C3's largest chat price rise (%) on the live markets of this process (same LPs as
     :func:`tokenflow.claims.chat_price_rise`)."""
     k = s.workload_ids.index("chat")
     before = pooled_solve(s, demand_scale=CASE_SCALE, latency_limits_ms={"chat": CHAT_LIMITS_MS[0]})
@@ -71,7 +89,7 @@ def calibrate(s: Scenario, rounds: int = 3) -> Calibration:
         def g2(b: float, cur: Scenario = cur) -> float:
             return _uplift(cur.replace(params={"link_bandwidth_gbps": b})) - c2
 
-        bw = _root(g2, *BANDWIDTH_RANGE, "link_bandwidth_gbps")
+        bw = _root(g2, *feasible_bandwidth_range(cur), "link_bandwidth_gbps")
         cur = cur.replace(params={"link_bandwidth_gbps": bw})
 
         def g3(o: float, cur: Scenario = cur) -> float:

@@ -1,13 +1,70 @@
-"""Command line: ``tokenflow scenarios | solve | max-scale | export-lp | claims | calibrate | reproduce``."""
+"""Command line: ``tokenflow scenarios | solve | max-scale | export-lp | claims | calibrate | sweep | reproduce``.
+
+Errors never show a Python traceback: each is one line on stderr, and the exit code
+says what happened (also in the README):
+
+==== =====================================================================
+0    success
+1    claims not reproduced (``tokenflow claims``)
+2    bad input: scenario file, sweep spec or command-line argument
+3    the market is infeasible at the requested demand scale (s* is printed)
+4    solver problem (HiGHS did not return a verified optimum) or the Dask cluster
+     of a sweep failed to start
+5    output or I/O error (folder missing, is a directory, disk full, permission);
+     the target file is left as it was
+6    sweep finished but some points failed; the file is written with
+     ``complete = 0`` and ``n_failed`` in its attributes
+70   internal error (a bug: please report it; ``TOKENFLOW_DEBUG=1`` shows the traceback)
+130  interrupted (Ctrl-C); 143 terminated (SIGTERM); nothing half-written is left
+==== =====================================================================
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
+import signal
 import sys
 from pathlib import Path
 
-from .errors import InfeasibleMarketError, TokenflowError
+from .errors import InfeasibleMarketError, OutputError, SolverError, TokenflowError
+from .io import atomic_write, check_output_path, verify_model_file, verify_netcdf
+
+EXIT_OK, EXIT_CLAIMS, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_SOLVER, EXIT_OUTPUT, EXIT_INCOMPLETE = 0, 1, 2, 3, 4, 5, 6
+EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an exception so that writes are abandoned cleanly."""
+
+
+def _number(text: str, *, low: float = 0.0, strict: bool = False, what: str = "value") -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+    if not math.isfinite(v) or v < low or (strict and v == low):
+        raise argparse.ArgumentTypeError(f"{what} must be a finite number {'>' if strict else '>='} {low:g}, "
+                                         f"got {text!r}")
+    return v
+
+
+def _scale(text: str) -> float:
+    return _number(text, what="demand scale")
+
+
+def _count(low: int, what: str):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a whole number, got {text!r}") from None
+        if v < low:
+            raise argparse.ArgumentTypeError(f"{what} must be >= {low}, got {text!r}")
+        return v
+    return parse
 
 
 def _latency(items: list[str] | None) -> dict[str, float] | None:
@@ -19,9 +76,9 @@ def _latency(items: list[str] | None) -> dict[str, float] | None:
         if not sep:
             raise TokenflowError(f"--latency expects WORKLOAD=MS, got {item!r}")
         try:
-            out[key.strip()] = float(val)
-        except ValueError:
-            raise TokenflowError(f"--latency {item!r}: {val!r} is not a number of ms") from None
+            out[key.strip()] = _number(val, strict=True, what=f"--latency {key.strip()}")
+        except argparse.ArgumentTypeError as exc:
+            raise TokenflowError(f"{exc} (ms)") from None
     return out
 
 
@@ -39,6 +96,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
     from .market import demand_scale_limit, solve
     from .scenario import load_scenario
 
+    if args.out:
+        check_output_path(args.out, "result file")
     s = load_scenario(args.scenario)
     lat = _latency(args.latency)
     r = solve(s, transfer_aware=not args.token_equivalent, demand_scale=args.demand_scale,
@@ -47,7 +106,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
     lim = demand_scale_limit(s, transfer_aware=not args.token_equivalent, latency_limits_ms=lat)
     print(f"largest feasible demand scale s* = {lim.max_scale:.4f} (binding there: {lim.binding})")
     if args.out:
-        print(f"wrote {r.to_netcdf(args.out)}")
+        print(f"wrote {atomic_write(args.out, r.to_netcdf, what='result file', verify=verify_netcdf)}")
     return 0
 
 
@@ -66,19 +125,29 @@ def cmd_export_lp(args: argparse.Namespace) -> int:
     from .market import export_lp
     from .scenario import load_scenario
 
-    path = export_lp(load_scenario(args.scenario), args.path, transfer_aware=not args.token_equivalent,
-                     demand_scale=args.demand_scale, latency_limits_ms=_latency(args.latency))
+    if Path(args.path).suffix.lower() not in {".mps", ".lp"}:
+        raise TokenflowError(f"export-lp: the file name must end in .mps or .lp, got {args.path!r}")
+    check_output_path(args.path, "LP file")
+    s = load_scenario(args.scenario)
+    lat = _latency(args.latency)
+    path = atomic_write(args.path, lambda tmp: export_lp(s, tmp, transfer_aware=not args.token_equivalent,
+                                                         demand_scale=args.demand_scale, latency_limits_ms=lat),
+                        what="LP file", verify=verify_model_file)
     print(f"wrote {path}")
     return 0
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
-    from .claims import scorecard, scorecard_frame
+    from .claims import a_priori_scenario, scorecard, scorecard_frame
+    from .scenario import load_scenario
 
-    results = scorecard()
+    if getattr(args, "a_priori", False):  # every calibrated input at its a-priori value
+        results = scorecard(a_priori_scenario(load_scenario("us5")), a_priori_scenario(load_scenario("us20")),
+                            a_priori=False)
+    else:
+        results = scorecard()
     if args.json:
-        print(json.dumps([{**r.row(), "passed": r.passed, "detail": r.detail} for r in results],
-                         indent=2, default=str))
+        print(json.dumps([r.to_json() for r in results], indent=2, default=str))
     else:
         import pandas as pd
 
@@ -108,22 +177,43 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import load_spec, summary_table, sweep
+    from .sweep import load_spec, summary_table, sweep, write_sweep
 
     spec = load_spec(args.spec)
-    ds = sweep(spec.pop("scenario"), scheduler=args.scheduler, n_workers=args.workers, **spec)
+    if args.max_points is not None:
+        spec["max_points"] = args.max_points
+    check_output_path(args.out, "sweep results")
+    if args.scheduler is not None:
+        from distributed.comm.addressing import parse_address, parse_host_port
+
+        try:
+            scheme, loc = parse_address(args.scheduler)
+            if scheme in ("tcp", "tls"):
+                parse_host_port(loc)
+        except (ValueError, TypeError) as exc:
+            raise TokenflowError(f"--scheduler {args.scheduler!r}: not a Dask scheduler address "
+                                 f"(e.g. tcp://host:8786): {exc}") from None
+    try:
+        ds = sweep(spec.pop("scenario"), scheduler=args.scheduler, n_workers=args.workers, **spec)
+    except (RuntimeError, TimeoutError, OSError) as exc:  # Dask cluster could not start or was lost
+        print(f"tokenflow: cluster problem: {exc.__class__.__name__}: {exc}; no output was written",
+              file=sys.stderr)
+        return EXIT_SOLVER
     print(summary_table(ds).to_string())
     print(f"{ds.attrs['n_points']} points in {ds.attrs['wall_seconds']:.1f} s")
-    out = Path(args.out)
-    ds.to_netcdf(out)
-    print(f"wrote {out}")
+    print(f"wrote {write_sweep(ds, args.out)}")
+    if ds.attrs.get("n_failed", 0):
+        print(f"tokenflow: incomplete: {ds.attrs['n_failed']} of {ds.attrs['n_points']} points failed "
+              f"(see 'status' and 'message'); {args.out} is marked complete = 0", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
-    return reproduce(root=Path(args.root), fast=args.fast, build=not args.no_build)
+    return reproduce(root=Path(args.root), fast=args.fast, build=not args.no_build, force=args.force,
+                     only=args.only)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     def market_args(sp: argparse.ArgumentParser, scale: bool = True) -> None:
         sp.add_argument("scenario", help="us5, us20 or a path to a scenario YAML")
         if scale:
-            sp.add_argument("--demand-scale", type=float, default=1.0, help="multiplier on base demand")
+            sp.add_argument("--demand-scale", type=_scale, default=1.0,
+                            help="multiplier on base demand (finite, >= 0)")
         sp.add_argument("--token-equivalent", action="store_true",
                         help="token-equivalent baseline instead of the transfer-aware model")
         sp.add_argument("--latency", action="append", metavar="WORKLOAD=MS",
@@ -153,7 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("path", help="output file (.mps or .lp)")
     sp.set_defaults(func=cmd_export_lp)
     sp = sub.add_parser("claims", help="evaluate claims C1-C4; non-zero exit if any is not reproduced")
-    sp.add_argument("--json", action="store_true")
+    sp.add_argument("--json", action="store_true",
+                    help="per claim also calibrated (bool), pinned_by (inputs) and the a-priori value")
+    sp.add_argument("--a-priori", dest="a_priori", action="store_true",
+                    help="evaluate with every calibrated input at its a-priori (uncalibrated) value")
     sp.set_defaults(func=cmd_claims)
     sub.add_parser("calibrate", help="recompute the two calibrated inputs of us5").set_defaults(
         func=cmd_calibrate)
@@ -165,27 +259,90 @@ def main(argv: list[str] | None = None) -> int:
                         "scale.<electricity|capacity|payload|bandwidth>.")
     sp.add_argument("spec", help="sweep specification (YAML)")
     sp.add_argument("--scheduler", help="address of an existing Dask scheduler (default: local cluster)")
-    sp.add_argument("--workers", type=int, default=None, help="local cluster size (0: no Dask)")
+    sp.add_argument("--workers", type=_count(0, "--workers"), default=None,
+                    help="local cluster size (0: no Dask, in this process)")
+    sp.add_argument("--max-points", type=_count(1, "--max-points"), default=None,
+                    help="largest number of points allowed (default 10^6; also max_points in the spec)")
     sp.add_argument("--out", default="sweep.nc", help="output netCDF file")
     sp.set_defaults(func=cmd_sweep)
     sp = sub.add_parser("reproduce", help="run every notebook and build the book")
     sp.add_argument("--root", default=".", help="repository root (holds notebooks/ and book/)")
     sp.add_argument("--fast", action="store_true", help="small parameters (tests, CI smoke)")
     sp.add_argument("--no-build", action="store_true", help="run notebooks only")
+    sp.add_argument("--force", action="store_true", help="re-execute even notebooks whose inputs are unchanged")
+    sp.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks (names without .ipynb)")
     sp.set_defaults(func=cmd_reproduce)
 
     args = p.parse_args(argv)
+    return _run(args)
+
+
+def _error(kind: str, exc: BaseException) -> None:
+    print(f"tokenflow: {kind}: {exc}", file=sys.stderr)
+
+
+def _on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
+    raise _Terminated()
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run one command; map every failure to one line on stderr and an exit code."""
+    previous = None
+    try:
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not in the main thread (e.g. called from a worker thread)
+        pass
     try:
         return args.func(args)
+    except _Terminated:
+        print("tokenflow: terminated (SIGTERM); no output was written", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        print("tokenflow: interrupted; no output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except InfeasibleMarketError as exc:
-        print(f"tokenflow: infeasible: {exc}", file=sys.stderr)
-        return 3
+        _error("infeasible", exc)
+        return EXIT_INFEASIBLE
+    except SolverError as exc:
+        _error("solver problem", exc)
+        return EXIT_SOLVER
+    except OutputError as exc:
+        _error("output error", exc)
+        return EXIT_OUTPUT
     except TokenflowError as exc:
-        print(f"tokenflow: error: {exc}", file=sys.stderr)
-        return 2
+        _error("error", exc)
+        return EXIT_INPUT
+    except BrokenPipeError:  # e.g. `tokenflow solve us5 | head`
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        except OSError:
+            pass
+        return EXIT_OUTPUT
     except OSError as exc:
-        print(f"tokenflow: error: {exc}", file=sys.stderr)
-        return 2
+        _error("I/O error", exc)
+        return EXIT_OUTPUT
+    except MemoryError:
+        print("tokenflow: out of memory", file=sys.stderr)
+        return EXIT_SOLVER
+    except Exception as exc:  # noqa: BLE001 - never a traceback for the user
+        if os.environ.get("TOKENFLOW_DEBUG"):
+            raise
+        where = ""
+        tb = exc.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            where = f" (in {Path(tb.tb_frame.f_code.co_filename).name}:{tb.tb_lineno})"
+        print(f"tokenflow: internal error: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+              f"{where}. This is a bug: please report it with the command you ran "
+              "(TOKENFLOW_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+    finally:
+        if previous is not None:
+            try:
+                signal.signal(signal.SIGTERM, previous)
+            except ValueError:
+                pass
 
 
 if __name__ == "__main__":  # pragma: no cover

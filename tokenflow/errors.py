@@ -40,3 +40,11 @@ class InfeasibleMarketError(TokenflowError):
 
 class SolverError(TokenflowError):
     """HiGHS did not return an optimal solution for a reason other than infeasibility."""
+
+
+class OutputError(TokenflowError):
+    """An output file (netCDF, MPS/LP, sweep results) could not be written.
+
+    The message names the file and the real cause (missing folder, is a directory,
+    disk full or file-size limit, permission); the target is left as it was.
+    """

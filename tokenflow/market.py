@@ -15,16 +15,26 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from ._atomic import write_atomic
 from .engine import Market, ScaleLimit
 from .errors import ScenarioError, SolverError, TokenflowError
 from .inputs import FORMULATIONS, GBPS_TO_GB_PER_H, check_number
+from .io import atomic_write, verify_model_file
 from .results import MarketResult, describe_options
 from .scenario import Scenario
 from .solver import HIGHS_OPTIONS
 
+
+def reverse_arcs(arcs) -> np.ndarray:  # noqa: F821 - numpy imported lazily
+    """Position of the opposite directed arc (``b->a`` for ``a->b``) of every arc of an
+    :func:`tokenflow.network.arc_table` (the engine's order makes it ``a ^ 1``)."""
+    import numpy as np
+
+    pos = {(u, v): i for i, (u, v) in enumerate(zip(arcs["origin"], arcs["target"]))}
+    return np.array([pos[(v, u)] for u, v in zip(arcs["origin"], arcs["target"])], dtype=np.int64)
+
+
 __all__ = ["FORMULATIONS", "GBPS_TO_GB_PER_H", "HIGHS_OPTIONS", "Market", "ScaleLimit", "demand_scale_limit",
-           "describe_options", "export_lp", "max_demand_scale", "solve"]
+           "describe_options", "export_lp", "max_demand_scale", "reverse_arcs", "solve"]
 
 
 def solve(s: Scenario, *, transfer_aware: bool = True, demand_scale: float = 1.0,
@@ -103,4 +113,4 @@ def export_lp(s: Scenario, path: str | Path, *, transfer_aware: bool = True, dem
         finally:
             log.setLevel(level)
 
-    return write_atomic(path, write)
+    return atomic_write(path, write, what="LP file", verify=verify_model_file)

@@ -1,14 +1,13 @@
 """Figures: one colour per workload everywhere, units on every axis, CONUS maps in a
 Lambert conformal projection.  Functions take results (xarray), never solver objects.
 
-Maps use cartopy's Natural Earth 1:110m layers; offline, point ``CARTOPY_DATA_DIR``
-at a pre-downloaded copy.  If the map data cannot be had, maps fall back to plain
-longitude/latitude axes with a warning instead of failing.
+Maps use the Natural Earth 1:110m layers (public domain) shipped inside the package
+under ``tokenflow/data/naturalearth`` in cartopy's own layout; :func:`map_axes` points
+cartopy at them, so maps look the same on every machine and never download anything.
 """
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -50,44 +49,49 @@ def save(fig, folder: str | Path, name: str) -> list[Path]:
 
 # --------------------------------------------------------------------------- maps
 
-def _map_data_available() -> bool:
-    try:
-        from cartopy.io import shapereader
+MAP_DATA_DIR = Path(__file__).parent / "data" / "naturalearth"
+# (category, Natural Earth name) of every layer the maps draw; all shipped at 1:110m
+MAP_LAYERS = (("physical", "land"), ("physical", "coastline"),
+              ("cultural", "admin_1_states_provinces_lakes"), ("cultural", "admin_0_boundary_lines_land"))
 
-        for cat, name in (("cultural", "admin_1_states_provinces_lakes"), ("physical", "coastline")):
-            shapereader.natural_earth(resolution="110m", category=cat, name=name)
-        return True
-    except Exception as exc:  # no data and no network
-        warnings.warn(f"map layers unavailable ({exc.__class__.__name__}); drawing a plain map", stacklevel=3)
-        return False
+
+def map_layer_files() -> list[Path]:
+    """The packaged shapefiles (``.shp``) behind the map layers, in cartopy's layout."""
+    return [MAP_DATA_DIR / "shapefiles" / "natural_earth" / cat / f"ne_110m_{name}.shp" for cat, name in MAP_LAYERS]
+
+
+def use_packaged_map_data() -> Path:
+    """Point cartopy's ``pre_existing_data_dir`` at the packaged Natural Earth copy.
+
+    Raises :class:`~tokenflow.errors.TokenflowError` if a layer file is missing (a broken
+    install), instead of letting cartopy try a download.
+    """
+    import cartopy
+
+    from .errors import TokenflowError
+
+    missing = [str(p) for p in map_layer_files() if not p.is_file()]
+    if missing:
+        raise TokenflowError(f"packaged map data missing (reinstall tokenflow): {', '.join(missing)}")
+    cartopy.config["pre_existing_data_dir"] = str(MAP_DATA_DIR)
+    return MAP_DATA_DIR
 
 
 def map_axes(fig, rect_or_spec) -> tuple[plt.Axes, object]:
-    """A CONUS map axes (Lambert conformal) with states; returns (ax, data transform)."""
-    try:
-        import cartopy.crs as ccrs
-        import cartopy.feature as cfeature
-    except ImportError:  # pragma: no cover
-        warnings.warn("cartopy not installed; drawing a plain map", stacklevel=2)
-        ax = fig.add_subplot(rect_or_spec)
-        return _plain(ax), ax.transData
+    """A CONUS map axes (Lambert conformal) with land, states, coastline and borders from
+    the packaged Natural Earth 1:110m layers; returns (ax, data transform)."""
+    import cartopy.crs as ccrs
+    import cartopy.feature as cfeature
+
+    use_packaged_map_data()
     proj = ccrs.LambertConformal(central_longitude=-96, central_latitude=39, standard_parallels=(33, 45))
     ax = fig.add_subplot(rect_or_spec, projection=proj)
     ax.set_extent(EXTENT, crs=ccrs.PlateCarree())
-    if _map_data_available():
-        ax.add_feature(cfeature.LAND.with_scale("110m"), facecolor="#f4f4f2", edgecolor="none")
-        ax.add_feature(cfeature.STATES.with_scale("110m"), edgecolor="#b0b0b0", linewidth=0.4, facecolor="none")
-        ax.add_feature(cfeature.COASTLINE.with_scale("110m"), edgecolor="#808080", linewidth=0.5)
-        ax.add_feature(cfeature.BORDERS.with_scale("110m"), edgecolor="#808080", linewidth=0.5)
+    ax.add_feature(cfeature.LAND.with_scale("110m"), facecolor="#f4f4f2", edgecolor="none")
+    ax.add_feature(cfeature.STATES.with_scale("110m"), edgecolor="#b0b0b0", linewidth=0.4, facecolor="none")
+    ax.add_feature(cfeature.COASTLINE.with_scale("110m"), edgecolor="#808080", linewidth=0.5)
+    ax.add_feature(cfeature.BORDERS.with_scale("110m"), edgecolor="#808080", linewidth=0.5)
     return ax, ccrs.PlateCarree()
-
-
-def _plain(ax):
-    ax.set_xlim(EXTENT[0], EXTENT[1])
-    ax.set_ylim(EXTENT[2], EXTENT[3])
-    ax.set_xlabel("longitude (deg)")
-    ax.set_ylabel("latitude (deg)")
-    return ax
 
 
 def _projected(ax, transform, lon, lat) -> np.ndarray:

@@ -1,94 +1,298 @@
-"""The main job: execute every notebook with papermill, then build the book from the
-executed copies (no second execution), with Sphinx warnings as errors."""
+"""The main job: execute every notebook with papermill into ``book/generated``, then build
+the book from the executed copies (no second execution), with Sphinx warnings as errors.
+
+Rebuilds are incremental.  A notebook is re-executed only when its *content key* changed:
+a SHA-256 over the notebook file, its parameters, the package source and data
+(``tokenflow/**``) and the versions of the tokenflow stack.  The keys of the last run are
+kept in ``book/generated/.reproduce.json``; ``force=True`` ignores them.  The book build is
+skipped the same way when no page, notebook or configuration file changed.
+
+Executed notebooks carry no machine path: papermill is given a *relative* ``output_dir``
+(notebooks run with ``book/generated`` as working directory) and the injected-parameters
+cell is tagged ``remove-cell``, so the page shows only the notebook's own ``parameters``
+cell.  Parameters passed at run time are listed in the timing table's key file instead.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import subprocess
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
 # notebook -> parameters for the full run and for --fast (tests, CI smoke)
 NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "data_provenance": ({}, {}),
     "us5_market": ({}, {}),
-    "us5_demand_growth": ({"n_points": 41}, {"n_points": 6}),
+    "us5_demand_growth": ({"n_points": 41, "n_range": 8}, {"n_points": 6, "n_range": 2}),
     "transfer_vs_token": ({}, {}),
     "latency": ({"n_limits": 39}, {"n_limits": 5}),
     "us20_scaleup": ({"n_points": 25}, {"n_points": 5}),
     "formulations_settlement": ({"n_points": 25}, {"n_points": 5}),
     "robustness": ({"n_draws": 500}, {"n_draws": 12}),
+    "choices": ({}, {}),
+    "referees": ({}, {"sim_requests": 400, "sim_rhos": [0.5, 0.9], "n_scales": 2, "us20_check": False,
+                          "fixed_point_tol": 1e-2}),
     "scorecard": ({}, {}),
 }
 OUT = Path("book") / "generated"
+RESULTS = "results"  # relative to OUT, the notebooks' working directory
+STATE = ".reproduce.json"
+FACTS = "build_facts.md"  # included by book/artifact.md: this build's machine and notebook times
+BOOK_STAMP = ".tokenflow-book.sha256"
+# packages whose version changes results or pages: part of every content key
+STACK = ("linopy", "highspy", "numpy", "scipy", "pandas", "xarray", "matplotlib", "cartopy", "papermill",
+         "jupyter-book", "myst-nb", "sphinx-mathjax-offline")
 
 
-def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None) -> dict[str, float]:
+def _sha256_files(h: hashlib._Hash, files: list[Path], base: Path) -> None:
+    for f in sorted(files):
+        h.update(f.relative_to(base).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+
+
+def package_fingerprint() -> str:
+    """SHA-256 of the package source and data (``tokenflow/**``, caches excluded) and of the
+    installed versions in :data:`STACK`."""
+    pkg = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    _sha256_files(h, [p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                      and p.suffix not in {".pyc", ".pyo"}], pkg)
+    for name in STACK:
+        try:
+            h.update(f"{name}=={metadata.version(name)}\n".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{name} missing\n".encode())
+    h.update(sys.version.encode())
+    return h.hexdigest()
+
+
+def notebook_key(src: Path, params: dict, package: str) -> str:
+    """Content key of one notebook run: notebook bytes + parameters + package fingerprint."""
+    h = hashlib.sha256()
+    h.update(hashlib.sha256(src.read_bytes()).digest())
+    h.update(json.dumps(params, sort_keys=True).encode())
+    h.update(package.encode())
+    return h.hexdigest()
+
+
+def _load_state(out: Path) -> dict:
+    try:
+        return json.loads((out / STATE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _save_state(out: Path, state: dict) -> None:
+    tmp = out / (STATE + ".tmp")
+    tmp.write_text(json.dumps(state, indent=1, sort_keys=True))
+    tmp.replace(out / STATE)
+
+
+def _clean_executed(path: Path, name: str) -> None:
+    """Tag papermill's injected-parameters cell ``remove-cell`` (the book does not show it) and
+    replace the absolute paths papermill records in the notebook metadata by repository paths."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "injected-parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    pm_meta = nb.metadata.get("papermill", {})
+    if "input_path" in pm_meta:
+        pm_meta["input_path"] = f"notebooks/{name}.ipynb"
+    if "output_path" in pm_meta:
+        pm_meta["output_path"] = (OUT / f"{name}.ipynb").as_posix()
+    nbformat.write(nb, path)
+
+
+def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None,
+                  force: bool = False) -> dict[str, float]:
     """Execute notebooks into ``book/generated``; return seconds per notebook.
 
-    A failing cell raises :class:`~tokenflow.errors.TokenflowError` naming the notebook and cell.
+    Notebooks whose content key is unchanged since the last run (and whose executed copy
+    exists) are reused, not executed; :func:`last_status` tells which.  A failing cell raises
+    :class:`~tokenflow.errors.TokenflowError` naming the notebook and cell.
     """
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     from .errors import TokenflowError
 
+    root = Path(root)
     out = root / OUT
-    out.mkdir(parents=True, exist_ok=True)
-    results_dir = out / "results"
-    times = {}
-    names = names or list(NOTEBOOKS)
+    (out / RESULTS).mkdir(parents=True, exist_ok=True)
+    names = list(names or NOTEBOOKS)
+    unknown = [n for n in names if n not in NOTEBOOKS]
+    if unknown:
+        raise TokenflowError(f"unknown notebook(s) {', '.join(unknown)}; known: {', '.join(NOTEBOOKS)}")
+    state = _load_state(out)
+    package = package_fingerprint()
+    times: dict[str, float] = {}
+    _STATUS.clear()
     for i, name in enumerate(names, 1):
         full, quick = NOTEBOOKS[name]
-        params = {**(quick if fast else full), "output_dir": str(results_dir.resolve())}
+        params = {**(quick if fast else full), "output_dir": RESULTS}
         src, dst = root / "notebooks" / f"{name}.ipynb", out / f"{name}.ipynb"
+        if not src.is_file():
+            raise TokenflowError(f"notebook {src} not found")
+        key = notebook_key(src, params, package)
         print(f"[{i}/{len(names)}] {name} ...", end=" ", flush=True)
+        if not force and dst.is_file() and state.get(name, {}).get("key") == key:
+            times[name] = 0.0
+            _STATUS[name] = "reused"
+            print("reused (unchanged)", flush=True)
+            continue
         t0 = time.perf_counter()
+        tmp = out / f".{name}.running.ipynb"
         try:
-            pm.execute_notebook(str(src), str(dst), parameters=params, kernel_name="python3",
+            pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name="python3",
                                 cwd=str(out), progress_bar=False, log_output=False)
         except PapermillExecutionError as exc:
             print("FAILED")
+            tmp.replace(dst)
+            state.pop(name, None)
+            _save_state(out, state)
             raise TokenflowError(f"notebook {name}.ipynb failed in cell {exc.exec_count}: "
                                  f"{exc.ename}: {exc.evalue} (executed copy: {dst})") from None
+        _clean_executed(tmp, name)
+        tmp.replace(dst)  # the executed copy appears whole or not at all
         times[name] = time.perf_counter() - t0
+        _STATUS[name] = "executed"
+        state[name] = {"key": key, "parameters": params, "seconds": round(times[name], 2)}
+        _save_state(out, state)
         print(f"{times[name]:.1f} s", flush=True)
     return times
 
 
-def build_book(root: Path) -> float:
-    """``jupyter-book build`` of the repository root, warnings as errors; seconds taken."""
+_STATUS: dict[str, str] = {}
+
+
+def machine_facts() -> dict[str, str]:
+    """Cores, memory, CPU model, OS and Python of this machine (for the artifact page)."""
+    import platform
+
+    facts = {"cores": str(os.cpu_count() or "?"), "python": platform.python_version(),
+             "system": f"{platform.system()} {platform.machine()}"}
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        facts["cpu"] = next(line.split(":", 1)[1].strip() for line in info.splitlines()
+                            if line.startswith("model name"))
+    except (OSError, StopIteration):
+        facts["cpu"] = platform.processor() or "unknown"
+    try:
+        kb = int(next(line.split()[1] for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")))
+        facts["memory"] = f"{kb / 2**20:.0f} GiB"
+    except (OSError, StopIteration, ValueError):
+        facts["memory"] = "unknown"
+    return facts
+
+
+def write_build_facts(root: Path) -> Path:
+    """``book/generated/build_facts.md``: the machine and the seconds each notebook took when it
+    was last executed (from the run state).  Rewritten only when its text changes, so an
+    unchanged rebuild leaves the book's content key alone."""
+    out = Path(root) / OUT
+    state = _load_state(out)
+    f = machine_facts()
+    from . import __version__
+
+    lines = [f"Measured by `tokenflow reproduce` on the machine that built this copy (tokenflow {__version__}): "
+             f"{f['cores']} cores ({f['cpu']}), {f['memory']} memory, {f['system']}, Python {f['python']}.",
+             "", "| notebook | parameters | seconds (last execution) |", "|---|---|---:|"]
+    total = 0.0
+    for name in NOTEBOOKS:
+        st = state.get(name)
+        if not st:
+            continue
+        params = ", ".join(f"{k}={v}" for k, v in st["parameters"].items() if k != "output_dir") or "defaults"
+        lines.append(f"| {name} | {params} | {st['seconds']:.1f} |")
+        total += st["seconds"]
+    lines.append(f"| **all notebooks** | | **{total:.1f}** |")
+    text = "\n".join(lines) + "\n"
+    path = out / FACTS
+    if not path.is_file() or path.read_text() != text:
+        path.write_text(text)
+    return path
+
+
+def last_status() -> dict[str, str]:
+    """``executed`` or ``reused`` for each notebook of the last :func:`run_notebooks` call."""
+    return dict(_STATUS)
+
+
+def book_key(root: Path) -> str:
+    """Content key of the book build: configuration, pages, bibliography, executed notebooks
+    and result figures, plus the package fingerprint (the theme and extensions' versions)."""
+    root = Path(root)
+    files = [root / "_config.yml", root / "_toc.yml"]
+    files += [p for p in (root / "book").rglob("*") if p.is_file() and not p.name.startswith(".")
+              and "_build" not in p.parts]
+    h = hashlib.sha256()
+    _sha256_files(h, [f for f in files if f.is_file()], root)
+    h.update(package_fingerprint().encode())
+    return h.hexdigest()
+
+
+def build_book(root: Path, builder: str = "html", force: bool = False) -> tuple[float, bool]:
+    """``jupyter-book build`` of the repository root, warnings as errors.
+
+    Returns (seconds, rebuilt).  The build is skipped when ``_build/<builder>`` holds a build
+    of the same :func:`book_key`.
+    """
     from .errors import TokenflowError
 
     t0 = time.perf_counter()
-    shutil.rmtree(root / "_build", ignore_errors=True)
+    root = Path(root)
+    target = root / "_build" / builder
+    stamp = target / BOOK_STAMP
+    key = book_key(root)
+    if not force and stamp.is_file() and stamp.read_text().strip() == key:
+        return time.perf_counter() - t0, False
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.rmtree(root / "_build" / ".doctrees", ignore_errors=True)
+    shutil.rmtree(root / "_build" / "jupyter_execute", ignore_errors=True)
     jb = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
-    proc = subprocess.run([jb, "build", str(root), "--builder", "html", "-W", "--keep-going"],
+    proc = subprocess.run([jb, "build", str(root), "--builder", builder, "-W", "--keep-going"],
                           capture_output=True, text=True)
     if proc.returncode != 0:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-        raise TokenflowError(f"jupyter-book build failed:\n{tail}")
-    return time.perf_counter() - t0
+        raise TokenflowError(f"jupyter-book build ({builder}) failed:\n{tail}")
+    stamp.write_text(key + "\n")
+    return time.perf_counter() - t0, True
 
 
-def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True) -> int:
-    root = root.resolve()
+def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, force: bool = False,
+              only: list[str] | None = None) -> int:
+    """Execute notebooks (all, or ``only`` these names) and build the book; print timings."""
+    from .errors import TokenflowError
+
+    root = Path(root).resolve()
     if not (root / "notebooks").is_dir():
-        from .errors import TokenflowError
-
         raise TokenflowError(f"{root} has no notebooks/ folder: run from the repository root or pass --root")
     t0 = time.perf_counter()
-    times = run_notebooks(root, fast=fast)
+    times = run_notebooks(root, fast=fast, names=only, force=force)
+    status = last_status()
+    write_build_facts(root)
     if build:
         print("building the book ...", end=" ", flush=True)
-        times["book build"] = build_book(root)
-        print(f"{times['book build']:.1f} s")
+        times["book build"], rebuilt = build_book(root, force=force)
+        status["book build"] = "built" if rebuilt else "reused"
+        print(f"{times['book build']:.1f} s" if rebuilt else "reused (unchanged)")
     total = time.perf_counter() - t0
-    print("\ntimings (s):")
+    print(f"\n{'step':24s} {'status':9s} {'seconds':>8s}")
     for k, v in times.items():
-        print(f"  {k:22s} {v:7.1f}")
-    print(f"  {'total':22s} {total:7.1f}")
+        print(f"  {k:22s} {status.get(k, ''):9s} {v:8.1f}")
+    print(f"  {'total':22s} {'':9s} {total:8.1f}")
+    n_reused = sum(1 for k in times if k != "book build" and status.get(k) == "reused")
+    print(f"{n_reused} of {len(times) - int(build)} notebook(s) reused")
     if build:
         print(f"\nbook: {root / '_build' / 'html' / 'index.html'}")
     return 0

@@ -199,11 +199,10 @@ class MarketResult:
     def to_netcdf(self, path: str | Path) -> Path:
         """Write the dataset (with the price decomposition) to netCDF; the file appears whole
         or not at all (temporary file in the target folder, then renamed)."""
-        from ._atomic import write_atomic
+        from .io import write_netcdf
 
         self.price_decomposition()
-        ds = self.dataset
-        return write_atomic(Path(path), lambda tmp: ds.to_netcdf(tmp))
+        return write_netcdf(self.dataset, path, what="result file")
 
     @classmethod
     def from_netcdf(cls, path: str | Path) -> MarketResult:

@@ -9,12 +9,21 @@ Loading reports *all* problems at once, each naming the file and the field.
 Units: electricity $/kWh, capacity MW (IT), demand M tokens/h, energy intensity
 kWh (IT) per M tokens, payload bytes/token, latency ms, bandwidth Gbps per
 direction, transfer cost $/GB per link crossed.
+
+Modelling choices (:data:`CHOICES`) are scenario-level settings where the paper is
+silent; the first value of each is the default (today's behaviour).  A YAML file may
+carry a top-level ``choices:`` mapping; :meth:`Scenario.with_choices` changes them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
+import os
+import stat
+import types
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -30,6 +39,8 @@ from .errors import ScenarioError
 WORKLOAD_FIELDS = {
     "energy_kwh_per_mtok": "kWh/M tokens",
     "payload_bytes_per_token": "B/token",
+    "request_bytes_per_token": "B/token",
+    "response_bytes_per_token": "B/token",
     "latency_limit_ms": "ms",
     "demand_mtok_per_h_per_mpeople": "M tokens/h per million people",
 }
@@ -55,8 +66,132 @@ OPTIONAL_NODE_FIELDS = {"pue": "-"}
 LINK_FIELDS = {"bandwidth_gbps": "Gbps", "transfer_cost_usd_per_gb": "$/GB"}
 # fields that may be zero; all others must be strictly positive
 MAY_BE_ZERO = {"capacity_mw", "population", "other_opex_usd_per_kwh", "transfer_cost_usd_per_gb",
-               "demand_mtok_per_h_per_mpeople", "demand"}
+               "demand_mtok_per_h_per_mpeople", "demand", "request_bytes_per_token",
+               "response_bytes_per_token"}
+
+# --------------------------------------------------------------------------- modelling choices
+# name -> allowed values, DEFAULT FIRST (the default is today's behaviour).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "payload_direction": ("request", "both"),
+    "electricity_sector": ("commercial", "industrial"),
+    "baseline_payload": ("text_token", "mean_payload"),
+    "capacity_measure": ("as_published", "cbre_colocation", "cushman_wakefield"),
+}
+CHOICE_DOCS: dict[str, dict[str, str]] = {
+    "payload_direction": {
+        "request": "every byte of a token (request + response) is charged on the arcs from the "
+                   "origin to the processing node (the paper's reading: one flow, one direction)",
+        "both": "request bytes on the arcs origin -> processing node, response bytes back on the "
+                "opposite directed arcs of the same route (full-duplex links)",
+    },
+    "electricity_sector": {
+        "commercial": "EIA average commercial retail price of the node's state, 2023",
+        "industrial": "EIA average industrial retail price of the node's state, 2023 (the closer "
+                      "proxy for hyperscale loads, per the reference notes)",
+    },
+    "baseline_payload": {
+        "text_token": "the token-equivalent baseline counts every token as one text token "
+                      "(parameters.reference_payload_bytes_per_token) on the forward arcs",
+        "mean_payload": "the baseline counts every token at the demand-weighted mean payload "
+                        "(request + response) of all workloads, on the forward arcs",
+    },
+    "capacity_measure": {
+        "as_published": "each metro's primary published figure (mostly CBRE colocation inventory, "
+                        "otherwise the best other measure), measures mixed across metros",
+        "cbre_colocation": "CBRE colocation inventory everywhere; a metro with only a Cushman & "
+                           "Wakefield figure is converted with the median C&W/CBRE ratio; other "
+                           "figures kept",
+        "cushman_wakefield": "Cushman & Wakefield MW in operation (hyperscale + colo) everywhere; a "
+                             "metro without one is converted from CBRE (or the other figure) with the "
+                             "median C&W/CBRE ratio",
+    },
+}
+# node fields resolved by a choice: resolved column -> (choice, {value: raw column})
+RESOLVED_NODE_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
+    "electricity_usd_per_kwh": ("electricity_sector", {
+        v: f"electricity_usd_per_kwh_{v}" for v in CHOICES["electricity_sector"]}),
+    "capacity_mw": ("capacity_measure", {v: f"capacity_mw_{v}" for v in CHOICES["capacity_measure"]}),
+}
+# optional alternative node inputs in a scenario file (the default value is the plain field)
+ALTERNATIVE_NODE_FIELDS = {
+    raw: ("$/kWh" if resolved.startswith("electricity") else "MW", resolved)
+    for resolved, (name, cols) in RESOLVED_NODE_FIELDS.items()
+    for value, raw in cols.items() if value != CHOICES[name][0]
+}
+
+
+def check_choices(choices: dict[str, Any], where: str = "choices") -> dict[str, str]:
+    """Validate ``choices`` (name -> value); raise :class:`ScenarioError` listing every bad
+    name or value together with the allowed ones."""
+    if not isinstance(choices, dict):
+        raise ScenarioError(f"{where}: must be a mapping of choice name to value; choices are "
+                            + "; ".join(f"{k}: {', '.join(v)}" for k, v in CHOICES.items()))
+    problems = []
+    for k, v in choices.items():
+        if k not in CHOICES:
+            problems.append(f"{where}: unknown modelling choice {k!r}; choices are "
+                            + ", ".join(CHOICES))
+        elif not isinstance(v, str) or v not in CHOICES[k]:
+            problems.append(f"{where}.{k}: {v!r} is not allowed; allowed values: "
+                            + ", ".join(CHOICES[k]) + f" (default {CHOICES[k][0]})")
+    if problems:
+        raise ScenarioError(problems)
+    return {str(k): str(v) for k, v in choices.items()}
 SIGNED = {"lat", "lon"}
+# limits on what is read (a scenario file is a few tens of kB)
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 500_000  # values after alias expansion
+VALUE_KEYS = {"value", "source", "assumption", "note", "unit", "range", "a_priori"}
+YAML11_BOOLS = "yes/no/on/off/y/n/true/false"
+# raw per-choice node columns -> the field whose rules they follow (NaN allowed: checked when chosen)
+_BASE_FIELD = {raw: resolved for resolved, (_, cols) in RESOLVED_NODE_FIELDS.items() for raw in cols.values()}
+_NUMERIC = {"workloads": WORKLOAD_FIELDS, "nodes": {**NODE_FIELDS, **OPTIONAL_NODE_FIELDS, **_BASE_FIELD},
+            "links": LINK_FIELDS}
+
+
+def value_problem(fieldname: str, v: Any) -> str | None:
+    """Why ``v`` is not a valid value of the input ``fieldname`` (None if it is).
+
+    The one rule table used by the file loader, the constructor and :meth:`Scenario.replace`.
+    """
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        return f"expected a number, got {v!r}"
+    try:
+        val = float(v)
+    except OverflowError:
+        return f"must be a finite number, got an integer of {len(str(v))} digits"
+    if not math.isfinite(val):
+        return f"must be a finite number, got {v!r}"
+    if fieldname == "lat" and not -90 <= val <= 90:
+        return f"outside -90..90, got {v!r}"
+    if fieldname == "lon" and not -180 <= val <= 180:
+        return f"outside -180..180, got {v!r}"
+    if fieldname in SIGNED:
+        return None
+    if val < 0 or (val == 0 and fieldname not in MAY_BE_ZERO):
+        return f"must be {'non-negative' if fieldname in MAY_BE_ZERO else 'positive'}, got {v!r}"
+    if fieldname == "pue" and val < 1:
+        return f"must be at least 1 (PUE = facility power / IT power), got {v!r}"
+    if fieldname == "ai_share" and val > 1:
+        return f"must be a share in (0, 1], got {v!r}"
+    if fieldname == "route_factor" and val < 1:
+        return f"must be at least 1 (a fibre route is not shorter than the great circle), got {v!r}"
+    if fieldname == "paths_per_pair" and val != int(val):
+        return f"must be a whole number >= 1, got {v!r}"
+    return None
+
+
+def _id_problem(v: Any, what: str) -> str | None:
+    """Why ``v`` is not usable as an id (node, workload); ids are text."""
+    if isinstance(v, str):
+        return None if v.strip() else f"{what} must be non-empty text, got {v!r}"
+    if isinstance(v, bool):
+        return (f"{what} was read as the boolean {v} (YAML 1.1 reads {YAML11_BOOLS} as booleans); "
+                "put the id in quotes, e.g. 'no'")
+    if isinstance(v, numbers.Number):
+        return f"{what} was read as the number {v!r}; ids are text: put it in quotes, e.g. '{v}'"
+    return f"{what} must be text, got {v!r}"
 
 
 @dataclass(frozen=True)
@@ -78,6 +213,71 @@ class Scenario:
     params: dict[str, float]
     provenance: pd.DataFrame = field(repr=False)
     demand_override: pd.DataFrame | None = field(default=None, repr=False)
+    modelling_choices: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Resolve the modelling choices, then validate exactly as the file loader does."""
+        if all(isinstance(getattr(self, f), pd.DataFrame) for f in ("nodes", "workloads", "provenance")):
+            try:
+                self._resolve_choices()
+            except (KeyError, TypeError, ValueError) as exc:
+                if isinstance(exc, ScenarioError):
+                    raise
+                # structural problems (missing columns, wrong types) are reported below
+        problems = _check_frames(self, f"scenario {self.name!r}")
+        if problems:
+            raise ScenarioError(problems)
+
+    def _resolve_choices(self) -> None:
+        """Fill the request/response split and the per-choice node columns, resolve the
+        node inputs the choices select, and record the choices in the provenance table."""
+        choices = {k: v[0] for k, v in CHOICES.items()}
+        choices.update(check_choices(dict(self.modelling_choices)))
+        wl = self.workloads.copy()
+        if "request_bytes_per_token" not in wl:
+            wl["request_bytes_per_token"] = wl["payload_bytes_per_token"].astype(float)
+        if "response_bytes_per_token" not in wl:
+            wl["response_bytes_per_token"] = 0.0
+        if "payload_bytes_per_token" not in wl:
+            wl["payload_bytes_per_token"] = wl["request_bytes_per_token"] + wl["response_bytes_per_token"]
+        nodes = self.nodes.copy()
+        problems = []
+        for resolved, (name, raw_cols) in RESOLVED_NODE_FIELDS.items():
+            default_col = raw_cols[CHOICES[name][0]]
+            if default_col not in nodes:
+                nodes[default_col] = nodes[resolved].astype(float)
+            col = raw_cols[choices[name]]
+            values = nodes[col] if col in nodes else pd.Series(np.nan, index=nodes.index)
+            missing = [str(n) for n, v in values.items() if not np.isfinite(v)]
+            if missing:
+                problems.append(f"scenario {self.name!r}: choice {name}={choices[name]!r} needs "
+                                f"nodes.<id>.{col}, missing for {', '.join(missing)}")
+                continue
+            nodes[resolved] = values.astype(float)
+        if problems:
+            raise ScenarioError(problems)
+        prov = self.provenance
+        prov = prov[prov["kind"] != "choice"] if "kind" in prov else prov
+        rows = [{"item": f"choices.{k}", "value": v, "unit": "", "kind": "choice",
+                 "reference": ("default: " if v == CHOICES[k][0] else "alternative: ") + CHOICE_DOCS[k][v],
+                 "range": ""} for k, v in choices.items()]
+        prov = pd.concat([prov.astype({"value": object}), pd.DataFrame(rows, columns=prov.columns)],
+                         ignore_index=True)
+        object.__setattr__(self, "workloads", wl)
+        object.__setattr__(self, "nodes", nodes)
+        object.__setattr__(self, "provenance", prov)
+        object.__setattr__(self, "modelling_choices", choices)
+
+    @property
+    def choices(self) -> dict[str, str]:
+        """The modelling choices in force, every name of :data:`CHOICES` (defaults filled in)."""
+        return dict(self.modelling_choices)
+
+    def with_choices(self, **choices: str) -> Scenario:
+        """A copy with some modelling choices changed, e.g. ``with_choices(payload_direction="both")``.
+        A bad name or value raises :class:`ScenarioError` listing the allowed ones."""
+        check_choices(choices)
+        return dataclasses.replace(self, modelling_choices={**self.modelling_choices, **choices})
 
     @property
     def node_ids(self) -> list[str]:
@@ -128,63 +328,255 @@ class Scenario:
         """A copy with some inputs changed, e.g. ``replace(params={"ai_share": 0.2})``,
         ``replace(workloads={"image": {"payload_bytes_per_token": 500}})``,
         ``replace(demand={"dallas": {"chat": 1200.0}})`` (base demand, M tokens/h).
-        The changed scenario is validated again."""
+        Every value goes through the same checks as the file loader; all problems are
+        reported at once as a :class:`ScenarioError`."""
+        problems: list[str] = []
+        for argname, arg in (("params", params), ("workloads", workloads), ("nodes", nodes),
+                             ("links", links), ("demand", demand)):
+            if arg is not None and not isinstance(arg, Mapping):
+                problems.append(f"replace: {argname} must be a mapping, got {type(arg).__name__}")
+        if problems:
+            raise ScenarioError(problems)
         new_params = dict(self.params)
         for k, v in (params or {}).items():
             if k not in PARAMETER_FIELDS:
-                raise ScenarioError(f"replace: unknown parameter {k!r}")
-            new_params[k] = float(v)
+                problems.append(f"replace: unknown parameter {k!r}")
+            elif (why := value_problem(k, v)) is not None:
+                problems.append(f"replace: parameters.{k}: {why}")
+            else:
+                new_params[k] = float(v)
         frames = {}
         for label, frame, changes in [("workloads", self.workloads, workloads),
                                       ("nodes", self.nodes, nodes), ("links", self.links, links)]:
             frame = frame.copy()
             for row, cols in (changes or {}).items():
                 if row not in frame.index:
-                    raise ScenarioError(f"replace: unknown {label[:-1]} {row!r}")
+                    problems.append(f"replace: unknown {label[:-1]} {row!r}")
+                    continue
+                if not isinstance(cols, Mapping):
+                    problems.append(f"replace: {label}.{row} must be a mapping of field to value, got {cols!r}")
+                    continue
                 for col, v in cols.items():
-                    if col not in frame.columns and not (label == "nodes" and col == "pue"):
-                        raise ScenarioError(f"replace: unknown {label[:-1]} field {col!r}")
-                    frame.loc[row, col] = v
+                    if col in ("name", "state") and label == "nodes":
+                        if not isinstance(v, str):
+                            problems.append(f"replace: nodes.{row}.{col}: must be text, got {v!r}")
+                        else:
+                            frame.loc[row, col] = v
+                        continue
+                    if col not in _NUMERIC[label] or (col not in frame.columns and col != "pue"):
+                        problems.append(f"replace: unknown {label[:-1]} field {col!r}")
+                    elif (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
+                        problems.append(f"replace: {label}.{row}.{col}: {why}")
+                    else:
+                        frame.loc[row, col] = float(v)
+                        if label == "nodes" and col in RESOLVED_NODE_FIELDS:
+                            # the value in force is the one of the current choice
+                            name, raw_cols = RESOLVED_NODE_FIELDS[col]
+                            frame.loc[row, raw_cols[self.choices[name]]] = float(v)
+                if label == "workloads" and isinstance(cols, Mapping):
+                    _resplit_payload(frame, row, cols)
             frames[label] = frame
         override = self.demand.to_pandas()
         for node, cols in (demand or {}).items():
+            if not isinstance(cols, Mapping):
+                problems.append(f"replace: demand.{node} must be a mapping of workload to M tokens/h, got {cols!r}")
+                continue
             for wk, v in cols.items():
                 if node not in override.index or wk not in override.columns:
-                    raise ScenarioError(f"replace: unknown demand entry {node!r}/{wk!r}")
-                if not np.isfinite(v) or v < 0:
-                    raise ScenarioError(f"replace: demand {node}/{wk} must be finite and >= 0, got {v!r}")
-                override.loc[node, wk] = float(v)
-        new = dataclasses.replace(self, params=new_params, **frames,
-                                  demand_override=override if demand else self.demand_override)
-        problems = _check_frames(new, f"<{self.name} modified>")
+                    problems.append(f"replace: unknown demand entry {node!r}/{wk!r}")
+                elif (why := value_problem("demand", v)) is not None:
+                    problems.append(f"replace: demand.{node}.{wk}: {why}")
+                else:
+                    override.loc[node, wk] = float(v)
         if problems:
             raise ScenarioError(problems)
-        return new
+        return dataclasses.replace(self, params=new_params, **frames,
+                                   demand_override=override if demand else self.demand_override)
 
     def provenance_table(self) -> pd.DataFrame:
-        """Every input with its value, unit and its source URL or assumption."""
+        """Every input with its value, unit and its source URL or assumption; the modelling
+        choices in force are rows of kind ``"choice"``."""
         return self.provenance.copy()
+
+
+def _resplit_payload(frame: pd.DataFrame, row: str, cols: dict[str, Any]) -> None:
+    """Keep payload = request + response after a change of one workload's fields: a new
+    total scales both parts (the split is kept); a new part sets the total."""
+    parts = {"request_bytes_per_token", "response_bytes_per_token"}
+    if parts & set(cols):
+        frame.loc[row, "payload_bytes_per_token"] = (frame.loc[row, "request_bytes_per_token"]
+                                                     + frame.loc[row, "response_bytes_per_token"])
+    elif "payload_bytes_per_token" in cols:
+        total = float(frame.loc[row, "payload_bytes_per_token"])
+        old = float(frame.loc[row, "request_bytes_per_token"] + frame.loc[row, "response_bytes_per_token"])
+        share = float(frame.loc[row, "request_bytes_per_token"]) / old if old > 0 else 1.0
+        frame.loc[row, "request_bytes_per_token"] = total * share
+        frame.loc[row, "response_bytes_per_token"] = total * (1.0 - share)
+
+
+def link_weights_gb(s: Scenario, transfer_aware: bool) -> tuple[np.ndarray, np.ndarray]:
+    """GB per M tokens (= B/token / 1000) counted on links, per workload in scenario order:
+    ``(forward, reverse)``, on the arcs of a route origin -> processing node (forward) and on
+    the opposite directed arcs of the same route (reverse).
+
+    * transfer-aware, ``payload_direction="request"``: forward = request + response, reverse = 0;
+    * transfer-aware, ``"both"``: forward = request, reverse = response;
+    * token-equivalent baseline: forward = the baseline's bytes per token for every workload
+      (``baseline_payload="text_token"``: ``reference_payload_bytes_per_token``;
+      ``"mean_payload"``: demand-weighted mean of request + response), reverse = 0.  The
+      baseline counts tokens, not directions, so ``payload_direction`` does not change it.
+    """
+    wl = s.workloads
+    K = len(wl)
+    req = wl["request_bytes_per_token"].to_numpy(dtype=float) / 1000.0
+    resp = wl["response_bytes_per_token"].to_numpy(dtype=float) / 1000.0
+    if transfer_aware:
+        if s.choices["payload_direction"] == "both":
+            return req, resp
+        return req + resp, np.zeros(K)
+    if s.choices["baseline_payload"] == "mean_payload":
+        w = s.demand.sum("node").to_numpy()
+        total = req + resp
+        b = float((w * total).sum() / w.sum()) if w.sum() > 0 else float(total.mean())
+    else:
+        b = s.params["reference_payload_bytes_per_token"] / 1000.0
+    return np.full(K, b), np.zeros(K)
 
 
 # --------------------------------------------------------------------------- loading
 
+class _ReadLimit(Exception):
+    """A bound on what is read was exceeded (depth, alias expansion)."""
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that records duplicate mapping keys instead of silently overwriting."""
+    """SafeLoader with bounds: nesting depth, values after alias expansion; it records
+    duplicate and non-text mapping keys instead of silently overwriting or converting."""
 
     duplicates: list[str]
 
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _ReadLimit(f"nested more than {MAX_YAML_DEPTH} levels deep (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
-    seen: set = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            loader.duplicates.append(f"line {key_node.start_mark.line + 1}: duplicate key {key!r}")
-        seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep=deep)
+        self.flatten_mapping(node)
+        mapping: dict = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                raw = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if isinstance(key, bool):
+                    why = (f"key {raw!r} was read as the boolean {key} (YAML 1.1 reads {YAML11_BOOLS} as "
+                           f"booleans); put it in quotes: '{raw}'")
+                elif isinstance(key, (int, float)):
+                    why = f"key {raw} was read as a number; ids and field names are text: put it in quotes: '{raw}'"
+                elif key is None:
+                    why = "empty mapping key"
+                else:
+                    why = f"a mapping key must be text, got a {type(key).__name__}"
+                self.duplicates.append(f"line {line}: {why}")
+                continue
+            if key in mapping:
+                self.duplicates.append(f"line {line}: duplicate key {key!r}")
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
 
 
-_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 lambda loader, node: loader.construct_mapping(node))
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Number of values the document holds once aliases are expanded (bounded)."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if key in active:
+            raise _ReadLimit("an alias refers to the collection that contains it (recursive alias)")
+        active.add(key)
+        if isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            n = 1
+        active.discard(key)
+        memo[key] = n = min(n, MAX_YAML_VALUES + 1)
+        return n
+
+    return size(root)
+
+
+def parse_yaml(text: str, label: str) -> tuple[Any, list[str]]:
+    """Parse YAML text safely and within bounds.  Returns (document, problems) where the
+    problems (duplicate or non-text keys) each name ``label`` and the line; raises
+    :class:`ScenarioError` naming ``label`` for syntax errors and exceeded bounds."""
+    loader = _UniqueKeyLoader(text)
+    loader.duplicates = []
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        n = _expanded_size(node)
+        if n > MAX_YAML_VALUES:
+            raise _ReadLimit(f"holds more than {MAX_YAML_VALUES:,} values once aliases are expanded "
+                             "(an alias bomb?); write the values out instead of nesting aliases")
+        doc = loader.construct_document(node)
+    except _ReadLimit as exc:
+        raise ScenarioError(f"{label}: refused: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{label}: not valid YAML: {exc}".replace("\n", " ")) from None
+    except RecursionError:
+        raise ScenarioError(f"{label}: refused: nested too deeply") from None
+    finally:
+        loader.dispose()
+    return doc, [f"{label}: {d}" for d in loader.duplicates]
+
+
+def read_text_file(path: str | Path, what: str = "scenario file") -> str:
+    """Read a small UTF-8 text file: regular files only, at most ``MAX_FILE_BYTES``,
+    no NUL bytes.  Every refusal is a :class:`ScenarioError` naming the file."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
+            raise ScenarioError(f"{path}: not a regular file ({kind}); give a YAML {what}")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ScenarioError(f"{path}: {st.st_size:,} bytes is more than a {what} may hold "
+                                f"({MAX_FILE_BYTES:,} bytes)")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ScenarioError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; not a {what}")
+    if b"\x00" in data:
+        line = data[:data.index(b"\x00")].count(b"\n") + 1
+        raise ScenarioError(f"{path}: contains a NUL byte (line {line}); a {what} is UTF-8 text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                            f"save the {what} as UTF-8") from None
+    return text.removeprefix("\ufeff")
 
 
 def available_scenarios() -> list[str]:
@@ -199,15 +591,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     Raises :class:`ScenarioError` listing every problem (file and field) found.
     """
     text, label = _read_source(name_or_path)
-    loader = _UniqueKeyLoader(text)
-    loader.duplicates = []
-    try:
-        doc = loader.get_single_data()
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{label}: not valid YAML: {exc}".replace("\n", " ")) from None
-    finally:
-        loader.dispose()
-    problems = [f"{label}: {d}" for d in loader.duplicates]
+    doc, problems = parse_yaml(text, label)
     scenario, more = _parse(doc, label)
     problems += more
     if problems or scenario is None:
@@ -216,6 +600,11 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
 
 
 def _read_source(name_or_path: str | Path) -> tuple[str, str]:
+    if isinstance(name_or_path, Scenario):
+        raise ScenarioError("load_scenario: got a Scenario object; it is loaded already")
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise ScenarioError(f"load_scenario: expected a scenario name ({', '.join(available_scenarios())}) "
+                            f"or a path to a YAML file, got {name_or_path!r}")
     path = Path(name_or_path)
     if isinstance(name_or_path, str) and name_or_path in available_scenarios():
         res = resources.files("tokenflow") / "data" / f"{name_or_path}.yaml"
@@ -229,17 +618,38 @@ def _read_source(name_or_path: str | Path) -> tuple[str, str]:
             f"unknown scenario {str(name_or_path)!r}: packaged scenarios are "
             f"{', '.join(available_scenarios())}, or give a path to a YAML file"
         )
-    return path.read_text(encoding="utf-8"), str(path)
+    return read_text_file(path), str(path)
 
 
-def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: str,
-            fieldname: str, strict_sign: bool = True) -> float:
+def _finite(x: Any) -> bool:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
+def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: str, fieldname: str) -> float:
     """Parse a bare number or ``{value, source|assumption}``; record provenance."""
-    kind, ref, rng = "unsourced", "", None
+    kind, ref, rng, a_priori = "unsourced", "", None, math.nan
     if isinstance(raw, dict):
+        if "a_priori" in raw:  # value before calibration (calibrated inputs only)
+            ap = raw["a_priori"]
+            if isinstance(ap, bool) or not isinstance(ap, (int, float)) or not math.isfinite(ap):
+                problems.append(f"{where}.a_priori: expected a finite number, got {ap!r}")
+            else:
+                a_priori = float(ap)
         if "value" not in raw:
             problems.append(f"{where}: mapping has no 'value'")
             return math.nan
+        for key in raw:
+            if key not in VALUE_KEYS:
+                problems.append(f"{where}.{key}: unknown key (allowed: {', '.join(sorted(VALUE_KEYS))})")
+        for key in ("source", "assumption", "note", "unit"):
+            if key in raw and not isinstance(raw[key], (str, int, float)):
+                problems.append(f"{where}.{key}: must be text, got a {type(raw[key]).__name__}")
+                return math.nan
         if "source" in raw:
             kind, ref = "source", str(raw["source"])
         elif "assumption" in raw:
@@ -247,19 +657,23 @@ def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: s
         if raw.get("note"):
             ref = f"{ref} ({raw['note']})" if ref else str(raw["note"])
         rng = raw.get("range")
+        if rng is not None and not (isinstance(rng, list) and len(rng) == 2 and all(map(_finite, rng))
+                                    and rng[0] <= rng[1]):
+            problems.append(f"{where}.range: must be [low, high], two numbers with low <= high, got {rng!r}")
+            rng = None
         raw = raw["value"]
-    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
-        problems.append(f"{where}: expected a number, got {raw!r}")
+    why = value_problem(fieldname, raw)
+    if why is not None:
+        problems.append(f"{where}: {why}")
+        if isinstance(raw, bool) or not isinstance(raw, numbers.Real):
+            return math.nan
+    try:
+        val = float(raw)
+    except OverflowError:
         return math.nan
-    val = float(raw)
-    if not math.isfinite(val):
-        problems.append(f"{where}: must be a finite number, got {raw!r}")
-    elif fieldname not in SIGNED and strict_sign:
-        if val < 0 or (val == 0 and fieldname not in MAY_BE_ZERO):
-            need = "non-negative" if fieldname in MAY_BE_ZERO else "positive"
-            problems.append(f"{where}: must be {need}, got {raw!r}")
     prov.append({"item": where.split(": ", 1)[-1], "value": val, "unit": unit, "kind": kind,
-                 "reference": ref, "range": "" if rng is None else f"{rng[0]} - {rng[1]}"})
+                 "reference": ref, "range": "" if rng is None else f"{rng[0]} - {rng[1]}",
+                 "a_priori": a_priori})
     return val
 
 
@@ -271,10 +685,14 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
     for section in ("parameters", "workloads", "nodes", "links"):
         if section not in doc:
             problems.append(f"{label}: missing section '{section}'")
-    known = {"name", "title", "description", "parameters", "workloads", "nodes", "links", "links_note"}
+    known = {"name", "title", "description", "parameters", "workloads", "nodes", "links", "links_note",
+             "choices"}
     for key in doc:
         if key not in known:
             problems.append(f"{label}: unknown section {key!r}")
+    for key in ("name", "title", "description", "links_note"):
+        if key in doc and not isinstance(doc[key], str):
+            problems.append(f"{label}: {key}: must be text, got a {type(doc[key]).__name__}")
     if problems:
         return None, problems
 
@@ -304,13 +722,22 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
         for key in fields:
             if key not in WORKLOAD_FIELDS:
                 problems.append(f"{label}: workloads.{wid}.{key}: unknown field")
+        split = {"request_bytes_per_token", "response_bytes_per_token"}
         for key, unit in WORKLOAD_FIELDS.items():
+            if key in split and key not in fields and "payload_bytes_per_token" in fields:
+                continue  # only a total given: all of it is request (the default direction)
+            if key == "payload_bytes_per_token" and key not in fields and split <= set(fields):
+                continue  # the total is request + response
             if key not in fields:
                 what = "no latency limit" if key == "latency_limit_ms" else "missing"
                 problems.append(f"{label}: workloads.{wid}.{key}: {what}")
                 row[key] = math.nan
                 continue
             row[key] = _number(fields[key], f"{label}: workloads.{wid}.{key}", problems, prov, unit, key)
+        if "payload_bytes_per_token" not in row:
+            row["payload_bytes_per_token"] = row["request_bytes_per_token"] + row["response_bytes_per_token"]
+        if "request_bytes_per_token" not in row:
+            row["request_bytes_per_token"], row["response_bytes_per_token"] = row["payload_bytes_per_token"], 0.0
         wl_rows[str(wid)] = row
 
     node_rows, overrides = {}, {}
@@ -322,8 +749,12 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
         if not isinstance(fields, dict):
             problems.append(f"{label}: nodes.{nid}: must be a mapping")
             continue
+        for key in ("name", "state"):
+            if key in fields and not isinstance(fields[key], str):
+                problems.append(f"{label}: nodes.{nid}.{key}: must be text, got {fields[key]!r}")
         row: dict[str, Any] = {"name": str(fields.get("name", nid)), "state": str(fields.get("state", ""))}
-        allowed = {"name", "state", "demand_mtok_per_h", *NODE_FIELDS, *OPTIONAL_NODE_FIELDS}
+        allowed = {"name", "state", "demand_mtok_per_h", *NODE_FIELDS, *OPTIONAL_NODE_FIELDS,
+                   *ALTERNATIVE_NODE_FIELDS}
         for key in fields:
             if key not in allowed:
                 problems.append(f"{label}: nodes.{nid}.{key}: unknown field")
@@ -338,6 +769,9 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
             row[key] = _number(fields[key], f"{label}: nodes.{nid}.{key}", problems, prov, unit, key)
         if "pue" in fields:
             row["pue"] = _number(fields["pue"], f"{label}: nodes.{nid}.pue", problems, prov, "-", "pue")
+        for key, (unit, resolved) in ALTERNATIVE_NODE_FIELDS.items():
+            if key in fields:
+                row[key] = _number(fields[key], f"{label}: nodes.{nid}.{key}", problems, prov, unit, resolved)
         if "demand_mtok_per_h" in fields:
             dm = fields["demand_mtok_per_h"]
             if not isinstance(dm, dict):
@@ -350,10 +784,6 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
                     overrides[str(nid)][str(wid)] = _number(
                         v, f"{label}: nodes.{nid}.demand_mtok_per_h.{wid}", problems, prov,
                         "M tokens/h", "demand")
-        if row.get("lat") is not None and not (-90 <= row.get("lat", 0) <= 90):
-            problems.append(f"{label}: nodes.{nid}.lat: outside -90..90")
-        if row.get("lon") is not None and not (-180 <= row.get("lon", 0) <= 180):
-            problems.append(f"{label}: nodes.{nid}.lon: outside -180..180")
         node_rows[str(nid)] = row
 
     link_rows = {}
@@ -366,7 +796,14 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
         if not isinstance(item, dict) or "a" not in item or "b" not in item:
             problems.append(f"{where}: needs fields 'a' and 'b' (node ids)")
             continue
-        a, b = str(item["a"]), str(item["b"])
+        bad_end = False
+        for end in ("a", "b"):
+            if (why := _id_problem(item[end], "the node id")) is not None:
+                problems.append(f"{where}.{end}: {why}")
+                bad_end = True
+        if bad_end:
+            continue
+        a, b = item["a"], item["b"]
         for key in item:
             if key not in {"a", "b", *LINK_FIELDS}:
                 problems.append(f"{where}.{key}: unknown field")
@@ -385,12 +822,19 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
             else:
                 row[key] = math.nan  # scenario-wide parameter applies
         if row["bandwidth_gbps"] == 0:
-            problems[-1] = (f"{where}.bandwidth_gbps ({lid}): zero bandwidth on a link the market "
+            problems.remove(f"{where}.bandwidth_gbps ({lid}): must be positive, got {item['bandwidth_gbps']!r}")
+            problems.append(f"{where}.bandwidth_gbps ({lid}): zero bandwidth on a link the market "
                             "may use; remove the link instead")
         link_rows[lid] = row
 
     if not link_rows and len(node_rows) > 1:
         problems.append(f"{label}: links: no links between {len(node_rows)} nodes")
+    choices: dict[str, str] = {}
+    if doc.get("choices") is not None:
+        try:
+            choices = check_choices(doc["choices"], f"{label}: choices")
+        except ScenarioError as exc:
+            problems += exc.problems
     if problems:
         return None, problems
 
@@ -405,37 +849,101 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
     demand_override = None
     if overrides:
         demand_override = pd.DataFrame.from_dict(overrides, orient="index").reindex(columns=workloads.index)
-    scen = Scenario(
+    fields = dict(
         name=str(doc.get("name", Path(label).stem)), title=str(doc.get("title", doc.get("name", label))),
         nodes=nodes, workloads=workloads, links=links, params=params,
-        provenance=pd.DataFrame(prov, columns=["item", "value", "unit", "kind", "reference", "range"]),
-        demand_override=demand_override,
+        provenance=pd.DataFrame(prov, columns=["item", "value", "unit", "kind", "reference", "range", "a_priori"]),
+        demand_override=demand_override, modelling_choices=choices,
     )
-    return scen, _check_frames(scen, label)
+    # the constructor runs the same checks; run them here first so problems name the file
+    problems = _check_frames(types.SimpleNamespace(**fields), label)
+    if problems:
+        return None, problems
+    return Scenario(**fields), []
 
 
-def _check_frames(s: Scenario, label: str) -> list[str]:
-    """Cross-field checks shared by loading and :meth:`Scenario.replace`."""
-    problems = []
-    num_checks = [("nodes", s.nodes, list(NODE_FIELDS)), ("workloads", s.workloads, list(WORKLOAD_FIELDS)),
-                  ("links", s.links, list(LINK_FIELDS))]
-    for section, frame, cols in num_checks:
-        for col in cols:
-            if col not in frame:
+def _check_frames(s: Any, label: str) -> list[str]:
+    """Every check on a built scenario, shared by the loader, the constructor and
+    :meth:`Scenario.replace`: structure (frames, ids, columns, link ends), every value
+    by the rule table :func:`value_problem`, and cross-field checks."""
+    problems: list[str] = []
+    for what in ("name", "title"):
+        if not isinstance(getattr(s, what), str):
+            problems.append(f"{label}: {what} must be text, got {getattr(s, what)!r}")
+    if not isinstance(s.params, Mapping):
+        return problems + [f"{label}: params must be a mapping of parameter name to number"]
+    frames = {"nodes": s.nodes, "workloads": s.workloads, "links": s.links}
+    required = {"nodes": list(NODE_FIELDS), "workloads": list(WORKLOAD_FIELDS), "links": ["a", "b", *LINK_FIELDS]}
+    for section, frame in frames.items():
+        if not isinstance(frame, pd.DataFrame):
+            problems.append(f"{label}: {section} must be a pandas DataFrame, got {type(frame).__name__}")
+            continue
+        missing = [c for c in required[section] if c not in frame.columns]
+        if missing:
+            problems.append(f"{label}: {section}: missing columns {missing}")
+        if frame.index.has_duplicates:
+            dup = sorted({str(i) for i in frame.index[frame.index.duplicated()]})
+            problems.append(f"{label}: {section}: duplicate ids {dup}")
+        for idx in frame.index:
+            if (why := _id_problem(idx, f"{section[:-1]} id")) is not None:
+                problems.append(f"{label}: {section}: {why}")
+    if problems:
+        return problems
+    if len(s.nodes) == 0 or len(s.workloads) == 0:
+        problems.append(f"{label}: needs at least one node and one workload")
+    for section, frame in frames.items():
+        for col in _NUMERIC[section]:
+            if col not in frame.columns:
                 continue
             for idx, v in frame[col].items():
-                if section == "links" and np.isnan(v):
-                    continue  # the scenario-wide parameter applies
-                if not np.isfinite(v) or (col not in SIGNED and v < 0):
-                    problems.append(f"{label}: {section}.{idx}.{col}: invalid value {v!r}")
-                elif col not in SIGNED and col not in MAY_BE_ZERO and v == 0:
-                    problems.append(f"{label}: {section}.{idx}.{col}: must be positive, got 0")
+                if isinstance(v, np.generic):
+                    v = v.item()
+                if (section == "links" or col == "pue" or col in _BASE_FIELD) and isinstance(v, float) \
+                        and math.isnan(v):
+                    continue  # the scenario-wide parameter applies (alternatives: checked when chosen)
+                if (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
+                    problems.append(f"{label}: {section}.{idx}.{col}: {why}")
+    for k in PARAMETER_FIELDS:
+        if k not in s.params:
+            problems.append(f"{label}: parameters.{k}: missing")
     for k, v in s.params.items():
-        if not np.isfinite(v) or v < 0 or (v == 0 and k not in MAY_BE_ZERO):
-            problems.append(f"{label}: parameters.{k}: invalid value {v!r}")
-    k = s.params.get("paths_per_pair", 1)
-    if np.isfinite(k) and (k < 1 or k != int(k)):
-        problems.append(f"{label}: parameters.paths_per_pair: must be a whole number >= 1")
-    if (s.nodes["capacity_mw"] > 0).sum() == 0:
+        if k not in PARAMETER_FIELDS:
+            problems.append(f"{label}: parameters.{k}: unknown parameter")
+        elif (why := value_problem(k, v)) is not None:
+            problems.append(f"{label}: parameters.{k}: {why}")
+    nodes = set(s.nodes.index)
+    for lid, a, b in zip(s.links.index, s.links["a"], s.links["b"]):
+        for end in (a, b):
+            if end not in nodes:
+                problems.append(f"{label}: links.{lid}: unknown node {end!r}")
+        if a == b:
+            problems.append(f"{label}: links.{lid}: link joins node {a!r} to itself")
+    if s.demand_override is not None:
+        d = s.demand_override
+        if not isinstance(d, pd.DataFrame):
+            problems.append(f"{label}: demand_override must be a DataFrame (node x workload)")
+        else:
+            for idx in d.index:
+                if idx not in nodes:
+                    problems.append(f"{label}: demand: unknown node {idx!r}")
+            for col in d.columns:
+                if col not in set(s.workloads.index):
+                    problems.append(f"{label}: demand: unknown workload {col!r}")
+                    continue
+                for idx, v in d[col].items():
+                    v = v.item() if isinstance(v, np.generic) else v
+                    if isinstance(v, float) and math.isnan(v):
+                        continue  # the population-based demand applies
+                    if (why := value_problem("demand", v)) is not None:
+                        problems.append(f"{label}: demand.{idx}.{col}: {why}")
+    wl = s.workloads
+    if {"request_bytes_per_token", "response_bytes_per_token", "payload_bytes_per_token"} <= set(wl.columns):
+        for idx in wl.index:
+            total, parts = wl.loc[idx, "payload_bytes_per_token"], (
+                wl.loc[idx, "request_bytes_per_token"] + wl.loc[idx, "response_bytes_per_token"])
+            if np.isfinite(total) and np.isfinite(parts) and abs(total - parts) > 1e-6 * max(1.0, abs(total)):
+                problems.append(f"{label}: workloads.{idx}.payload_bytes_per_token: {total:g} is not "
+                                f"request + response = {parts:g} B/token")
+    if not problems and (s.nodes["capacity_mw"] > 0).sum() == 0:
         problems.append(f"{label}: nodes: no node has compute capacity")
     return problems

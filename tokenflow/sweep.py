@@ -12,15 +12,18 @@ Input keys (what a sweep may vary):
 * ``scale.electricity`` / ``scale.capacity`` / ``scale.payload`` / ``scale.bandwidth``
                                          - multipliers on every node's price or capacity,
                                            every workload's payload, every link's bandwidth
+* ``choice.<name>``                      - a modelling choice (categorical), e.g.
+                                           ``choice.payload_direction: both`` (see tokenflow.CHOICES)
 """
 
 from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +32,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import InfeasibleMarketError, ScenarioError, TokenflowError
-from .scenario import PARAMETER_FIELDS, Scenario, load_scenario
+from .scenario import CHOICES, PARAMETER_FIELDS, Scenario, check_choices, load_scenario
 
 SOLVE_KEYS = {"demand_scale", "transfer_aware", "formulation"}
 SCALES = {"electricity", "capacity", "payload", "bandwidth"}
@@ -42,21 +45,28 @@ def check_key(key: str, s: Scenario) -> None:
           or (parts[0] == "param" and len(parts) == 2 and parts[1] in PARAMETER_FIELDS)
           or (parts[0] == "workload" and len(parts) == 3 and parts[1] in s.workload_ids
               and parts[2] in s.workloads.columns)
-          or (parts[0] == "scale" and len(parts) == 2 and parts[1] in SCALES))
+          or (parts[0] == "scale" and len(parts) == 2 and parts[1] in SCALES)
+          or (parts[0] == "choice" and len(parts) == 2 and parts[1] in CHOICES))
     if not ok:
         raise ScenarioError(f"sweep: unknown input {key!r}; use demand_scale, transfer_aware, latency.<workload>, "
-                            "param.<name>, workload.<workload>.<field> or scale.<electricity|capacity|payload|"
-                            "bandwidth>")
+                            "param.<name>, workload.<workload>.<field>, scale.<electricity|capacity|payload|"
+                            f"bandwidth> or choice.<{'|'.join(CHOICES)}>")
 
 
 def apply_inputs(s: Scenario, point: dict[str, Any]) -> tuple[Scenario, dict[str, Any]]:
     """The scenario and solve keyword arguments for one sweep point."""
     params, workloads, nodes, links = {}, {}, {}, {}
     kwargs: dict[str, Any] = {}
+    # modelling choices first: multipliers and values then apply to the chosen inputs
+    choices = {k.split(".", 1)[1]: v for k, v in point.items() if k.startswith("choice.")}
+    if choices:
+        s = s.with_choices(**check_choices(choices, "sweep: choice"))
     # multipliers first, so that a specific value given in the same point wins over them
     ordered = sorted(point.items(), key=lambda kv: not kv[0].startswith("scale."))
     for key, val in ordered:
         parts = key.split(".")
+        if parts[0] == "choice":
+            continue
         if key in SOLVE_KEYS:
             kwargs[key] = bool(val) if key == "transfer_aware" else val
         elif parts[0] == "latency":
@@ -174,32 +184,112 @@ def _run_points(evaluate: Callable, s: Scenario, points: list[dict[str, Any]],
 
 # ----------------------------------------------------------------------------- sweep
 
+MAX_POINTS = 1_000_000
+
+
+def _is_number(v: Any) -> bool:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
+
+
+def check_value(key: str, value: Any, where: str = "sweep") -> None:
+    """Type check of one input value before anything is solved: numbers where numbers
+    are meant (finite, not text or booleans), ``transfer_aware`` true/false,
+    ``formulation`` path/arc.  Whether a number is in range is checked per point (a bad
+    point is recorded as failed; it does not abort the sweep).  Keys other than the
+    built-in ones are left to their own checks."""
+    family = key.split(".")[0]
+    if key == "transfer_aware":
+        if not (isinstance(value, (bool, np.bool_)) or (isinstance(value, numbers.Integral) and value in (0, 1))):
+            raise ScenarioError(f"{where}: transfer_aware must be true or false, got {value!r}")
+    elif key == "formulation":
+        if value not in ("path", "arc"):
+            raise ScenarioError(f"{where}: formulation must be 'path' or 'arc', got {value!r}")
+    elif key == "demand_scale" or family in {"latency", "param", "workload", "scale"}:
+        if not _is_number(value):
+            raise ScenarioError(f"{where}: {key} must be a finite number, got {value!r}")
+
+
+def _key(key: Any, s: Scenario) -> None:
+    if not isinstance(key, str):
+        raise ScenarioError(f"sweep: input names are text, got {key!r}")
+    check_key(key, s)
+
+
+def _values(key: str, vals: Any, where: str) -> list:
+    if isinstance(vals, (str, bytes, Mapping)) or not isinstance(vals, (Sequence, np.ndarray, pd.Index)):
+        raise ScenarioError(f"{where}: grid values of {key!r} must be a list, got {vals!r}")
+    vals = list(vals)
+    if not vals:
+        raise ScenarioError(f"{where}: grid values of {key!r} are empty")
+    for v in vals:
+        check_value(key, v, where)
+    if len({repr(v) for v in vals}) != len(vals):
+        raise ScenarioError(f"{where}: grid values of {key!r} repeat a value: {vals!r}")
+    return vals
+
+
 def make_points(s: Scenario, *, grid: dict[str, Sequence] | None = None,
                 ranges: dict[str, tuple[float, float]] | None = None, n_samples: int = 0, seed: int = 0,
-                points: list[dict[str, Any]] | None = None) -> tuple[list[dict[str, Any]], str]:
+                points: list[dict[str, Any]] | None = None,
+                max_points: int = MAX_POINTS) -> tuple[list[dict[str, Any]], str]:
     """Expand a grid (outer product), uniform random samples over ``ranges``, or take
-    an explicit list of points.  Returns (points, kind)."""
+    an explicit list of points.  Returns (points, kind).  Everything is checked before
+    a point is built: keys, value types, and the number of points (at most
+    ``max_points``, default 10^6)."""
     given = sum(x is not None for x in (grid, ranges, points))
     if given != 1:
         raise ScenarioError("sweep: give exactly one of grid, ranges (with n_samples) or points")
+    if isinstance(max_points, bool) or not isinstance(max_points, numbers.Integral) or max_points < 1:
+        raise ScenarioError(f"sweep: max_points must be a whole number >= 1, got {max_points!r}")
     if grid is not None:
+        if not isinstance(grid, Mapping) or not grid:
+            raise ScenarioError(f"sweep: grid must be a non-empty mapping of input to list of values, got {grid!r}")
         for k in grid:
-            check_key(k, s)
+            _key(k, s)
         keys = list(grid)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(list(grid[k]) for k in keys))], "grid"
+        values = [_values(k, grid[k], "sweep") for k in keys]
+        size = math.prod(len(v) for v in values)
+        if size > max_points:
+            raise ScenarioError(f"sweep: the grid has {size:,} points, more than max_points = {max_points:,}; "
+                                "raise max_points (tokenflow sweep --max-points) if you mean it")
+        return [dict(zip(keys, combo)) for combo in itertools.product(*values)], "grid"
     if ranges is not None:
-        if n_samples < 1:
-            raise ScenarioError("sweep: ranges need n_samples >= 1")
+        if isinstance(n_samples, bool) or not isinstance(n_samples, numbers.Integral) or n_samples < 1:
+            raise ScenarioError(f"sweep: ranges need n_samples >= 1 (a whole number), got {n_samples!r}")
+        if n_samples > max_points:
+            raise ScenarioError(f"sweep: {n_samples:,} samples is more than max_points = {max_points:,}; "
+                                "raise max_points (tokenflow sweep --max-points) if you mean it")
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+            raise ScenarioError(f"sweep: seed must be a whole number >= 0, got {seed!r}")
+        if not isinstance(ranges, Mapping) or not ranges:
+            raise ScenarioError(f"sweep: ranges must be a non-empty mapping of input to [low, high], got {ranges!r}")
         rng = np.random.default_rng(seed)
-        for k, (lo, hi) in ranges.items():
-            check_key(k, s)
-            if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-                raise ScenarioError(f"sweep: range of {k!r} must be [low, high] with low <= high, got {lo, hi}")
+        for k, lohi in ranges.items():
+            _key(k, s)
+            if k in {"transfer_aware", "formulation"}:
+                raise ScenarioError(f"sweep: {k} cannot be sampled from a range; use a grid or points")
+            if isinstance(lohi, (str, bytes, Mapping)) or not isinstance(lohi, (Sequence, np.ndarray)) \
+                    or len(lohi) != 2 or not all(map(_is_number, lohi)) or lohi[0] > lohi[1]:
+                raise ScenarioError(f"sweep: range of {k!r} must be [low, high], two finite numbers with "
+                                    f"low <= high, got {lohi!r}")
         draws = {k: rng.uniform(lo, hi, n_samples) for k, (lo, hi) in ranges.items()}
         return [{k: float(v[i]) for k, v in draws.items()} for i in range(n_samples)], "sample"
-    for p in points:
-        for k in p:
-            check_key(k, s)
+    if isinstance(points, (str, bytes, Mapping)) or not isinstance(points, Sequence) or not points:
+        raise ScenarioError(f"sweep: points must be a non-empty list of {{input: value}} mappings, got {points!r}")
+    if len(points) > max_points:
+        raise ScenarioError(f"sweep: {len(points):,} points is more than max_points = {max_points:,}; "
+                            "raise max_points (tokenflow sweep --max-points) if you mean it")
+    for i, p in enumerate(points):
+        if not isinstance(p, Mapping):
+            raise ScenarioError(f"sweep: points[{i}] must be a mapping of input to value, got {p!r}")
+        for k, v in p.items():
+            _key(k, s)
+            check_value(k, v, f"sweep: points[{i}]")
     return [dict(p) for p in points], "point"
 
 
@@ -208,7 +298,7 @@ def sweep(scenario: Scenario | str, *, grid: dict[str, Sequence] | None = None,
           points: list[dict[str, Any]] | None = None, fixed: dict[str, Any] | None = None,
           evaluate: Callable | str = "market", evaluate_kwargs: dict[str, Any] | None = None,
           client: Any = None, scheduler: str | None = None, n_workers: int | None = None,
-          chunk_size: int | None = None, progress: bool = True) -> xr.Dataset:
+          chunk_size: int | None = None, progress: bool = True, max_points: int = MAX_POINTS) -> xr.Dataset:
     """Solve the market at many input points in parallel with Dask.
 
     Give one of ``grid`` (dict key -> values; outer product, one dimension per key),
@@ -221,10 +311,22 @@ def sweep(scenario: Scenario | str, *, grid: dict[str, Sequence] | None = None,
     process without Dask.  Every point gets ``status`` (ok / infeasible / error) and
     ``message``; a failing point never aborts the sweep.
     """
-    s = load_scenario(scenario) if isinstance(scenario, (str, Path)) else scenario
-    pts, kind = make_points(s, grid=grid, ranges=ranges, n_samples=n_samples, seed=seed, points=points)
-    for k in fixed or {}:
-        check_key(k, s)
+    s = load_scenario(scenario) if isinstance(scenario, (str, Path)) or not isinstance(scenario, Scenario) \
+        else scenario
+    for name, v, low in (("n_workers", n_workers, 0), ("chunk_size", chunk_size, 1)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low):
+            raise ScenarioError(f"sweep: {name} must be a whole number >= {low}, got {v!r}")
+    pts, kind = make_points(s, grid=grid, ranges=ranges, n_samples=n_samples, seed=seed, points=points,
+                            max_points=max_points)
+    if fixed is not None and not isinstance(fixed, Mapping):
+        raise ScenarioError(f"sweep: fixed must be a mapping of input to value, got {fixed!r}")
+    for k, v in (fixed or {}).items():
+        _key(k, s)
+        check_value(k, v, "sweep: fixed")
+    if evaluate_kwargs is not None and not isinstance(evaluate_kwargs, Mapping):
+        raise ScenarioError(f"sweep: evaluate_kwargs must be a mapping, got {evaluate_kwargs!r}")
+    if not isinstance(evaluate, str) and not callable(evaluate):
+        raise ScenarioError(f"sweep: evaluate must be 'market', 'claims' or a callable, got {evaluate!r}")
     full = [{**(fixed or {}), **p} for p in pts]
     extra = dict(evaluate_kwargs or {})
     if isinstance(evaluate, str):
@@ -311,8 +413,12 @@ def _progress(total: int, show: bool):
 
 
 def _assemble(points: list[dict], kind: str, results: list[dict], grid: dict | None) -> xr.Dataset:
-    """One Dataset: sweep dimension(s) + the evaluator's outputs; failed points are NaN."""
+    """One Dataset: sweep dimension(s) + the evaluator's outputs; failed points are NaN.
+    ``attrs``: ``n_failed`` (status error, incl. lost workers), ``n_infeasible`` and
+    ``complete`` (1 when no point failed, else 0)."""
     n = len(points)
+    results = [r if isinstance(r, dict) else {"status": "error", "message": "no result (worker lost)"}
+               for r in results]
     keys = sorted({k for r in results for k in r})
     data: dict[str, Any] = {}
     for key in keys:
@@ -329,7 +435,11 @@ def _assemble(points: list[dict], kind: str, results: list[dict], grid: dict | N
     ds = xr.Dataset(data).assign_coords(point=np.arange(n))
     in_keys = list(dict.fromkeys(k for p in points for k in p))
     for k in in_keys:
-        ds.coords[k] = ("point", np.array([float(p.get(k, np.nan)) for p in points]))
+        vals = [p.get(k, np.nan) for p in points]
+        if all(isinstance(v, numbers.Real) for v in vals):
+            ds.coords[k] = ("point", np.array([float(v) for v in vals]))
+        else:  # text inputs (formulation, choices)
+            ds.coords[k] = ("point", np.array(["" if v is np.nan else str(v) for v in vals], dtype=str))
     if kind == "grid" and grid:
         dims = list(grid)
         if len(dims) == 1:
@@ -338,39 +448,94 @@ def _assemble(points: list[dict], kind: str, results: list[dict], grid: dict | N
             ds = ds.set_index(point=dims).unstack("point")
     elif kind == "sample":
         ds = ds.rename(point="sample")
+    status = [r.get("status") for r in results]
+    n_failed = sum(st not in ("ok", "infeasible") for st in status)
+    ds.attrs.update({"n_failed": n_failed, "n_infeasible": status.count("infeasible"),
+                     "complete": int(n_failed == 0)})
     return ds
 
 
-def load_spec(path: str | Path) -> dict[str, Any]:
-    """Read a sweep specification (YAML); see ``tokenflow sweep --help``."""
-    import yaml
+def write_sweep(ds: xr.Dataset, path: str | Path) -> Path:
+    """Write sweep results to netCDF atomically (whole file or none; the target is
+    untouched on failure).  ``attrs["complete"]`` is 0 when points failed."""
+    from .io import write_netcdf
 
+    out = ds.copy()
+    out.attrs = {k: (int(v) if isinstance(v, (bool, np.bool_)) else v) for k, v in ds.attrs.items()}
+    return write_netcdf(out, path, what="sweep results")
+
+
+SPEC_KEYS = {"scenario", "grid", "samples", "points", "fixed", "evaluate", "max_points"}
+
+
+def load_spec(path: str | Path) -> dict[str, Any]:
+    """Read and check a sweep specification (YAML); see ``tokenflow sweep --help``.
+
+    Read within the same bounds as scenario files (regular file, size, depth, aliases,
+    UTF-8, text keys); every structural problem is a :class:`ScenarioError` naming the
+    file, raised before anything is solved.  Input names and value types are checked
+    again by :func:`make_points` against the scenario."""
+    from .scenario import parse_yaml, read_text_file
+
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise ScenarioError(f"sweep spec must be a path to a YAML file, got {path!r}")
     path = Path(path)
-    if not path.exists():
-        raise ScenarioError(f"sweep spec not found: {path}")
-    try:
-        spec = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path}: not valid YAML: {exc}".replace("\n", " ")) from None
+    text = read_text_file(path, "sweep spec")
+    spec, problems = parse_yaml(text, str(path))
+    if problems:
+        raise ScenarioError(problems)
     if not isinstance(spec, dict) or "scenario" not in spec:
         raise ScenarioError(f"{path}: a sweep spec is a mapping with 'scenario' and one of grid, samples, points")
-    known = {"scenario", "grid", "samples", "points", "fixed", "evaluate"}
-    unknown = set(spec) - known
+    unknown = set(spec) - SPEC_KEYS
     if unknown:
-        raise ScenarioError(f"{path}: unknown keys {sorted(unknown)} (allowed: {sorted(known)})")
-    samples = spec.get("samples") or {}
-    if samples and ("ranges" not in samples or "n" not in samples):
-        raise ScenarioError(f"{path}: samples needs 'n' and 'ranges'")
-    return {
-        "scenario": spec["scenario"],
-        "grid": spec.get("grid"),
-        "ranges": {k: tuple(v) for k, v in samples["ranges"].items()} if samples else None,
-        "n_samples": int(samples.get("n", 0)) if samples else 0,
-        "seed": int(samples.get("seed", 0)) if samples else 0,
-        "points": spec.get("points"),
-        "fixed": spec.get("fixed"),
-        "evaluate": spec.get("evaluate", "market"),
-    }
+        raise ScenarioError(f"{path}: unknown keys {sorted(unknown)} (allowed: {sorted(SPEC_KEYS)})")
+    if not isinstance(spec["scenario"], str) or not spec["scenario"].strip():
+        raise ScenarioError(f"{path}: scenario must be a name (us5, us20) or a path, got {spec['scenario']!r}")
+    kinds = [k for k in ("grid", "samples", "points") if spec.get(k) is not None]
+    if len(kinds) != 1:
+        raise ScenarioError(f"{path}: give exactly one of grid, samples, points (got {kinds or 'none'})")
+    grid, points, fixed = spec.get("grid"), spec.get("points"), spec.get("fixed")
+    if grid is not None:
+        if not isinstance(grid, dict) or not grid:
+            raise ScenarioError(f"{path}: grid must map each input to a list of values, got {grid!r}")
+        for k, v in grid.items():
+            if not isinstance(v, list) or not v:
+                raise ScenarioError(f"{path}: grid.{k} must be a non-empty list of values, got {v!r}")
+    if points is not None and (not isinstance(points, list) or not points
+                               or not all(isinstance(p, dict) for p in points)):
+        raise ScenarioError(f"{path}: points must be a non-empty list of {{input: value}} mappings, got {points!r}")
+    if fixed is not None and not isinstance(fixed, dict):
+        raise ScenarioError(f"{path}: fixed must map inputs to values, got {fixed!r}")
+    ranges, n_samples, seed = None, 0, 0
+    samples = spec.get("samples")
+    if samples is not None:
+        if not isinstance(samples, dict):
+            raise ScenarioError(f"{path}: samples must be a mapping with n, ranges and optionally seed")
+        extra = set(samples) - {"n", "seed", "ranges"}
+        if extra or "n" not in samples or "ranges" not in samples:
+            raise ScenarioError(f"{path}: samples needs 'n' and 'ranges' (optional 'seed'), got keys {sorted(samples)}")
+        for key in ("n", "seed"):
+            v = samples.get(key, 0)
+            if isinstance(v, bool) or not isinstance(v, int) or v < (1 if key == "n" else 0):
+                raise ScenarioError(f"{path}: samples.{key} must be a whole number >= {1 if key == 'n' else 0}, "
+                                    f"got {v!r}")
+        n_samples, seed = samples["n"], samples.get("seed", 0)
+        if not isinstance(samples["ranges"], dict) or not samples["ranges"]:
+            raise ScenarioError(f"{path}: samples.ranges must map inputs to [low, high]")
+        ranges = {}
+        for k, v in samples["ranges"].items():
+            if not isinstance(v, list) or len(v) != 2 or not all(map(_is_number, v)) or v[0] > v[1]:
+                raise ScenarioError(f"{path}: samples.ranges.{k} must be [low, high], two finite numbers with "
+                                    f"low <= high, got {v!r}")
+            ranges[k] = (float(v[0]), float(v[1]))
+    evaluate = spec.get("evaluate", "market")
+    if evaluate not in ("market", "claims"):
+        raise ScenarioError(f"{path}: evaluate must be 'market' or 'claims', got {evaluate!r}")
+    max_points = spec.get("max_points", MAX_POINTS)
+    if isinstance(max_points, bool) or not isinstance(max_points, int) or max_points < 1:
+        raise ScenarioError(f"{path}: max_points must be a whole number >= 1, got {max_points!r}")
+    return {"scenario": spec["scenario"], "grid": grid, "ranges": ranges, "n_samples": n_samples, "seed": seed,
+            "points": points, "fixed": fixed, "evaluate": evaluate, "max_points": max_points}
 
 
 def summary_table(ds: xr.Dataset) -> pd.DataFrame:

@@ -18,9 +18,11 @@ def synthetic_network(n_nodes: int, seed: int = 0, degree: int = 3) -> Scenario:
     linked to its ``degree`` nearest neighbours (plus bridges until connected).
     Workloads and parameters are those of ``us20``.  Deterministic for a seed.
     """
-    if n_nodes < 2:
-        from .errors import ScenarioError
-        raise ScenarioError(f"synthetic_network needs at least 2 nodes, got {n_nodes}")
+    from .errors import ScenarioError
+
+    for name, v, low in (("n_nodes", n_nodes, 2), ("seed", seed, 0), ("degree", degree, 1)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
+            raise ScenarioError(f"synthetic_network: {name} must be a whole number >= {low}, got {v!r}")
     rng = np.random.default_rng(seed)
     base = load_scenario("us20")
     ids = [f"n{i:04d}" for i in range(n_nodes)]
@@ -35,7 +37,7 @@ def synthetic_network(n_nodes: int, seed: int = 0, degree: int = 3) -> Scenario:
     np.fill_diagonal(d, np.inf)
     pairs = set()
     for i in range(n_nodes):
-        for j in np.argsort(d[i])[:degree]:
+        for j in np.argsort(d[i])[:min(degree, n_nodes - 1)]:  # never the node itself (distance inf)
             pairs.add((min(i, int(j)), max(i, int(j))))
     # bridge components (union-find) with the shortest missing links
     parent = list(range(n_nodes))

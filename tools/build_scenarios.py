@@ -27,6 +27,69 @@ CENSUS_URL = (
     "totals/cbsa-est2023-alldata.csv"
 )
 SIMPLEMAPS_URL = "https://simplemaps.com/data/us-cities"
+AZURE_TRACES_URL = "https://github.com/Azure/AzurePublicDataset"
+SPLITWISE = ("Patel et al., Splitwise: Efficient generative LLM inference using phase splitting, "
+             "ISCA 2024; Azure LLM inference traces 2023, CC-BY 4.0")
+OPENAI_TOKENS_URL = "https://help.openai.com/en/articles/4936856-what-are-tokens-and-how-to-count-them"
+OPENAI_STREAM_URL = "https://platform.openai.com/docs/api-reference/chat-streaming"
+# The chat.completion.chunk example of the OpenAI API reference (one streamed token), as sent
+# in a server-sent event ("data: <json>" and a blank line).  Its length is the bytes a
+# streamed token costs on the way back.
+SSE_FRAME = ('data: {"id":"chatcmpl-123","object":"chat.completion.chunk","created":1694268190,'
+             '"model":"gpt-4o-mini", "system_fingerprint": "fp_44709d6fcb", "choices":[{"index":0,'
+             '"delta":{"content":"Hello"},"logprobs":null,"finish_reason":null}]}\n\n')
+TEXT_BYTES_PER_TOKEN = 4.0  # ~4 characters per English token x 1 byte/char (OpenAI help article)
+IMAGE_TOKENS = 4096  # tokens per 1024x1024 image (2x2 patches of a 128x128 latent)
+IMAGE_BYTES = 1.5e6  # compressed 1024x1024 image: half the 3.1 MB uncompressed size
+IMAGE_PROMPT_TOKENS = 77  # CLIP text-encoder context: the longest prompt SDXL reads
+
+# Calibrated inputs: the output of `tokenflow calibrate` on us5 (tests/test_claims.py checks
+# that these are what the calibration computes).  Rerun it after changing any us5 input.
+CALIBRATED_LINK_BANDWIDTH_GBPS = 197.93
+CALIBRATED_OTHER_OPEX_USD_PER_KWH = 0.0418191
+OPEX_RANGE = (0.0, 0.1)  # $/kWh, declared plausible range of the variable non-energy opex
+
+
+def trace_ratio(path: Path) -> tuple[float, int, int, int]:
+    """(prompt tokens / generated tokens, summed over requests; requests; prompt; generated)."""
+    ctx = gen = n = 0
+    with open(path) as fh:
+        for r in csv.DictReader(fh):
+            ctx += int(r["ContextTokens"])
+            gen += int(r["GeneratedTokens"])
+            n += 1
+    return ctx / gen, n, ctx, gen
+
+
+def text_workload_payload(ref: Path, trace: str, what: str) -> dict:
+    """Request and response bytes per generated token of a text workload from an Azure trace:
+    request = prompt tokens per generated token x 4 B (plain text in); response = one
+    streamed server-sent event per generated token (frames out)."""
+    ratio, n, ctx, gen = trace_ratio(ref / "azure_llm_traces_2023" / f"AzureLLMInferenceTrace_{trace}.csv")
+    frame = float(len(SSE_FRAME.encode("utf-8")))
+    req = round(TEXT_BYTES_PER_TOKEN * ratio, 3)
+    return {
+        "payload_bytes_per_token": {
+            "value": round(req + frame, 3),
+            "source": AZURE_TRACES_URL,
+            "note": "DERIVED: request + response (below)",
+            "range": [round(req + TEXT_BYTES_PER_TOKEN, 3), round(req + 2 * frame, 3)],
+        },
+        "request_bytes_per_token": {
+            "value": req,
+            "source": AZURE_TRACES_URL,
+            "note": f"DERIVED: {ctx:,} prompt / {gen:,} generated tokens over {n:,} {what} requests "
+            f"(AzureLLMInferenceTrace_{trace}.csv; {SPLITWISE}) = {ratio:.4g} prompt tokens per "
+            f"generated token x {TEXT_BYTES_PER_TOKEN:g} B/token plain text ({OPENAI_TOKENS_URL}); a "
+            "token is a generated token, as in the energy figures",
+        },
+        "response_bytes_per_token": {
+            "value": frame,
+            "source": OPENAI_STREAM_URL,
+            "note": "DERIVED: one server-sent event per generated token; length of the API "
+            "reference's chat.completion.chunk example with its 'data: ' prefix and blank line",
+        },
+    }
 
 US5 = ["silicon_valley", "dallas", "chicago", "n_virginia", "new_york"]
 US5_LINKS = [
@@ -78,12 +141,14 @@ def parameters(kind: str) -> dict:
             "range": [0.05, 0.3],
         },
         "other_opex_usd_per_kwh": {
-            "value": 0.049596,
+            "value": CALIBRATED_OTHER_OPEX_USD_PER_KWH,
             "unit": "$/kWh (IT)",
             "assumption": "variable non-energy operating cost per kWh of IT energy (maintenance, "
             "water, staff, wear); the paper cites an operating-cost guide we do not have. "
-            "CALIBRATED on us5 to claim C3 by tokenflow.calibration (tokenflow calibrate)",
-            "range": [0.0, 0.1],
+            "A PRIORI the middle of the declared range; CALIBRATED on us5 to claim C3 by "
+            "tokenflow.calibration (tokenflow calibrate)",
+            "range": list(OPEX_RANGE),
+            "a_priori": sum(OPEX_RANGE) / 2,  # before calibration: the middle of the declared range
         },
         "transfer_cost_usd_per_gb": {
             "value": 0.002,
@@ -94,12 +159,13 @@ def parameters(kind: str) -> dict:
             "range": [0.001, 0.02],
         },
         "link_bandwidth_gbps": {
-            "value": 101.252,
+            "value": CALIBRATED_LINK_BANDWIDTH_GBPS,
             "unit": "Gbps per direction",
-            "assumption": "capacity of the fibre link leased for AI traffic between two metros, "
-            "about one 100G wave; the paper does not state it. CALIBRATED on us5 to claim C2 "
-            "by tokenflow.calibration (tokenflow calibrate); us20 uses the same value",
+            "assumption": "capacity of the fibre link leased for AI traffic between two metros; "
+            "the paper does not state it. A PRIORI one 100G wave per direction; CALIBRATED on us5 "
+            "to claim C2 by tokenflow.calibration (tokenflow calibrate); us20 uses the same value",
             "range": [50.0, 400.0],
+            "a_priori": 100.0,  # before calibration: one 100G wave per direction
         },
         "reference_payload_bytes_per_token": {
             "value": 4.0,
@@ -117,8 +183,12 @@ def parameters(kind: str) -> dict:
     }
 
 
-def workloads() -> dict:
+def workloads(ref: Path) -> dict:
     """The four workload classes, per-token figures with provenance."""
+    chat_payload = text_workload_payload(ref, "conv", "conversation")
+    code_payload = text_workload_payload(ref, "code", "code")
+    image_req = round(IMAGE_PROMPT_TOKENS * TEXT_BYTES_PER_TOKEN / IMAGE_TOKENS, 4)
+    image_resp = round(IMAGE_BYTES / IMAGE_TOKENS, 3)
     return {
         "chat": {
             "energy_kwh_per_mtok": {
@@ -127,12 +197,7 @@ def workloads() -> dict:
                 "note": "DERIVED: 0.20 J/token (Llama 3.1 8B, H100, GPU only) / 0.55 GPU share "
                 "of DGX H100 power = 0.364 J/token = 0.101 kWh per M tokens",
             },
-            "payload_bytes_per_token": {
-                "value": 150.0,
-                "assumption": "per generated token: ~2k-token prompt context at 4 B/token "
-                "amortised over ~700 output tokens, plus streaming-event framing",
-                "range": [20.0, 400.0],
-            },
+            **chat_payload,
             "latency_limit_ms": {
                 "value": 100.0,
                 "source": "arXiv 2605.09047 (paper): chatbot latency limit 100 ms",
@@ -151,10 +216,20 @@ def workloads() -> dict:
                 "1024x1024 image (2x2 patches of a 128x128 latent)",
             },
             "payload_bytes_per_token": {
-                "value": 366.0,
-                "assumption": "1.5 MB compressed 1024x1024 image (half the 3.1 MB uncompressed "
-                "size) / 4096 tokens per image",
+                "value": round(image_req + image_resp, 4),
+                "assumption": "DERIVED: request + response (below)",
                 "range": [100.0, 800.0],
+            },
+            "request_bytes_per_token": {
+                "value": image_req,
+                "assumption": f"prompt in: a {IMAGE_PROMPT_TOKENS}-token prompt (the CLIP text "
+                f"encoder's context, the longest prompt SDXL reads) x {TEXT_BYTES_PER_TOKEN:g} "
+                f"B/token / {IMAGE_TOKENS} tokens per image",
+            },
+            "response_bytes_per_token": {
+                "value": image_resp,
+                "assumption": f"image out: {IMAGE_BYTES / 1e6:g} MB compressed 1024x1024 image "
+                f"(half the 3.1 MB uncompressed size) / {IMAGE_TOKENS} tokens per image",
             },
             "latency_limit_ms": {
                 "value": 1000.0,
@@ -171,11 +246,7 @@ def workloads() -> dict:
                 "assumption": "1.0 J/token, a ~70B code model: between 0.36 J (8B, server) and "
                 "3-4 J (65B unoptimised, Samsi et al. arXiv 2310.03003)",
             },
-            "payload_bytes_per_token": {
-                "value": 120.0,
-                "assumption": "~30k-token diff and context at 4 B/token per ~1k review tokens",
-                "range": [40.0, 400.0],
-            },
+            **code_payload,
             "latency_limit_ms": {
                 "value": 250.0,
                 "assumption": "~12 % of MLPerf's 2 s server TTFT, the share a 64 ms "
@@ -194,9 +265,19 @@ def workloads() -> dict:
                 "3 x 0.101 kWh per M tokens",
             },
             "payload_bytes_per_token": {
-                "value": 4.0,
-                "source": "https://help.openai.com/en/articles/4936856-what-are-tokens-and-how-to-count-them",
-                "note": "DERIVED: training text moves at ~4 B/token",
+                "value": TEXT_BYTES_PER_TOKEN,
+                "source": OPENAI_TOKENS_URL,
+                "note": "DERIVED: request + response (below)",
+            },
+            "request_bytes_per_token": {
+                "value": TEXT_BYTES_PER_TOKEN,
+                "source": OPENAI_TOKENS_URL,
+                "note": "DERIVED: training text moves to the training site at ~4 B/token",
+            },
+            "response_bytes_per_token": {
+                "value": 0.0,
+                "assumption": "a training job returns nothing per token (checkpoints and the "
+                "trained model are not per-token traffic)",
             },
             "latency_limit_ms": {
                 "value": 10000.0,
@@ -247,7 +328,107 @@ def knn_links(ids: list[str], coords: dict[str, tuple[float, float]], k: int) ->
     return sorted(links)
 
 
-def node_entry(row: dict, prices: dict, assumed_mw: float | None) -> dict:
+def _family(measure: str) -> str:
+    """Source family of a capacity measure string: "cbre", "cw" (Cushman & Wakefield) or "other"."""
+    if measure.startswith("CBRE"):
+        return "cbre"
+    if measure.startswith("Cushman"):
+        return "cw"
+    return "other"
+
+
+def published_capacities(row: dict) -> dict[str, tuple[float, str, str]]:
+    """family -> (MW, measure, source URL) of a metro's published figures (primary and alternate)."""
+    out = {}
+    for val, meas, year, url in (("dc_capacity_mw", "capacity_measure", "capacity_year", "capacity_source_url"),
+                                 ("alt_capacity_mw", "alt_capacity_measure", "alt_capacity_year",
+                                  "alt_capacity_source_url")):
+        if row[val]:
+            out.setdefault(_family(row[meas]), (float(row[val]), f"{row[meas]}, {row[year]}", row[url]))
+    return out
+
+
+def cw_cbre_ratio(metros: dict) -> tuple[float, list[str]]:
+    """Median Cushman & Wakefield / CBRE capacity ratio over metros with both figures
+    (combined multi-metro C&W figures excluded), and those metros."""
+    pairs = []
+    for mid, row in metros.items():
+        pub = published_capacities(row)
+        if "cbre" in pub and "cw" in pub and "COMBINED" not in pub["cw"][1]:
+            pairs.append((pub["cw"][0] / pub["cbre"][0], mid))
+    pairs.sort()
+    vals = [p[0] for p in pairs]
+    mid = len(vals) // 2
+    median = vals[mid] if len(vals) % 2 else (vals[mid - 1] + vals[mid]) / 2
+    return median, [p[1] for p in pairs]
+
+
+def capacity_alternatives(metros: dict, ids: list[str]) -> dict[str, dict[str, dict]]:
+    """node -> {choice value -> provenance entry} for every capacity measure of the
+    ``capacity_measure`` choice (as_published, cbre_colocation, cushman_wakefield)."""
+    ratio, used = cw_cbre_ratio(metros)
+    why = (f"median C&W/CBRE ratio {ratio:.4g} over the {len(used)} metros with both figures "
+           f"({', '.join(used)})")
+    # C&W figures that cover several metros, split in proportion to their CBRE figures
+    combined: dict[str, list[str]] = {}
+    for mid in ids:
+        pub = published_capacities(metros[mid])
+        if "cw" in pub and "COMBINED" in pub["cw"][1]:
+            combined.setdefault(pub["cw"][1], []).append(mid)
+    out: dict[str, dict[str, dict]] = {}
+    for mid in ids:
+        row = metros[mid]
+        pub = published_capacities(row)
+        alts: dict[str, dict] = {}
+        if row["dc_capacity_mw"]:
+            alts["as_published"] = {"value": float(row["dc_capacity_mw"]), "source": row["capacity_source_url"],
+                                    "note": f"{row['capacity_measure']}, {row['capacity_year']}"}
+        if "cbre" in pub:
+            v, meas, url = pub["cbre"]
+            alts["cbre_colocation"] = {"value": v, "source": url, "note": meas}
+        elif "cw" in pub and "COMBINED" not in pub["cw"][1]:
+            v, meas, url = pub["cw"]
+            alts["cbre_colocation"] = {"value": round(v / ratio, 3), "source": url,
+                                       "note": f"DERIVED: {meas} / {why}"}
+        elif pub:
+            fam = next(iter(pub))
+            v, meas, url = pub[fam]
+            alts["cbre_colocation"] = {"value": v, "source": url,
+                                       "note": f"{meas}; no CBRE or C&W figure, the published figure is kept"}
+        if "cw" in pub:
+            v, meas, url = pub["cw"]
+            note = meas
+            if "COMBINED" in meas:
+                group = [g for g in metros if "cw" in published_capacities(metros[g])
+                         and published_capacities(metros[g])["cw"][1] == meas]
+                cbre = {g: published_capacities(metros[g]).get("cbre", (0.0,))[0] for g in group}
+                share = cbre[mid] / sum(cbre.values())
+                v = round(v * share, 3)
+                note = (f"DERIVED: {meas} x {share:.4g}, this metro's share of the group's CBRE "
+                        f"inventory ({', '.join(group)})")
+            alts["cushman_wakefield"] = {"value": v, "source": url, "note": note}
+        elif "cbre" in pub:
+            v, meas, url = pub["cbre"]
+            alts["cushman_wakefield"] = {"value": round(v * ratio, 3), "source": url,
+                                         "note": f"DERIVED: {meas} x {why}"}
+        elif pub:
+            fam = next(iter(pub))
+            v, meas, url = pub[fam]
+            alts["cushman_wakefield"] = {"value": v, "source": url,
+                                         "note": f"{meas}; no CBRE or C&W figure, the published figure is kept"}
+        out[mid] = alts
+    # metros without any figure: the lower quartile of the sourced metros, per measure
+    for measure in ("as_published", "cbre_colocation", "cushman_wakefield"):
+        sourced = sorted(out[i][measure]["value"] for i in ids if measure in out[i])
+        q1 = sourced[len(sourced) // 4]
+        for i in ids:
+            if measure not in out[i]:
+                out[i][measure] = {"value": q1, "assumption": "no published capacity found; set to the "
+                                   "lower quartile of the sourced metros in this scenario (same measure)"}
+    return out
+
+
+def node_entry(row: dict, prices: dict, caps: dict[str, dict]) -> dict:
     st = row["state"]
     entry = {
         "name": row["display_name"],
@@ -265,19 +446,48 @@ def node_entry(row: dict, prices: dict, assumed_mw: float | None) -> dict:
             "note": f"EIA Electric Power Annual, {st} commercial average, 2023",
         },
     }
-    if row["dc_capacity_mw"]:
-        entry["capacity_mw"] = {
-            "value": float(row["dc_capacity_mw"]),
-            "source": row["capacity_source_url"],
-            "note": f"{row['capacity_measure']}, {row['capacity_year']}",
+    if prices[st]["industrial_cents_per_kwh"]:
+        entry["electricity_usd_per_kwh_industrial"] = {
+            "value": round(float(prices[st]["industrial_cents_per_kwh"]) / 100, 5),
+            "source": EIA_URL,
+            "note": f"EIA Electric Power Annual, {st} industrial average, 2023 "
+            "(choice electricity_sector=industrial)",
         }
-    else:
-        entry["capacity_mw"] = {
-            "value": assumed_mw,
-            "assumption": "no published capacity found; set to the lower quartile of the "
-            "sourced metros in this scenario",
-        }
+    entry["capacity_mw"] = caps["as_published"]
+    for measure in ("cbre_colocation", "cushman_wakefield"):
+        entry[f"capacity_mw_{measure}"] = caps[measure]
     return entry
+
+
+def api_list_prices(ref: Path) -> list[dict]:
+    """Public per-token API list prices (USD per M tokens, input and output) from section 5 of
+    the reference set's ai_workload_parameters.md, with their sources."""
+    text = (ref / "ai_workload_parameters.md").read_text(encoding="utf-8")
+    section = text.split("## 5.", 1)[1].split("\n## ", 1)[0]
+    rows = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 5 or cells[2] != "USD per 1M tokens" or "/" not in cells[1]:
+            continue
+        quantity, value, _, url, note = cells[:5]
+        if "input / output" not in quantity:
+            continue
+        inp, outp = (float(v) for v in value.split("/"))
+        if url == "same":  # the row above's source
+            url = rows[-1]["source"]
+        rows.append({"model": quantity.replace(", input / output", ""), "input_usd_per_mtok": inp,
+                     "output_usd_per_mtok": outp, "source": url, "note": note})
+    return rows
+
+
+def write_api_prices(ref: Path) -> None:
+    rows = api_list_prices(ref)
+    path = OUT / "api_list_prices.csv"
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print("wrote", path)
 
 
 def build(ref: Path) -> None:
@@ -287,9 +497,8 @@ def build(ref: Path) -> None:
         ("us5", US5, US5_LINKS, "Five U.S. data-centre metros"),
         ("us20", US20, None, "Twenty U.S. data-centre metros"),
     ]:
-        sourced = sorted(float(metros[i]["dc_capacity_mw"]) for i in ids if metros[i]["dc_capacity_mw"])
-        q1 = sourced[len(sourced) // 4]
-        nodes = {i: node_entry(metros[i], prices, q1) for i in ids}
+        caps = capacity_alternatives(metros, ids)
+        nodes = {i: node_entry(metros[i], prices, caps[i]) for i in ids}
         if links is None:
             coords = {i: (nodes[i]["lat"]["value"], nodes[i]["lon"]["value"]) for i in ids}
             links = knn_links(ids, coords, k=3)
@@ -302,7 +511,7 @@ def build(ref: Path) -> None:
             "description": "Generated by tools/build_scenarios.py from the sourced reference "
             "set; every figure carries its source or is marked an assumption.",
             "parameters": parameters(name),
-            "workloads": workloads(),
+            "workloads": workloads(ref),
             "nodes": nodes,
             "links_note": link_note,
             "links": [{"a": a, "b": b} for a, b in links],
@@ -314,4 +523,6 @@ def build(ref: Path) -> None:
 
 
 if __name__ == "__main__":
-    build(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "reference")
+    reference = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE.parent.parent / "shared" / "reference"
+    build(reference)
+    write_api_prices(reference)

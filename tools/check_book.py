@@ -1,20 +1,36 @@
-"""Headless-browser smoke test of the built book (run by CI after `tokenflow reproduce`).
+"""Headless-browser check of the built book, with the network off (run by CI after `make book`).
 
-Opens every HTML page of `_build/html` in Debian's Chromium (driven by chromedriver
-through Selenium) and fails on: an image that did not load, a glue reference left
-unrendered, an error or traceback shown on a page, or any error output in an
-executed notebook.  Also checks that each reproduced figure (F1-F4) is on its page.
+Opens every HTML page of `_build/html` in Debian's Chromium (driven by chromedriver through
+Selenium) with every network request sent to a dead proxy, waits for MathJax, and fails on:
 
-Usage: python tools/check_book.py [_build/html] [book/generated]
+- a request for anything but a local file (script, stylesheet, font, image: the book must be
+  offline-complete; every request the browser made is read from its network log);
+- raw TeX left in the rendered text (``\\(``, ``\\[``, ``$$`` outside code), or a page whose
+  math elements did not all render (and the model page must have math at all);
+- an image that did not load, or fewer figures than a reproduced-figure page must show;
+- stderr output, a warning, an error or a traceback on a page or in an executed notebook;
+- an absolute path of this machine (the repository root, /home, /tmp, site-packages ...);
+- a glue reference left unrendered.
+
+``--pdf FILE`` checks the PDF instead (poppler-utils): at least one page per book chapter,
+at least as many embedded images as the HTML pages' required figures, no raw TeX, no
+stderr or absolute path in its text.
+
+Usage: python tools/check_book.py [_build/html] [book/generated] [--pdf _build/pdf/book.pdf]
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_FIGURES = {  # page -> number of figures (PNG outputs) it must show at least
     "book/generated/us5_market.html": 1,
     "book/generated/us5_demand_growth.html": 1,
@@ -24,74 +40,251 @@ REQUIRED_FIGURES = {  # page -> number of figures (PNG outputs) it must show at 
     "book/generated/formulations_settlement.html": 1,
     "book/generated/robustness.html": 2,
 }
-BAD_TEXT = ["Traceback (most recent call last)", "{glue", "glue:text", "glue:md", "NameError", "KeyError"]
+MATH_PAGES = {"book/model.html"}  # pages that must carry rendered math
+INTERACTIVE = {"book/generated/us20_scaleup.html": ".tf-map .tf-node"}  # page -> hoverable element
+BAD_TEXT = ["Traceback (most recent call last)", "{glue", "glue:text", "glue:md", "NameError", "KeyError",
+            "map layers unavailable"]
+WARNING_RE = re.compile(r"\b[A-Z][A-Za-z]*Warning\b")
+RAW_TEX_RE = re.compile(r"\\\(|\\\[|\$\$")
+LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome:", "devtools:")
 
 
-def notebook_errors(folder: Path) -> list[str]:
+def absolute_path_patterns() -> list[re.Pattern]:
+    """Machine paths that must not appear in a page: this checkout and common roots."""
+    pats = [re.escape(str(ROOT)), r"/home/\w", r"/Users/\w", r"/tmp/", r"/root/", r"/work/",
+            r"site-packages", r"dist-packages", r"[A-Z]:\\\\Users"]
+    return [re.compile(p) for p in pats]
+
+
+def notebook_problems(folder: Path) -> list[str]:
+    """Error outputs, any stderr stream, warnings or machine paths in executed notebooks."""
     problems = []
+    paths = absolute_path_patterns()
     for nb in sorted(folder.glob("*.ipynb")):
         data = json.loads(nb.read_text())
         for i, cell in enumerate(data["cells"]):
+            src = "".join(cell.get("source", ""))
+            for p in paths:
+                if p.search(src):
+                    problems.append(f"{nb.name}: cell {i}: source shows a machine path ({p.pattern})")
             for out in cell.get("outputs", []):
-                if out.get("output_type") == "error":
+                kind = out.get("output_type")
+                if kind == "error":
                     problems.append(f"{nb.name}: cell {i}: error output {out.get('ename')}: {out.get('evalue')}")
-                if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                    continue
+                if kind == "stream":
                     text = "".join(out.get("text", ""))
-                    if "Error" in text or "Traceback" in text:
-                        problems.append(f"{nb.name}: cell {i}: stderr: {text.strip()[:200]}")
+                    if out.get("name") == "stderr":
+                        problems.append(f"{nb.name}: cell {i}: stderr output: {text.strip()[:200]}")
+                else:
+                    text = "".join(out.get("data", {}).get("text/plain", ""))
+                for p in paths:
+                    if p.search(text):
+                        problems.append(f"{nb.name}: cell {i}: output shows a machine path ({p.pattern})")
+                m = WARNING_RE.search(text)
+                if m:
+                    problems.append(f"{nb.name}: cell {i}: output shows a warning ({m.group(0)})")
     return problems
 
 
-def main() -> int:
-    html = Path(sys.argv[1] if len(sys.argv) > 1 else "_build/html").resolve()
-    generated = Path(sys.argv[2] if len(sys.argv) > 2 else "book/generated")
+def chromium(log_network: bool = True):
+    """Headless Chromium with all network traffic sent to a closed local port."""
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
 
+    from tokenflow.errors import TokenflowError
+
+    binary = os.environ.get("CHROMIUM") or next(
+        (p for p in map(shutil.which, ("chromium", "google-chrome", "chromium-browser")) if p), None)
+    driver = os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
+    if not binary or not driver:
+        raise TokenflowError("Chromium and chromedriver are needed (Debian: apt-get install chromium "
+                             "chromium-driver; or set CHROMIUM and CHROMEDRIVER)")
+    opts = Options()
+    opts.binary_location = binary
+    profile = tempfile.mkdtemp(prefix="tokenflow-chromium-")
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--disable-dev-shm-usage", "--proxy-server=http://127.0.0.1:9",
+                "--proxy-bypass-list=<-loopback>", "--allow-file-access-from-files",
+                "--window-size=1400,1000", f"--user-data-dir={profile}"):
+        opts.add_argument(arg)
+    if log_network:
+        opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
+WAIT_MATH_JS = """
+const done = arguments[arguments.length - 1];
+const t0 = Date.now();
+(function wait() {
+  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+    MathJax.startup.promise.then(() => done('ok')).catch(e => done('error: ' + e));
+  } else if (Date.now() - t0 > 15000) { done(document.querySelector('.math') ? 'no MathJax' : 'no math');
+  } else { setTimeout(wait, 50); }
+})();
+"""
+
+PAGE_FACTS_JS = """
+const skip = el => el.closest('pre, code, script, style, mjx-container, .highlight, textarea');
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+const raw = [];
+while (walker.nextNode()) {
+  const n = walker.currentNode;
+  if (n.parentElement && !skip(n.parentElement) && /\\\\\\(|\\\\\\[|\\$\\$/.test(n.textContent)) {
+    raw.push(n.textContent.trim().slice(0, 80));
+  }
+}
+const main = document.querySelector('main') || document.body;
+return {
+  raw_tex: raw,
+  math_src: main.querySelectorAll('span.math, div.math').length,
+  math_done: main.querySelectorAll('mjx-container').length,
+  mathjax_error: main.querySelectorAll('mjx-merror, [data-mjx-error]').length,
+  broken: Array.from(document.images).filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src),
+  figures: Array.from(document.images).filter(i => i.naturalWidth > 200).length,
+  stderr: document.querySelectorAll('.output.stderr, .stderr').length,
+  text: document.body.innerText,
+};
+"""
+
+
+def network_requests(driver) -> list[str]:
+    urls = []
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def check_html(html: Path) -> tuple[list[str], int]:
     pages = sorted(p for p in html.rglob("*.html")
                    if "_static" not in p.parts and "_sources" not in p.parts
                    and p.name not in {"genindex.html", "search.html"})
-    problems = notebook_errors(generated)
-    opts = Options()
-    opts.binary_location = "/usr/bin/chromium"
-    with tempfile.TemporaryDirectory() as profile:
-        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    "--window-size=1400,1000", f"--user-data-dir={profile}"):
-            opts.add_argument(arg)
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
-        try:
-            for page in pages:
-                rel = page.relative_to(html).as_posix()
-                driver.get(page.as_uri())
-                broken = driver.execute_script(
-                    "return Array.from(document.images)"
-                    ".filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src)")
-                for src in broken:
-                    problems.append(f"{rel}: image did not load: {src}")
-                n_img = driver.execute_script(
-                    "return Array.from(document.images).filter(i => i.naturalWidth > 200).length")
-                if n_img < REQUIRED_FIGURES.get(rel, 0):
-                    problems.append(f"{rel}: expected at least {REQUIRED_FIGURES[rel]} figure(s), found {n_img}")
-                body = driver.find_element(By.TAG_NAME, "body").text
-                for bad in BAD_TEXT:
-                    if bad in body:
-                        problems.append(f"{rel}: page shows {bad!r}")
-                print(f"ok  {rel}: {n_img} image(s)" if not broken else f"BAD {rel}")
-        finally:
-            driver.quit()
-    missing = [p for p in REQUIRED_FIGURES if not (html / p).exists()]
-    problems += [f"missing page {p}" for p in missing]
+    problems: list[str] = []
+    paths = absolute_path_patterns()
+    driver = chromium()
+    try:
+        for page in pages:
+            rel = page.relative_to(html).as_posix()
+            driver.get(page.as_uri())
+            math_state = driver.execute_async_script(WAIT_MATH_JS)
+            f = driver.execute_script(PAGE_FACTS_JS)
+            external = [u for u in network_requests(driver) if not u.startswith(LOCAL_SCHEMES)]
+            bad = [f"requested external resource {u}" for u in sorted(set(external))]
+            bad += [f"raw TeX in text: {t!r}" for t in f["raw_tex"][:5]]
+            if math_state.startswith("error") or math_state == "no MathJax":
+                bad.append(f"MathJax did not run ({math_state})")
+            if f["math_done"] < f["math_src"]:
+                bad.append(f"{f['math_src'] - f['math_done']} of {f['math_src']} math elements not rendered")
+            if f["mathjax_error"]:
+                bad.append(f"{f['mathjax_error']} MathJax error(s)")
+            if rel in MATH_PAGES and f["math_done"] == 0:
+                bad.append("no rendered math on a page that must have it")
+            bad += [f"image did not load: {src}" for src in f["broken"]]
+            if f["figures"] < REQUIRED_FIGURES.get(rel, 0):
+                bad.append(f"expected at least {REQUIRED_FIGURES[rel]} figure(s), found {f['figures']}")
+            if f["stderr"]:
+                bad.append(f"{f['stderr']} stderr output(s) shown")
+            body = f["text"]
+            bad += [f"page shows {t!r}" for t in BAD_TEXT if t in body]
+            m = WARNING_RE.search(body)
+            if m:
+                bad.append(f"page shows a warning ({m.group(0)})")
+            source = page.read_text(errors="replace")
+            for p in paths:
+                if p.search(body) or (p.pattern == re.escape(str(ROOT)) and p.search(source)):
+                    bad.append(f"page shows a machine path ({p.pattern})")
+            if rel in INTERACTIVE:
+                bad += check_interactive(driver, INTERACTIVE[rel])
+            problems += [f"{rel}: {b}" for b in bad]
+            print(f"{'ok ' if not bad else 'BAD'} {rel}: {f['figures']} figure(s), "
+                  f"{f['math_done']}/{f['math_src']} math rendered, {len(external)} external request(s)")
+    finally:
+        driver.quit()
+    problems += [f"missing page {p}" for p in REQUIRED_FIGURES if not (html / p).exists()]
+    return problems, len(pages)
+
+
+def check_interactive(driver, selector: str) -> list[str]:
+    """Hover the first node of the interactive map: a price table must appear."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    nodes = driver.find_elements(By.CSS_SELECTOR, selector)
+    if not nodes:
+        return [f"interactive view missing ({selector})"]
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", nodes[0])
+    ActionChains(driver).move_to_element(nodes[0]).perform()
+    shown = driver.execute_script(
+        "const t = document.querySelector('.tf-map .tf-tip');"
+        "return t && t.style.display === 'block' ? t.innerText : '';")
+    if "compute rent" not in shown or "$/M tokens" not in shown:
+        return ["hovering a node of the interactive map shows no price decomposition"]
+    return []
+
+
+def n_chapters(root: Path = ROOT) -> int:
+    """Files listed in _toc.yml (root page + chapters)."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    return 1 + sum(len(part.get("chapters", [])) for part in toc.get("parts", []))
+
+
+def check_pdf(pdf: Path) -> list[str]:
+    """Page count, embedded figures, rendered math and clean text of the book's PDF."""
+    if not pdf.is_file():
+        return [f"PDF {pdf} not found"]
+    problems = []
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(re.search(r"^Pages:\s+(\d+)", info, re.M).group(1))
+    need_pages = n_chapters()
+    if pages < need_pages:
+        problems.append(f"PDF has {pages} pages, fewer than the {need_pages} chapters")
+    listing = subprocess.run(["pdfimages", "-list", str(pdf)], capture_output=True, text=True, check=True).stdout
+    rows = [r.split() for r in listing.splitlines()[2:] if r.strip()]
+    figures = [r for r in rows if r[2] == "image" and int(r[3]) > 200 and int(r[4]) > 100]
+    need_figures = sum(REQUIRED_FIGURES.values())
+    if len(figures) < need_figures:
+        problems.append(f"PDF embeds {len(figures)} figure(s), fewer than the book's {need_figures}")
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    raw = RAW_TEX_RE.findall(text)
+    if raw:
+        problems.append(f"PDF text has {len(raw)} raw TeX delimiter(s)")
+    for t in BAD_TEXT:
+        if t in text:
+            problems.append(f"PDF shows {t!r}")
+    for p in absolute_path_patterns():
+        if p.search(text):
+            problems.append(f"PDF shows a machine path ({p.pattern})")
+    print(f"PDF {pdf.name}: {pages} pages (need >= {need_pages}), {len(figures)} figures "
+          f"(need >= {need_figures}), {len(raw)} raw TeX delimiters")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if "--pdf" in argv:
+        problems = check_pdf(Path(argv[argv.index("--pdf") + 1]))
+        what = "PDF check"
+    else:
+        html = Path(argv[0] if argv else "_build/html").resolve()
+        generated = Path(argv[1] if len(argv) > 1 else "book/generated")
+        problems = notebook_problems(generated)
+        page_problems, n = check_html(html)
+        problems += page_problems
+        what = f"book check ({n} pages)"
     if problems:
-        print("\nbook check FAILED:")
+        print(f"\n{what} FAILED:")
         for p in problems:
             print("  -", p)
         return 1
-    print(f"\nbook check passed: {len(pages)} pages")
+    print(f"\n{what} passed")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

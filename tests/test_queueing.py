@@ -1,0 +1,125 @@
+"""Queueing layer: Erlang C against an independent birth-death chain, Allen-Cunneen limits,
+and the batching model's identities."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tokenflow as tf
+from tokenflow.errors import TokenflowError
+from tokenflow.queueing import (
+    GPU_KW,
+    default_profiles,
+    erlang_c,
+    ggc_wait,
+    max_utilisation,
+    replica_latency,
+    thinned_scv,
+)
+
+
+def mmc_by_ctmc(lam: float, mu: float, c: int, n_max: int = 4000) -> tuple[float, float]:
+    """(P(wait), mean wait) of M/M/c from the stationary distribution of the birth-death chain,
+    solved numerically (truncated state space) -- independent of the Erlang formulas."""
+    rates_up = np.full(n_max, lam)
+    rates_down = np.array([min(n + 1, c) * mu for n in range(n_max)])
+    logpi = np.concatenate([[0.0], np.cumsum(np.log(rates_up) - np.log(rates_down))])
+    pi = np.exp(logpi - logpi.max())
+    pi /= pi.sum()
+    n = np.arange(n_max + 1)
+    p_wait = pi[n >= c].sum()
+    lq = ((n - c).clip(min=0) * pi).sum()
+    return float(p_wait), float(lq / lam)
+
+
+@pytest.mark.parametrize("c,lam,mu", [(1, 0.5, 1.0), (2, 1.5, 1.0), (8, 6.0, 1.0), (64, 60.0, 1.0),
+                                      (300, 285.0, 1.0)])
+def test_erlang_c_matches_birth_death_chain(c, lam, mu):
+    pw, wq = ggc_wait(lam, 1 / mu, c, 1.0, 1.0)
+    pw_ref, wq_ref = mmc_by_ctmc(lam, mu, c)
+    assert pw == pytest.approx(pw_ref, rel=1e-6)
+    assert wq == pytest.approx(wq_ref, rel=1e-6)
+
+
+def test_erlang_c_textbook_values():
+    # M/M/1: P(wait) = rho; M/M/2 at a = 1: C = 1/3 (closed form 2a^2 / (2 + a)(2 - a) ... = 1/3)
+    assert erlang_c(1, 0.7) == pytest.approx(0.7)
+    assert erlang_c(2, 1.0) == pytest.approx(1 / 3)
+    assert erlang_c(5, 5.0) == 1.0
+    assert erlang_c(3, 0.0) == 0.0
+    # large c uses the Poisson form; continuity across the switch
+    assert erlang_c(201, 190.0) == pytest.approx(mmc_by_ctmc(190.0, 1.0, 201)[0], rel=1e-6)
+    with pytest.raises(TokenflowError):
+        erlang_c(0, 1.0)
+    with pytest.raises(TokenflowError):
+        erlang_c(2, -1.0)
+
+
+def test_allen_cunneen_scaling_and_saturation():
+    _, w_mm = ggc_wait(3.0, 1.0, 4, 1.0, 1.0)
+    _, w_md = ggc_wait(3.0, 1.0, 4, 1.0, 0.0)
+    assert w_md == pytest.approx(w_mm / 2)
+    assert ggc_wait(4.0, 1.0, 4)[1] == math.inf
+
+
+@given(st.floats(0.0, 30.0), st.integers(1, 40))
+@settings(max_examples=40, deadline=None)
+def test_erlang_c_is_a_probability_and_increases_with_load(a, c):
+    v = erlang_c(c, a)
+    assert 0.0 <= v <= 1.0
+    assert erlang_c(c, a * 1.01 + 1e-6) >= v - 1e-12
+
+
+@pytest.fixture(scope="module")
+def profiles():
+    return default_profiles(tf.load_scenario("us5"))
+
+
+def test_profiles_reproduce_lp_capacity(profiles):
+    """A full batch delivers exactly the tokens/s the scenario's energy per token implies."""
+    s = tf.load_scenario("us5")
+    for w, p in profiles.items():
+        j_per_token = s.workloads.loc[w, "energy_kwh_per_mtok"] * 3.6
+        tokens_per_s = p.max_batch * p.tokens_per_step / p.step_time(p.max_batch)
+        assert tokens_per_s == pytest.approx(p.gpus_per_replica * GPU_KW * 1000 / j_per_token)
+    assert GPU_KW == pytest.approx(10.2 / 8)
+
+
+def test_batch_reaches_max_at_saturation_and_latency_grows(profiles):
+    p = profiles["chat"]
+    near = replica_latency(p, 0.999999)
+    assert near["batch"] == pytest.approx(p.max_batch, rel=1e-3)
+    lats = [replica_latency(p, r)["p_ms"] for r in (0.1, 0.5, 0.9, 0.97, 0.99)]
+    assert all(np.diff(lats) > 0)
+    assert replica_latency(p, 1.0)["p_ms"] == math.inf
+    # pooling many replicas (least-loaded router) shortens the wait at the same utilisation
+    assert replica_latency(p, 0.95, replicas=50)["p_ms"] < replica_latency(p, 0.95, replicas=1)["p_ms"]
+
+
+def test_max_utilisation_meets_budget(profiles):
+    p = profiles["chat"]
+    budget = 400.0
+    rho = max_utilisation(p, budget)
+    assert 0 < rho < 1
+    assert replica_latency(p, rho)["p_ms"] <= budget
+    assert replica_latency(p, min(rho + 2e-3, 0.9999))["p_ms"] > budget
+    assert max_utilisation(p, 1.0) == 0.0  # an idle replica already needs more
+
+
+def test_image_is_m_d_1(profiles):
+    """One image per GPU, fixed steps: the wait is Allen-Cunneen with cs2 = 0 (half of M/M/1)."""
+    p = profiles["image"]
+    service = p.fixed_steps * p.step_time(1)
+    lat = replica_latency(p, 0.5)
+    assert lat["wait_mean_ms"] == pytest.approx(0.5 * service / (2 * 0.5) * 1e3, rel=1e-9)
+    assert lat["mean_ms"] == pytest.approx(lat["wait_mean_ms"] + service * 1e3)
+
+
+def test_thinning():
+    assert thinned_scv(5.0, 1) == 5.0
+    assert thinned_scv(5.0, 4) == pytest.approx(2.0)

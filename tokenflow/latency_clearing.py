@@ -1,0 +1,175 @@
+"""Latency-consistent clearing: the market's latency limit counting queueing and processing too.
+
+The LP admits a route when its network round trip is within the workload's limit.  Here the
+limit is end to end (RTT + wait + prefill + first step, at the 99th percentile, see
+:mod:`tokenflow.queueing`), and two levers make the cleared market honour it:
+
+1. **routes**: a workload's network limit becomes ``min(LP limit, end-to-end limit - processing
+   quantile of an idle replica)``; routes slower than that cannot meet the limit at any load.
+2. **capacity**: each node may only be loaded to the utilisation at which every workload it
+   serves meets its limit on its slowest route in use.  With pool ``k`` allowed ``rho*_k``
+   (within the peak minute when ``peak``), the node's usable share of its GPUs is the
+   load-weighted harmonic mean ``sum(load_k) / sum(load_k / rho*_k)``; workloads without a
+   limit (batch training) have ``rho* = 1``.
+
+Iterate: clear -> node delays at the cleared routes and mix -> derate each node whose
+utilisation exceeds its usable share -> clear again, until no node exceeds it.  Capacity
+factors only ever decrease, so the iteration stops; each iteration is reported.  Only the
+public market API is used (``tokenflow.solve`` and ``Scenario.replace``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import InfeasibleMarketError, TokenflowError
+from .market import solve
+from .queueing import (
+    ServiceProfile,
+    arrival_scv,
+    default_profiles,
+    load_shares,
+    market_latency,
+    max_utilisation,
+    pool_replicas,
+    replica_latency,
+    route_rtt_ms,
+)
+
+
+@dataclass
+class LatencyClearing:
+    """Outcome of :func:`latency_consistent_clearing`.
+
+    ``result``: the market at the fixed point; ``network_only``: the paper's reading (first
+    clearing, RTT-only limits); ``scenario``: the derated scenario; ``capacity_factor``:
+    usable share of each node's AI capacity; ``network_limits_ms``: the tightened RTT limits;
+    ``iterations``: one row per clearing; ``latency``: :func:`market_latency` at the fixed
+    point with each pool at its own utilisation; ``converged``: no node above its share."""
+
+    result: object
+    network_only: object
+    scenario: object
+    capacity_factor: pd.Series
+    network_limits_ms: dict[str, float]
+    iterations: pd.DataFrame
+    latency: xr.Dataset
+    pool_rho_max: pd.DataFrame
+    converged: bool
+
+
+def network_limits(s, profiles: dict[str, ServiceProfile], latency_limits_ms: dict[str, float] | None = None,
+                   q: float = 0.99) -> dict[str, float]:
+    """RTT limit per workload: the LP's limit, tightened so that an idle replica's processing
+    quantile still fits in the end-to-end limit (ms)."""
+    lim = s.workloads["latency_limit_ms"].astype(float).to_dict()
+    lim.update(latency_limits_ms or {})
+    out = {}
+    for w, v in lim.items():
+        p = profiles.get(w)
+        if p is None or p.limit_ms is None:
+            out[w] = float(v)
+            continue
+        idle = replica_latency(p, 0.0, 1.0, q)["p_ms"]
+        out[w] = float(min(v, p.limit_ms - idle))
+        if out[w] < 0:
+            raise TokenflowError(f"{w}: an idle replica already needs {idle:.0f} ms at p{q * 100:g}, more than the "
+                                 f"end-to-end limit {p.limit_ms:g} ms")
+    return out
+
+
+def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.Series, q: float = 0.99,
+                peak: bool = True) -> pd.DataFrame:
+    """rho*[node, workload]: the largest pool utilisation at which the workload meets its
+    end-to-end limit on the slowest route it uses into the node (within the peak minute when
+    ``peak``); 1 for workloads without a limit, NaN where the workload is not processed."""
+    ds = result.dataset
+    nodes, wls = list(ds["node"].values), list(ds["workload"].values)
+    proc = ds["processing"].to_pandas()
+    rtt = route_rtt_ms(s).loc[nodes, nodes]
+    tr = ds["transfers"]
+    share = load_shares(result, s)
+    out = pd.DataFrame(np.nan, index=pd.Index(nodes, name="node"), columns=pd.Index(wls, name="workload"))
+    for w in wls:
+        p = profiles.get(w)
+        for n in nodes:
+            if proc.loc[n, w] <= 0:
+                continue
+            if p is None or p.limit_ms is None:
+                out.loc[n, w] = 1.0
+                continue
+            origins = tr.sel(node=n, workload=w).to_pandas()
+            worst = float(rtt.loc[origins.index[origins.values > 1e-9], n].max()) if (origins > 1e-9).any() else 0.0
+            reps = pool_replicas(capacity_kw[n], share.loc[n, w], p)
+            rho = max_utilisation(p, p.limit_ms - worst, arrival_scv(p), q, reps)
+            out.loc[n, w] = rho / (p.peak_to_mean() if peak else 1.0)
+    return out
+
+
+def usable_share(result, s, rho_max: pd.DataFrame) -> pd.Series:
+    """Load-weighted harmonic mean of the pools' rho* at each node (1 where nothing is processed)."""
+    load = (result.dataset["processing"].to_pandas() * s.workloads["energy_kwh_per_mtok"])
+    need = (load / rho_max.reindex_like(load)).where(load > 0, 0.0).sum(axis=1)
+    tot = load.sum(axis=1)
+    return (tot / need.replace(0, np.nan)).fillna(1.0).clip(upper=1.0)
+
+
+def _summary(it: int, r, s, factor: pd.Series, share: pd.Series, util: pd.Series) -> dict:
+    ds = r.dataset
+    dem = ds["demand"]
+    mean_price = (ds["price"] * dem).sum("node") / dem.sum("node")
+    row = {"iteration": it, "objective_usd_per_h": r.objective,
+           "max_excess": float((util - share).max()),
+           "derated_nodes": int((factor < 1 - 1e-9).sum()),
+           "usable_capacity_mw": float((s.nodes["capacity_mw"] * factor).sum() * s.params["ai_share"]),
+           "saturated_links": len(r.saturated_links(1e-3))}
+    for w in ds["workload"].values:
+        row[f"mean_price_{w}"] = float(mean_price.sel(workload=w))
+    return row
+
+
+def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict[str, float] | None = None,
+                                profiles: dict[str, ServiceProfile] | None = None, q: float = 0.99,
+                                peak: bool = True, transfer_aware: bool = True, max_iter: int = 25,
+                                tol: float = 1e-6, network_only=None) -> LatencyClearing:
+    """Clear ``s`` at ``demand_scale`` so that every served route meets its workload's
+    end-to-end latency limit at quantile ``q`` (see the module docstring).  ``tol``: how far
+    (share of capacity) a node may sit above its usable share at the fixed point;
+    ``network_only``: the network-only clearing of the same case, if already solved.
+
+    Raises :class:`InfeasibleMarketError` when the derated market cannot serve the demand."""
+    profiles = default_profiles(s) if profiles is None else profiles
+    cap0 = s.nodes["capacity_mw"].astype(float)
+    cap0_kw = s.compute_capacity_kw
+    net = network_limits(s, profiles, latency_limits_ms, q)
+    lp_limits = s.workloads["latency_limit_ms"].astype(float).to_dict() | dict(latency_limits_ms or {})
+    if network_only is None:
+        network_only = solve(s, demand_scale=demand_scale, latency_limits_ms=lp_limits,
+                             transfer_aware=transfer_aware)
+    factor = pd.Series(1.0, index=cap0.index)
+    rows, current, converged = [], s, False
+    r = None
+    for it in range(max_iter):
+        try:
+            r = solve(current, demand_scale=demand_scale, latency_limits_ms=net, transfer_aware=transfer_aware)
+        except InfeasibleMarketError as exc:
+            raise InfeasibleMarketError(demand_scale, exc.max_scale,
+                                        f"latency-consistent clearing, iteration {it}: {exc.binding}") from None
+        util = r.dataset["compute_used"].to_pandas() / cap0_kw
+        rho_max = pool_limits(r, s, profiles, cap0_kw, q, peak)
+        share = usable_share(r, s, rho_max)
+        rows.append(_summary(it, r, s, factor, share, util))
+        over = util > share + tol
+        if not over.any():
+            converged = True
+            break
+        factor = factor.where(~over, np.minimum(factor, share))
+        current = s.replace(nodes={n: {"capacity_mw": float(cap0[n] * factor[n])} for n in cap0.index})
+    pool_u = rho_max.mul(util / factor, axis=0)
+    lat = market_latency(r, s, profiles, q, utilisation=pool_u, capacity_kw=cap0_kw, peak=False)
+    return LatencyClearing(r, network_only, current, factor, net, pd.DataFrame(rows).set_index("iteration"), lat,
+                           rho_max, converged)

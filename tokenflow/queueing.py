@@ -1,0 +1,431 @@
+"""Batching and queueing at a node: what the linear market does not see.
+
+The LP treats a node as a fixed token capacity.  Here each node's AI capacity becomes GPUs,
+the GPUs become model replicas serving with *continuous batching*, and a replica's latency
+follows from its utilisation:
+
+* **GPUs per node** = AI capacity (kW of IT power) / IT power per GPU.  An 8-GPU DGX H100
+  draws at most 10.2 kW (GPUs at 700 W TDP are 55 % of it), so 1.275 kW per GPU including
+  its share of host, network and fans.
+* **Step time** of one generation step with ``b`` sequences in the batch is affine,
+  ``t(b) = a + c*b`` (s).  ``a`` is the memory-bound part (read all weights once per step:
+  weight bytes / HBM bandwidth, H100 SXM 3.35 TB/s); ``c`` is fixed so that a full batch
+  ``b_max`` delivers exactly the throughput the scenario's energy per token implies
+  (replica power / J per token).  So the LP's capacity *is* the replica's saturation
+  throughput, and LP utilisation = replica utilisation rho.
+* **Requests** hold one of ``b_max`` batch slots (KV-cache space) for their prefill time
+  (prompt tokens x prefill time per token, compute-bound at an assumed 50 % of H100's
+  989 dense BF16 TFLOPS) plus ``G`` steps (``G`` = generated tokens, from the Azure traces).
+  With mean batch ``b`` a request sees ``b_seen = 1 + b(B-1)/B`` sequences (itself and the
+  others), its slot time is ``S = T_pre + G*t(b_seen)``, and Little's law ``b = lambda*E[S]``
+  fixes ``b`` at each rho (``b = B`` exactly at rho = 1).
+* **Waiting for a slot**: a G/G/c queue with ``c = b_max`` servers, Allen-Cunneen
+  approximation ``Wq = C(c, A) / (c/E[S] - lambda) * (ca^2 + cs^2)/2`` (``C`` = Erlang C,
+  exact for M/M/c); the wait, given that there is one, is taken as exponential with that
+  mean (exact for M/M/c).
+* **Latency** of a request: network round trip + wait + prefill + first step + about one
+  step of alignment to step boundaries (time to first token, TTFT) for LLM workloads, or
+  + all steps (completion) for images.  Tails (p99) are computed from the mixture of the
+  wait distribution and the trace's prompt-length distribution, not by adding p99s.
+
+Units: seconds inside, milliseconds in every returned table.  Every figure used is in
+:data:`HARDWARE` or :func:`default_profiles` with its source or a declared assumption.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .errors import TokenflowError
+from .traces import trace_stats
+
+# Sourced hardware figures (see ai_workload_parameters.md §4) and declared assumptions.
+HARDWARE = {
+    "dgx_h100_kw": (10.2, "https://www.supercluster.blog/p/6-ai-supercluster-nvidia-dgx-h100 "
+                          "(DGX H100, 8x H100 SXM, max system power 10.2 kW)"),
+    "gpus_per_dgx": (8, "same source"),
+    "h100_tdp_w": (700.0, "https://huggingface.co/hardware/h100"),
+    "h100_hbm_tb_per_s": (3.35, "https://github.com/scaleway/docs-content (H100-SXM: 3.35 TB/s HBM bandwidth)"),
+    "h100_bf16_tflops": (989.0, "https://gist.github.com/mikasenghaas/d63ded03f1f0417b1677627119bacc0d "
+                                "(H100 dense BF16 989 TFLOPS)"),
+    "prefill_mfu": (0.5, "assumption: prefill is compute-bound and reaches about half of peak FLOPS"),
+}
+GPU_KW = HARDWARE["dgx_h100_kw"][0] / HARDWARE["gpus_per_dgx"][0]  # IT kW per GPU incl. host share
+J_PER_KWH_PER_MTOK = 3.6  # 1 kWh per M tokens = 3.6e6 J / 1e6 tokens
+
+
+@dataclass(frozen=True)
+class ServiceProfile:
+    """How one workload is served on a replica (times in seconds).
+
+    ``steps`` is the per-request number of generation steps: the trace's generated tokens
+    (``trace`` set) or a fixed count ``fixed_steps`` (images: denoising steps).
+    ``tokens_per_step``: market tokens produced per sequence per step.  ``limit_ms`` is the
+    end-to-end latency limit at quantile ``q`` (time to first token when ``metric`` is
+    ``"ttft"``, completion when ``"completion"``); ``None`` = no latency limit (batch work).
+    """
+
+    workload: str
+    gpus_per_replica: int
+    max_batch: int
+    step_fixed_s: float
+    step_slope_s: float
+    prefill_s_per_token: float
+    tokens_per_step: float
+    limit_ms: float | None
+    metric: str = "ttft"
+    trace: str | None = None
+    fixed_steps: float | None = None
+    peak_trace: str | None = None
+    source: str = ""
+
+    def peak_to_mean(self) -> float:
+        """Peak-to-mean request rate over 1-minute windows of ``peak_trace`` (1 without one)."""
+        return trace_stats(self.peak_trace).peak_to_mean_1min if self.peak_trace else 1.0
+
+    def step_time(self, b: float) -> float:
+        """t(b) = a + c*b, seconds per generation step with ``b`` sequences in the batch."""
+        return self.step_fixed_s + self.step_slope_s * b
+
+    # request statistics -------------------------------------------------------------
+    def steps_moments(self) -> tuple[float, float]:
+        """(mean, squared coefficient of variation) of generation steps per request."""
+        if self.trace is not None:
+            t = trace_stats(self.trace)
+            return t.generated_mean, t.generated_scv
+        return float(self.fixed_steps), 0.0
+
+    def prefill_moments(self) -> tuple[float, float]:
+        """(mean, variance) of the prefill time per request, s."""
+        if self.trace is None or self.prefill_s_per_token == 0:
+            return 0.0, 0.0
+        t = trace_stats(self.trace)
+        m = t.prompt_mean * self.prefill_s_per_token
+        return m, t.prompt_scv * m * m
+
+    def prefill_grid(self, n: int = 400) -> np.ndarray:
+        """Prefill times (s) at ``n`` equally likely prompt lengths (for tail mixtures)."""
+        if self.trace is None or self.prefill_s_per_token == 0:
+            return np.zeros(1)
+        u = (np.arange(n) + 0.5) / n
+        return trace_stats(self.trace).prompt_quantile(u) * self.prefill_s_per_token
+
+    def saturation_rate(self) -> float:
+        """Requests/s a replica serves with every slot busy (rho = 1)."""
+        g, _ = self.steps_moments()
+        tpre, _ = self.prefill_moments()
+        return self.max_batch / (tpre + g * self.step_time(self.max_batch))
+
+    def tokens_per_request(self) -> float:
+        return self.steps_moments()[0] * self.tokens_per_step
+
+
+def _slope_for_energy(energy_kwh_per_mtok: float, gpus: int, b_max: int, tokens_per_step: float,
+                      a: float) -> float:
+    """c such that a full batch delivers the throughput the energy figure implies:
+    b_max*tokens_per_step / t(b_max) = gpus*GPU_KW*1000 / (J per token)."""
+    j_per_token = energy_kwh_per_mtok * J_PER_KWH_PER_MTOK
+    t_full = b_max * tokens_per_step * j_per_token / (gpus * GPU_KW * 1000.0)
+    c = (t_full - a) / b_max
+    if c < 0:
+        raise TokenflowError(f"step model: fixed step time {a * 1e3:.2f} ms exceeds the full-batch step time "
+                             f"{t_full * 1e3:.2f} ms implied by {energy_kwh_per_mtok} kWh/M tokens")
+    return c
+
+
+def default_profiles(s) -> dict[str, ServiceProfile]:
+    """Service profiles for the paper's workloads, consistent with scenario ``s``'s energy
+    per token (so LP capacity = replica saturation throughput).  Figures and sources:
+
+    * ``chat``: Llama-3.1-8B class on 1 H100 (the scenario's chat energy is measured on it);
+      weights 16.06 GB (8.03e9 parameters x 2 B) / 3.35 TB/s -> a = 4.8 ms; batch up to 64
+      (the batch of the ML.ENERGY measurement); prefill 2 x 8.03e9 FLOP per token at 50 %
+      of 989 TFLOPS; conversation trace; limit p99 TTFT 500 ms (MLPerf Inference, Llama 3.1
+      8B interactive).
+    * ``code_review``: 70B class (the scenario's 1 J/token assumption) on one 8-GPU DGX;
+      weights 141 GB over 8 x 3.35 TB/s; batch 64; code trace; limit p99 TTFT 2000 ms (MLPerf
+      Llama 2 70B server).
+    * ``image``: one image per GPU at a time (no batching, a = 0), 30 denoising steps of
+      4096/30 tokens (assumption); limit p99 completion 20 s (MLPerf SDXL server).
+    * ``batch_training``: no latency limit (throughput work); not queued here.
+
+    ``peak_trace``: the trace whose 1-minute peak-to-mean rate sets the within-hour peak load
+    (conversation for chat and, as an assumption, image; code for code_review).
+    """
+    e = s.workloads["energy_kwh_per_mtok"]
+    tflops = HARDWARE["h100_bf16_tflops"][0] * 1e12 * HARDWARE["prefill_mfu"][0]
+    hbm = HARDWARE["h100_hbm_tb_per_s"][0] * 1e12
+    mlperf = "https://github.com/mlcommons/inference/blob/001712e9daf80386e0dda43f97b8f36981d792c4/loadgen/mlperf.conf"
+    out: dict[str, ServiceProfile] = {}
+    if "chat" in e:
+        a = 8.03e9 * 2 / hbm
+        out["chat"] = ServiceProfile(
+            "chat", 1, 64, a, _slope_for_energy(e["chat"], 1, 64, 1.0, a), 2 * 8.03e9 / tflops, 1.0, 500.0,
+            "ttft", trace="conv", peak_trace="conv",
+            source=f"Llama-3.1-8B on 1 H100; TTFT limit 500 ms at p99: MLPerf llama3_1-8b-interactive ({mlperf})")
+    if "code_review" in e:
+        a = 70.6e9 * 2 / (8 * hbm)
+        out["code_review"] = ServiceProfile(
+            "code_review", 8, 64, a, _slope_for_energy(e["code_review"], 8, 64, 1.0, a),
+            2 * 70.6e9 / (8 * tflops), 1.0, 2000.0, "ttft", trace="code", peak_trace="code",
+            source=f"70B model on 8 H100; TTFT limit 2000 ms at p99: MLPerf llama2-70b server ({mlperf})")
+    if "image" in e:
+        steps, tokens = 30.0, 4096.0
+        out["image"] = ServiceProfile(
+            "image", 1, 1, 0.0, _slope_for_energy(e["image"], 1, 1, tokens / steps, 0.0), 0.0, tokens / steps,
+            20000.0, "completion", fixed_steps=steps, peak_trace="conv",
+            source=f"one image per GPU, 30 steps (assumption); 20 s at p99: MLPerf SDXL server ({mlperf}); "
+                   "arrival peaks as the conversation trace (assumption)")
+    return out
+
+
+# --------------------------------------------------------------------------- queues
+
+def erlang_c(c: int, a: float) -> float:
+    """Probability that an arrival waits in an M/M/c queue with offered load ``a`` = lambda/mu
+    (Erlang B recursion, numerically stable for large ``c``); 1 when a >= c."""
+    if c < 1 or int(c) != c:
+        raise TokenflowError(f"erlang_c: c must be a positive integer, got {c!r}")
+    if a < 0 or not math.isfinite(a):
+        raise TokenflowError(f"erlang_c: offered load must be finite and >= 0, got {a!r}")
+    if a >= c:
+        return 1.0
+    if a == 0:
+        return 0.0
+    if c <= 200:
+        b = 1.0
+        for k in range(1, int(c) + 1):
+            b = a * b / (k + a * b)
+    else:  # Erlang B = Poisson pmf / cdf at c, in logs (stable for very large c)
+        from scipy.stats import poisson
+
+        b = math.exp(float(poisson.logpmf(c, a) - poisson.logcdf(c, a)))
+    rho = a / c
+    return b / (1.0 - rho * (1.0 - b))
+
+
+def ggc_wait(lam: float, mean_service: float, c: int, ca2: float = 1.0, cs2: float = 1.0) -> tuple[float, float]:
+    """(P(wait), mean wait in s) of a G/G/c queue by Allen-Cunneen: the M/M/c wait scaled by
+    (ca^2 + cs^2)/2.  Exact for M/M/c (ca2 = cs2 = 1).  Infinite wait at or above saturation."""
+    a = lam * mean_service
+    if a >= c:
+        return 1.0, math.inf
+    pw = erlang_c(c, a)
+    return pw, pw / (c / mean_service - lam) * (ca2 + cs2) / 2.0
+
+
+def _mixture_quantile(q: float, p_wait: float, cond_mean: float, x: np.ndarray) -> float:
+    """q-quantile of W + X, W = 0 w.p. 1 - p_wait else Exp(mean cond_mean), X uniform over the
+    grid ``x`` and independent of W (bisection on the survival function)."""
+    if not math.isfinite(cond_mean):
+        return math.inf
+
+    def surv(v: float) -> float:
+        w = v - x
+        pw = np.where(w < 0, 1.0, p_wait * np.exp(-np.maximum(w, 0) / cond_mean if cond_mean > 0 else -np.inf))
+        return float(np.mean(np.where(w < 0, 1.0, pw)))
+
+    tail = cond_mean * (max(0.0, math.log(p_wait / (1 - q))) + 1.0) if p_wait > 0 else 0.0
+    lo, hi = float(x.min()), float(x.max()) + tail + 1e-9
+    if surv(lo) <= 1 - q:
+        return lo
+    for _ in range(50):
+        mid = 0.5 * (lo + hi)
+        if surv(mid) > 1 - q:
+            lo = mid
+        else:
+            hi = mid
+    return hi
+
+
+def replica_latency(p: ServiceProfile, rho: float, ca2: float = 1.0, q: float = 0.99,
+                    replicas: int = 1) -> dict[str, float]:
+    """Analytic latency of ``replicas`` pooled replicas of profile ``p`` (one queue feeding
+    ``replicas * max_batch`` slots: a least-loaded router) at utilisation ``rho`` (0-1 of the
+    saturation throughput) with arrival SCV ``ca2``.  Returns milliseconds: ``mean_ms`` and
+    ``p_ms`` (the ``q`` quantile) of the processing latency (wait + prefill + first step, or
+    + all steps for ``metric="completion"``), ``wait_mean_ms``, ``step_ms`` (time per output
+    token at the mean batch) and ``batch`` (mean sequences in the batch), ``p_wait``."""
+    if not (0 <= rho < 1):
+        inf = math.inf
+        return {"rho": rho, "batch": float(p.max_batch), "step_ms": p.step_time(p.max_batch) * 1e3,
+                "p_wait": 1.0, "wait_mean_ms": inf, "mean_ms": inf, "p_ms": inf}
+    g, g_scv = p.steps_moments()
+    tpre, tpre_var = p.prefill_moments()
+    lam = rho * p.saturation_rate()
+    big_b = p.max_batch
+    # a request sees itself plus the others: b_seen = 1 + b*(B-1)/B; Little: b = lam*E[S(b_seen)]
+    b = min(float(big_b), lam * (tpre + g * p.step_time(1.0))
+            / (1.0 - lam * g * p.step_slope_s * (big_b - 1) / big_b))
+    t = p.step_time(1.0 + b * (big_b - 1) / big_b)
+    es = tpre + g * t
+    cs2 = (tpre_var + t * t * g_scv * g * g) / es ** 2
+    pw, wq = ggc_wait(lam * replicas, es, p.max_batch * int(replicas), ca2, cs2)
+    # steps are atomic: admission waits for the running step to end and the first decode step
+    # starts at the boundary after prefill, about one step in all for the first token
+    x = p.prefill_grid() + 2 * t if p.metric == "ttft" else np.array([g * t])
+    if p.metric == "completion" and g_scv > 0:
+        raise TokenflowError("completion latency is only modelled for a fixed number of steps")
+    pq = _mixture_quantile(q, pw, wq / pw if pw > 0 else 0.0, x)
+    return {"rho": rho, "batch": b, "step_ms": t * 1e3, "p_wait": pw, "wait_mean_ms": wq * 1e3,
+            "mean_ms": (wq + float(x.mean())) * 1e3, "p_ms": pq * 1e3}
+
+
+def max_utilisation(p: ServiceProfile, budget_ms: float, ca2: float = 1.0, q: float = 0.99,
+                    replicas: int = 1, tol: float = 1e-4) -> float:
+    """Largest rho at which the ``q`` quantile of the processing latency stays within
+    ``budget_ms`` (0 when even an idle replica misses it)."""
+    if budget_ms <= 0 or replica_latency(p, 0.0, ca2, q, replicas)["p_ms"] > budget_ms:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if replica_latency(p, mid, ca2, q, replicas)["p_ms"] <= budget_ms:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def thinned_scv(ca2: float, n: float) -> float:
+    """SCV of a renewal stream split at random over ``n`` replicas: 1 + (ca2 - 1)/n."""
+    return 1.0 + (ca2 - 1.0) / max(n, 1.0)
+
+
+def arrival_scv(p: ServiceProfile) -> float:
+    """Squared CV of the trace's inter-arrival times (1 = Poisson when no trace)."""
+    return trace_stats(p.trace).interarrival_cv ** 2 if p.trace else 1.0
+
+
+# --------------------------------------------------------------------------- the market
+
+def route_rtt_ms(s) -> pd.DataFrame:
+    """Round-trip time (ms) of the latency-shortest path between every ordered node pair
+    (origin rows, processing-node columns; 0 on the diagonal)."""
+    from .network import candidate_paths
+
+    ps = candidate_paths(s, 1)
+    nodes = s.node_ids
+    out = pd.DataFrame(np.inf, index=pd.Index(nodes, name="origin"), columns=pd.Index(nodes, name="node"))
+    for o, t, r in zip(ps.origin, ps.target, ps.rtt_ms):
+        out.iat[o, t] = min(out.iat[o, t], r)
+    return out
+
+
+def pool_replicas(capacity_kw: float, share: float, p: ServiceProfile) -> int:
+    """Replicas of profile ``p`` at a node with ``capacity_kw`` of AI compute of which the share
+    ``share`` serves this workload (at least 1)."""
+    return max(1, int(round(capacity_kw * share / GPU_KW / p.gpus_per_replica)))
+
+
+def load_shares(result, s) -> pd.DataFrame:
+    """Share of each node's compute load (kW) taken by each workload (node x workload)."""
+    load = result.dataset["processing"].to_pandas() * s.workloads["energy_kwh_per_mtok"]
+    return load.div(load.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
+
+
+def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None, q: float = 0.99,
+                   utilisation: pd.DataFrame | None = None, capacity_kw: pd.Series | None = None,
+                   peak: bool = False, dispatch: str = "pooled") -> xr.Dataset:
+    """Latency of the cleared market ``result`` of scenario ``s``, per node and workload.
+
+    The pool of workload ``k`` at node ``n`` has its share of the node's GPUs
+    (``capacity_kw``, default the result's compute capacity) and runs at ``utilisation``
+    (node x workload; default the node's compute utilisation for every pool), times the
+    profile's 1-minute peak-to-mean when ``peak``.  ``dispatch``: ``"pooled"`` (a least-loaded
+    router: one queue for the pool, trace burstiness kept) or ``"random"`` (each replica its
+    own queue, the trace's arrivals thinned at random).  Returns ``pool_utilisation``,
+    ``replicas``, ``mean_ms``, ``p_ms`` (processing latency, node x workload), ``rtt_ms``
+    (origin x node), ``e2e_p_ms`` (RTT + processing quantile on routes in use, origin x node x
+    workload), ``limit_ms`` and ``lp_limit_ms`` (workload)."""
+    if dispatch not in ("pooled", "random"):
+        raise TokenflowError(f"dispatch must be 'pooled' or 'random', got {dispatch!r}")
+    ds = result.dataset
+    profiles = default_profiles(s) if profiles is None else profiles
+    nodes, wls = list(ds["node"].values), list(ds["workload"].values)
+    node_u = ds["compute_utilization"].to_pandas()
+    util = (pd.DataFrame({w: node_u for w in wls}) if utilisation is None
+            else utilisation.reindex(index=nodes, columns=wls))
+    cap = ds["compute_capacity"].to_pandas() if capacity_kw is None else capacity_kw
+    proc = ds["processing"].to_pandas()
+    share = load_shares(result, s)
+    shape = (len(nodes), len(wls))
+    res = {k: np.full(shape, np.nan) for k in ("pool_utilisation", "mean_ms", "p_ms", "replicas", "batch", "step_ms")}
+    for j, w in enumerate(wls):
+        p = profiles.get(w)
+        if p is None:
+            continue
+        ca2 = arrival_scv(p)
+        for i, n in enumerate(nodes):
+            if proc.loc[n, w] <= 0:
+                continue
+            reps = pool_replicas(cap[n], share.loc[n, w], p)
+            rho = float(util.loc[n, w]) * (p.peak_to_mean() if peak else 1.0)
+            if dispatch == "pooled":
+                lat = replica_latency(p, min(rho, 1.0), ca2, q, reps)
+            else:
+                lat = replica_latency(p, min(rho, 1.0), thinned_scv(ca2, reps), q, 1)
+            res["pool_utilisation"][i, j] = rho
+            res["mean_ms"][i, j], res["p_ms"][i, j] = lat["mean_ms"], lat["p_ms"]
+            res["replicas"][i, j] = reps
+            res["batch"][i, j], res["step_ms"][i, j] = lat["batch"], lat["step_ms"]
+    rtt = route_rtt_ms(s).loc[nodes, nodes]
+    used = ds["transfers"].transpose("origin", "node", "workload").values > 1e-9
+    e2e = np.where(used, rtt.values[:, :, None] + res["p_ms"][None, :, :], np.nan)
+    lp_lim = json.loads(ds.attrs["latency_limits_ms"])
+    out = xr.Dataset(
+        {
+            **{k: (("node", "workload"), v) for k, v in res.items()},
+            "rtt_ms": (("origin", "node"), rtt.to_numpy()),
+            "e2e_p_ms": (("origin", "node", "workload"), e2e),
+            "limit_ms": (("workload",), np.array([np.nan if profiles.get(w) is None or profiles[w].limit_ms is None
+                                                  else profiles[w].limit_ms for w in wls])),
+            "lp_limit_ms": (("workload",), np.array([float(lp_lim.get(w, np.nan)) for w in wls])),
+        },
+        coords={"node": nodes, "workload": wls, "origin": nodes},
+        attrs={"quantile": q, "peak": int(peak), "dispatch": dispatch},
+    )
+    for v, u in {"pool_utilisation": "1", "mean_ms": "ms", "p_ms": "ms", "rtt_ms": "ms", "e2e_p_ms": "ms",
+                 "limit_ms": "ms", "lp_limit_ms": "ms", "replicas": "1", "batch": "sequences",
+                 "step_ms": "ms"}.items():
+        out[v].attrs["unit"] = u
+    return out
+
+
+def with_limits(profiles: dict[str, ServiceProfile], limits_ms: dict[str, float | None]) -> dict[str, ServiceProfile]:
+    """Profiles with some end-to-end latency limits changed (ms; None removes the limit)."""
+    out = dict(profiles)
+    for w, v in limits_ms.items():
+        if w not in out:
+            raise TokenflowError(f"no service profile for workload {w!r}")
+        out[w] = replace(out[w], limit_ms=v)
+    return out
+
+
+def energy_mix(s, profiles: dict[str, ServiceProfile] | None = None) -> pd.DataFrame:
+    """Energy per generated token when prompt processing is weighted by the trace's mix.
+
+    Prefill is compute-bound: a prompt token costs the replica's power x its prefill time per
+    token (J), while the scenario's figure is per generated token.  Per workload with a trace:
+    ``decode_j`` (scenario, J per generated token), ``prefill_j`` (J per prompt token),
+    ``prompt_per_generated`` (trace), ``weighted_j`` = decode_j + ratio x prefill_j and
+    ``factor`` = weighted_j / decode_j.  Read as: how much the energy per market token would
+    grow if the scenario's figure covered generation only and the requests looked like the trace."""
+    profiles = default_profiles(s) if profiles is None else profiles
+    rows = {}
+    for w, p in profiles.items():
+        if p.trace is None:
+            continue
+        t = trace_stats(p.trace)
+        dec = float(s.workloads.loc[w, "energy_kwh_per_mtok"]) * J_PER_KWH_PER_MTOK
+        pre = p.gpus_per_replica * GPU_KW * 1000.0 * p.prefill_s_per_token
+        ratio = t.prompt_mean / t.generated_mean
+        rows[w] = {"trace": p.trace, "decode_j": dec, "prefill_j": pre, "prompt_per_generated": ratio,
+                   "weighted_j": dec + ratio * pre, "factor": (dec + ratio * pre) / dec}
+    return pd.DataFrame(rows).T

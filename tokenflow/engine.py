@@ -192,6 +192,7 @@ class Market:
                                value_of_lost_load=self._voll)
             self._scenario, self.inp = s, inp
             self._limit_cache = None
+            self._arr_cache.clear()
             lat_changed = not np.array_equal(old.arc_latency_ms, inp.arc_latency_ms)
             if lat_changed:
                 self._graph = Graph(inp)
@@ -304,7 +305,7 @@ class Market:
         """The path LP over the current columns; everything but the demand right-hand side is
         cached per (inputs, columns)."""
         inp = self.inp
-        key = (id(inp), len(self.cols), scale is None)
+        key = (len(self.cols), scale is None)  # the cache is cleared whenever the inputs change
         hit = self._arr_cache.get(key)
         if hit is None:
             on = self._col_on()

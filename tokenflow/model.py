@@ -50,10 +50,10 @@ class LPArrays:
         share the cache as long as the matrix is the same)."""
         if self.cache is None:
             self.cache = {}
-        key = (id(self.data), len(self.data))
-        if self.cache.get("key") != key:
+        if self.cache.get("data") is not self.data or self.cache.get("indices") is not self.indices:
             col = np.repeat(np.arange(self.n_cols), np.diff(self.indptr))
-            self.cache.update(key=key, col=col, row=self.indices.astype(np.int64), absdata=np.abs(self.data))
+            self.cache.update(data=self.data, indices=self.indices, col=col, row=self.indices.astype(np.int64),
+                              absdata=np.abs(self.data))
         return self.cache
 
     @property

@@ -206,8 +206,24 @@ class MarketResult:
 
     @classmethod
     def from_netcdf(cls, path: str | Path) -> MarketResult:
-        with xr.open_dataset(path) as ds:
-            return cls(ds.load())
+        """Read a result written by :meth:`to_netcdf`; a missing, damaged or foreign file
+        raises :class:`~tokenflow.errors.TokenflowError` naming it."""
+        from .errors import TokenflowError
+
+        path = Path(path)
+        if not path.is_file():
+            raise TokenflowError(f"cannot read result file {path}: no such file")
+        try:
+            with xr.open_dataset(path) as ds:
+                ds = ds.load()
+        except Exception as exc:  # noqa: BLE001 - any reader failure is one clear message
+            raise TokenflowError(f"cannot read result file {path}: not a readable netCDF file "
+                                 f"({exc.__class__.__name__})") from None
+        missing = [v for v in ("price", "objective", "demand") if v not in ds]
+        if missing:
+            raise TokenflowError(f"cannot read result file {path}: not a tokenflow market result "
+                                 f"(no {', '.join(missing)})")
+        return cls(ds)
 
     def __repr__(self) -> str:
         a = self.dataset.attrs

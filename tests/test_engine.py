@@ -382,3 +382,47 @@ def test_linopy_view_is_the_same_lp(us5):
 def test_market_exported(us5):
     assert tf.Market is Market
     assert list(itertools.islice(tf.Market.__init__.__code__.co_varnames, 1, 2)) == ["scenario"]
+
+
+# ----------------------------------------------------------------------------- loops through the engine
+
+def test_pooled_solves_equal_fresh_solves(us5):
+    from tokenflow.engine import pooled_solve
+    from tokenflow.sweep import apply_inputs
+
+    rng = np.random.default_rng(7)
+    for _ in range(6):
+        point = {"param.link_bandwidth_gbps": float(rng.uniform(60, 200)),
+                 "workload.chat.payload_bytes_per_token": float(rng.uniform(20, 400)),
+                 "param.route_factor": float(rng.uniform(1.3, 2.4))}
+        s2, _ = apply_inputs(us5, point)
+        for kw in ({"demand_scale": 30.0}, {"demand_scale": 30.0, "transfer_aware": False},
+                   {"demand_scale": 30.0, "latency_limits_ms": {"chat": 15.0}}):
+            _assert_same(pooled_solve(s2, **kw), tf.solve(s2, **kw))
+
+
+def test_latency_sweep_equals_fresh_solves(us5):
+    from tokenflow.analysis import latency_sweep
+
+    limits = [100.0, 30.0, 15.0, 8.0, 60.0]
+    sw = latency_sweep(us5, "chat", limits, demand_scale=35)
+    for lim in limits:
+        want = tf.solve(us5, demand_scale=35, latency_limits_ms={"chat": lim}).prices.sel(workload="chat")
+        np.testing.assert_allclose(sw["price"].sel(latency_limit_ms=lim).values, want.values, rtol=1e-7)
+
+
+def test_both_directions_path_equals_arc_and_changes_in_place(us5):
+    s = us5.with_choices(payload_direction="both")
+    m = Market(s)
+    for scale in (20.0, 35.0, 45.0):
+        got = m.solve(demand_scale=scale)
+        _assert_same(got, tf.solve(s, demand_scale=scale))
+        arc = tf.solve(s, demand_scale=scale, formulation="arc")
+        assert got.objective == pytest.approx(arc.objective, rel=1e-9)
+    assert m.solve(demand_scale=0).prices.values == pytest.approx(
+        tf.solve(s, demand_scale=0, formulation="arc").prices.values, rel=1e-9)
+    assert json_choice(got) == "both"
+
+
+def json_choice(r: tf.MarketResult) -> str:
+    return r.choices.get("payload_direction", "")

@@ -2,8 +2,8 @@
 
 Prints, in one run:
 
-* first solve (``tokenflow.solve``, fresh process state) vs HiGHS reading nothing but the
-  exported MPS of the final LP (``run`` only, cold);
+* first solve (``tokenflow.solve`` builds the market from scratch: best of 3, imports
+  excluded) vs HiGHS alone on the exported MPS of the final LP (``run`` only, cold);
 * re-solve after each kind of change on a live ``Market`` vs HiGHS's own ``run`` inside
   that re-solve (warm, same instance) and vs HiGHS cold on the changed LP;
 * a 40-point demand sweep (``Market.solve`` per point, and ``analysis.demand_sweep``);
@@ -45,9 +45,12 @@ def first_solve(case: str, scale: float, q) -> None:
     import tokenflow as tf
 
     s = tf.load_scenario(case)
-    t0 = time.perf_counter()
-    r = tf.solve(s, demand_scale=scale)
-    t = time.perf_counter() - t0
+    tf.solve(tf.load_scenario("us5"), demand_scale=1.0)  # imports and one-time set-up, not timed
+    t = float("inf")
+    for _ in range(3):  # every tokenflow.solve builds its market from scratch
+        t0 = time.perf_counter()
+        r = tf.solve(s, demand_scale=scale)
+        t = min(t, time.perf_counter() - t0)
     with tempfile.TemporaryDirectory() as tmp:
         p = tf.export_lp(s, Path(tmp) / "m.mps", demand_scale=scale)
         hi = cold_highs(p)

@@ -588,6 +588,22 @@ def test_killed_dask_workers_mark_the_sweep_incomplete(us5):
 INTERRUPT_SPEC = {"scenario": "us20", "grid": {"demand_scale": [float(x) for x in np.linspace(1, 30, 400)]}}
 
 
+def _wait_for_sigterm_handler(pid: int, timeout: float = 120.0) -> None:
+    """Wait until process ``pid`` catches SIGTERM (Linux: the SigCgt mask in /proc), i.e. the
+    CLI has finished importing and installed its handlers; a fixed sleep is flaky on a busy machine."""
+    status = Path(f"/proc/{pid}/status")
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            mask = next(line for line in status.read_text().splitlines() if line.startswith("SigCgt:"))
+        except (OSError, StopIteration):
+            return  # no /proc (not Linux) or the process is gone: fall through to the checks
+        if int(mask.split()[1], 16) >> (signal.SIGTERM - 1) & 1:
+            return
+        time.sleep(0.05)
+    pytest.fail("the sweep did not start within the timeout")
+
+
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
                                              (signal.SIGTERM, 143, "terminated")])
 def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word):
@@ -597,7 +613,8 @@ def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word):
     out.write_bytes(out_before)
     proc = subprocess.Popen([PY, "-m", "tokenflow.cli", "sweep", str(spec), "--workers", "0", "--out", str(out)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    time.sleep(6)  # imports, scenario, first solves
+    _wait_for_sigterm_handler(proc.pid)  # imports done, the sweep command has started
+    time.sleep(1.0)  # first solves
     proc.send_signal(sig)
     try:
         stdout, stderr = proc.communicate(timeout=60)

@@ -74,17 +74,18 @@ class ArcStructure:
         self.row_of = row_of
         # balance row that holds the demand of (node, workload)
         origin_row = np.empty((N, K), dtype=np.int64)
+        com_of = {(int(k), int(o)): ci for ci, (k, o) in enumerate(zip(self.com_k, self.com_o))}
         for k in range(K):
-            agg = np.nonzero((self.com_k == k) & (self.com_o == -1))[0]
             for n in range(N):
-                ci = int(agg[0]) if len(agg) else int(np.nonzero((self.com_k == k) & (self.com_o == n))[0][0])
+                ci = com_of.get((k, -1), com_of.get((k, n)))
                 origin_row[n, k] = row_of[ci, n]
         self.origin_row = origin_row
         self.dist = dist
         # unreachable demand: an origin-specific commodity whose ball holds no compute
         problems = []
+        n_proc = np.bincount(self.y_c, minlength=len(self.com_k))
         for ci, (k, o) in enumerate(zip(self.com_k, self.com_o)):
-            if o >= 0 and inp.base_demand[o, k] > 0 and not np.any(self.y_c == ci) and np.isnan(inp.voll[k]):
+            if o >= 0 and inp.base_demand[o, k] > 0 and not n_proc[ci] and np.isnan(inp.voll[k]):
                 problems.append(f"unreachable demand: {inp.workload_ids[k]} at node {inp.node_ids[o]!r} cannot "
                                 f"reach any node with compute capacity within its {inp.latency_ms[k]:g} ms latency "
                                 "limit")
@@ -153,6 +154,11 @@ class ArcStructure:
             indptr=indptr, indices=np.r_[aux_rows, f_rows, y_rows].astype(np.int32),
             data=np.r_[aux_vals, f_vals, y_vals], row_scale=row_scales(inp, nb),
         )
+
+    def commodity(self, o: int, k: int) -> int:
+        """The commodity that carries the demand of workload ``k`` at ``o``."""
+        agg = np.nonzero((self.com_k == k) & (self.com_o == -1))[0]
+        return int(agg[0]) if len(agg) else int(np.nonzero((self.com_k == k) & (self.com_o == o))[0][0])
 
     def allowed(self, ci: int) -> tuple[np.ndarray, np.ndarray]:
         """Arcs and processing nodes commodity ``ci`` may use."""

@@ -543,7 +543,7 @@ class Market:
         lengths = arc_lengths(inp, rho, True) if inp.L else np.zeros((inp.K, 0))
         out = {}
         for o, k in np.argwhere(rows):
-            ci = int(np.nonzero((st.com_k == k) & ((st.com_o == -1) | (st.com_o == o)))[0][0])
+            ci = st.commodity(int(o), int(k))
             arcs, nodes = st.allowed(ci)
             if len(arcs):
                 ln = lengths[k][arcs]

@@ -91,6 +91,10 @@ class Solution:
     arc: ArcStructure | None = None
 
 
+_FAST = {"demand", "electricity_usd_per_kwh", "capacity_mw", "other_opex_usd_per_kwh", "link_bandwidth_gbps",
+         "transfer_cost_usd_per_gb"}
+
+
 def _same_voll(a, b) -> bool:
     try:
         return bool(a == b)
@@ -133,6 +137,7 @@ class Market:
         self._limit_cache: ScaleLimit | None = None
         self._arr_cache: dict = {}
         self._pre: tuple | None = None
+        self._pending: list[dict] = []  # number changes applied to the arrays, not yet to the Scenario
         self.n_solves = 0
         if self.formulation == "path":
             self.cols = PathColumns()
@@ -149,6 +154,11 @@ class Market:
     @property
     def scenario(self) -> Scenario:
         """The scenario with every change applied so far."""
+        if self._pending:
+            s = self._scenario
+            for rep in self._pending:
+                s = s.replace(**rep)
+            self._scenario, self._pending = s, []
         return self._scenario
 
     @property
@@ -162,9 +172,11 @@ class Market:
         if unknown:
             raise ScenarioError(f"Market.solve: unknown change {', '.join(map(repr, unknown))}; "
                                 f"allowed: {', '.join(CHANGES)}")
-        s = self._scenario
         if "demand_scale" in changes:
             self.demand_scale = check_number(changes["demand_scale"], "demand_scale", "(multiplier)")
+        if self._fast_numbers(changes):
+            return
+        s = self.scenario
         rebuild = False
         if "scenario" in changes:
             new = check_scenario(changes["scenario"])
@@ -206,6 +218,63 @@ class Market:
                     not np.array_equal(np.isnan(old.voll), np.isnan(inp.voll)):
                 self._check_reachable()
 
+    def _fast_numbers(self, changes: dict) -> bool:
+        """Number changes (prices, opex, capacities, bandwidths, transfer costs, demand) go
+        straight into the arrays; the Scenario catches up only when asked for."""
+        keys = set(changes) - {"demand_scale"}
+        if not keys:
+            return True
+        if not keys <= _FAST:
+            return False
+        s, inp = self._scenario, self.inp
+        rep = self._replace_kwargs(s, changes)
+        npos = {n: i for i, n in enumerate(inp.node_ids)}
+        lpos = {lk: i for i, lk in enumerate(s.links.index)}
+        wpos = {w: i for i, w in enumerate(inp.workload_ids)}
+        upd: dict = {}
+        for n, fields in rep.get("nodes", {}).items():
+            if n not in npos:
+                raise ScenarioError(f"unknown node {n!r} (nodes: {', '.join(inp.node_ids)})")
+            i = npos[n]
+            if "electricity_usd_per_kwh" in fields:
+                upd.setdefault("elec_price", inp.elec_price.copy())[i] = fields["electricity_usd_per_kwh"]
+            if "capacity_mw" in fields:
+                upd.setdefault("capacity_kw", inp.capacity_kw.copy())[i] = \
+                    fields["capacity_mw"] * inp.ai_share * 1000.0
+        for lk, fields in rep.get("links", {}).items():
+            if lk not in lpos:
+                raise ScenarioError(f"unknown link {lk!r} (links: {', '.join(map(str, s.links.index))})")
+            i = lpos[lk]
+            if "bandwidth_gbps" in fields:
+                upd.setdefault("arc_capacity_gbh", inp.arc_capacity_gbh.copy())[2 * i:2 * i + 2] = \
+                    fields["bandwidth_gbps"] * GBPS_TO_GB_PER_H
+            if "transfer_cost_usd_per_gb" in fields:
+                upd.setdefault("arc_cost", inp.arc_cost.copy())[2 * i:2 * i + 2] = fields["transfer_cost_usd_per_gb"]
+        if "other_opex_usd_per_kwh" in rep.get("params", {}):
+            upd["opex"] = rep["params"]["other_opex_usd_per_kwh"]
+        for n, row in rep.get("demand", {}).items():
+            if n not in npos:
+                raise ScenarioError(f"demand: unknown node {n!r} (nodes: {', '.join(inp.node_ids)})")
+            for w, v in row.items():
+                if w not in wpos:
+                    raise ScenarioError(f"demand.{n}: unknown workload {w!r}")
+                upd.setdefault("base_demand", inp.base_demand.copy())[npos[n], wpos[w]] = v
+        if "capacity_kw" in upd and not (upd["capacity_kw"] > 0).any():
+            raise ScenarioError("capacity_mw: no node would have compute capacity")
+        if "elec_price" in upd or "opex" in upd:
+            elec = inp.pue * upd.get("elec_price", inp.elec_price)
+            upd["proc_cost"] = np.outer(elec + upd.get("opex", inp.opex), inp.intensity)
+            upd["energy_cost"] = np.outer(elec, inp.intensity)
+        old = inp
+        self.inp = dataclasses.replace(inp, **upd)
+        self._pending.append(rep)
+        self._limit_cache = None
+        self._arr_cache.clear()
+        if "base_demand" in upd or ("capacity_kw" in upd and
+                                    not np.array_equal(old.capacity_kw > 0, upd["capacity_kw"] > 0)):
+            self._check_reachable()
+        return True
+
     @staticmethod
     def _replace_kwargs(s: Scenario, ch: dict) -> dict:
         """Scenario.replace arguments for the number changes (validated by the scenario)."""
@@ -218,7 +287,8 @@ class Market:
                 if not isinstance(v, Mapping):
                     raise ScenarioError(f"{key}: expected a mapping node -> value, got {v!r:.60}")
                 for n, x in v.items():
-                    nodes.setdefault(n, {})[field] = check_number(x, f"{key}.{n}", CHANGES[key])
+                    nodes.setdefault(n, {})[field] = check_number(x, f"{key}.{n}", CHANGES[key],
+                                                                  allow_zero=field == "capacity_mw")
         for key, field in (("link_bandwidth_gbps", "bandwidth_gbps"), ("transfer_cost_usd_per_gb",
                                                                        "transfer_cost_usd_per_gb")):
             if key in ch:
@@ -267,7 +337,7 @@ class Market:
         ta = check_bool(transfer_aware, "transfer_aware")
         lat = per_workload(scenario, latency_limits_ms, "latency_limits_ms", "ms", allow_zero=True)
         changes: dict = {"demand_scale": demand_scale}
-        if scenario is not self._scenario or ta != self._ta or lat != self._lat \
+        if self._pending or scenario is not self._scenario or ta != self._ta or lat != self._lat \
                 or not _same_voll(value_of_lost_load, self._voll):
             self._lat = {}
             changes.update(scenario=scenario, transfer_aware=ta, latency_limits_ms=lat,
@@ -572,7 +642,7 @@ class Market:
         r = self.solve(**changes)
         inp = self.inp
         if self.formulation == "path":
-            arc_market = Market(self._scenario, transfer_aware=self._ta, formulation="arc",
+            arc_market = Market(self.scenario, transfer_aware=self._ta, formulation="arc",
                                 latency_limits_ms=self._lat or None, value_of_lost_load=self._voll)
             exact = bool(np.all(arc_market.arc.com_o == -1))
             if exact:

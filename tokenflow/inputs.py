@@ -163,6 +163,10 @@ class Inputs:
     latency_ms: np.ndarray  # K, round-trip limit
     voll: np.ndarray  # K, $/M tokens, NaN = no lost load
     choices: dict[str, str]
+    elec_price: np.ndarray | None = None  # N, $/kWh (before PUE)
+    pue: np.ndarray | None = None  # N
+    opex: float = 0.0  # $/kWh, other operating cost
+    ai_share: float = 1.0
 
     @property
     def rev_arc(self) -> np.ndarray:
@@ -241,5 +245,6 @@ def build_inputs(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms:
         proc_cost=np.outer(elec + float(par["other_opex_usd_per_kwh"]), g), energy_cost=np.outer(elec, g),
         capacity_kw=capacity, base_demand=demand,
         latency_ms=resolve_latency(s, latency_limits_ms), voll=resolve_voll(s, value_of_lost_load),
-        choices=scenario_choices(s),
+        choices=scenario_choices(s), elec_price=nd["electricity_usd_per_kwh"].to_numpy(float), pue=pue,
+        opex=float(par["other_opex_usd_per_kwh"]), ai_share=float(par["ai_share"]),
     )

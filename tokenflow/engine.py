@@ -735,7 +735,11 @@ def pooled_market(scenario: Scenario, *, transfer_aware: bool = True, formulatio
     settings (kept in a small pool, least recently used dropped): loops, sweeps and root
     finds re-use it instead of building the LP again."""
     scenario = check_scenario(scenario)
-    key = (_structure(scenario), check_formulation(formulation), check_bool(transfer_aware, "transfer_aware"),
+    import threading
+
+    # one pool per thread: a live market must never be solved by two threads at once
+    key = (threading.get_ident(), _structure(scenario), check_formulation(formulation),
+           check_bool(transfer_aware, "transfer_aware"),
            json.dumps(latency_limits_ms, sort_keys=True, default=str),
            json.dumps(value_of_lost_load, sort_keys=True, default=str), tag)
     m = _POOL.pop(key, None)

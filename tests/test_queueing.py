@@ -123,3 +123,32 @@ def test_image_is_m_d_1(profiles):
 def test_thinning():
     assert thinned_scv(5.0, 1) == 5.0
     assert thinned_scv(5.0, 4) == pytest.approx(2.0)
+
+
+def test_bad_inputs_raise_clear_errors(profiles):
+    p = profiles["chat"]
+    with pytest.raises(TokenflowError, match="utilisation"):
+        replica_latency(p, -0.1)
+    with pytest.raises(TokenflowError, match="utilisation"):
+        replica_latency(p, float("nan"))
+    with pytest.raises(TokenflowError, match="quantile"):
+        replica_latency(p, 0.5, q=1.0)
+
+
+def test_market_latency_needs_origin_flows(us5):
+    from tokenflow.queueing import market_latency
+
+    r = tf.solve(us5, demand_scale=10)
+    lat = market_latency(r, us5)
+    modelled = ["chat", "image", "code_review"]  # batch training has no latency limit
+    used = (r.dataset["transfers"].transpose("origin", "node", "workload") > 1e-9).sel(workload=modelled)
+    e2e = lat["e2e_p_ms"].sel(workload=modelled)
+    # every route in use gets an end-to-end latency, at least its round trip plus prefill
+    assert bool((~np.isnan(e2e) == used).all())
+    rtt = lat["rtt_ms"].broadcast_like(e2e)
+    assert bool((e2e.where(used) > rtt.where(used)).sum() == used.sum())
+    assert bool(np.isnan(lat["e2e_p_ms"].sel(workload="batch_training")).all())
+    ra = tf.solve(us5, demand_scale=10, formulation="arc")
+    if np.isnan(ra.dataset["transfers"].values).all():
+        with pytest.raises(TokenflowError, match="path formulation"):
+            market_latency(ra, us5)

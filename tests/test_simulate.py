@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import tokenflow as tf
 from tokenflow.errors import TokenflowError
-from tokenflow.queueing import default_profiles, replica_latency
+from tokenflow.queueing import default_profiles, replica_latency, route_rtt_ms
 from tokenflow.simulate import simulate_pool
 
 
@@ -46,3 +47,21 @@ def test_bad_input(chat):
         simulate_pool(chat, 0.0)
     with pytest.raises(TokenflowError, match="dispatch"):
         simulate_pool(chat, 0.5, dispatch="magic")
+
+
+def test_market_replay_covers_the_pools_in_use(us5):
+    from tokenflow.simulate import simulate_market
+
+    r = tf.solve(us5, demand_scale=5)
+    profiles = default_profiles(us5)
+    out = simulate_market(r, us5, profiles={"chat": profiles["chat"]}, replicas=1, n_requests=200, seed=2)
+    proc = r.processing.sel(workload="chat")
+    sim = out["sim_p99_ms"].sel(workload="chat")
+    # a latency for every node that processes chat, none elsewhere or for other workloads
+    assert bool((np.isfinite(sim) == (proc > 1e-9)).all())
+    assert bool(np.isnan(out["sim_p99_ms"].sel(workload="image")).all())
+    # the end-to-end p99 includes at least the round trip of the routes in use
+    rtt = route_rtt_ms(us5)
+    for n in proc["node"].values[proc.values > 1e-9]:
+        flows = r.dataset["transfers"].sel(node=n, workload="chat").to_pandas()
+        assert float(sim.sel(node=n)) >= rtt.loc[flows.index[flows > 1e-9], n].min()

@@ -193,6 +193,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         except (ValueError, TypeError) as exc:
             raise TokenflowError(f"--scheduler {args.scheduler!r}: not a Dask scheduler address "
                                  f"(e.g. tcp://host:8786): {exc}") from None
+    print(f"tokenflow: running sweep {args.spec} -> {args.out}", file=sys.stderr, flush=True)
     try:
         ds = sweep(spec.pop("scenario"), scheduler=args.scheduler, n_workers=args.workers, **spec)
     except (RuntimeError, TimeoutError, OSError) as exc:  # Dask cluster could not start or was lost

@@ -30,6 +30,7 @@ from .errors import InfeasibleMarketError, TokenflowError
 from .market import solve
 from .queueing import (
     ServiceProfile,
+    _origin_flows,
     arrival_scv,
     default_profiles,
     load_shares,
@@ -91,6 +92,7 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     proc = ds["processing"].to_pandas()
     rtt = route_rtt_ms(s).loc[nodes, nodes]
+    _origin_flows(ds)
     tr = ds["transfers"]
     share = load_shares(result, s)
     out = pd.DataFrame(np.nan, index=pd.Index(nodes, name="node"), columns=pd.Index(wls, name="workload"))
@@ -142,6 +144,10 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
     ``network_only``: the network-only clearing of the same case, if already solved.
 
     Raises :class:`InfeasibleMarketError` when the derated market cannot serve the demand."""
+    if not 0 < q < 1:
+        raise TokenflowError(f"quantile must be in (0, 1), got {q!r}")
+    if max_iter < 1:
+        raise TokenflowError(f"max_iter must be at least 1, got {max_iter!r}")
     profiles = default_profiles(s) if profiles is None else profiles
     cap0 = s.nodes["capacity_mw"].astype(float)
     cap0_kw = s.compute_capacity_kw

@@ -203,9 +203,10 @@ def erlang_c(c: int, a: float) -> float:
         for k in range(1, int(c) + 1):
             b = a * b / (k + a * b)
     else:  # Erlang B = Poisson pmf / cdf at c, in logs (stable for very large c)
-        from scipy.stats import poisson
+        from scipy.special import gammaincc
 
-        b = math.exp(float(poisson.logpmf(c, a) - poisson.logcdf(c, a)))
+        log_pmf = c * math.log(a) - a - math.lgamma(c + 1)
+        b = math.exp(log_pmf - math.log(float(gammaincc(c + 1, a))))
     rho = a / c
     return b / (1.0 - rho * (1.0 - b))
 
@@ -252,7 +253,11 @@ def replica_latency(p: ServiceProfile, rho: float, ca2: float = 1.0, q: float = 
     ``p_ms`` (the ``q`` quantile) of the processing latency (wait + prefill + first step, or
     + all steps for ``metric="completion"``), ``wait_mean_ms``, ``step_ms`` (time per output
     token at the mean batch) and ``batch`` (mean sequences in the batch), ``p_wait``."""
-    if not (0 <= rho < 1):
+    if not (isinstance(rho, (int, float)) and rho >= 0):
+        raise TokenflowError(f"utilisation must be a number >= 0, got {rho!r}")
+    if not 0 < q < 1:
+        raise TokenflowError(f"quantile must be in (0, 1), got {q!r}")
+    if not rho < 1:
         inf = math.inf
         return {"rho": rho, "batch": float(p.max_batch), "step_ms": p.step_time(p.max_batch) * 1e3,
                 "p_wait": 1.0, "wait_mean_ms": inf, "mean_ms": inf, "p_ms": inf}
@@ -330,6 +335,14 @@ def load_shares(result, s) -> pd.DataFrame:
     return load.div(load.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
 
 
+def _origin_flows(ds: xr.Dataset) -> np.ndarray:
+    """transfers[origin, node, workload]; an error when the result does not track origins."""
+    tr = ds["transfers"].transpose("origin", "node", "workload").values
+    if np.isnan(tr).all():
+        raise TokenflowError("latency needs flows by origin (round trips): solve with the path formulation")
+    return np.nan_to_num(tr)
+
+
 def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None, q: float = 0.99,
                    utilisation: pd.DataFrame | None = None, capacity_kw: pd.Series | None = None,
                    peak: bool = False, dispatch: str = "pooled") -> xr.Dataset:
@@ -376,7 +389,7 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
             res["replicas"][i, j] = reps
             res["batch"][i, j], res["step_ms"][i, j] = lat["batch"], lat["step_ms"]
     rtt = route_rtt_ms(s).loc[nodes, nodes]
-    used = ds["transfers"].transpose("origin", "node", "workload").values > 1e-9
+    used = _origin_flows(ds) > 1e-9
     e2e = np.where(used, rtt.values[:, :, None] + res["p_ms"][None, :, :], np.nan)
     lp_lim = json.loads(ds.attrs["latency_limits_ms"])
     out = xr.Dataset(

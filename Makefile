@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book test setup claims bench lint clean pdf archive check browser
+.PHONY: book test test-slow setup claims bench lint clean pdf archive check browser
 
 $(BIN)/tokenflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ book: setup
 
 test: setup
 	$(BIN)/python -m pytest
+
+# the slow tests (calibration reproduces the data files' calibrated values, killed Dask workers, ...)
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
 
 # Debian's Chromium + chromedriver (browser check, PDF) and poppler-utils (PDF check); root + apt
 browser:

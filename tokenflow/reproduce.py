@@ -47,7 +47,7 @@ FACTS = "build_facts.md"  # included by book/artifact.md: this build's machine a
 BOOK_STAMP = ".tokenflow-book.sha256"
 # packages whose version changes results or pages: part of every content key
 STACK = ("linopy", "highspy", "numpy", "scipy", "pandas", "xarray", "matplotlib", "cartopy", "papermill",
-         "jupyter-book", "myst-nb", "sphinx-mathjax-offline")
+         "jupyter-book", "myst-nb", "sphinx-mathjax-offline", "simpy", "distributed")
 
 
 def _sha256_files(h: hashlib._Hash, files: list[Path], base: Path) -> None:
@@ -287,10 +287,11 @@ def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, fo
         status["book build"] = "built" if rebuilt else "reused"
         print(f"{times['book build']:.1f} s" if rebuilt else "reused (unchanged)")
     total = time.perf_counter() - t0
-    print(f"\n{'step':24s} {'status':9s} {'seconds':>8s}")
+    width = max(len(k) for k in [*times, "total"]) + 2
+    print(f"\n  {'step':{width}s} {'status':9s} {'seconds':>8s}")
     for k, v in times.items():
-        print(f"  {k:22s} {status.get(k, ''):9s} {v:8.1f}")
-    print(f"  {'total':22s} {'':9s} {total:8.1f}")
+        print(f"  {k:{width}s} {status.get(k, ''):9s} {v:8.1f}")
+    print(f"  {'total':{width}s} {'':9s} {total:8.1f}")
     n_reused = sum(1 for k in times if k != "book build" and status.get(k) == "reused")
     print(f"{n_reused} of {len(times) - int(build)} notebook(s) reused")
     if build:

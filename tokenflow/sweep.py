@@ -358,7 +358,7 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
 
             workers = n_workers or os.cpu_count() or 1
             own_cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
+                                       dashboard_address=":0", silence_logs=40)
             client = own_client = Client(own_cluster)
     try:
         n_w = max(1, len(client.scheduler_info().get("workers", {})) or 1)

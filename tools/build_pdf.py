@@ -25,9 +25,10 @@ PRINT_CSS = """
 .bd-main .bd-content .bd-article-container { max-width: 100% !important; }
 .bd-container, .bd-page-width { max-width: 100% !important; }
 .cell_output img, figure img { max-width: 100% !important; break-inside: avoid; }
-.cell_output, figure, table { break-inside: avoid; }
-h1 { break-before: page; }
-h1:first-of-type { break-before: auto; }
+.cell_output, figure, table, div.cell, div.highlight, pre { break-inside: avoid; }
+.cell_output { overflow: visible !important; }
+.cell_output table { font-size: 7pt !important; }
+span[id^="document-"] + section { break-before: page; }
 """
 
 
@@ -41,7 +42,15 @@ def main(argv: list[str]) -> int:
     t0 = time.perf_counter()
     secs, rebuilt = build_book(ROOT, builder="singlehtml")
     print(f"single-page HTML: {'built' if rebuilt else 'reused'} in {secs:.1f} s", flush=True)
-    index = ROOT / "_build" / "singlehtml" / "index.html"
+    single = ROOT / "_build" / "singlehtml"
+    pages = [p for p in single.rglob("*.html")
+             if "_static" not in p.parts and p.name not in {"index.html", "book.html"}]
+    if len(pages) != 1:
+        raise TokenflowError(f"expected one page in the single-page build, found {len(pages)}")
+    # Sphinx writes the page at the root document's path (book/intro.html) but links its
+    # assets relative to the build root: put a copy at the root so _static/ and _images/ resolve
+    index = single / "book.html"
+    index.write_bytes(pages[0].read_bytes())
     driver = chromium(log_network=False)
     try:
         driver.get(index.as_uri())

@@ -39,6 +39,9 @@ REQUIRED_FIGURES = {  # page -> number of figures (PNG outputs) it must show at 
     "book/generated/us20_scaleup.html": 2,
     "book/generated/formulations_settlement.html": 1,
     "book/generated/robustness.html": 2,
+    "book/generated/choices.html": 1,
+    "book/generated/scorecard.html": 1,
+    "book/generated/referees.html": 1,
 }
 MATH_PAGES = {"book/model.html"}  # pages that must carry rendered math
 INTERACTIVE = {"book/generated/us20_scaleup.html": ".tf-map .tf-node"}  # page -> hoverable element
@@ -119,9 +122,10 @@ WAIT_MATH_JS = """
 const done = arguments[arguments.length - 1];
 const t0 = Date.now();
 (function wait() {
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
+  if (!document.querySelector('span.math, div.math')) { done('no math');
+  } else if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     MathJax.startup.promise.then(() => done('ok')).catch(e => done('error: ' + e));
-  } else if (Date.now() - t0 > 15000) { done(document.querySelector('.math') ? 'no MathJax' : 'no math');
+  } else if (Date.now() - t0 > 15000) { done('no MathJax');
   } else { setTimeout(wait, 50); }
 })();
 """
@@ -169,11 +173,15 @@ def check_html(html: Path) -> tuple[list[str], int]:
     try:
         for page in pages:
             rel = page.relative_to(html).as_posix()
+            bad: list[str] = []
             driver.get(page.as_uri())
             math_state = driver.execute_async_script(WAIT_MATH_JS)
             f = driver.execute_script(PAGE_FACTS_JS)
-            external = [u for u in network_requests(driver) if not u.startswith(LOCAL_SCHEMES)]
-            bad = [f"requested external resource {u}" for u in sorted(set(external))]
+            requests = network_requests(driver)
+            external = [u for u in requests if not u.startswith(LOCAL_SCHEMES)]
+            if not requests:
+                bad.append("browser network log is empty: cannot prove that no external resource was requested")
+            bad += [f"requested external resource {u}" for u in sorted(set(external))]
             bad += [f"raw TeX in text: {t!r}" for t in f["raw_tex"][:5]]
             if math_state.startswith("error") or math_state == "no MathJax":
                 bad.append(f"MathJax did not run ({math_state})")
@@ -201,11 +209,21 @@ def check_html(html: Path) -> tuple[list[str], int]:
                 bad += check_interactive(driver, INTERACTIVE[rel])
             problems += [f"{rel}: {b}" for b in bad]
             print(f"{'ok ' if not bad else 'BAD'} {rel}: {f['figures']} figure(s), "
-                  f"{f['math_done']}/{f['math_src']} math rendered, {len(external)} external request(s)")
+                  f"{f['math_done']}/{f['math_src']} math rendered, {len(requests)} request(s), "
+                  f"{len(external)} external")
     finally:
         driver.quit()
-    problems += [f"missing page {p}" for p in REQUIRED_FIGURES if not (html / p).exists()]
+    problems += [f"missing page {p}" for p in sorted({*REQUIRED_FIGURES, *toc_pages()}) if not (html / p).exists()]
     return problems, len(pages)
+
+
+def toc_pages(root: Path = ROOT) -> list[str]:
+    """The HTML page of every file in _toc.yml (root page + chapters): each must be built."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"]] + [ch["file"] for part in toc.get("parts", []) for ch in part.get("chapters", [])]
+    return [f"{f}.html" for f in files]
 
 
 def check_interactive(driver, selector: str) -> list[str]:

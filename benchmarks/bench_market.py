@@ -1,8 +1,8 @@
 """Benchmark of the market LP (not a test): prints LP size, timings and peak memory.
 
 For each case, in a fresh process (so peak memory is the case's own):
-  prepare  - path enumeration and coefficients (tokenflow)
-  build    - linopy model construction
+  prepare  - Market construction: inputs as arrays, seed columns (tokenflow)
+  build    - (0: the engine passes arrays to HiGHS, no linopy build)
   solve    - linopy hand-over + HiGHS solve + solution read-back (``m.solve``)
   highs    - HiGHS alone on the exported MPS file (read excluded)
   peak     - peak resident memory of the process (MiB)
@@ -36,23 +36,23 @@ def run_solve(case: str, scale: float, queue) -> None:
 
 
 def run_case(case: str, scale: float, queue) -> None:
+    """The engine's phases: Market construction (inputs, seed columns), solve (column
+    generation on the live HiGHS instance), and HiGHS alone on the final LP."""
     import highspy
 
     import tokenflow as tf
-    from tokenflow.market import build_model, prepare, solve_model
 
     s = tf.load_scenario(case) if case.startswith("us") else tf.synthetic_network(int(case), seed=0)
     t0 = time.perf_counter()
-    md = prepare(s)
+    m = tf.Market(s)
     t1 = time.perf_counter()
-    m, _ = build_model(md, scale)
+    r = m.solve(demand_scale=scale)
     t2 = time.perf_counter()
-    cond = solve_model(m)
-    t3 = time.perf_counter()
-    nnz = int(len(md.col_path) * 2 + len(md.entry_col))
+    t3 = t2
+    arr = m._main.arr
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.mps"
-        tf.export_lp(s, path, demand_scale=scale)
+        m.linopy_model().to_file(path, progress=False)
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("threads", 1)
@@ -61,9 +61,9 @@ def run_case(case: str, scale: float, queue) -> None:
         h.run()
         t5 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put({"case": case, "nodes": len(s.nodes), "vars": md.n_cols, "cons": int(m.ncons), "nnz": nnz,
-               "prepare": t1 - t0, "build": t2 - t1, "solve": t3 - t2, "highs": t5 - t4,
-               "peak_mib": peak, "status": cond})
+    queue.put({"case": case, "nodes": len(s.nodes), "vars": arr.n_cols, "cons": arr.n_rows, "nnz": len(arr.data),
+               "prepare": t1 - t0, "build": 0.0, "solve": t3 - t1, "highs": t5 - t4,
+               "peak_mib": peak, "status": "optimal" if r else "?"})
 
 
 def main() -> None:
@@ -90,9 +90,9 @@ def main() -> None:
         print(f"{a['case']:>6} {a['nodes']:>5} {a['vars']:>9,} {a['cons']:>7,} {a['nnz']:>9,} {a['prepare']:>9.3f} "
               f"{a['build']:>8.3f} {a['solve']:>8.3f} {total:>8.3f} {a['highs']:>8.3f} | {b['total']:>10.3f} "
               f"{b['rounds']:>9} {b['cols']:>9,} {b['peak_mib']:>9.0f}", flush=True)
-    print("\nLeft of |: one build and solve of the initial candidate paths; linopy overhead = build +"
-          " (solve - HiGHS).\nRight of |: tokenflow.solve end to end (column generation until no route"
-          " prices out), in its own process.")
+    print("\nLeft of |: Market construction (prepare) and its first solve (column generation on the live"
+          " HiGHS instance); HiGHS = HiGHS alone on the final LP.\nRight of |: tokenflow.solve end to end,"
+          " in its own process.")
 
 
 if __name__ == "__main__":

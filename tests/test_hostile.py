@@ -4,8 +4,8 @@ exit code, the key words of the message, and that no Python traceback reaches th
 
 Failure messages start with a tag (TRACEBACK, RAW-EXCEPTION, ACCEPTED, HANG,
 DAMAGED-FILE, WRONG-CODE) so that a run against an older package can be counted by
-kind.  Cases that need the solver-side fixes of the engine rewrite are marked
-``xfail(reason="engine: ...")``.
+kind.  Cases of the solver side (engine rewrite: argument checks, huge scales, export of
+infeasible models, solution checks, damaged result files) are plain tests since it landed.
 """
 
 from __future__ import annotations
@@ -266,7 +266,8 @@ def test_synthetic_networks_still_validate():
 
 # =========================================================================== API arguments (engine side)
 
-ENGINE = pytest.mark.xfail(strict=False, reason="engine: argument checks in market.py (issue 9, item 6)")
+def ENGINE(f):  # noqa: N802 - was an xfail mark until the engine's argument checks landed
+    return f
 
 
 @ENGINE
@@ -342,19 +343,16 @@ def test_cli_arguments(case, capsys, tmp_path, monkeypatch):
     assert not any(p.suffix in {".mps", ".lp", ".nc"} for p in tmp_path.iterdir())
 
 
-@pytest.mark.xfail(strict=False, reason="engine: infeasibility at huge scale (issue 9, item 2)")
 def test_cli_huge_scale_is_infeasible_not_solver_failure(capsys):
     cli(["solve", "us5", "--demand-scale", "1e16"], capsys, 3, "infeasible", "s* =")
 
 
-@pytest.mark.xfail(strict=False, reason="engine: export_lp refuses infeasible scales (issue 9, item 4)")
 def test_cli_export_lp_at_infeasible_scale(capsys, tmp_path):
     out = tmp_path / "x.mps"
     cli(["export-lp", "us5", out, "--demand-scale", "500"], capsys, 3, "infeasible")
     assert not out.exists()
 
 
-@pytest.mark.xfail(strict=False, reason="engine: solution verification (issue 9, item 2)")
 def test_tiny_coefficients_are_not_reported_optimal(tmp_path):
     doc = copy.deepcopy(BASE)
     doc["workloads"]["w"]["payload_bytes_per_token"] = 1e-7
@@ -661,7 +659,6 @@ def test_sweep_unknown_scenario_and_bad_frames(us5):
               exc=tf.ScenarioError)
 
 
-@pytest.mark.xfail(strict=False, reason="engine: MarketResult.from_netcdf wraps read errors (results.py)")
 def test_from_netcdf_of_a_damaged_file(tmp_path):
     bad = write_text(tmp_path, b"CDF\x01 truncated", "r.nc")
     api_error(lambda: tf.MarketResult.from_netcdf(bad), "r.nc")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.market import prepare
+from tokenflow.engine import Market
 from tokenflow.network import haversine_km
 
 
@@ -39,15 +39,18 @@ def brute_force_rtt(s: tf.Scenario) -> dict[tuple[str, str], float]:
 @pytest.mark.parametrize("limit", [5.0, 15.0, 30.0, 60.0, 100.0])
 def test_reachable_processing_nodes_match_brute_force(us5, limit):
     rtt = brute_force_rtt(us5)
-    md = prepare(us5, latency_limits_ms={"chat": limit})
+    m = Market(us5, latency_limits_ms={"chat": limit})
+    m.solve(demand_scale=35)
     k = us5.workload_ids.index("chat")
     for o_i, o in enumerate(us5.node_ids):
-        sel = (md.col_origin == o_i) & (md.col_workload == k)
-        got = {us5.node_ids[n] for n in md.col_node[sel]}
+        got = {us5.node_ids[n] for n in range(len(us5.node_ids)) if 2 * m._graph.latdist[o_i, n] <= limit + 1e-9}
         want = {n for n in us5.node_ids if rtt[(o, n)] <= limit}
         assert got == want, (o, limit)
-        # every column kept is within the limit
-        assert (md.paths.rtt_ms[md.col_path[sel]] <= limit + 1e-9).all()
+    # every column switched on is within the limit, every column within the limit is on
+    on = m._col_on()
+    rtt_cols = m.cols.rtt_ms(m.inp)
+    sel = m.cols.k == k
+    assert (rtt_cols[sel & on] <= limit + 1e-9).all() and (rtt_cols[sel & ~on] > limit).all()
 
 
 def test_chat_at_15ms_stays_near(us5):
@@ -63,14 +66,14 @@ def test_chat_at_15ms_stays_near(us5):
 
 
 def test_paths_are_loop_free_and_connected(us5):
-    md = prepare(us5)
-    arcs = md.arcs
-    for i in range(len(md.paths)):
-        seq = md.paths.arc_list(i)
-        if len(seq) == 0:
-            assert md.paths.origin[i] == md.paths.target[i]
+    m = Market(us5)
+    m.solve(demand_scale=35)
+    inp = m.inp
+    for o, n, arcs in zip(m.cols.pool.origin, m.cols.pool.target, m.cols.pool.arcs):
+        if not arcs:
+            assert o == n
             continue
-        visited = [arcs["origin"].iloc[seq[0]]] + [arcs["target"].iloc[a] for a in seq]
-        assert len(set(visited)) == len(visited)
-        for a, b in zip(seq[:-1], seq[1:], strict=False):
-            assert arcs["target"].iloc[a] == arcs["origin"].iloc[b]
+        visited = [inp.au[arcs[0]]] + [inp.av[a] for a in arcs]
+        assert len(set(visited)) == len(visited) and visited[-1] == n
+        for a, b in zip(arcs[:-1], arcs[1:], strict=False):
+            assert inp.av[a] == inp.au[b]

@@ -60,7 +60,7 @@ def test_local_dask_cluster_gives_same_result(us5):
     grid = {"demand_scale": [5, 20, 35, 50]}
     serial = tf.sweep(us5, grid=grid, n_workers=0, progress=False)
     parallel = tf.sweep(us5, grid=grid, n_workers=2, progress=False)
-    np.testing.assert_allclose(parallel["objective"].values, serial["objective"].values, rtol=1e-12)
+    np.testing.assert_allclose(parallel["objective"].values, serial["objective"].values, rtol=1e-9)  # warm starts
 
 
 def test_claims_evaluator(us5):
@@ -100,5 +100,7 @@ def test_existing_cluster_by_client_and_by_address(us5):
             by_client = tf.sweep(us5, grid=grid, client=client, progress=False)
             by_address = tf.sweep(us5, grid=grid, scheduler=cluster.scheduler_address, progress=False)
             assert client.status == "running"  # a cluster we were given is left running
-    np.testing.assert_allclose(by_client["objective"].values, serial["objective"].values, rtol=1e-12)
-    np.testing.assert_allclose(by_address["objective"].values, serial["objective"].values, rtol=1e-12)
+    # sweeps re-solve live markets from the previous basis: equal to fresh solves to 1e-9 (the engine's
+    # documented agreement), not bit for bit, when the points reach a worker in another order
+    np.testing.assert_allclose(by_client["objective"].values, serial["objective"].values, rtol=1e-9)
+    np.testing.assert_allclose(by_address["objective"].values, serial["objective"].values, rtol=1e-9)

@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 import xarray as xr
 
+from .engine import pooled_market
 from .errors import InfeasibleMarketError, TokenflowError
-from .market import solve
 from .scenario import Scenario
 
 
@@ -38,10 +38,17 @@ def demand_sweep(s: Scenario, scales: Iterable[float], **solve_kwargs) -> xr.Dat
 
 
 def latency_sweep(s: Scenario, workload: str, limits_ms: Iterable[float], **solve_kwargs) -> xr.Dataset:
-    """Prices and price components for ``workload`` as its latency limit varies."""
+    """Prices and price components for ``workload`` as its latency limit varies (one live
+    market, the limit changed in place: columns switched off by bounds, new routes priced in)."""
     rows, limits = [], [float(x) for x in limits_ms]
+    kw = dict(solve_kwargs)
+    base_lat = dict(kw.pop("latency_limits_ms", None) or {})
+    market = pooled_market(s, transfer_aware=kw.get("transfer_aware", True),
+                           formulation=kw.get("formulation", "path"),
+                           latency_limits_ms=base_lat or None, value_of_lost_load=kw.get("value_of_lost_load"),
+                           tag=f"latency sweep of {workload}")
     for lim in limits:
-        r = solve(s, latency_limits_ms={workload: lim}, **solve_kwargs)
+        r = market.resolve(s, latency_limits_ms={**base_lat, workload: lim}, **kw)
         dec = r.price_decomposition().sel(workload=workload)
         rows.append(dec[["price", "processing", "compute_rent", "transfer", "congestion_rent"]])
     out = xr.concat(rows, dim="latency_limit_ms").assign_coords(latency_limit_ms=limits)

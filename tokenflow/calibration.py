@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 from scipy.optimize import brentq
 
-from .claims import CASE_SCALE, PAPER_CLAIMS, chat_price_rise, cost_uplift
+from .claims import CASE_SCALE, CHAT_LIMITS_MS, PAPER_CLAIMS, chat_price_rise, cost_uplift
+from .engine import pooled_scale_limit, pooled_solve
 from .errors import TokenflowError
-from .market import max_demand_scale
 from .scenario import Scenario
 
 BANDWIDTH_RANGE = (50.0, 400.0)  # Gbps, search range inside the declared 50-1600
@@ -51,7 +51,7 @@ def feasible_bandwidth_range(s: Scenario, scale: float = CASE_SCALE) -> tuple[fl
     lo, hi = BANDWIDTH_RANGE
 
     def excess(b: float) -> float:
-        return max_demand_scale(s.replace(params={"link_bandwidth_gbps": b})) - scale
+        return pooled_scale_limit(s.replace(params={"link_bandwidth_gbps": b})).max_scale - scale
 
     if excess(lo) >= 0:
         return lo, hi
@@ -61,20 +61,39 @@ def feasible_bandwidth_range(s: Scenario, scale: float = CASE_SCALE) -> tuple[fl
     return brentq(excess, lo, hi, xtol=1e-6) * (1 + 1e-4), hi
 
 
+def _uplift(s: Scenario) -> float:
+    """C2's cost uplift (%) on the live markets of this process (same LPs as
+    :func:`tokenflow.claims.cost_uplift`)."""
+    ta = pooled_solve(s, demand_scale=CASE_SCALE)
+    bl = pooled_solve(s, demand_scale=CASE_SCALE, transfer_aware=False)
+    return 100.0 * (ta.objective / bl.objective - 1.0)
+
+
+def _rise(s: Scenario) -> float:
+    """C3's largest chat price rise (%) on the live markets of this process (same LPs as
+    :func:`tokenflow.claims.chat_price_rise`)."""
+    k = s.workload_ids.index("chat")
+    before = pooled_solve(s, demand_scale=CASE_SCALE, latency_limits_ms={"chat": CHAT_LIMITS_MS[0]})
+    after = pooled_solve(s, demand_scale=CASE_SCALE, latency_limits_ms={"chat": CHAT_LIMITS_MS[1]})
+    b, a = before.arrays()["price"][:, k], after.arrays()["price"][:, k]
+    return float((100.0 * (a / b - 1.0)).max())
+
+
 def calibrate(s: Scenario, rounds: int = 3) -> Calibration:
-    """Jointly calibrate bandwidth (C2) and other opex (C3), alternating 1-D root finds."""
+    """Jointly calibrate bandwidth (C2) and other opex (C3), alternating 1-D root finds.
+    Every evaluation re-solves live markets (:func:`tokenflow.engine.pooled_solve`)."""
     c2, c3 = PAPER_CLAIMS["C2"]["paper"], PAPER_CLAIMS["C3"]["paper"]
     cur = s
     bw = opex = float("nan")
     for _ in range(rounds):
         def g2(b: float, cur: Scenario = cur) -> float:
-            return cost_uplift(cur.replace(params={"link_bandwidth_gbps": b}))[0] - c2
+            return _uplift(cur.replace(params={"link_bandwidth_gbps": b})) - c2
 
         bw = _root(g2, *feasible_bandwidth_range(cur), "link_bandwidth_gbps")
         cur = cur.replace(params={"link_bandwidth_gbps": bw})
 
         def g3(o: float, cur: Scenario = cur) -> float:
-            return float(chat_price_rise(cur.replace(params={"other_opex_usd_per_kwh": o}))["rise_pct"].max()) - c3
+            return _rise(cur.replace(params={"other_opex_usd_per_kwh": o})) - c3
 
         opex = _root(g3, *OPEX_RANGE, "other_opex_usd_per_kwh")
         cur = cur.replace(params={"other_opex_usd_per_kwh": opex})

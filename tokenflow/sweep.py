@@ -98,37 +98,46 @@ def apply_inputs(s: Scenario, point: dict[str, Any]) -> tuple[Scenario, dict[str
 
 def evaluate_market(s: Scenario, point: dict[str, Any], **solve_kwargs) -> dict[str, Any]:
     """Default evaluator: one market solve (``solve_kwargs`` apply to every point; the
-    point's own inputs win).  Returns prices by node and workload and summary figures."""
-    from .market import solve
+    point's own inputs win).  Returns prices by node and workload and summary figures.
+    Solves on a live market of this process (:func:`tokenflow.engine.pooled_solve`)."""
+    from .engine import pooled_solve
 
     s2, kwargs = apply_inputs(s, point)
     lat = {**(solve_kwargs.get("latency_limits_ms") or {}), **kwargs.pop("latency_limits_ms", {})}
     merged = {**solve_kwargs, **kwargs}
     if lat:
         merged["latency_limits_ms"] = lat
-    r = solve(s2, **merged)
-    ds = r.dataset
-    dem = ds["demand"]
-    wsum = dem.sum("node")
+    r = pooled_solve(s2, **merged)
+    a = r.arrays()
+    nodes, wls = s2.node_ids, s2.workload_ids
+    dem, price = a["demand"], a["price"]
+    wsum = dem.sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mean_price = np.where(wsum > 0, (price * dem).sum(axis=0) / wsum, np.nan)
+        node_util = np.divide(a["compute_used"], a["compute_capacity"], out=np.zeros(len(nodes)),
+                              where=a["compute_capacity"] > 0)
+    util = a["link_utilization"]
     return {
         "objective": r.objective,
-        "price": ds["price"],
-        "mean_price": (ds["price"] * dem).sum("node") / wsum.where(wsum > 0),
-        "cost": ds["cost"],
-        "cost_per_mtok": float(ds["objective"] / dem.sum()),
-        "compute_utilization": float(ds["compute_used"].sum() / ds["compute_capacity"].sum()),
-        "node_utilization": ds["compute_utilization"],
-        "saturated_links": float(len(r.saturated_links(1e-3))),
-        "max_link_utilization": float(ds["link_utilization"].max()),
-        "unserved": ds["unserved"].sum("node"),
+        "price": xr.DataArray(price, coords={"node": nodes, "workload": wls}, dims=("node", "workload")),
+        "mean_price": xr.DataArray(mean_price, coords={"workload": wls}, dims="workload"),
+        "cost": xr.DataArray(a["cost"], coords={"component": ["energy", "other_opex", "transfer", "lost_load"]},
+                             dims="component"),
+        "cost_per_mtok": float(r.objective / dem.sum()),
+        "compute_utilization": float(a["compute_used"].sum() / a["compute_capacity"].sum()),
+        "node_utilization": xr.DataArray(node_util, coords={"node": nodes}, dims="node"),
+        "saturated_links": float((util >= 1 - 1e-3).sum()),
+        "max_link_utilization": float(util.max()) if len(util) else 0.0,
+        "unserved": xr.DataArray(a["unserved"].sum(axis=0), coords={"workload": wls}, dims="workload"),
     }
 
 
 def evaluate_claims(s: Scenario, point: dict[str, Any], s20: Scenario | None = None) -> dict[str, Any]:
     """C1-C4 metrics at one input point: saturated-link count (C1), cost uplift % (C2),
     largest chat price rise % and where (C3), s*/aggregate bound on the 20-node network (C4)."""
-    from .claims import CASE_SCALE, CHAT_LIMITS_MS, SATURATION, saturated
-    from .market import demand_scale_limit, solve
+    from .claims import CASE_SCALE, CHAT_LIMITS_MS, SATURATION
+    from .engine import pooled_scale_limit as demand_scale_limit
+    from .engine import pooled_solve as solve
 
     s5, kwargs = apply_inputs(s, point)
     scale = kwargs.pop("demand_scale", CASE_SCALE)
@@ -136,12 +145,14 @@ def evaluate_claims(s: Scenario, point: dict[str, Any], s20: Scenario | None = N
     ta = solve(s5, demand_scale=scale, latency_limits_ms={**lat, "chat": CHAT_LIMITS_MS[0]}, **kwargs)
     bl = solve(s5, demand_scale=scale, transfer_aware=False, latency_limits_ms={**lat, "chat": CHAT_LIMITS_MS[0]})
     tight = solve(s5, demand_scale=scale, latency_limits_ms={**lat, "chat": CHAT_LIMITS_MS[1]}, **kwargs)
-    rise = 100 * (tight.prices.sel(workload="chat") / ta.prices.sel(workload="chat") - 1)
+    k = s5.workload_ids.index("chat")
+    rise = 100 * (tight.arrays()["price"][:, k] / ta.arrays()["price"][:, k] - 1)
+    util = ta.arrays()["link_utilization"]
     out = {
-        "c1_saturated": float(len(saturated(ta, SATURATION))),
+        "c1_saturated": float((util >= SATURATION).sum()),
         "c2_uplift_pct": 100 * (ta.objective / bl.objective - 1),
-        "c3_rise_pct": float(rise.max()),
-        "c3_node": str(rise.idxmax().item()),
+        "c3_rise_pct": float(np.nanmax(rise)),
+        "c3_node": str(s5.node_ids[int(np.nanargmax(rise))]),
     }
     if s20 is not None:
         s20b, _ = apply_inputs(s20, {k: v for k, v in point.items() if k not in SOLVE_KEYS})
@@ -351,8 +362,12 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
             client = own_client = Client(own_cluster)
     try:
         n_w = max(1, len(client.scheduler_info().get("workers", {})) or 1)
-        size = chunk_size or max(1, min(10, math.ceil(n / (4 * n_w))))
-        chunks = [list(range(i, min(i + size, n))) for i in range(0, n, size)]
+        size = chunk_size or max(1, min(25, math.ceil(n / (2 * n_w))))
+        # points that share a market structure (solve settings) go into the same chunks, so a
+        # chunk re-solves one live Market of its worker (tokenflow.engine.pooled_market)
+        order = sorted(range(n), key=lambda i: tuple(sorted((k, repr(v)) for k, v in points[i].items()
+                                                            if k in SOLVE_KEYS and k != "demand_scale")))
+        chunks = [order[i:i + size] for i in range(0, n, size)]
         s_f = client.scatter(s, broadcast=True)
         extra_f = client.scatter(extra, broadcast=True) if extra else {}
         futures = {client.submit(_run_chunk, evaluate, s_f, [points[i] for i in idx], extra_f, pure=False): idx

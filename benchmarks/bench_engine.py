@@ -1,0 +1,217 @@
+"""Benchmark of the persistent engine against HiGHS alone on the same LP (not a test).
+
+Prints, in one run:
+
+* first solve (``tokenflow.solve`` builds the market from scratch: best of 3, imports
+  excluded) vs HiGHS alone on the exported MPS of the final LP (``run`` only, cold);
+* re-solve after each kind of change on a live ``Market`` vs HiGHS's own ``run`` inside
+  that re-solve (warm, same instance) and vs HiGHS cold on the changed LP;
+* a 40-point demand sweep (``Market.solve`` per point, and ``analysis.demand_sweep``);
+* the robustness Monte Carlo (``tokenflow.sweep``, ``evaluate="claims"``, 2 workers) vs
+  the HiGHS time of its LPs (cold solves of the same LPs, divided over the workers);
+* optionally (``--scale``) the 200-node path LP (peak memory) and the 1,000-node arc LP.
+
+Run:  python benchmarks/bench_engine.py [--draws 500] [--workers 2] [--scale]
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+
+def cold_highs(path: Path) -> float:
+    """HiGHS alone on an MPS file: best of 3 ``run`` calls on fresh instances (read excluded)."""
+    import highspy
+
+    best = float("inf")
+    for _ in range(3):
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("threads", 1)
+        h.readModel(str(path))
+        t0 = time.perf_counter()
+        h.run()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def first_solve(case: str, scale: float, q) -> None:
+    import tokenflow as tf
+
+    s = tf.load_scenario(case)
+    tf.solve(tf.load_scenario("us5"), demand_scale=1.0)  # imports and one-time set-up, not timed
+    t = float("inf")
+    for _ in range(3):  # every tokenflow.solve builds its market from scratch
+        t0 = time.perf_counter()
+        r = tf.solve(s, demand_scale=scale)
+        t = min(t, time.perf_counter() - t0)
+    with tempfile.TemporaryDirectory() as tmp:
+        p = tf.export_lp(s, Path(tmp) / "m.mps", demand_scale=scale)
+        hi = cold_highs(p)
+    q.put((t, hi, r.dataset.attrs["cg_rounds"]))
+
+
+def _quiet_write(m, path: Path) -> None:
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        m.linopy_model().to_file(path, progress=False)
+
+
+def changes_for(s) -> dict:
+    n0, n1 = s.node_ids[0], s.node_ids[1]
+    w = s.workload_ids[0]
+    link = list(s.links.index)[0]
+    return {
+        "demand scale": [{"demand_scale": x} for x in (30.0, 31.0, 32.0)],
+        "demand per node": [{"demand": {n0: {w: float(s.demand.sel(node=n0, workload=w)) * f}}}
+                            for f in (0.8, 1.1, 1.3)],
+        "electricity price": [{"electricity_usd_per_kwh": {n1: float(s.nodes.loc[n1, "electricity_usd_per_kwh"]) * f}}
+                              for f in (0.9, 1.1, 1.2)],
+        "compute capacity": [{"capacity_mw": {n0: float(s.nodes.loc[n0, "capacity_mw"]) * f}} for f in (0.9, 1.1, 1.0)],
+        "link bandwidth": [{"link_bandwidth_gbps": {link: float(s.link_bandwidth_gbps[link]) * f}}
+                           for f in (0.8, 1.2, 1.0)],
+        "transfer cost": [{"transfer_cost_usd_per_gb": x} for x in (0.003, 0.004, 0.002)],
+        "latency limit": [{"latency_limits_ms": {"chat": x}} for x in (15.0, 30.0, 100.0)],
+    }
+
+
+def resolves(case: str, q) -> None:
+    import tokenflow as tf
+
+    s = tf.load_scenario(case)
+    m = tf.Market(s)
+    m.solve(demand_scale=30.0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, seq in changes_for(s).items():
+            ts, hs, cold = [], [], []
+            for ch in seq:
+                t0 = time.perf_counter()
+                m.solve(**ch)
+                ts.append(time.perf_counter() - t0)
+                hs.append(m._main.run_seconds)
+            p = Path(tmp) / "m.mps"
+            _quiet_write(m, p)
+            cold.append(cold_highs(p))
+            rows.append((kind, statistics.median(ts), statistics.median(hs), cold[0]))
+        # 40-point demand sweep on one market
+        m2 = tf.Market(s)
+        m2.solve(demand_scale=1.0)
+        t_pts, h_pts = [], []
+        s_star = m2.scale_limit().max_scale
+        for x in [s_star * (0.02 + 0.96 * i / 39) for i in range(40)]:
+            t0 = time.perf_counter()
+            m2.solve(demand_scale=x)
+            t_pts.append(time.perf_counter() - t0)
+            h_pts.append(m2._main.run_seconds)
+        p = Path(tmp) / "m.mps"
+        _quiet_write(m2, p)
+        rows.append(("40-pt sweep, per point", statistics.mean(t_pts), statistics.mean(h_pts), cold_highs(p)))
+        from tokenflow.analysis import demand_sweep
+
+        t0 = time.perf_counter()
+        demand_sweep(s, [s_star * (0.02 + 0.96 * i / 39) for i in range(40)])
+        rows.append(("demand_sweep(), per point", (time.perf_counter() - t0) / 40, statistics.mean(h_pts), None))
+    q.put(rows)
+
+
+def monte_carlo(draws: int, workers: int, q) -> None:
+    import tokenflow as tf
+
+    s5 = tf.load_scenario("us5")
+    prov = s5.provenance_table()
+    ranged = prov[prov["range"] != ""]
+    ranges = {}
+    for item, rng in zip(ranged["item"], ranged["range"]):
+        parts = item.split(".")
+        key = {"parameters": "param.", "workloads": "workload."}[parts[0]] + ".".join(parts[1:])
+        lo, hi = (float(x) for x in rng.split(" - "))
+        ranges[key] = (lo, hi)
+    t0 = time.perf_counter()
+    mc = tf.sweep(s5, ranges=ranges, n_samples=draws, seed=0, evaluate="claims", n_workers=workers, progress=False)
+    t = time.perf_counter() - t0
+    ok = int((mc["status"] == "ok").sum())
+    # HiGHS alone: the four LPs of one draw (3 us5 solves, the us20 max-scale LP), cold, at the base point
+    with tempfile.TemporaryDirectory() as tmp:
+        hs = 0.0
+        for kw in ({}, {"transfer_aware": False}, {"latency_limits_ms": {"chat": 15.0}}):
+            p = tf.export_lp(s5, Path(tmp) / "m.mps", demand_scale=35.0, **kw)
+            hs += cold_highs(p)
+        m = tf.Market(tf.load_scenario("us20"))
+        m.scale_limit()
+        hs += m._smax.cold_seconds()
+    q.put((t, ok, draws * hs / workers))
+
+
+def scale_case(kind: str, q) -> None:
+    import tokenflow as tf
+
+    if kind == "path200":
+        s = tf.synthetic_network(200, seed=0)
+        formulation = "path"
+    else:
+        s = tf.synthetic_network(1000, seed=0)
+        formulation = "arc"
+    t0 = time.perf_counter()
+    m = tf.Market(s, formulation=formulation)
+    r = m.solve(demand_scale=35.0)
+    t = time.perf_counter() - t0
+    q.put((t, r.dataset.attrs["n_variables"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+           m._main.cold_seconds()))
+
+
+def run(target, *args):
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    p = ctx.Process(target=target, args=(*args, q))
+    p.start()
+    out = q.get()
+    p.join()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--draws", type=int, default=500)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--scale", action="store_true", help="also the 200-node path and 1,000-node arc LPs")
+    ap.add_argument("--draws-only", action="store_true", help="only the Monte Carlo")
+    ap.add_argument("--no-mc", action="store_true", help="skip the Monte Carlo")
+    args = ap.parse_args()
+
+    print(f"{'what':<34} {'tokenflow s':>12} {'HiGHS warm s':>13} {'HiGHS cold s':>13} "
+          f"{'x warm':>7} {'x cold':>7}")
+    print("-" * 92)
+    for case in ("us5", "us20") if not args.draws_only else ():
+        t, hi, rounds = run(first_solve, case, 35.0)
+        print(f"{case + ': first solve (35x)':<34} {t:>12.4f} {'':>13} {hi:>13.4f} {'':>7} {t / hi:>7.1f}"
+              f"   ({rounds} CG rounds)", flush=True)
+    for case in ("us5", "us20") if not args.draws_only else ():
+        for kind, t, warm, cold in run(resolves, case):
+            c = f"{cold:>13.4f}" if cold else f"{'':>13}"
+            xc = f"{t / cold:>7.1f}" if cold else f"{'':>7}"
+            print(f"{case + ': ' + kind:<34} {t:>12.5f} {warm:>13.5f} {c} {t / warm:>7.1f} {xc}", flush=True)
+    t, ok, hs = run(monte_carlo, args.draws, args.workers) if not args.no_mc else (float("nan"), 0, 1.0)
+    label = f"Monte Carlo {args.draws} draws, {args.workers} workers"
+    print(f"{label:<34} {t:>12.2f} {'':>13} {hs:>13.2f} "
+          f"{'':>7} {t / hs:>7.1f}   ({ok} ok)", flush=True)
+    if args.scale:
+        for kind in ("path200", "arc1000"):
+            t, nvar, peak, cold = run(scale_case, kind)
+            print(f"{kind + ' (35x)':<34} {t:>12.2f} {'':>13} {cold:>13.2f} {'':>7} {t / cold:>7.1f}"
+                  f"   ({nvar:,} columns, peak {peak:,.0f} MiB)", flush=True)
+    print("\nx warm: tokenflow time / HiGHS's own run time inside the same re-solve (warm basis).\n"
+          "x cold: tokenflow time / HiGHS alone solving the same LP from scratch (MPS, read excluded).\n"
+          "Monte Carlo HiGHS column: draws x (cold time of the 4 LPs of a draw at the base point) / workers.")
+
+
+if __name__ == "__main__":
+    main()

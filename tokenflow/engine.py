@@ -1,0 +1,772 @@
+"""The persistent market engine: build the LP once, change numbers in place, re-solve warm.
+
+``Market(scenario, ...)`` keeps one live HiGHS instance for the market LP and one for the
+max-scale LP (s*).  ``market.solve(**changes)`` applies the changes, updates only the
+numbers that differ (costs, bounds, right-hand sides; new columns from exact column
+generation) and re-solves from the previous basis.  Changes persist: the market's
+``scenario`` and ``settings`` always describe what it solves, and a fresh
+``tokenflow.solve(market.scenario, **market.settings)`` gives the same result.
+
+Imports point down only: ``inputs -> routes -> model/arc -> solver -> engine -> results``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from .arc import ArcStructure
+from .errors import InfeasibleMarketError, ScenarioError, SolverError
+from .inputs import (
+    GBPS_TO_GB_PER_H,
+    Inputs,
+    build_inputs,
+    check_bool,
+    check_formulation,
+    check_number,
+    check_scenario,
+    per_workload,
+)
+from .model import LARGE, LPArrays, PathColumns, check_magnitudes, path_lp, row_layout
+from .routes import LAT_TOL, Graph, arc_lengths, cheapest, price
+from .scenario import Scenario
+from .solver import LiveLP, verify
+
+MAX_CG_ROUNDS = 500
+_MISSING = object()
+
+#: keyword -> what it changes (all persistent); see :meth:`Market.solve`
+CHANGES = {
+    "demand_scale": "multiplier on base demand",
+    "demand": "base demand {node: {workload: M tokens/h}}",
+    "electricity_usd_per_kwh": "{node: $/kWh}",
+    "capacity_mw": "{node: MW}",
+    "other_opex_usd_per_kwh": "$/kWh, every node",
+    "link_bandwidth_gbps": "Gbps per direction: one number (every link) or {link: Gbps}",
+    "transfer_cost_usd_per_gb": "$/GB: one number (every link) or {link: $/GB}",
+    "latency_limits_ms": "{workload: ms} (merged with earlier overrides)",
+    "value_of_lost_load": "None, one number or {workload: $/M tokens}",
+    "transfer_aware": "True / False",
+    "scenario": "a Scenario with the same nodes, workloads and links",
+}
+
+
+@dataclass
+class ScaleLimit:
+    """Largest feasible demand scale s* and what binds there."""
+
+    max_scale: float
+    aggregate_bound: float
+    binding: str
+    saturated_nodes: list[str]
+    binding_links: list[str]
+
+
+@dataclass
+class Solution:
+    """Everything a :class:`~tokenflow.results.MarketResult` is made of (numpy only)."""
+
+    inp: Inputs
+    formulation: str
+    scale: float
+    x: np.ndarray  # all LP columns
+    lam: np.ndarray  # N x K
+    mu: np.ndarray  # N
+    rho: np.ndarray  # L
+    objective: float
+    info: dict
+    # path formulation
+    col_route: np.ndarray | None = None
+    col_k: np.ndarray | None = None
+    routes: tuple | None = None  # (origin, target, ptr, flat)
+    first_token: dict | None = None  # (o, k) -> (cost, n, arcs) for rows at zero demand
+    # arc formulation
+    arc: ArcStructure | None = None
+
+
+_FAST = {"demand", "electricity_usd_per_kwh", "capacity_mw", "other_opex_usd_per_kwh", "link_bandwidth_gbps",
+         "transfer_cost_usd_per_gb"}
+
+
+def _same_voll(a, b) -> bool:
+    try:
+        return bool(a == b)
+    except Exception:  # noqa: BLE001 - incomparable values are different
+        return False
+
+
+def _structure(s: Scenario) -> tuple:
+    return (tuple(s.node_ids), tuple(s.workload_ids), tuple(zip(s.links["a"], s.links["b"])))
+
+
+class Market:
+    """A token-flow market kept live for fast re-solves.
+
+    ``Market(scenario, transfer_aware=True, formulation="path", latency_limits_ms=None,
+    value_of_lost_load=None)`` checks its arguments (each error names the argument),
+    builds the LP once and keeps the HiGHS instance.  :meth:`solve` changes numbers in
+    place (keywords in :data:`CHANGES`) and re-solves from the previous basis.
+
+    Structural changes - other nodes, workloads or links - raise :class:`ScenarioError`;
+    build a new ``Market`` for them.  In the arc formulation a latency change that
+    alters which commodities exist re-passes the model to HiGHS (same numbers, new
+    layout); everything else is in place.
+    """
+
+    def __init__(self, scenario: Scenario, *, transfer_aware: bool = True, formulation: str = "path",
+                 latency_limits_ms: Mapping[str, float] | None = None,
+                 value_of_lost_load: float | Mapping[str, float] | None = None) -> None:
+        t0 = time.perf_counter()
+        self._scenario = check_scenario(scenario)
+        self.formulation = check_formulation(formulation)
+        self._ta = check_bool(transfer_aware, "transfer_aware")
+        self._lat = per_workload(self._scenario, latency_limits_ms, "latency_limits_ms", "ms", allow_zero=True)
+        self._voll = value_of_lost_load
+        self.inp = build_inputs(self._scenario, transfer_aware=self._ta, latency_limits_ms=self._lat,
+                                value_of_lost_load=value_of_lost_load)
+        self.demand_scale = 1.0
+        self._main, self._smax = LiveLP(), LiveLP()
+        self._graph = Graph(self.inp)
+        self._limit_cache: ScaleLimit | None = None
+        self._arr_cache: dict = {}
+        self._pre: tuple | None = None
+        self._pending: list[dict] = []  # number changes applied to the arrays, not yet to the Scenario
+        self.n_solves = 0
+        if self.formulation == "path":
+            self.cols = PathColumns()
+            self._ent: tuple | None = None
+            self._ent_rev = None
+        else:
+            self.arc = ArcStructure(self.inp)
+        self._check_reachable()
+        if self.formulation == "path":
+            self._seed(np.ones((self.inp.N, self.inp.K), dtype=bool))
+        self.build_seconds = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def scenario(self) -> Scenario:
+        """The scenario with every change applied so far."""
+        if self._pending:
+            s = self._scenario
+            for rep in self._pending:
+                s = s.replace(**rep)
+            self._scenario, self._pending = s, []
+        return self._scenario
+
+    @property
+    def settings(self) -> dict:
+        """Keyword arguments of :func:`tokenflow.solve` that reproduce this market."""
+        return {"transfer_aware": self._ta, "formulation": self.formulation, "demand_scale": self.demand_scale,
+                "latency_limits_ms": dict(self._lat) or None, "value_of_lost_load": self._voll}
+
+    def _apply(self, changes: dict) -> None:
+        unknown = sorted(set(changes) - set(CHANGES))
+        if unknown:
+            raise ScenarioError(f"Market.solve: unknown change {', '.join(map(repr, unknown))}; "
+                                f"allowed: {', '.join(CHANGES)}")
+        if "demand_scale" in changes:
+            self.demand_scale = check_number(changes["demand_scale"], "demand_scale", "(multiplier)")
+        if self._fast_numbers(changes):
+            return
+        s = self.scenario
+        rebuild = False
+        if "scenario" in changes:
+            new = check_scenario(changes["scenario"])
+            if _structure(new) != _structure(s):
+                raise ScenarioError("scenario: a structural change (other nodes, workloads or links) needs a new "
+                                    "Market; only numbers can change in place")
+            s, rebuild = new, new is not self._scenario
+        rep = self._replace_kwargs(s, changes)
+        if rep:
+            s, rebuild = s.replace(**rep), True
+        if "transfer_aware" in changes:
+            ta = check_bool(changes["transfer_aware"], "transfer_aware")
+            rebuild |= ta != self._ta
+            self._ta = ta
+        if "latency_limits_ms" in changes:
+            more = per_workload(s, changes["latency_limits_ms"], "latency_limits_ms", "ms", allow_zero=True)
+            self._lat = {**self._lat, **more}
+            rebuild = True
+        if "value_of_lost_load" in changes:
+            self._voll = changes["value_of_lost_load"]
+            rebuild = True
+        if rebuild:
+            old = self.inp
+            inp = build_inputs(s, transfer_aware=self._ta, latency_limits_ms=self._lat,
+                               value_of_lost_load=self._voll)
+            self._scenario, self.inp = s, inp
+            self._limit_cache = None
+            self._arr_cache.clear()
+            lat_changed = not np.array_equal(old.arc_latency_ms, inp.arc_latency_ms)
+            if lat_changed:
+                self._graph = Graph(inp)
+            if self.formulation == "arc":
+                new_arc = ArcStructure(inp)
+                if new_arc.key() != self.arc.key():
+                    self.arc = new_arc
+            if lat_changed or not np.array_equal(old.latency_ms, inp.latency_ms) or \
+                    not np.array_equal(old.base_demand, inp.base_demand) or \
+                    not np.array_equal(old.capacity_kw > 0, inp.capacity_kw > 0) or \
+                    not np.array_equal(np.isnan(old.voll), np.isnan(inp.voll)):
+                self._check_reachable()
+
+    def _fast_numbers(self, changes: dict) -> bool:
+        """Number changes (prices, opex, capacities, bandwidths, transfer costs, demand) go
+        straight into the arrays; the Scenario catches up only when asked for."""
+        keys = set(changes) - {"demand_scale"}
+        if not keys:
+            return True
+        if not keys <= _FAST:
+            return False
+        s, inp = self._scenario, self.inp
+        rep = self._replace_kwargs(s, changes)
+        npos = {n: i for i, n in enumerate(inp.node_ids)}
+        lpos = {lk: i for i, lk in enumerate(s.links.index)}
+        wpos = {w: i for i, w in enumerate(inp.workload_ids)}
+        upd: dict = {}
+        for n, fields in rep.get("nodes", {}).items():
+            if n not in npos:
+                raise ScenarioError(f"unknown node {n!r} (nodes: {', '.join(inp.node_ids)})")
+            i = npos[n]
+            if "electricity_usd_per_kwh" in fields:
+                upd.setdefault("elec_price", inp.elec_price.copy())[i] = fields["electricity_usd_per_kwh"]
+            if "capacity_mw" in fields:
+                upd.setdefault("capacity_kw", inp.capacity_kw.copy())[i] = \
+                    fields["capacity_mw"] * inp.ai_share * 1000.0
+        for lk, fields in rep.get("links", {}).items():
+            if lk not in lpos:
+                raise ScenarioError(f"unknown link {lk!r} (links: {', '.join(map(str, s.links.index))})")
+            i = lpos[lk]
+            if "bandwidth_gbps" in fields:
+                upd.setdefault("arc_capacity_gbh", inp.arc_capacity_gbh.copy())[2 * i:2 * i + 2] = \
+                    fields["bandwidth_gbps"] * GBPS_TO_GB_PER_H
+            if "transfer_cost_usd_per_gb" in fields:
+                upd.setdefault("arc_cost", inp.arc_cost.copy())[2 * i:2 * i + 2] = fields["transfer_cost_usd_per_gb"]
+        if "other_opex_usd_per_kwh" in rep.get("params", {}):
+            upd["opex"] = rep["params"]["other_opex_usd_per_kwh"]
+        for n, row in rep.get("demand", {}).items():
+            if n not in npos:
+                raise ScenarioError(f"demand: unknown node {n!r} (nodes: {', '.join(inp.node_ids)})")
+            for w, v in row.items():
+                if w not in wpos:
+                    raise ScenarioError(f"demand.{n}: unknown workload {w!r}")
+                upd.setdefault("base_demand", inp.base_demand.copy())[npos[n], wpos[w]] = v
+        if "capacity_kw" in upd and not (upd["capacity_kw"] > 0).any():
+            raise ScenarioError("capacity_mw: no node would have compute capacity")
+        if "elec_price" in upd or "opex" in upd:
+            elec = inp.pue * upd.get("elec_price", inp.elec_price)
+            upd["proc_cost"] = np.outer(elec + upd.get("opex", inp.opex), inp.intensity)
+            upd["energy_cost"] = np.outer(elec, inp.intensity)
+        old = inp
+        self.inp = dataclasses.replace(inp, **upd)
+        self._pending.append(rep)
+        self._limit_cache = None
+        self._arr_cache.clear()
+        if "base_demand" in upd or ("capacity_kw" in upd and
+                                    not np.array_equal(old.capacity_kw > 0, upd["capacity_kw"] > 0)):
+            self._check_reachable()
+        return True
+
+    @staticmethod
+    def _replace_kwargs(s: Scenario, ch: dict) -> dict:
+        """Scenario.replace arguments for the number changes (validated by the scenario)."""
+        nodes: dict = {}
+        links: dict = {}
+        params: dict = {}
+        for key, field in (("electricity_usd_per_kwh", "electricity_usd_per_kwh"), ("capacity_mw", "capacity_mw")):
+            if key in ch:
+                v = ch[key]
+                if not isinstance(v, Mapping):
+                    raise ScenarioError(f"{key}: expected a mapping node -> value, got {v!r:.60}")
+                for n, x in v.items():
+                    nodes.setdefault(n, {})[field] = check_number(x, f"{key}.{n}", CHANGES[key],
+                                                                  allow_zero=field == "capacity_mw")
+        for key, field in (("link_bandwidth_gbps", "bandwidth_gbps"), ("transfer_cost_usd_per_gb",
+                                                                       "transfer_cost_usd_per_gb")):
+            if key in ch:
+                v = ch[key]
+                items = v.items() if isinstance(v, Mapping) else ((lk, v) for lk in s.links.index)
+                for lk, x in items:
+                    links.setdefault(lk, {})[field] = check_number(x, f"{key}.{lk}", CHANGES[key],
+                                                                   allow_zero=field != "bandwidth_gbps")
+        if "other_opex_usd_per_kwh" in ch:
+            params["other_opex_usd_per_kwh"] = check_number(ch["other_opex_usd_per_kwh"], "other_opex_usd_per_kwh",
+                                                            "$/kWh")
+        out = {k: v for k, v in (("nodes", nodes), ("links", links), ("params", params)) if v}
+        if "demand" in ch:
+            d = ch["demand"]
+            if not isinstance(d, Mapping) or not all(isinstance(v, Mapping) for v in d.values()):
+                raise ScenarioError(f"demand: expected {{node: {{workload: M tokens/h}}}}, got {d!r:.60}")
+            out["demand"] = {n: {k: check_number(x, f"demand.{n}.{k}", "M tokens/h") for k, x in v.items()}
+                             for n, v in d.items()}
+        return out
+
+    def _check_reachable(self) -> None:
+        """Positive demand without VoLL must reach compute within its latency limit."""
+        inp, G = self.inp, self._graph
+        cap = inp.capacity_kw > 0
+        problems = []
+        for o, k in np.argwhere((inp.base_demand > 0) & np.isnan(inp.voll)[None, :]):
+            rtt = 2.0 * G.latdist[o, cap]
+            if not np.any(rtt <= inp.latency_ms[k] + LAT_TOL):
+                fin = rtt[np.isfinite(rtt)]
+                nearest = f"; nearest compute is {fin.min():.1f} ms away" if len(fin) else \
+                    "; no node with compute capacity is connected to it"
+                problems.append(f"unreachable demand: {inp.workload_ids[k]} at node {inp.node_ids[o]!r} cannot "
+                                f"reach any node with compute capacity within its {inp.latency_ms[k]:g} ms "
+                                f"latency limit{nearest}")
+        if problems:
+            raise ScenarioError(problems)
+
+    def resolve(self, scenario: Scenario, *, demand_scale: float = 1.0, transfer_aware: bool = True,
+                latency_limits_ms: Mapping[str, float] | None = None, formulation: str | None = None,
+                value_of_lost_load: float | Mapping[str, float] | None = None) -> MarketResult:  # noqa: F821
+        """Solve exactly what ``tokenflow.solve(scenario, **kwargs)`` solves (settings replaced,
+        not merged), re-using this market's live LP; ``scenario`` must have the same structure."""
+        if formulation is not None and check_formulation(formulation) != self.formulation:
+            raise ScenarioError(f"formulation: this market is {self.formulation!r}, got {formulation!r}")
+        scenario = check_scenario(scenario)
+        ta = check_bool(transfer_aware, "transfer_aware")
+        lat = per_workload(scenario, latency_limits_ms, "latency_limits_ms", "ms", allow_zero=True)
+        changes: dict = {"demand_scale": demand_scale}
+        if self._pending or scenario is not self._scenario or ta != self._ta or lat != self._lat \
+                or not _same_voll(value_of_lost_load, self._voll):
+            self._lat = {}
+            changes.update(scenario=scenario, transfer_aware=ta, latency_limits_ms=lat,
+                           value_of_lost_load=value_of_lost_load)
+        return self.solve(**changes)
+
+    # ------------------------------------------------------------------ path columns
+    def _seed(self, rows: np.ndarray) -> None:
+        """Columns demand needs: local processing and each row's cheapest admissible route."""
+        inp = self.inp
+        items = []
+        for o in np.nonzero(inp.capacity_kw > 0)[0]:
+            if rows[o].any():
+                items += [(int(o), int(o), (), k) for k in np.nonzero(rows[o])[0]]
+        best = cheapest(inp, self._graph, np.zeros(inp.N), np.zeros(inp.L), rows)
+        items += [(o, n, arcs, k) for (o, k), (_, n, arcs) in best.items()]
+        self.cols.add(items)
+
+    def _entries(self) -> tuple:
+        inp = self.inp
+        rev = bool(np.any(inp.rev_gb != 0))
+        if self._ent is None or self._ent_rev != rev:
+            self._ent, self._ent_rev = self.cols.entries(inp), rev
+        n_have = int(self._ent[0].max()) + 1 if len(self._ent[0]) else 0
+        if len(self.cols) > n_have:
+            more = self.cols.entries(inp, start=n_have)
+            self._ent = tuple(np.r_[a, b] for a, b in zip(self._ent, more))
+        return self._ent
+
+    def _col_on(self) -> np.ndarray:
+        inp = self.inp
+        return self.cols.rtt_ms(inp) <= inp.latency_ms[self.cols.k] + LAT_TOL
+
+    def _path_arrays(self, scale: float | None) -> tuple[LPArrays, np.ndarray]:
+        """The path LP over the current columns; everything but the demand right-hand side is
+        cached per (inputs, columns)."""
+        inp = self.inp
+        key = (len(self.cols), scale is None)  # the cache is cleared whenever the inputs change
+        hit = self._arr_cache.get(key)
+        if hit is None:
+            on = self._col_on()
+            if scale is not None:
+                # rows with demand but no usable column get their cheapest admissible route first
+                o, _ = self.cols.origin_node()
+                covered = np.zeros(inp.N * inp.K, dtype=bool)
+                covered[(o * inp.K + self.cols.k)[on]] = True
+                no_voll = np.broadcast_to(np.isnan(inp.voll)[None, :], inp.base_demand.shape).reshape(-1)
+                need = (inp.base_demand.reshape(-1) > 0) & ~covered & no_voll
+                if need.any():
+                    self._seed(need.reshape(inp.N, inp.K))
+                    return self._path_arrays(scale)
+            arr = path_lp(inp, self.cols, self._entries(), 1.0 if scale is not None else None, on)
+            if len(self._arr_cache) > 8:
+                self._arr_cache.clear()
+            hit = self._arr_cache[key] = (arr, on)
+        arr, on = hit
+        if scale is not None and scale != 1.0:
+            D = inp.N * inp.K
+            lb = arr.row_lb.copy()
+            lb[:D] *= scale
+            ub = arr.row_ub.copy()
+            ub[:D] = lb[:D]
+            arr = dataclasses.replace(arr, row_lb=lb, row_ub=ub)
+        return arr, on
+
+    def _duals(self, y: np.ndarray, n_first: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        inp = self.inp
+        N, K, L = inp.N, inp.K, inp.L
+        if self.formulation == "path":
+            lam = y[:N * K].reshape(N, K)
+        else:
+            lam = y[self.arc.origin_row.reshape(-1)].reshape(N, K)
+        return lam, -y[n_first:n_first + N], -y[n_first + N:n_first + N + L]
+
+    def _elastic(self, arr: LPArrays) -> LPArrays:
+        """Phase 1: every demand row without a VoLL may go unserved at a penalty far above any
+        route's cost, so the restricted LP is feasible and column generation can proceed."""
+        inp = self.inp
+        D = inp.N * inp.K
+        no_voll = np.broadcast_to(np.isnan(inp.voll)[None, :], (inp.N, inp.K)).reshape(-1)
+        penalty = 1e3 * (1.0 + float(np.abs(arr.cost).max(initial=0.0)))
+        cost, ub = arr.cost.copy(), arr.col_ub.copy()
+        cost[:D][no_voll], ub[:D][no_voll] = penalty, np.inf
+        return dataclasses.replace(arr, cost=cost, col_ub=ub)
+
+    def _cg(self, live: LiveLP, scale: float | None, elastic: bool = False) -> tuple[str, int, tuple | None]:
+        """Column generation on ``live``: solve, price exactly, add columns, repeat."""
+        inp = self.inp
+        for rounds in range(1, MAX_CG_ROUNDS + 1):
+            arr, _ = self._path_arrays(scale)
+            if elastic:
+                arr = self._elastic(arr)
+            live.sync(arr)
+            cond = live.run()
+            if cond != "optimal":
+                return cond, rounds, None
+            x, y, obj = live.solution()
+            lam, mu, rho = self._duals(y, inp.N * inp.K)
+            new = price(inp, self._graph, lam, mu, rho, with_costs=scale is not None, exists=self.cols.exists)
+            if not new or not self.cols.add([(o, n, arcs, k) for o, n, arcs, k, _ in new]):
+                return "optimal", rounds, (x, y, obj, arr)
+        raise SolverError(f"column generation did not converge in {MAX_CG_ROUNDS} rounds")
+
+    # ------------------------------------------------------------------ names for messages
+    def _row_name(self, n_first: int):
+        inp = self.inp
+
+        def name(i: int) -> str:
+            if i < n_first:
+                if self.formulation == "path":
+                    return f"demand[{inp.node_ids[i // inp.K]}, {inp.workload_ids[i % inp.K]}]"
+                return f"balance[{i}]"
+            i -= n_first
+            if i < inp.N:
+                return f"compute[{inp.node_ids[i]}]"
+            return f"bandwidth[{inp.link_ids[i - inp.N]}]"
+        return name
+
+    @staticmethod
+    def _col_name(j: int) -> str:
+        return f"column {j}"
+
+    # ------------------------------------------------------------------ s*
+    def _aggregate(self) -> tuple[float, float]:
+        inp = self.inp
+        total_load = float((inp.base_demand * inp.intensity[None, :]).sum())
+        return total_load, (float(inp.capacity_kw.sum() / total_load) if total_load > 0 else math.inf)
+
+    def scale_limit(self, **changes) -> ScaleLimit:
+        """The largest demand scale s* at which the market clears (exact: the max-scale LP,
+        with column generation in the path formulation) and what binds there."""
+        self._apply(changes)
+        if self._limit_cache is not None:
+            return self._limit_cache
+        inp = self.inp
+        total_load, agg = self._aggregate()
+        if total_load == 0:
+            return ScaleLimit(math.inf, math.inf, "no demand", [], [])
+        if self.formulation == "path":
+            cond, _, sol = self._cg(self._smax, None)
+            n_first = inp.N * inp.K
+        else:
+            arr = self.arc.lp(inp, None)
+            self._smax.sync(arr)
+            cond = self._smax.run()
+            sol = (*self._smax.solution(), arr) if cond == "optimal" else None
+            n_first = len(self.arc.r_c)
+        if cond != "optimal":
+            raise SolverError(f"max-scale LP ended with '{cond}'")
+        x, y, _, arr = sol
+        verify(arr, x, y, self._row_name(n_first), self._col_name)
+        dmax = float(inp.base_demand.max())
+        s_star = float(x[0]) / dmax
+        _, mu, rho = self._duals(y, n_first)
+        nodes = [inp.node_ids[i] for i in np.nonzero(mu > 1e-9)[0]]
+        links = [inp.link_ids[i] for i in np.nonzero(rho > 1e-9)[0]]
+        if s_star >= agg * (1 - 1e-6):
+            binding = f"aggregate compute capacity ({inp.capacity_kw.sum() / 1000:.6g} MW of AI compute)"
+        elif links:
+            binding = ("bandwidth on links " + ", ".join(links)
+                       + (f" (with compute at {', '.join(nodes)})" if nodes else ""))
+        else:
+            binding = ("compute reachable within latency limits: nodes " + ", ".join(nodes)
+                       + f" are full while aggregate capacity would allow s = {agg:.6g}")
+        self._limit_cache = ScaleLimit(s_star, agg, binding, nodes, links)
+        return self._limit_cache
+
+    def _infeasible(self, scale: float) -> InfeasibleMarketError:
+        lim = self.scale_limit()
+        return InfeasibleMarketError(scale, lim.max_scale, lim.binding)
+
+    def _precheck(self, scale: float) -> None:
+        """Demand beyond aggregate capacity is infeasible whatever its magnitude (no solve
+        needed); right-hand sides the solver cannot represent are refused."""
+        inp = self.inp
+        if self._pre is None or self._pre[0] is not inp:
+            no_voll = np.isnan(inp.voll)
+            load = float((inp.base_demand[:, no_voll] * inp.intensity[None, no_voll]).sum())
+            check_magnitudes("compute capacity", inp.capacity_kw, "kW")
+            wmax = max(float(np.max(np.r_[inp.fwd_gb, inp.rev_gb])), 1e-300)
+            check_magnitudes("link capacity / link weight", inp.arc_capacity_gbh / wmax, "M tokens/h")
+            self._pre = (inp, load, float(inp.capacity_kw.sum()), float(inp.base_demand.max(initial=0.0)))
+        _, load, cap, dmax = self._pre
+        if scale * load > cap * (1 + 1e-9):
+            raise self._infeasible(scale)
+        if scale * dmax > LARGE:
+            check_magnitudes("demand (demand_scale x base demand)", scale * inp.base_demand, "M tokens/h")
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, **changes) -> MarketResult:  # noqa: F821 - results imported lazily below
+        """Apply ``changes`` (see :data:`CHANGES`; they persist) and clear the market.
+
+        Raises :class:`InfeasibleMarketError` (with s* and what binds) when demand exceeds
+        what the network can serve, :class:`ScenarioError` for bad or structural changes,
+        :class:`SolverError` when HiGHS fails or its answer does not pass the checks."""
+        from .results import MarketResult
+
+        t0 = time.perf_counter()
+        self._apply(changes)
+        scale = self.demand_scale
+        self._precheck(scale)
+        inp = self.inp
+        t1 = time.perf_counter()
+        rounds = 1
+        if self.formulation == "path":
+            cond, rounds, sol = self._cg(self._main, scale)
+            if cond == "infeasible":
+                # phase 1 (elastic demand rows) generates the columns a feasible dispatch needs
+                cond, more, sol = self._cg(self._main, scale, elastic=True)
+                rounds += more
+                D = inp.N * inp.K
+                short = sol is not None and float(sol[0][:D][np.isnan(np.broadcast_to(
+                    inp.voll[None, :], (inp.N, inp.K)).reshape(-1))].sum()) > 1e-9 * max(
+                    1.0, float(scale * inp.base_demand.sum()))
+                if sol is None or short:
+                    lim = self.scale_limit()  # exact s*; adds the columns that serve it
+                    if scale > lim.max_scale * (1 + 1e-9):
+                        raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
+                cond, more, sol = self._cg(self._main, scale)
+                rounds += more
+            n_first = inp.N * inp.K
+        else:
+            arr = self.arc.lp(inp, scale)
+            self._main.sync(arr)
+            cond = self._main.run()
+            sol = (*self._main.solution(), arr) if cond == "optimal" else None
+            n_first = len(self.arc.r_c)
+            if cond == "infeasible":
+                lim = self.scale_limit()
+                if scale > lim.max_scale * (1 + 1e-9):
+                    raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
+        if cond != "optimal":
+            raise SolverError(f"HiGHS ended with '{cond}' at demand scale {scale:g}")
+        x, y, obj, arr = sol
+        verify(arr, x, y, self._row_name(n_first), self._col_name)
+        lam, mu, rho = self._duals(y, n_first)
+        lam = lam.copy()
+        first = self._first_token_prices(lam, mu, rho, scale)
+        t2 = time.perf_counter()
+        self.n_solves += 1
+        info = {"objective": obj, "build_s": t1 - t0, "solve_s": t2 - t1, "highs_s": self._main.run_seconds,
+                "n_vars": arr.n_cols, "n_cons": arr.n_rows, "cg_rounds": rounds}
+        if self.formulation == "path":
+            snap = Solution(inp, "path", scale, x, lam, mu, rho, obj, info, col_route=self.cols.route,
+                            col_k=self.cols.k, routes=self.cols.pool.arrays(), first_token=first)
+        else:
+            snap = Solution(inp, "arc", scale, x, lam, mu, rho, obj, info, arc=self.arc)
+        return MarketResult.from_solution(snap)
+
+    def _first_token_prices(self, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, scale: float) -> dict:
+        """Where demand is zero the LP's dual is not unique; the price is the marginal cost of
+        the first token: the cheapest admissible route at the current rents (or the VoLL)."""
+        inp = self.inp
+        zero = (scale * inp.base_demand) == 0
+        if not zero.any():
+            return {}
+        if self.formulation == "path":
+            best = cheapest(inp, self._graph, mu, rho, zero)
+        else:
+            best = self._arc_cheapest(mu, rho, zero)
+        for o, k in np.argwhere(zero):
+            c = best.get((int(o), int(k)), (np.nan,))[0]
+            v = inp.voll[k]
+            lam[o, k] = np.nanmin([c, v]) if np.isfinite(c) or np.isfinite(v) else np.nan
+        return best
+
+    def _arc_cheapest(self, mu: np.ndarray, rho: np.ndarray, rows: np.ndarray) -> dict:
+        from scipy.sparse import csr_array
+        from scipy.sparse.csgraph import dijkstra
+
+        inp, st = self.inp, self.arc
+        node_cost = inp.proc_cost + inp.intensity[None, :] * mu[:, None]
+        lengths = arc_lengths(inp, rho, True) if inp.L else np.zeros((inp.K, 0))
+        out = {}
+        for o, k in np.argwhere(rows):
+            ci = st.commodity(int(o), int(k))
+            arcs, nodes = st.allowed(ci)
+            if len(arcs):
+                ln = lengths[k][arcs]
+                g = csr_array((ln + 1e-12 * (1 + ln.max()), (inp.au[arcs], inp.av[arcs])), shape=(inp.N, inp.N))
+                dist = dijkstra(g, directed=True, indices=int(o))
+            else:
+                dist = np.where(np.arange(inp.N) == o, 0.0, np.inf)
+            if len(nodes):
+                full = node_cost[nodes, k] + dist[nodes]
+                i = int(np.argmin(full))
+                if np.isfinite(full[i]):
+                    out[(int(o), int(k))] = (float(full[i]), int(nodes[i]), None)
+        return out
+
+    # ------------------------------------------------------------------ link load range
+    def link_load_range(self, links: list[str] | None = None, *, rel_tol: float = 1e-9, **changes) -> xr.Dataset:
+        """With the total cost held at its optimum z (row ``cost <= z (1 + rel_tol)``),
+        the smallest and largest load of each directed link over all optimal dispatches.
+
+        Returns a Dataset (dim ``link``) with ``min_load``/``max_load`` (GB/h, as the model
+        counts traffic), ``min_utilization``/``max_utilization`` and ``unique`` (range within
+        1e-6 of capacity).  Exact for the arc formulation and for the path formulation
+        where no latency limit binds (then both describe the same dispatches; the range is
+        computed on the arc LP).  With binding limits the path formulation's range covers
+        the routes column generation has found, stated in ``attrs["exact"]``."""
+        r = self.solve(**changes)
+        inp = self.inp
+        if self.formulation == "path":
+            arc_market = Market(self.scenario, transfer_aware=self._ta, formulation="arc",
+                                latency_limits_ms=self._lat or None, value_of_lost_load=self._voll)
+            exact = bool(np.all(arc_market.arc.com_o == -1))
+            if exact:
+                return arc_market.link_load_range(links, rel_tol=rel_tol, demand_scale=self.demand_scale)
+            arr, _ = self._path_arrays(self.demand_scale)
+        else:
+            exact = True
+            arr = self.arc.lp(inp, self.demand_scale)
+        z = r.objective
+        load_rows = arr.row_ub.shape[0] - inp.L + np.arange(inp.L)
+        from scipy.sparse import csc_array
+
+        A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols)).tocsr()
+        obj_row = LPArrays(
+            cost=np.zeros(arr.n_cols), col_lb=arr.col_lb, col_ub=arr.col_ub,
+            row_lb=np.r_[arr.row_lb, -np.inf], row_ub=np.r_[arr.row_ub, z + rel_tol * max(abs(z), 1.0)],
+            indptr=np.zeros(1), indices=np.zeros(0, dtype=np.int32), data=np.zeros(0),
+            row_scale=np.r_[arr.row_scale, 1.0 / max(abs(z), 1e-12)])
+        from scipy.sparse import vstack
+
+        full = vstack([A, csc_array(arr.cost[None, :])]).tocsc()
+        full.sort_indices()
+        obj_row.indptr, obj_row.indices, obj_row.data = (full.indptr.astype(np.int64), full.indices.astype(np.int32),
+                                                         full.data)
+        live = LiveLP()
+        live.sync(obj_row)
+        chosen = inp.link_ids if links is None else list(links)
+        unknown = [lk for lk in chosen if lk not in inp.link_ids]
+        if unknown:
+            raise ScenarioError(f"links: unknown directed link(s) {unknown}; links are named 'a->b'")
+        lo, hi = [], []
+        for lk in chosen:
+            i = load_rows[inp.link_ids.index(lk)]
+            cols_i, vals_i = A.indices[A.indptr[i]:A.indptr[i + 1]], A.data[A.indptr[i]:A.indptr[i + 1]]
+            vals = []
+            for sign in (1.0, -1.0):
+                cost = np.zeros(arr.n_cols)
+                cost[cols_i] = sign * vals_i
+                live.sync(dataclasses.replace(obj_row, cost=cost))
+                if live.run() != "optimal":
+                    raise SolverError(f"link load range of {lk}: HiGHS did not find an optimum")
+                vals.append(sign * live.h.getInfo().objective_function_value)
+            lo.append(vals[0]), hi.append(vals[1])
+        cap = inp.arc_capacity_gbh[[inp.link_ids.index(lk) for lk in chosen]]
+        lo, hi = np.maximum(np.array(lo), 0.0), np.array(hi)
+        ds = xr.Dataset(
+            {"min_load": ("link", lo, {"unit": "GB/h"}), "max_load": ("link", hi, {"unit": "GB/h"}),
+             "min_utilization": ("link", lo / cap, {"unit": "1"}),
+             "max_utilization": ("link", hi / cap, {"unit": "1"}),
+             "unique": ("link", (hi - lo) <= 1e-6 * cap)},
+            coords={"link": chosen})
+        ds.attrs.update({"exact": int(exact), "objective": z, "rel_tol": rel_tol,
+                         "formulation": self.formulation, "demand_scale": self.demand_scale})
+        return ds
+
+    # ------------------------------------------------------------------ linopy view
+    def linopy_model(self, demand_scale: float | None = None):
+        """The current LP as a linopy model (names ``flow``/``arcflow``/``proc``,
+        ``unserved``, ``demand``/``balance``, ``compute``, ``bandwidth``) for export and
+        inspection; same columns and numbers as the live HiGHS instance (unscaled)."""
+        from .lp_view import to_linopy
+
+        scale = self.demand_scale if demand_scale is None else demand_scale
+        if self.formulation == "path":
+            arr, _ = self._path_arrays(scale)
+        else:
+            arr = self.arc.lp(self.inp, scale)
+        return to_linopy(self.inp, arr, self.formulation, None if self.formulation == "path" else self.arc)
+
+    def describe(self) -> str:
+        return json.dumps({"formulation": self.formulation, "columns": len(self.cols) if self.formulation == "path"
+                           else self.arc.n_flow + self.arc.n_proc, "solves": self.n_solves,
+                           "rebuilds": self._main.rebuilds})
+
+
+GB_PER_H = GBPS_TO_GB_PER_H
+_ = (LARGE, row_layout)
+
+
+# ---------------------------------------------------------------------- live markets of a process
+
+_POOL: dict = {}
+POOL_SIZE = 12
+
+
+def pooled_market(scenario: Scenario, *, transfer_aware: bool = True, formulation: str = "path",
+                  latency_limits_ms: Mapping[str, float] | None = None,
+                  value_of_lost_load: float | Mapping[str, float] | None = None, tag: str = "") -> Market:
+    """A live :class:`Market` of this process for scenarios of this structure and these
+    settings (kept in a small pool, least recently used dropped): loops, sweeps and root
+    finds re-use it instead of building the LP again."""
+    scenario = check_scenario(scenario)
+    import threading
+
+    # one pool per thread: a live market must never be solved by two threads at once
+    key = (threading.get_ident(), _structure(scenario), check_formulation(formulation),
+           check_bool(transfer_aware, "transfer_aware"),
+           json.dumps(latency_limits_ms, sort_keys=True, default=str),
+           json.dumps(value_of_lost_load, sort_keys=True, default=str), tag)
+    m = _POOL.pop(key, None)
+    if m is None:
+        m = Market(scenario, transfer_aware=transfer_aware, formulation=formulation,
+                   latency_limits_ms=latency_limits_ms, value_of_lost_load=value_of_lost_load)
+    _POOL[key] = m
+    while len(_POOL) > POOL_SIZE:
+        _POOL.pop(next(iter(_POOL)))
+    return m
+
+
+def pooled_solve(scenario: Scenario, *, demand_scale: float = 1.0, transfer_aware: bool = True,
+                 latency_limits_ms: Mapping[str, float] | None = None, formulation: str = "path",
+                 value_of_lost_load: float | Mapping[str, float] | None = None) -> MarketResult:  # noqa: F821
+    """Same answer as :func:`tokenflow.solve` (to solver tolerance), on a pooled live market."""
+    m = pooled_market(scenario, transfer_aware=transfer_aware, formulation=formulation,
+                      latency_limits_ms=latency_limits_ms, value_of_lost_load=value_of_lost_load)
+    return m.resolve(scenario, demand_scale=demand_scale, transfer_aware=transfer_aware,
+                     latency_limits_ms=latency_limits_ms, value_of_lost_load=value_of_lost_load)
+
+
+def pooled_scale_limit(scenario: Scenario, *, transfer_aware: bool = True, formulation: str = "path",
+                       latency_limits_ms: Mapping[str, float] | None = None) -> ScaleLimit:
+    """Same as :func:`tokenflow.demand_scale_limit`, on a pooled live market."""
+    m = pooled_market(scenario, transfer_aware=transfer_aware, formulation=formulation,
+                      latency_limits_ms=latency_limits_ms)
+    if scenario is not m.scenario:
+        m._apply({"scenario": scenario})
+    return m.scale_limit()

@@ -1,0 +1,226 @@
+"""The live HiGHS instance behind a market, kept between solves.
+
+:class:`LiveLP` receives the whole LP as arrays (:class:`tokenflow.model.LPArrays`) each
+time and changes only what differs in place: costs (``changeColsCost``), bounds and
+right-hand sides (``changeColsBounds``/``changeRowsBounds``), new columns
+(``addCols``).  HiGHS keeps its basis through these calls, so the next ``run`` starts
+from the previous optimum (primal simplex after cost changes or new columns, dual
+simplex after right-hand-side changes).  A change of matrix values (e.g. a payload)
+passes the model again and restores the previous basis.
+
+:func:`verify` checks every solution before it leaves the package: primal feasibility
+relative to each row's scale and the dual sign conditions (HiGHS convention: for a
+minimisation a ``<=`` row has dual <= 0 and every column at its lower bound has reduced
+cost >= 0).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from .errors import SolverError
+from .model import LPArrays
+
+HIGHS_OPTIONS = {"output_flag": False, "log_to_console": False, "random_seed": 0, "threads": 1,
+                "dual_feasibility_tolerance": 1e-9, "primal_feasibility_tolerance": 1e-9}
+PRIMAL_TOL = 1e-6  # relative to the row's scale
+DUAL_TOL = 1e-6  # relative to the column's cost scale
+
+_BANNER_SHOWN = False
+
+
+class quiet_stdout:
+    """Silence C-level stdout (HiGHS prints from C++, e.g. "Writing the model to ...")."""
+
+    def __enter__(self):
+        sys.stdout.flush()
+        self.saved = os.dup(1)
+        self.null = open(os.devnull, "w")  # noqa: SIM115 - closed in __exit__
+        os.dup2(self.null.fileno(), 1)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sys.stdout.flush()
+        os.dup2(self.saved, 1)
+        os.close(self.saved)
+        self.null.close()
+
+
+def new_highs():
+    """A silent ``highspy.Highs`` (the copyright banner of the first instance goes to /dev/null)."""
+    global _BANNER_SHOWN
+    import highspy
+
+    if not _BANNER_SHOWN:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            with open(os.devnull, "w") as null:
+                os.dup2(null.fileno(), 1)
+                h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        _BANNER_SHOWN = True
+    else:
+        h = highspy.Highs()
+    for k, v in HIGHS_OPTIONS.items():
+        h.setOptionValue(k, v)
+    return h
+
+
+class LiveLP:
+    """One persistent HiGHS model fed with :class:`LPArrays`."""
+
+    def __init__(self) -> None:
+        self.h = None
+        self.arr: LPArrays | None = None
+        self.rebuilds = 0
+        self.run_seconds = 0.0
+
+    # ------------------------------------------------------------------ syncing
+    def _scaled(self, arr: LPArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rs = arr.row_scale
+        return arr.data * rs[arr.indices], arr.row_lb * rs, arr.row_ub * rs
+
+    def _pass(self, arr: LPArrays) -> None:
+        import highspy
+
+        basis = None
+        if self.h is not None and self.arr is not None and self.arr.n_rows == arr.n_rows:
+            b = self.h.getBasis()
+            if b.valid and len(b.col_status) <= arr.n_cols:
+                basis = b
+        if self.h is None:
+            self.h = new_highs()
+        data, rlb, rub = self._scaled(arr)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = arr.n_cols, arr.n_rows
+        lp.col_cost_, lp.col_lower_, lp.col_upper_ = arr.cost, arr.col_lb, arr.col_ub
+        lp.row_lower_, lp.row_upper_ = rlb, rub
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = arr.n_cols, arr.n_rows
+        lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = arr.indptr, arr.indices, data
+        self.h.passModel(lp)
+        if basis is not None:
+            n_new = arr.n_cols - len(basis.col_status)
+            if n_new:
+                basis.col_status = list(basis.col_status) + [highspy.HighsBasisStatus.kLower] * n_new
+            self.h.setBasis(basis)
+        self.rebuilds += 1
+        self.arr = arr
+
+    def sync(self, arr: LPArrays) -> None:
+        """Make the live model equal to ``arr`` with as few changes as possible."""
+        old = self.arr
+        if old is None or old.n_rows != arr.n_rows or arr.n_cols < old.n_cols:
+            self._pass(arr)
+            return
+        nc, nnz = old.n_cols, int(old.indptr[-1])
+        same_pattern = (np.array_equal(old.indptr, arr.indptr[:nc + 1])
+                        and np.array_equal(old.indices, arr.indices[:nnz]))
+        if not same_pattern or not np.array_equal(old.row_scale, arr.row_scale) \
+                or not np.array_equal(old.data, arr.data[:nnz]):
+            self._pass(arr)
+            return
+        h = self.h
+        if arr.n_cols > nc:
+            data, _, _ = self._scaled(arr)
+            start = (arr.indptr[nc:-1] - nnz).astype(np.int32)
+            h.addCols(arr.n_cols - nc, arr.cost[nc:], arr.col_lb[nc:], arr.col_ub[nc:], len(data) - nnz,
+                      start, arr.indices[nnz:], data[nnz:])
+        idx = np.nonzero(old.cost != arr.cost[:nc])[0].astype(np.int32)
+        if len(idx):
+            h.changeColsCost(len(idx), idx, arr.cost[idx])
+        idx = np.nonzero((old.col_lb != arr.col_lb[:nc]) | (old.col_ub != arr.col_ub[:nc]))[0].astype(np.int32)
+        if len(idx):
+            h.changeColsBounds(len(idx), idx, arr.col_lb[idx], arr.col_ub[idx])
+        idx = np.nonzero((old.row_lb != arr.row_lb) | (old.row_ub != arr.row_ub))[0].astype(np.int32)
+        if len(idx):
+            rs = arr.row_scale[idx]
+            h.changeRowsBounds(len(idx), idx, arr.row_lb[idx] * rs, arr.row_ub[idx] * rs)
+        self.arr = arr
+
+    # ------------------------------------------------------------------ solving
+    def run(self) -> str:
+        """Solve; return ``"optimal"``, ``"infeasible"`` or HiGHS's status text."""
+        import time
+
+        import highspy
+
+        t0 = time.perf_counter()
+        try:
+            self.h.run()
+        except Exception as exc:  # noqa: BLE001 - report any solver crash as a SolverError
+            raise SolverError(f"HiGHS failed: {exc}") from exc
+        status = self.h.getModelStatus()
+        if status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible):
+            # a warm start that went wrong: retry once from scratch (HiGHS#1785 advice)
+            self.h.clearSolver()
+            self.h.run()
+            status = self.h.getModelStatus()
+        self.run_seconds = time.perf_counter() - t0
+        if status == highspy.HighsModelStatus.kOptimal:
+            return "optimal"
+        if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
+            return "infeasible"
+        return self.h.modelStatusToString(status)
+
+    def solution(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """(column values, row duals in the *unscaled* rows' terms, objective) - one read."""
+        sol = self.h.getSolution()
+        x = np.asarray(sol.col_value)
+        y = np.asarray(sol.row_dual) * self.arr.row_scale
+        return x, y, float(self.h.getInfo().objective_function_value)
+
+    def cold_seconds(self) -> float:
+        """HiGHS alone on this LP from scratch (a fresh instance), for benchmarks."""
+        import time
+
+        other = LiveLP()
+        other._pass(self.arr)
+        t0 = time.perf_counter()
+        other.h.run()
+        return time.perf_counter() - t0
+
+
+def verify(arr: LPArrays, x: np.ndarray, y: np.ndarray, row_name, col_name) -> None:
+    """Refuse (``SolverError``) a solution that is not primal feasible relative to each row's
+    scale, or whose duals break the sign conditions of an optimum."""
+    mats = arr.matrix()
+    row, col, data, absdata = mats["row"], mats["col"], arr.data, mats["absdata"]
+    ax = np.bincount(row, weights=data * x[col], minlength=arr.n_rows)
+    mag = np.bincount(row, weights=absdata * np.abs(x[col]), minlength=arr.n_rows)
+    lb, ub = arr.row_lb, arr.row_ub
+    scale = np.maximum.reduce([np.ones_like(ax), mag, np.where(np.isfinite(lb), np.abs(lb), 0.0),
+                               np.where(np.isfinite(ub), np.abs(ub), 0.0)])
+    viol = np.maximum(np.maximum(lb - ax, ax - ub), 0.0) / scale
+    i = int(np.argmax(viol)) if len(viol) else 0
+    if len(viol) and viol[i] > PRIMAL_TOL:
+        bound = ub[i] if ax[i] > ub[i] else lb[i]
+        ratio = f" ({ax[i] / bound:,.6g}x its bound)" if bound not in (0.0,) and np.isfinite(bound) else ""
+        raise SolverError(f"solution refused: {row_name(i)} is violated: activity {ax[i]:.6g} against bound "
+                          f"{bound:.6g}{ratio}; the LP is too badly scaled for the solver")
+    xs = np.maximum(arr.col_lb - x, x - arr.col_ub)
+    xs = xs / np.maximum(1.0, np.abs(x))
+    j = int(np.argmax(xs)) if len(xs) else 0
+    if len(xs) and xs[j] > PRIMAL_TOL:
+        raise SolverError(f"solution refused: {col_name(j)} = {x[j]:.6g} is outside its bounds")
+    ymax = max(1.0, float(np.abs(y).max(initial=0.0)))
+    le = np.isinf(lb) & np.isfinite(ub)
+    bad = le & (y > DUAL_TOL * ymax)
+    if bad.any():
+        i = int(np.nonzero(bad)[0][0])
+        raise SolverError(f"solution refused: the dual of capacity row {row_name(i)} is {y[i]:.6g}, "
+                          "it must be <= 0 (a rent cannot be negative)")
+    d = arr.cost - np.bincount(col, weights=data * y[row], minlength=arr.n_cols)
+    dmag = np.abs(arr.cost) + np.bincount(col, weights=absdata * np.abs(y[row]), minlength=arr.n_cols)
+    free_up = np.isinf(arr.col_ub)
+    bad = free_up & (d < -DUAL_TOL * np.maximum(1.0, dmag))
+    if bad.any():
+        j = int(np.nonzero(bad)[0][0])
+        raise SolverError(f"solution refused: {col_name(j)} has reduced cost {d[j]:.6g} < 0 at the reported "
+                          "optimum (dual infeasible)")

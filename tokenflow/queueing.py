@@ -44,6 +44,7 @@ import pandas as pd
 import xarray as xr
 
 from .errors import TokenflowError
+from .scenario import IMAGE_TOKENS_PER_IMAGE
 from .traces import trace_stats
 
 # Sourced hardware figures (see ai_workload_parameters.md §4) and declared assumptions.
@@ -153,7 +154,8 @@ def default_profiles(s) -> dict[str, ServiceProfile]:
       weights 141 GB over 8 x 3.35 TB/s; batch 64; code trace; limit p99 TTFT 2000 ms (MLPerf
       Llama 2 70B server).
     * ``image``: one image per GPU at a time (no batching, a = 0), 30 denoising steps of
-      4096/30 tokens (assumption); limit p99 completion 20 s (MLPerf SDXL server).
+      IMAGE_TOKENS_PER_IMAGE/30 tokens (the scenario's tokens per image); limit p99 completion
+      20 s (MLPerf SDXL server).
     * ``batch_training``: no latency limit (throughput work); not queued here.
 
     ``peak_trace``: the trace whose 1-minute peak-to-mean rate sets the within-hour peak load
@@ -177,7 +179,7 @@ def default_profiles(s) -> dict[str, ServiceProfile]:
             2 * 70.6e9 / (8 * tflops), 1.0, 2000.0, "ttft", trace="code", peak_trace="code",
             source=f"70B model on 8 H100; TTFT limit 2000 ms at p99: MLPerf llama2-70b server ({mlperf})")
     if "image" in e:
-        steps, tokens = 30.0, 4096.0
+        steps, tokens = 30.0, float(IMAGE_TOKENS_PER_IMAGE)
         out["image"] = ServiceProfile(
             "image", 1, 1, 0.0, _slope_for_energy(e["image"], 1, 1, tokens / steps, 0.0), 0.0, tokens / steps,
             20000.0, "completion", fixed_steps=steps, peak_trace="conv",

@@ -242,6 +242,12 @@ def resolve_choices(nodes: pd.DataFrame, workloads: pd.DataFrame, provenance: pd
         nodes[resolved] = values.astype(float)
     if problems:
         raise ScenarioError(problems)
+    items = [f"choices.{k}" for k in choices]
+    if list(provenance.columns) == PROVENANCE_COLUMNS and len(provenance) >= len(items):
+        tail = provenance.iloc[len(provenance) - len(items):]
+        if tail["item"].tolist() == items and tail["value"].tolist() == list(choices.values()) \
+                and (tail["kind"] == "choice").all() and (provenance["kind"] == "choice").sum() == len(items):
+            return wl, nodes, provenance, choices  # already recorded (a copy made by replace)
     prov = provenance.reindex(columns=PROVENANCE_COLUMNS)
     prov["range"] = prov["range"].fillna("")
     prov = prov[prov["kind"] != "choice"]

@@ -17,12 +17,13 @@ Run:  python benchmarks/bench_engine.py [--draws 500] [--workers 2] [--scale]
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from bench_scale import in_process as run  # each case in a fresh process
 
 
 def cold_highs(path: Path) -> float:
@@ -166,16 +167,6 @@ def scale_case(kind: str, q) -> None:
     t = time.perf_counter() - t0
     q.put((t, r.dataset.attrs["n_variables"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            m._main.cold_seconds()))
-
-
-def run(target, *args):
-    ctx = mp.get_context("spawn")
-    q = ctx.Queue()
-    p = ctx.Process(target=target, args=(*args, q))
-    p.start()
-    out = q.get()
-    p.join()
-    return out
 
 
 def main() -> None:

@@ -177,8 +177,9 @@ def parameters(kind: str) -> dict:
         "paths_per_pair": {
             "value": 3,
             "unit": "-",
-            "assumption": "candidate paths per origin-processing pair (shortest by latency, "
-            "distinct first hops)",
+            "assumption": "route listings of tokenflow.network.candidate_paths only (shortest by "
+            "latency, distinct first hops); the market does not use it: column generation prices "
+            "every route within the latency limit exactly",
         },
     }
 

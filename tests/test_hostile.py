@@ -43,19 +43,7 @@ BASE_TEXT = text_of(BASE)
 
 def scenario_error(path_or_obj, *needles: str, exc: type = None) -> str:
     """Load and expect a ScenarioError (or ``exc``) whose message holds every needle."""
-    exc = exc or tf.ScenarioError
-    try:
-        tf.load_scenario(path_or_obj)
-    except tf.TokenflowError as e:
-        assert isinstance(e, exc), f"WRONG-CLASS: {type(e).__name__}: {e}"
-        msg = str(e)
-    except Exception as e:  # noqa: BLE001
-        pytest.fail(f"RAW-EXCEPTION: {type(e).__name__}: {e}")
-    else:
-        pytest.fail("ACCEPTED: the input was loaded without complaint")
-    for n in needles:
-        assert n.lower() in msg.lower(), f"message lacks {n!r}: {msg}"
-    return msg
+    return api_error(lambda: tf.load_scenario(path_or_obj), *needles, exc=exc or tf.ScenarioError)
 
 
 def api_error(fn, *needles: str, exc: type = None) -> str:

@@ -353,6 +353,17 @@ def _origin_flows(ds: xr.Dataset) -> np.ndarray:
     return np.nan_to_num(tr)
 
 
+def pool_utilisation(result, utilisation: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Utilisation of each pool (node x workload): the node's cleared compute utilisation for
+    every workload, or ``utilisation`` (node x workload) where given."""
+    ds = result.dataset
+    nodes, wls = list(ds["node"].values), list(ds["workload"].values)
+    if utilisation is not None:
+        return utilisation.reindex(index=nodes, columns=wls)
+    node_u = ds["compute_utilization"].to_pandas()
+    return pd.DataFrame({w: node_u for w in wls})
+
+
 def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None, q: float = 0.99,
                    utilisation: pd.DataFrame | None = None, capacity_kw: pd.Series | None = None,
                    peak: bool = False, dispatch: str = "pooled", shares: pd.DataFrame | None = None,
@@ -377,9 +388,7 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
     ds = result.dataset
     profiles = default_profiles(s) if profiles is None else profiles
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
-    node_u = ds["compute_utilization"].to_pandas()
-    util = (pd.DataFrame({w: node_u for w in wls}) if utilisation is None
-            else utilisation.reindex(index=nodes, columns=wls))
+    util = pool_utilisation(result, utilisation)
     cap = ds["compute_capacity"].to_pandas() if capacity_kw is None else capacity_kw
     proc = ds["processing"].to_pandas()
     share = load_shares(result, s) if shares is None else shares.reindex(index=nodes, columns=wls).fillna(0.0)

@@ -27,7 +27,7 @@ import simpy
 import xarray as xr
 
 from .errors import TokenflowError
-from .queueing import ServiceProfile, default_profiles, replica_latency, route_rtts
+from .queueing import ServiceProfile, default_profiles, pool_utilisation, replica_latency, route_rtts
 from .traces import trace_stats
 
 
@@ -182,9 +182,7 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
     ds = result.dataset
     profiles = default_profiles(s) if profiles is None else profiles
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
-    node_u = ds["compute_utilization"].to_pandas()
-    util = (pd.DataFrame({w: node_u for w in wls}) if utilisation is None
-            else utilisation.reindex(index=nodes, columns=wls))
+    util = pool_utilisation(result, utilisation)
     rtts = route_rtts(result, s)["rtt_max_ms"]
     tr = ds["transfers"]
     keys = ["sim_mean_ms", "sim_p99_ms", "sim_p50_ms", "served_ratio", "ana_mean_ms", "ana_p99_ms", "rho", "n"]

@@ -11,8 +11,10 @@ BIN     = $(VENV)/bin
 
 $(BIN)/tokenflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e ".[all]"
+	$(BIN)/python -m pip install -q --upgrade pip
+	@# uv (a fast installer, from PyPI) when it installs; pip otherwise: same requirements either way
+	if $(BIN)/python -m pip install -q uv && $(BIN)/uv pip install -q --python $(BIN)/python -e ".[all]"; \
+	then echo "installed with uv"; else $(BIN)/python -m pip install -e ".[all]"; fi
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
 	touch $(BIN)/tokenflow
 
@@ -21,12 +23,14 @@ setup: $(BIN)/tokenflow
 book: setup
 	$(BIN)/tokenflow reproduce
 
+# tests in parallel on every core (pytest-xdist); JOBS=1 runs them in one process
+JOBS ?= auto
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS)
 
 # the slow tests (calibration reproduces the data files' calibrated values, killed Dask workers, ...)
 test-slow: setup
-	$(BIN)/python -m pytest -m slow
+	$(BIN)/python -m pytest -n $(JOBS) -m slow
 
 # Debian's Chromium + chromedriver (browser check, PDF) and poppler-utils (PDF check); root + apt
 browser:

@@ -1,0 +1,114 @@
+"""Alternative fibre backbones for a scenario (topology sensitivity).
+
+The packaged backbones are assumptions (``links_note`` of each scenario file): us5 has
+seven hand-picked long-haul routes, us20 links each metro to its 3 nearest metros.  This
+module builds the k-nearest-neighbour alternatives the same way ``tools/build_scenarios.py``
+builds us20 (great-circle distance between the node coordinates of the scenario; links
+symmetrised; components joined by their shortest bridging link) and swaps them into a
+scenario.  A new link carries no per-link figures, so, exactly as every packaged link,
+its bandwidth and transfer cost are the scenario-wide parameters and its length and
+latency follow from the coordinates (:func:`tokenflow.network.link_table`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+
+import numpy as np
+import pandas as pd
+
+from .errors import ScenarioError
+from .network import haversine_km
+from .scenario import LINK_FIELDS, Scenario
+
+
+def _distances(s: Scenario) -> pd.DataFrame:
+    """Great-circle distance (km) between every pair of nodes of ``s`` (node x node)."""
+    lat, lon = s.nodes["lat"].to_numpy(float), s.nodes["lon"].to_numpy(float)
+    d = haversine_km(lat[:, None], lon[:, None], lat[None, :], lon[None, :])
+    return pd.DataFrame(d, index=s.node_ids, columns=s.node_ids)
+
+
+def check_k(k: object, n_nodes: int) -> int:
+    """``k`` as an int in 1 .. n_nodes - 1, else :class:`ScenarioError` naming the range."""
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= int(k) <= n_nodes - 1:
+        raise ScenarioError(f"topology: k (nearest neighbours per metro) must be a whole number from 1 to "
+                            f"{n_nodes - 1} for {n_nodes} nodes, got {k!r}")
+    return int(k)
+
+
+def knn_links(s: Scenario, k: int) -> list[tuple[str, str]]:
+    """Undirected links (sorted pairs, sorted list): each node of ``s`` linked to its ``k``
+    nearest nodes by great-circle distance, then components joined by the shortest link
+    between the component of the first node and the rest until the network is connected
+    (the rule of ``tools/build_scenarios.py``).  Ties are broken by node id."""
+    ids = s.node_ids
+    k = check_k(k, len(ids))
+    d = _distances(s)
+    links: set[tuple[str, str]] = set()
+    for a in ids:
+        near = sorted((float(d.loc[a, b]), b) for b in ids if b != a)
+        for _, b in near[:k]:
+            links.add(tuple(sorted((a, b))))  # type: ignore[arg-type]
+    while True:
+        comp = {ids[0]}
+        grew = True
+        while grew:
+            grew = False
+            for a, b in links:
+                if (a in comp) != (b in comp):
+                    comp |= {a, b}
+                    grew = True
+        if len(comp) == len(ids):
+            break
+        _, a, b = min((float(d.loc[a, b]), a, b) for a in comp for b in ids if b not in comp)
+        links.add(tuple(sorted((a, b))))  # type: ignore[arg-type]
+    return sorted(links)
+
+
+def with_links(s: Scenario, links: list[tuple[str, str]], note: str = "") -> Scenario:
+    """A copy of ``s`` with its backbone replaced by ``links`` (undirected node pairs).
+    Links already in ``s`` keep their per-link figures; new ones use the scenario-wide
+    bandwidth and transfer cost.  Unknown nodes, self-links or duplicates raise
+    :class:`ScenarioError`."""
+    nodes = set(s.node_ids)
+    problems, rows = [], {}
+    for a, b in links:
+        lid = "--".join(sorted((str(a), str(b))))
+        if a not in nodes or b not in nodes:
+            problems.append(f"topology: link {a}--{b}: unknown node")
+        elif a == b:
+            problems.append(f"topology: link joins node {a!r} to itself")
+        elif lid in rows:
+            problems.append(f"topology: duplicate link {lid}")
+        elif lid in s.links.index:
+            rows[lid] = s.links.loc[lid].to_dict()
+        else:
+            rows[lid] = {"a": a, "b": b, **{f: np.nan for f in LINK_FIELDS}}
+    if problems:
+        raise ScenarioError(problems)
+    frame = pd.DataFrame.from_dict(rows, orient="index", columns=["a", "b", *LINK_FIELDS])
+    frame.index.name = "link"
+    title = f"{s.title} ({note})" if note else s.title
+    return dataclasses.replace(s, links=frame, title=title)
+
+
+def knn_backbone(s: Scenario, k: int) -> Scenario:
+    """``s`` with each metro linked to its ``k`` nearest metros (:func:`knn_links`)."""
+    return with_links(s, knn_links(s, k), note=f"backbone: {k} nearest metros")
+
+
+def is_connected(s: Scenario) -> bool:
+    """Whether every node of ``s`` can reach every other over its links."""
+    ids = s.node_ids
+    adj: dict[str, set[str]] = {i: set() for i in ids}
+    for a, b in zip(s.links["a"], s.links["b"]):
+        adj[a].add(b)
+        adj[b].add(a)
+    seen, todo = {ids[0]}, [ids[0]]
+    while todo:
+        for j in adj[todo.pop()] - seen:
+            seen.add(j)
+            todo.append(j)
+    return len(seen) == len(ids)

@@ -37,6 +37,28 @@ def test_c4_merit_order(card):
     assert d["merit_order_spearman"] < -0.5
 
 
+def test_status_and_conditional_on_are_measured(card):
+    """conditional_on is what resetting each calibrated input alone to its a-priori value
+    shows, and agrees with the declared CONDITIONAL_ON; C4 is conditional on the bandwidth
+    calibrated for C2 (s*/bound moves off 1 when the bandwidth is at its a-priori value)."""
+    from tokenflow.claims import CALIBRATED_ON, CONDITIONAL_ON, STATUSES
+
+    for c, r in card.items():
+        oat = r.detail["one_at_a_time"]
+        assert set(oat) == {"parameters.link_bandwidth_gbps", "parameters.other_opex_usd_per_kwh"}
+        assert r.conditional_on == CONDITIONAL_ON[c]
+        assert r.status in STATUSES
+        assert (r.status == "calibrated") == bool(CALIBRATED_ON[c])
+        # a claim is never "conditional" on its own calibration target
+        assert not set(r.conditional_on) & set(CALIBRATED_ON[c])
+        j = r.to_json()
+        assert j["status"] == r.status and j["conditional_on"] == r.conditional_on
+        assert isinstance(j["a_priori_holds"], bool) and j["a_priori"] is not None
+    assert card["C4"].status == "conditional"
+    assert "parameters.link_bandwidth_gbps" in card["C4"].conditional_on
+    assert card["C4"].detail["one_at_a_time"]["parameters.link_bandwidth_gbps"]["value"] != card["C4"].reproduced
+
+
 @pytest.mark.slow
 def test_calibrated_inputs_are_what_calibration_computes(us5):
     """The two CALIBRATED values in the scenario file are the calibration's output, not typed targets."""

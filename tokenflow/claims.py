@@ -54,9 +54,27 @@ PINNED_BY = {
            "choices.capacity_measure"],
 }
 
-# Claims that are not calibration targets but hold only at a calibrated input (machine-readable
-# form of "conditional" in PINNED_BY; ``claims --json`` reports it as ``conditional_on``).
-CONDITIONAL_ON: dict[str, list[str]] = {"C1": ["parameters.link_bandwidth_gbps"], "C2": [], "C3": [], "C4": []}
+# The calibrated input each calibrated claim was the target of (``tokenflow calibrate``).
+CALIBRATED_ON: dict[str, list[str]] = {"C1": [], "C2": ["parameters.link_bandwidth_gbps"],
+                                       "C3": ["parameters.other_opex_usd_per_kwh"], "C4": []}
+# Calibrated inputs (other than its own target) a claim holds only at: with that one input at its
+# a-priori value and all else unchanged, the claim fails.  Declared here, measured by
+# :func:`scorecard` (``detail["one_at_a_time"]``) and checked against each other by the tests
+# and the scorecard page; ``claims --json`` reports the measured list as ``conditional_on``.
+CONDITIONAL_ON: dict[str, list[str]] = {"C1": ["parameters.link_bandwidth_gbps"],
+                                        "C2": ["parameters.other_opex_usd_per_kwh"],
+                                        "C3": ["parameters.link_bandwidth_gbps"],
+                                        "C4": ["parameters.link_bandwidth_gbps"]}
+STATUSES = ("independent", "conditional", "calibrated")
+
+
+def claim_status(claim: str, conditional_on: list[str] | None = None) -> str:
+    """``calibrated`` (the claim is a calibration target: matching it is no evidence),
+    ``conditional`` (not a target, but it holds only at some calibrated input) or
+    ``independent``."""
+    if CALIBRATED[claim]:
+        return "calibrated"
+    return "conditional" if (CONDITIONAL_ON[claim] if conditional_on is None else conditional_on) else "independent"
 
 
 def a_priori_scenario(s: Scenario) -> Scenario:
@@ -95,6 +113,7 @@ class ClaimResult:
     detail: dict = field(default_factory=dict)
 
     a_priori: object = None  # the value with every calibrated input at its a-priori value
+    a_priori_holds: bool | None = None  # whether the claim holds there (None: not evaluated)
 
     @property
     def calibrated(self) -> bool:
@@ -104,23 +123,39 @@ class ClaimResult:
     def pinned_by(self) -> list[str]:
         return list(PINNED_BY[self.claim])
 
-    def row(self) -> dict:
-        return {"claim": self.claim, "description": self.text, "paper value": self.paper,
-                "reproduced value": self.reproduced, "unit": self.unit, "tolerance": self.tolerance,
-                "status": "reproduced" if self.passed else "NOT reproduced",
-                "calibrated": self.calibrated, "a-priori value": self.a_priori}
+    @property
+    def calibrated_on(self) -> list[str]:
+        return list(CALIBRATED_ON[self.claim])
 
     @property
     def conditional_on(self) -> list[str]:
-        """Calibrated inputs this (uncalibrated) claim holds only at; see :data:`CONDITIONAL_ON`."""
-        return list(CONDITIONAL_ON[self.claim])
+        """Calibrated inputs (other than its own target) this claim holds only at: measured
+        one at a time by :func:`scorecard` where it ran, else as declared in
+        :data:`CONDITIONAL_ON`."""
+        oat = self.detail.get("one_at_a_time")
+        if oat is None:
+            return list(CONDITIONAL_ON[self.claim])
+        return [k for k, v in oat.items() if not v["holds"] and k not in CALIBRATED_ON[self.claim]]
+
+    @property
+    def status(self) -> str:
+        """independent / conditional / calibrated (:func:`claim_status`)."""
+        return claim_status(self.claim, self.conditional_on)
+
+    def row(self) -> dict:
+        return {"claim": self.claim, "description": self.text, "paper value": self.paper,
+                "reproduced value": self.reproduced, "unit": self.unit, "tolerance": self.tolerance,
+                "verdict": "reproduced" if self.passed else "NOT reproduced",
+                "status": self.status, "calibrated": self.calibrated, "a-priori value": self.a_priori,
+                "holds a priori": self.a_priori_holds}
 
     def to_json(self) -> dict:
-        """The row plus ``passed``, ``calibrated``, ``conditional_on``, ``pinned_by``, ``a_priori``
-        and the details."""
+        """The row plus ``passed``, ``status``, ``calibrated``, ``calibrated_on``,
+        ``conditional_on``, ``pinned_by``, ``a_priori``, ``a_priori_holds`` and the details."""
         return {**self.row(), "passed": self.passed, "calibrated": self.calibrated,
-                "conditional_on": self.conditional_on, "pinned_by": self.pinned_by,
-                "a_priori": self.a_priori, "detail": self.detail}
+                "calibrated_on": self.calibrated_on, "conditional_on": self.conditional_on,
+                "pinned_by": self.pinned_by, "a_priori": self.a_priori, "a_priori_holds": self.a_priori_holds,
+                "detail": self.detail}
 
 
 def saturated(result, threshold: float = SATURATION) -> list[str]:
@@ -228,15 +263,29 @@ def evaluate_all(us5: Scenario, us20: Scenario) -> list[ClaimResult]:
 def scorecard(us5: Scenario | None = None, us20: Scenario | None = None, *,
               a_priori: bool = True) -> list[ClaimResult]:
     """Evaluate C1-C4 from fresh solves of the packaged (or given) scenarios.  With
-    ``a_priori`` each result also carries the claim's value with every calibrated input at
-    its a-priori value (:func:`a_priori_scenario`)."""
+    ``a_priori`` each result also carries the claim's value (``a_priori``) and whether it
+    holds (``a_priori_holds``) with every calibrated input at its a-priori value
+    (:func:`a_priori_scenario`), and, in ``detail["one_at_a_time"]``, the value and verdict
+    with each calibrated input alone at its a-priori value (from which ``conditional_on``
+    and ``status`` are read)."""
     us5 = us5 or load_scenario("us5")
     us20 = us20 or load_scenario("us20")
     results = evaluate_all(us5, us20)
     if a_priori:
         for r, ap in zip(results, evaluate_all(a_priori_scenario(us5), a_priori_scenario(us20))):
             r.a_priori = ap.reproduced
+            r.a_priori_holds = bool(ap.passed)
             r.detail["a_priori_detail"] = ap.detail
+        cal5, cal20 = calibrated_inputs(us5), calibrated_inputs(us20)
+        oat: dict[str, dict] = {r.claim: {} for r in results}
+        for item in sorted(set(cal5) | set(cal20)):
+            name = item.split(".", 1)[1]
+            one5 = us5.replace(params={name: cal5[item]["a_priori"]}) if item in cal5 else us5
+            one20 = us20.replace(params={name: cal20[item]["a_priori"]}) if item in cal20 else us20
+            for one in evaluate_all(one5, one20):
+                oat[one.claim][item] = {"value": one.reproduced, "holds": bool(one.passed)}
+        for r in results:
+            r.detail["one_at_a_time"] = oat[r.claim]
     return results
 
 

@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(func=cmd_export_lp)
     sp = sub.add_parser("claims", help="evaluate claims C1-C4; non-zero exit if any is not reproduced")
     sp.add_argument("--json", action="store_true",
-                    help="per claim also calibrated (bool), pinned_by (inputs) and the a-priori value")
+                    help="per claim also status (independent/conditional/calibrated), conditional_on, "
+                         "calibrated_on, pinned_by, a_priori and a_priori_holds")
     sp.add_argument("--a-priori", dest="a_priori", action="store_true",
                     help="evaluate with every calibrated input at its a-priori (uncalibrated) value")
     sp.set_defaults(func=cmd_claims)

@@ -291,3 +291,109 @@ def scorecard(us5: Scenario | None = None, us20: Scenario | None = None, *,
 
 def scorecard_frame(results: list[ClaimResult]) -> pd.DataFrame:
     return pd.DataFrame([r.row() for r in results], dtype=object).set_index("claim")
+
+
+# ---------------------------------------------------------------------- figures F1-F4
+
+# The paper's figure captions as far as our copy has them (arXiv 2605.09047, figure captions as
+# rendered by the public review page cited in book/references.bib; "..." where the copy is cut
+# off), and the statement of each that a computed value can check.
+PAPER_FIGURES = {
+    "F1": {"caption": "20-node U.S. scale-up at demand scale 35x. [...] The figure makes the merit-order "
+                      "geography visible: low-cost hubs in the ...",
+           "check": "merit order: a node's energy cost and its compute utilisation are strongly "
+                    "rank-anticorrelated (20-node, 35x)"},
+    "F2": {"caption": "5-node market outcome at demand scale 35x. [...] Cheap nodes carry most of the system "
+                      "load, while image genera[tion ...]",
+           "check": "the two cheapest nodes process more than half of all tokens, and image tokens are "
+                    "processed at their origin more often than chat tokens (the book reads the cut-off "
+                    "sentence as image generation staying near demand)"},
+    "F3": {"caption": "Market dynamics under demand growth in the 5-node network. Left: mean locational "
+                      "prices by workload class in $/M ...",
+           "check": "no workload's mean locational price falls as demand grows up to s* (5-node)"},
+    "F4": {"caption": "Left: physical bandwidth utilization of active links under the transfer-aware LP with "
+                      "four links fully saturated. Right: ...",
+           "check": "four links saturated in every optimal flow (5-node, 35x, transfer-aware)"},
+}
+MERIT_ORDER_RHO = -0.5  # F1 (and C4's merit order): Spearman at or below this counts as "strong"
+CHEAP_SHARE = 0.5  # F2: "carry most" = more than this share of all tokens
+
+
+@dataclass
+class FigureVerdict:
+    """One F row of the scorecard: the caption's checkable statement against this build."""
+
+    figure: str
+    caption: str
+    check: str
+    computed: str
+    agrees: bool
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return "agrees" if self.agrees else "differs"
+
+    def row(self) -> dict:
+        return {"figure": self.figure, "caption (paper)": self.caption, "checked statement": self.check,
+                "computed": self.computed, "verdict": self.verdict}
+
+
+def figure2_shares(result, s: Scenario) -> dict:
+    """Shares (0-1) behind Figure 2's caption: of all tokens processed at the two cheapest
+    nodes (by electricity price), and of image and of chat tokens processed at their origin."""
+    proc = result.processing
+    share = proc.sum("workload") / proc.sum()
+    cheap2 = [str(n) for n in s.nodes["electricity_usd_per_kwh"].sort_values().index[:2]]
+    tr = result.dataset["transfers"]
+
+    def local(w: str) -> float:
+        return float(sum(tr.sel(origin=n, node=n, workload=w) for n in s.node_ids) / proc.sel(workload=w).sum())
+
+    return {"cheap_nodes": cheap2, "cheap_share": float(share.sel(node=cheap2).sum()),
+            "image_local": local("image"), "chat_local": local("chat")}
+
+
+def figure_verdicts(us5: Scenario | None = None, us20: Scenario | None = None,
+                    n_growth: int = 9) -> list[FigureVerdict]:
+    """F1-F4: each figure's checkable caption statement (:data:`PAPER_FIGURES`) evaluated
+    from fresh solves; ``n_growth`` demand scales from 1 to 0.999 s* for F3."""
+    from .alt_optima import link_load_range, saturated_count_range
+    from .analysis import demand_sweep
+
+    us5 = us5 or load_scenario("us5")
+    us20 = us20 or load_scenario("us20")
+    out = []
+    rho = merit_order_correlation(solve(us20, demand_scale=CASE_SCALE), us20)
+    out.append(FigureVerdict("F1", PAPER_FIGURES["F1"]["caption"], PAPER_FIGURES["F1"]["check"],
+                             f"Spearman rank correlation {rho:.3f} (strong at <= {MERIT_ORDER_RHO:g})",
+                             rho <= MERIT_ORDER_RHO, {"merit_order_spearman": rho}))
+    f2 = figure2_shares(solve(us5, demand_scale=CASE_SCALE), us5)
+    ok_cheap, ok_img = f2["cheap_share"] > CHEAP_SHARE, f2["image_local"] > f2["chat_local"]
+    out.append(FigureVerdict("F2", PAPER_FIGURES["F2"]["caption"], PAPER_FIGURES["F2"]["check"],
+                             f"two cheapest nodes {100 * f2['cheap_share']:.1f} % of tokens "
+                             f"({'agrees' if ok_cheap else 'differs'}); processed at origin: image "
+                             f"{100 * f2['image_local']:.1f} %, chat {100 * f2['chat_local']:.1f} % "
+                             f"({'agrees' if ok_img else 'differs'})", ok_cheap and ok_img,
+                             {**f2, "cheap_agrees": ok_cheap, "image_agrees": ok_img}))
+    lim = demand_scale_limit(us5)
+    sw = demand_sweep(us5, np.linspace(1.0, 0.999 * lim.max_scale, n_growth))
+    mp = sw["mean_price"].where(sw["feasible"], drop=True)
+    steps = mp.diff("demand_scale") / mp.isel(demand_scale=slice(None, -1)).values
+    worst = float(steps.min())
+    fall = 100 * abs(min(worst, 0.0))
+    out.append(FigureVerdict("F3", PAPER_FIGURES["F3"]["caption"], PAPER_FIGURES["F3"]["check"],
+                             f"largest fall of a mean price between neighbouring scales {fall:.2g} % "
+                             f"({n_growth} scales, 1x to 0.999 s*)", worst >= -1e-9,
+                             {"largest_relative_step_down": -worst, "s_star": lim.max_scale}))
+    rng = link_load_range(us5, demand_scale=CASE_SCALE, transfer_aware=True)
+    every, some = saturated_count_range(rng, SATURATION)
+    paper = PAPER_CLAIMS["C1"]["paper"]
+    out.append(FigureVerdict("F4", PAPER_FIGURES["F4"]["caption"], PAPER_FIGURES["F4"]["check"],
+                             f"{every} links saturated in every optimum, {some} in some", every == some == paper,
+                             {"saturated_every": every, "saturated_some": some}))
+    return out
+
+
+def figure_frame(verdicts: list[FigureVerdict]) -> pd.DataFrame:
+    return pd.DataFrame([v.row() for v in verdicts], dtype=object).set_index("figure")

@@ -40,7 +40,7 @@ SATURATION = 0.999  # C1: a link counts as saturated at >= 99.9 % utilisation
 CALIBRATED = {"C1": False, "C2": True, "C3": True, "C4": False}
 PINNED_BY = {
     "C1": ["parameters.link_bandwidth_gbps (calibrated on C2: C1 is conditional on that calibration)",
-           "workloads.*.demand_mtok_per_h_per_mpeople (tuned: base demand sized so 35x is close to full)",
+           "workloads.*.demand_mtok_per_h_per_mpeople (tuned: base demand sized so that the 35x case clears)",
            "choices.payload_direction", "choices.electricity_sector", "choices.capacity_measure"],
     "C2": ["parameters.link_bandwidth_gbps (calibrated on C2)",
            "parameters.reference_payload_bytes_per_token (the baseline's bytes per token)",

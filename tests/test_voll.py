@@ -42,3 +42,15 @@ def test_token_prices_match_the_api_list_prices_csv():
 def test_unknown_workload_is_refused():
     with pytest.raises(ScenarioError, match="no sourced list price"):
         value_of_lost_load(["nowhere"])
+
+
+def test_model_page_names_the_list_price_sources():
+    """The model chapter's citation of the list prices names every source host of the CSV."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    with resources.as_file(resources.files("tokenflow") / "data" / "api_list_prices.csv") as f:
+        api = pd.read_csv(f)
+    page = (Path(__file__).resolve().parents[1] / "book" / "model.md").read_text()
+    for host in {urlparse(u).netloc.removeprefix("www.") for u in api["source"]}:
+        assert host in page, host

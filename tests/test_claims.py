@@ -113,3 +113,20 @@ def test_calibrated_inputs_are_what_calibration_computes(us5):
 
 def test_us20_uses_the_calibrated_bandwidth(us5):
     assert load_scenario("us20").params["link_bandwidth_gbps"] == us5.params["link_bandwidth_gbps"]
+
+
+def test_readme_summary_matches_the_computed_scorecard(card, figures):
+    """README's 'What is reproduced' paragraph states counts and verdicts; they must be
+    what this build computes."""
+    from pathlib import Path
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    assert "At that calibrated point all four claims hold" in text
+    assert all(r.passed for r in card.values())
+    assert "**a priori** (both inputs at their values before calibration, nothing else changed) none does" in text
+    assert not any(r.a_priori_holds for r in card.values())
+    assert "C2 and C3 are *calibrated*" in text and "C1 and C4 are *conditional*" in text
+    assert [c for c, r in card.items() if r.status == "calibrated"] == ["C2", "C3"]
+    assert [c for c, r in card.items() if r.status == "conditional"] == ["C1", "C4"]
+    assert "Figure 2 differs" in text
+    assert [f for f, v in figures.items() if not v.agrees] == ["F2"]

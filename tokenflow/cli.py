@@ -155,6 +155,11 @@ def cmd_claims(args: argparse.Namespace) -> int:
             print(scorecard_frame(results).to_string())
         for r in results:
             print(f"{r.claim}: {json.dumps(r.detail, default=str)}")
+        n_ok = sum(r.passed for r in results)
+        line = f"hold at the evaluated point: {n_ok} of {len(results)}"
+        if any(r.a_priori_holds is not None for r in results):
+            line += f"; hold a priori: {sum(bool(r.a_priori_holds) for r in results)} of {len(results)}"
+        print(line + "; status: " + ", ".join(f"{r.claim} {r.status}" for r in results))
     failed = [r.claim for r in results if not r.passed]
     if failed:
         print(f"NOT reproduced: {', '.join(failed)}", file=sys.stderr)

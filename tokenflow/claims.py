@@ -40,7 +40,7 @@ SATURATION = 0.999  # C1: a link counts as saturated at >= 99.9 % utilisation
 CALIBRATED = {"C1": False, "C2": True, "C3": True, "C4": False}
 PINNED_BY = {
     "C1": ["parameters.link_bandwidth_gbps (calibrated on C2: C1 is conditional on that calibration)",
-           "workloads.*.demand_mtok_per_h_per_mpeople (tuned: base demand sized so 35x is close to full)",
+           "workloads.*.demand_mtok_per_h_per_mpeople (tuned: base demand sized so that the 35x case clears)",
            "choices.payload_direction", "choices.electricity_sector", "choices.capacity_measure"],
     "C2": ["parameters.link_bandwidth_gbps (calibrated on C2)",
            "parameters.reference_payload_bytes_per_token (the baseline's bytes per token)",
@@ -54,9 +54,27 @@ PINNED_BY = {
            "choices.capacity_measure"],
 }
 
-# Claims that are not calibration targets but hold only at a calibrated input (machine-readable
-# form of "conditional" in PINNED_BY; ``claims --json`` reports it as ``conditional_on``).
-CONDITIONAL_ON: dict[str, list[str]] = {"C1": ["parameters.link_bandwidth_gbps"], "C2": [], "C3": [], "C4": []}
+# The calibrated input each calibrated claim was the target of (``tokenflow calibrate``).
+CALIBRATED_ON: dict[str, list[str]] = {"C1": [], "C2": ["parameters.link_bandwidth_gbps"],
+                                       "C3": ["parameters.other_opex_usd_per_kwh"], "C4": []}
+# Calibrated inputs (other than its own target) a claim holds only at: with that one input at its
+# a-priori value and all else unchanged, the claim fails.  Declared here, measured by
+# :func:`scorecard` (``detail["one_at_a_time"]``) and checked against each other by the tests
+# and the scorecard page; ``claims --json`` reports the measured list as ``conditional_on``.
+CONDITIONAL_ON: dict[str, list[str]] = {"C1": ["parameters.link_bandwidth_gbps"],
+                                        "C2": ["parameters.other_opex_usd_per_kwh"],
+                                        "C3": ["parameters.link_bandwidth_gbps"],
+                                        "C4": ["parameters.link_bandwidth_gbps"]}
+STATUSES = ("independent", "conditional", "calibrated")
+
+
+def claim_status(claim: str, conditional_on: list[str] | None = None) -> str:
+    """``calibrated`` (the claim is a calibration target: matching it is no evidence),
+    ``conditional`` (not a target, but it holds only at some calibrated input) or
+    ``independent``."""
+    if CALIBRATED[claim]:
+        return "calibrated"
+    return "conditional" if (CONDITIONAL_ON[claim] if conditional_on is None else conditional_on) else "independent"
 
 
 def a_priori_scenario(s: Scenario) -> Scenario:
@@ -95,6 +113,7 @@ class ClaimResult:
     detail: dict = field(default_factory=dict)
 
     a_priori: object = None  # the value with every calibrated input at its a-priori value
+    a_priori_holds: bool | None = None  # whether the claim holds there (None: not evaluated)
 
     @property
     def calibrated(self) -> bool:
@@ -104,23 +123,39 @@ class ClaimResult:
     def pinned_by(self) -> list[str]:
         return list(PINNED_BY[self.claim])
 
-    def row(self) -> dict:
-        return {"claim": self.claim, "description": self.text, "paper value": self.paper,
-                "reproduced value": self.reproduced, "unit": self.unit, "tolerance": self.tolerance,
-                "status": "reproduced" if self.passed else "NOT reproduced",
-                "calibrated": self.calibrated, "a-priori value": self.a_priori}
+    @property
+    def calibrated_on(self) -> list[str]:
+        return list(CALIBRATED_ON[self.claim])
 
     @property
     def conditional_on(self) -> list[str]:
-        """Calibrated inputs this (uncalibrated) claim holds only at; see :data:`CONDITIONAL_ON`."""
-        return list(CONDITIONAL_ON[self.claim])
+        """Calibrated inputs (other than its own target) this claim holds only at: measured
+        one at a time by :func:`scorecard` where it ran, else as declared in
+        :data:`CONDITIONAL_ON`."""
+        oat = self.detail.get("one_at_a_time")
+        if oat is None:
+            return list(CONDITIONAL_ON[self.claim])
+        return [k for k, v in oat.items() if not v["holds"] and k not in CALIBRATED_ON[self.claim]]
+
+    @property
+    def status(self) -> str:
+        """independent / conditional / calibrated (:func:`claim_status`)."""
+        return claim_status(self.claim, self.conditional_on)
+
+    def row(self) -> dict:
+        return {"claim": self.claim, "description": self.text, "paper value": self.paper,
+                "reproduced value": self.reproduced, "unit": self.unit, "tolerance": self.tolerance,
+                "verdict": "reproduced" if self.passed else "NOT reproduced",
+                "status": self.status, "calibrated": self.calibrated, "a-priori value": self.a_priori,
+                "holds a priori": self.a_priori_holds}
 
     def to_json(self) -> dict:
-        """The row plus ``passed``, ``calibrated``, ``conditional_on``, ``pinned_by``, ``a_priori``
-        and the details."""
+        """The row plus ``passed``, ``status``, ``calibrated``, ``calibrated_on``,
+        ``conditional_on``, ``pinned_by``, ``a_priori``, ``a_priori_holds`` and the details."""
         return {**self.row(), "passed": self.passed, "calibrated": self.calibrated,
-                "conditional_on": self.conditional_on, "pinned_by": self.pinned_by,
-                "a_priori": self.a_priori, "detail": self.detail}
+                "calibrated_on": self.calibrated_on, "conditional_on": self.conditional_on,
+                "pinned_by": self.pinned_by, "a_priori": self.a_priori, "a_priori_holds": self.a_priori_holds,
+                "detail": self.detail}
 
 
 def saturated(result, threshold: float = SATURATION) -> list[str]:
@@ -228,17 +263,137 @@ def evaluate_all(us5: Scenario, us20: Scenario) -> list[ClaimResult]:
 def scorecard(us5: Scenario | None = None, us20: Scenario | None = None, *,
               a_priori: bool = True) -> list[ClaimResult]:
     """Evaluate C1-C4 from fresh solves of the packaged (or given) scenarios.  With
-    ``a_priori`` each result also carries the claim's value with every calibrated input at
-    its a-priori value (:func:`a_priori_scenario`)."""
+    ``a_priori`` each result also carries the claim's value (``a_priori``) and whether it
+    holds (``a_priori_holds``) with every calibrated input at its a-priori value
+    (:func:`a_priori_scenario`), and, in ``detail["one_at_a_time"]``, the value and verdict
+    with each calibrated input alone at its a-priori value (from which ``conditional_on``
+    and ``status`` are read)."""
     us5 = us5 or load_scenario("us5")
     us20 = us20 or load_scenario("us20")
     results = evaluate_all(us5, us20)
     if a_priori:
         for r, ap in zip(results, evaluate_all(a_priori_scenario(us5), a_priori_scenario(us20))):
             r.a_priori = ap.reproduced
+            r.a_priori_holds = bool(ap.passed)
             r.detail["a_priori_detail"] = ap.detail
+        cal5, cal20 = calibrated_inputs(us5), calibrated_inputs(us20)
+        oat: dict[str, dict] = {r.claim: {} for r in results}
+        for item in sorted(set(cal5) | set(cal20)):
+            name = item.split(".", 1)[1]
+            one5 = us5.replace(params={name: cal5[item]["a_priori"]}) if item in cal5 else us5
+            one20 = us20.replace(params={name: cal20[item]["a_priori"]}) if item in cal20 else us20
+            for one in evaluate_all(one5, one20):
+                oat[one.claim][item] = {"value": one.reproduced, "holds": bool(one.passed)}
+        for r in results:
+            r.detail["one_at_a_time"] = oat[r.claim]
     return results
 
 
 def scorecard_frame(results: list[ClaimResult]) -> pd.DataFrame:
     return pd.DataFrame([r.row() for r in results], dtype=object).set_index("claim")
+
+
+# ---------------------------------------------------------------------- figures F1-F4
+
+# The paper's figure captions as far as our copy has them (arXiv 2605.09047, figure captions as
+# rendered by the public review page cited in book/references.bib; "..." where the copy is cut
+# off), and the statement of each that a computed value can check.
+PAPER_FIGURES = {
+    "F1": {"caption": "20-node U.S. scale-up at demand scale 35x. [...] The figure makes the merit-order "
+                      "geography visible: low-cost hubs in the ...",
+           "check": "merit order: a node's energy cost and its compute utilisation are strongly "
+                    "rank-anticorrelated (20-node, 35x)"},
+    "F2": {"caption": "5-node market outcome at demand scale 35x. [...] Cheap nodes carry most of the system "
+                      "load, while image genera[tion ...]",
+           "check": "the two cheapest nodes process more than half of all tokens, and image tokens are "
+                    "processed at their origin more often than chat tokens (the book reads the cut-off "
+                    "sentence as image generation staying near demand)"},
+    "F3": {"caption": "Market dynamics under demand growth in the 5-node network. Left: mean locational "
+                      "prices by workload class in $/M ...",
+           "check": "no workload's mean locational price falls as demand grows up to s* (5-node)"},
+    "F4": {"caption": "Left: physical bandwidth utilization of active links under the transfer-aware LP with "
+                      "four links fully saturated. Right: ...",
+           "check": "four links saturated in every optimal flow (5-node, 35x, transfer-aware)"},
+}
+MERIT_ORDER_RHO = -0.5  # F1 (and C4's merit order): Spearman at or below this counts as "strong"
+CHEAP_SHARE = 0.5  # F2: "carry most" = more than this share of all tokens
+
+
+@dataclass
+class FigureVerdict:
+    """One F row of the scorecard: the caption's checkable statement against this build."""
+
+    figure: str
+    caption: str
+    check: str
+    computed: str
+    agrees: bool
+    detail: dict = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        return "agrees" if self.agrees else "differs"
+
+    def row(self) -> dict:
+        return {"figure": self.figure, "caption (paper)": self.caption, "checked statement": self.check,
+                "computed": self.computed, "verdict": self.verdict}
+
+
+def figure2_shares(result, s: Scenario) -> dict:
+    """Shares (0-1) behind Figure 2's caption: of all tokens processed at the two cheapest
+    nodes (by electricity price), and of image and of chat tokens processed at their origin."""
+    proc = result.processing
+    share = proc.sum("workload") / proc.sum()
+    cheap2 = [str(n) for n in s.nodes["electricity_usd_per_kwh"].sort_values().index[:2]]
+    tr = result.dataset["transfers"]
+
+    def local(w: str) -> float:
+        return float(sum(tr.sel(origin=n, node=n, workload=w) for n in s.node_ids) / proc.sel(workload=w).sum())
+
+    return {"cheap_nodes": cheap2, "cheap_share": float(share.sel(node=cheap2).sum()),
+            "image_local": local("image"), "chat_local": local("chat")}
+
+
+def figure_verdicts(us5: Scenario | None = None, us20: Scenario | None = None,
+                    n_growth: int = 9) -> list[FigureVerdict]:
+    """F1-F4: each figure's checkable caption statement (:data:`PAPER_FIGURES`) evaluated
+    from fresh solves; ``n_growth`` demand scales from 1 to 0.999 s* for F3."""
+    from .alt_optima import link_load_range, saturated_count_range
+    from .analysis import demand_sweep
+
+    us5 = us5 or load_scenario("us5")
+    us20 = us20 or load_scenario("us20")
+    out = []
+    rho = merit_order_correlation(solve(us20, demand_scale=CASE_SCALE), us20)
+    out.append(FigureVerdict("F1", PAPER_FIGURES["F1"]["caption"], PAPER_FIGURES["F1"]["check"],
+                             f"Spearman rank correlation {rho:.3f} (strong at <= {MERIT_ORDER_RHO:g})",
+                             rho <= MERIT_ORDER_RHO, {"merit_order_spearman": rho}))
+    f2 = figure2_shares(solve(us5, demand_scale=CASE_SCALE), us5)
+    ok_cheap, ok_img = f2["cheap_share"] > CHEAP_SHARE, f2["image_local"] > f2["chat_local"]
+    out.append(FigureVerdict("F2", PAPER_FIGURES["F2"]["caption"], PAPER_FIGURES["F2"]["check"],
+                             f"two cheapest nodes {100 * f2['cheap_share']:.1f} % of tokens "
+                             f"({'agrees' if ok_cheap else 'differs'}); processed at origin: image "
+                             f"{100 * f2['image_local']:.1f} %, chat {100 * f2['chat_local']:.1f} % "
+                             f"({'agrees' if ok_img else 'differs'})", ok_cheap and ok_img,
+                             {**f2, "cheap_agrees": ok_cheap, "image_agrees": ok_img}))
+    lim = demand_scale_limit(us5)
+    sw = demand_sweep(us5, np.linspace(1.0, 0.999 * lim.max_scale, n_growth))
+    mp = sw["mean_price"].where(sw["feasible"], drop=True)
+    steps = mp.diff("demand_scale") / mp.isel(demand_scale=slice(None, -1)).values
+    worst = float(steps.min())
+    fall = 100 * abs(min(worst, 0.0))
+    out.append(FigureVerdict("F3", PAPER_FIGURES["F3"]["caption"], PAPER_FIGURES["F3"]["check"],
+                             f"largest fall of a mean price between neighbouring scales {fall:.2g} % "
+                             f"({n_growth} scales, 1x to 0.999 s*)", worst >= -1e-9,
+                             {"largest_relative_step_down": -worst, "s_star": lim.max_scale}))
+    rng = link_load_range(us5, demand_scale=CASE_SCALE, transfer_aware=True)
+    every, some = saturated_count_range(rng, SATURATION)
+    paper = PAPER_CLAIMS["C1"]["paper"]
+    out.append(FigureVerdict("F4", PAPER_FIGURES["F4"]["caption"], PAPER_FIGURES["F4"]["check"],
+                             f"{every} links saturated in every optimum, {some} in some", every == some == paper,
+                             {"saturated_every": every, "saturated_some": some}))
+    return out
+
+
+def figure_frame(verdicts: list[FigureVerdict]) -> pd.DataFrame:
+    return pd.DataFrame([v.row() for v in verdicts], dtype=object).set_index("figure")

@@ -155,6 +155,11 @@ def cmd_claims(args: argparse.Namespace) -> int:
             print(scorecard_frame(results).to_string())
         for r in results:
             print(f"{r.claim}: {json.dumps(r.detail, default=str)}")
+        n_ok = sum(r.passed for r in results)
+        line = f"hold at the evaluated point: {n_ok} of {len(results)}"
+        if any(r.a_priori_holds is not None for r in results):
+            line += f"; hold a priori: {sum(bool(r.a_priori_holds) for r in results)} of {len(results)}"
+        print(line + "; status: " + ", ".join(f"{r.claim} {r.status}" for r in results))
     failed = [r.claim for r in results if not r.passed]
     if failed:
         print(f"NOT reproduced: {', '.join(failed)}", file=sys.stderr)
@@ -246,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(func=cmd_export_lp)
     sp = sub.add_parser("claims", help="evaluate claims C1-C4; non-zero exit if any is not reproduced")
     sp.add_argument("--json", action="store_true",
-                    help="per claim also calibrated (bool), pinned_by (inputs) and the a-priori value")
+                    help="per claim also status (independent/conditional/calibrated), conditional_on, "
+                         "calibrated_on, pinned_by, a_priori and a_priori_holds")
     sp.add_argument("--a-priori", dest="a_priori", action="store_true",
                     help="evaluate with every calibrated input at its a-priori (uncalibrated) value")
     sp.set_defaults(func=cmd_claims)

@@ -630,7 +630,7 @@ class Market:
 
     # ------------------------------------------------------------------ link load range
     def link_load_range(self, links: list[str] | None = None, *, rel_tol: float = 1e-9, **changes) -> xr.Dataset:
-        """With the total cost held at its optimum z (row ``cost <= z (1 + rel_tol)``),
+        """With the total cost held at its optimum z (row ``cost <= z + rel_tol max(|z|, 1)``),
         the smallest and largest load of each directed link over all optimal dispatches.
 
         Returns a Dataset (dim ``link``) with ``min_load``/``max_load`` (GB/h, as the model
@@ -638,9 +638,27 @@ class Market:
         1e-6 of capacity).  Exact for the arc formulation and for the path formulation
         where no latency limit binds (then both describe the same dispatches; the range is
         computed on the arc LP).  With binding limits the path formulation's range covers
-        the routes column generation has found, stated in ``attrs["exact"]``."""
+        the routes column generation has found, stated in ``attrs["exact"]``.
+
+        The cost row keeps the objective's own coefficients up to one common factor chosen
+        so that its smallest and largest entries sit symmetrically around 1 (never below the
+        solver's small-coefficient threshold ``SMALL``): a cost of 8e-6 $/M tokens must not be
+        dropped, or traffic would circulate for free inside the "optimal" face.  Every range
+        solution is checked: its cost recomputed as ``cost @ x`` must be within
+        ``rel_tol max(|z|, 1)`` plus the solver's feasibility tolerance of z, and its
+        column bounds and rows must hold, or the range is refused (``SolverError``).
+        ``attrs["max_excess_cost"]`` ($/h) is the largest recomputed excess over z."""
+        from scipy.sparse import csc_array, vstack
+
+        from .model import SMALL
+        from .solver import HIGHS_OPTIONS
+
         r = self.solve(**changes)
         inp = self.inp
+        chosen = inp.link_ids if links is None else list(links)
+        unknown = [lk for lk in chosen if lk not in inp.link_ids]
+        if unknown:
+            raise ScenarioError(f"links: unknown directed link(s) {unknown}; links are named 'a->b'")
         if self.formulation == "path":
             arc_market = Market(self.scenario, transfer_aware=self._ta, formulation="arc",
                                 latency_limits_ms=self._lat or None, value_of_lost_load=self._voll)
@@ -653,27 +671,27 @@ class Market:
             arr = self.arc.lp(inp, self.demand_scale)
         z = r.objective
         load_rows = arr.row_ub.shape[0] - inp.L + np.arange(inp.L)
-        from scipy.sparse import csc_array
-
         A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols)).tocsr()
+        nz = np.abs(arr.cost[arr.cost != 0])
+        # one factor for the whole cost row: geometric centre of its entries (ratios kept)
+        cscale = 1.0 / math.sqrt(float(nz.min()) * float(nz.max())) if len(nz) else 1.0
+        if len(nz) and float(nz.min()) * cscale < 10 * SMALL:
+            raise SolverError(f"link load range: cost coefficients span {float(nz.max() / nz.min()):.3g}x, "
+                              "more than the solver can hold in one row")
+        slack = rel_tol * max(abs(z), 1.0)
         obj_row = LPArrays(
             cost=np.zeros(arr.n_cols), col_lb=arr.col_lb, col_ub=arr.col_ub,
-            row_lb=np.r_[arr.row_lb, -np.inf], row_ub=np.r_[arr.row_ub, z + rel_tol * max(abs(z), 1.0)],
+            row_lb=np.r_[arr.row_lb, -np.inf], row_ub=np.r_[arr.row_ub, z + slack],
             indptr=np.zeros(1), indices=np.zeros(0, dtype=np.int32), data=np.zeros(0),
-            row_scale=np.r_[arr.row_scale, 1.0 / max(abs(z), 1e-12)])
-        from scipy.sparse import vstack
-
+            row_scale=np.r_[arr.row_scale, cscale])
         full = vstack([A, csc_array(arr.cost[None, :])]).tocsc()
         full.sort_indices()
         obj_row.indptr, obj_row.indices, obj_row.data = (full.indptr.astype(np.int64), full.indices.astype(np.int32),
                                                          full.data)
         live = LiveLP()
         live.sync(obj_row)
-        chosen = inp.link_ids if links is None else list(links)
-        unknown = [lk for lk in chosen if lk not in inp.link_ids]
-        if unknown:
-            raise ScenarioError(f"links: unknown directed link(s) {unknown}; links are named 'a->b'")
-        lo, hi = [], []
+        feas = float(HIGHS_OPTIONS["primal_feasibility_tolerance"])
+        lo, hi, excess = [], [], 0.0
         for lk in chosen:
             i = load_rows[inp.link_ids.index(lk)]
             cols_i, vals_i = A.indices[A.indptr[i]:A.indptr[i + 1]], A.data[A.indptr[i]:A.indptr[i + 1]]
@@ -684,7 +702,19 @@ class Market:
                 live.sync(dataclasses.replace(obj_row, cost=cost))
                 if live.run() != "optimal":
                     raise SolverError(f"link load range of {lk}: HiGHS did not find an optimum")
-                vals.append(sign * live.h.getInfo().objective_function_value)
+                x = np.asarray(live.h.getSolution().col_value)
+                true_cost = float(arr.cost @ x)
+                # the solver may break the scaled cost row by its feasibility tolerance
+                allowed = slack + feas * (1.0 / cscale + float(np.abs(arr.cost) @ np.abs(x)))
+                if true_cost - z > allowed:
+                    raise SolverError(f"link load range of {lk}: a range solution costs {true_cost - z:.6g} $/h "
+                                      f"more than the optimum {z:.6g} $/h (allowed {allowed:.3g}); refused")
+                # rows and column bounds of the market itself (primal check only)
+                verify(dataclasses.replace(arr, cost=np.zeros(arr.n_cols)), x, np.zeros(arr.n_rows),
+                       lambda j, lk=lk: f"range solution of {lk}: row {j}",
+                       lambda j, lk=lk: f"range solution of {lk}: column {j}")
+                excess = max(excess, true_cost - z)
+                vals.append(float(vals_i @ x[cols_i]))
             lo.append(vals[0]), hi.append(vals[1])
         cap = inp.arc_capacity_gbh[[inp.link_ids.index(lk) for lk in chosen]]
         lo, hi = np.maximum(np.array(lo), 0.0), np.array(hi)
@@ -695,7 +725,8 @@ class Market:
              "unique": ("link", (hi - lo) <= 1e-6 * cap)},
             coords={"link": chosen})
         ds.attrs.update({"exact": int(exact), "objective": z, "rel_tol": rel_tol,
-                         "formulation": self.formulation, "demand_scale": self.demand_scale})
+                         "formulation": self.formulation, "demand_scale": self.demand_scale,
+                         "max_excess_cost": excess, "cost_row_scale": cscale})
         return ds
 
     # ------------------------------------------------------------------ linopy view

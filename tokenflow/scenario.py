@@ -932,6 +932,12 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
 
     if not link_rows and len(node_rows) > 1:
         problems.append(f"{label}: links: no links between {len(node_rows)} nodes")
+    if link_rows:  # the backbone topology is a chosen input, not data: one provenance row says so
+        prov.append({"item": "links", "value": f"{len(link_rows)} links between {len(node_rows)} nodes",
+                     "unit": "-", "kind": "assumption",
+                     "reference": "backbone topology (which metro pairs have a link; decides which links can "
+                                  "saturate): " + str(doc.get("links_note") or "as listed in the file, not sourced"),
+                     "range": "", "a_priori": math.nan})
     choices: dict[str, str] = {}
     if doc.get("choices") is not None:
         try:

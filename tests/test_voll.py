@@ -1,0 +1,56 @@
+"""Values of lost load come from a sourced CSV, derived by a stated rule."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+import pytest
+
+from tokenflow.errors import ScenarioError
+from tokenflow.scenario import IMAGE_TOKENS_PER_IMAGE
+from tokenflow.voll import value_of_lost_load, voll_table
+
+
+def test_every_workload_has_a_sourced_voll(us5):
+    v = value_of_lost_load(us5.workload_ids)
+    assert set(v) == set(us5.workload_ids) and all(x > 0 for x in v.values())
+    assert voll_table()["source"].str.startswith("http").all()
+
+
+def test_voll_derivation_by_hand():
+    t = voll_table()
+    img = t.loc["image"]
+    assert img["tokens_per_unit"] == IMAGE_TOKENS_PER_IMAGE
+    assert value_of_lost_load(["image"])["image"] == pytest.approx(img["list_price_usd"] * 1e6 / IMAGE_TOKENS_PER_IMAGE)
+    v = value_of_lost_load(["chat", "batch_training"])
+    assert v["batch_training"] == pytest.approx(t.loc["batch_training", "factor"] * v["chat"])
+
+
+def test_token_prices_match_the_api_list_prices_csv():
+    """A per-token list price used for a value of lost load is the same row as in the list-price table."""
+    with resources.as_file(resources.files("tokenflow") / "data" / "api_list_prices.csv") as f:
+        api = pd.read_csv(f).set_index("model")
+    t = voll_table()
+    for w, row in t[t["tokens_per_unit"] == 1_000_000].iterrows():
+        model = row["per"].split("(")[1].rstrip(")")
+        assert model in api.index, (w, model)
+        assert row["list_price_usd"] == api.loc[model, "output_usd_per_mtok"]
+        assert row["source"] == api.loc[model, "source"]
+
+
+def test_unknown_workload_is_refused():
+    with pytest.raises(ScenarioError, match="no sourced list price"):
+        value_of_lost_load(["nowhere"])
+
+
+def test_model_page_names_the_list_price_sources():
+    """The model chapter's citation of the list prices names every source host of the CSV."""
+    from pathlib import Path
+    from urllib.parse import urlparse
+
+    with resources.as_file(resources.files("tokenflow") / "data" / "api_list_prices.csv") as f:
+        api = pd.read_csv(f)
+    page = (Path(__file__).resolve().parents[1] / "book" / "model.md").read_text()
+    for host in {urlparse(u).netloc.removeprefix("www.") for u in api["source"]}:
+        assert host in page, host

@@ -1,0 +1,335 @@
+"""The long-run planning LP: where the next gigabit and megawatt should go.
+
+``tokenflow.plan(scenario, ...)`` solves the market of one representative hour with the
+capacities as variables.  On top of the arc formulation (:mod:`tokenflow.arc`) it adds
+
+* ``x[l] >= 0``: Gbps added to fibre link ``l`` (both directions, as the scenario's
+  ``bandwidth_gbps``), cost ``k_link x route_km[l] / hours`` $/h per Gbps, entering the
+  bandwidth rows of both arcs as ``load <= 450 (B[l] + x[l])`` GB/h;
+* ``z[n] >= 0``: kW of AI compute (IT power) added at node ``n``, cost ``k_node / 1000 /
+  hours`` $/h per kW, entering the compute row ``sum g y <= G[n] + z[n]`` kW,
+
+with ``k_link`` in $ per Gbps per route-km per year and ``k_node`` in $ per MW-year
+(annualised with the capital recovery factor of :func:`annuity`), ``hours`` the hours the
+representative hour stands for (8760: a year at this demand).  The duals are long-run
+prices and rents.  At the optimum the reduced cost of every added unit is zero, so for an
+expanded link ``450 (rho[a->b] + rho[b->a]) x hours = k_link x route_km`` and for an
+expanded node ``1000 mu x hours = k_node``: the rents recover exactly the annualised cost
+of the marginal unit (and at most that where nothing is built).
+
+Supported: the arc formulation where it is exact, i.e. where no latency limit binds
+(every workload one aggregated commodity).  The path formulation and binding latency
+limits raise :class:`~tokenflow.errors.TokenflowError` rather than being ignored.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .arc import ArcStructure
+from .errors import ScenarioError, SolverError, TokenflowError
+from .inputs import GBPS_TO_GB_PER_H, build_inputs, check_bool, check_number, check_scenario
+from .model import LPArrays
+from .network import link_table
+from .scenario import Scenario
+from .solver import LiveLP, verify
+
+HOURS_PER_YEAR = 8760.0
+COST_FILE = Path(__file__).resolve().parent / "data" / "capital_costs.csv"
+COST_FIELDS = ("link_usd_per_gbps_km_year", "dc_facility_usd_per_mw", "dc_facility_life_years",
+               "it_equipment_usd_per_mw", "it_equipment_life_years", "discount_rate")
+
+
+def annuity(rate: float, years: float) -> float:
+    """Capital recovery factor: the yearly payment per $ of capital at ``rate`` over ``years``."""
+    rate = check_number(rate, "discount_rate", "per year")
+    years = check_number(years, "life", "years", allow_zero=False)
+    if rate == 0:
+        return 1.0 / years
+    return rate * (1 + rate) ** years / ((1 + rate) ** years - 1)
+
+
+def cost_table() -> pd.DataFrame:
+    """The sourced capital-cost inputs (value, low, high, unit, source, note) by parameter."""
+    return pd.read_csv(COST_FILE).set_index("parameter")
+
+
+@dataclass(frozen=True)
+class CapitalCosts:
+    """Capital-cost inputs of the plan (defaults: the ``value`` column of :func:`cost_table`)."""
+
+    link_usd_per_gbps_km_year: float
+    dc_facility_usd_per_mw: float
+    dc_facility_life_years: float
+    it_equipment_usd_per_mw: float
+    it_equipment_life_years: float
+    discount_rate: float
+
+    @classmethod
+    def default(cls, column: str = "value", **overrides: float) -> CapitalCosts:
+        """From the sourced table (``column``: value, low or high) with ``overrides``."""
+        t = cost_table()
+        if column not in ("value", "low", "high"):
+            raise ScenarioError(f"column: one of value, low, high, got {column!r}")
+        unknown = sorted(set(overrides) - set(COST_FIELDS))
+        if unknown:
+            raise ScenarioError(f"capital costs: unknown input(s) {', '.join(unknown)}; "
+                                f"known: {', '.join(COST_FIELDS)}")
+        vals = {f: float(t.loc[f, column]) for f in COST_FIELDS}
+        for k, v in overrides.items():
+            vals[k] = check_number(v, k, str(t.loc[k, "unit"]), allow_zero=not k.endswith("life_years"))
+        return cls(**vals)
+
+    @property
+    def node_usd_per_mw_year(self) -> float:
+        """Annualised cost of one MW of AI compute: facility and IT equipment, $/MW-year."""
+        return (self.dc_facility_usd_per_mw * annuity(self.discount_rate, self.dc_facility_life_years)
+                + self.it_equipment_usd_per_mw * annuity(self.discount_rate, self.it_equipment_life_years))
+
+    def scaled(self, factor: float) -> CapitalCosts:
+        """Every capital cost (not lives or rate) times ``factor``."""
+        return dataclasses.replace(self, link_usd_per_gbps_km_year=self.link_usd_per_gbps_km_year * factor,
+                                   dc_facility_usd_per_mw=self.dc_facility_usd_per_mw * factor,
+                                   it_equipment_usd_per_mw=self.it_equipment_usd_per_mw * factor)
+
+
+def _costs(costs: CapitalCosts | Mapping | None) -> CapitalCosts:
+    if costs is None:
+        return CapitalCosts.default()
+    if isinstance(costs, CapitalCosts):
+        return costs
+    if isinstance(costs, Mapping):
+        return CapitalCosts.default(**costs)
+    raise ScenarioError(f"costs: expected CapitalCosts, a mapping or None, got {type(costs).__name__}")
+
+
+def _subset(given: Sequence[str] | None, allowed: list[str], name: str) -> np.ndarray:
+    if given is None:
+        return np.ones(len(allowed), dtype=bool)
+    if isinstance(given, str):
+        raise ScenarioError(f"{name}: expected a list of names, got the string {given!r}")
+    bad = [x for x in given if x not in allowed]
+    if bad:
+        raise ScenarioError(f"{name}: unknown {bad} (known: {', '.join(allowed)})")
+    return np.isin(np.array(allowed, dtype=object), np.array(list(given), dtype=object))
+
+
+def append_columns(arr: LPArrays, cost: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+                   col: np.ndarray, row: np.ndarray, val: np.ndarray) -> LPArrays:
+    """``arr`` with new columns (``col`` counted from 0 among the new ones) appended."""
+    n_new = len(cost)
+    order = np.lexsort((row, col))
+    col, row, val = col[order], row[order], val[order]
+    counts = np.bincount(col, minlength=n_new)
+    indptr = np.r_[arr.indptr, arr.indptr[-1] + np.cumsum(counts)].astype(np.int64)
+    return dataclasses.replace(arr, cost=np.r_[arr.cost, cost], col_lb=np.r_[arr.col_lb, lb],
+                               col_ub=np.r_[arr.col_ub, ub], indptr=indptr,
+                               indices=np.r_[arr.indices, row].astype(np.int32), data=np.r_[arr.data, val],
+                               cache=None)
+
+
+class PlanResult:
+    """The optimal plan as a labelled Dataset (``dataset``) and the planned scenario.
+
+    Dims: ``fibre`` (fibre links, as the scenario names them), ``link`` (directed arcs
+    ``a->b``), ``node``, ``workload``.  Units in each variable's ``attrs["unit"]``."""
+
+    def __init__(self, dataset: xr.Dataset, scenario: Scenario, settings: dict) -> None:
+        self.dataset = dataset
+        self.scenario = scenario  # today's capacities plus the additions
+        self.settings = settings  # tokenflow.solve keywords that clear the planned scenario
+
+    @property
+    def objective(self) -> float:
+        """Operating plus annualised capital cost of the representative hour, $/h."""
+        return float(self.dataset["objective"])
+
+    @property
+    def prices(self) -> xr.DataArray:
+        return self.dataset["price"]
+
+    def cost_recovery(self) -> pd.DataFrame:
+        """Per fibre link and node: built (Gbps / MW), rent x hours and the annualised cost of
+        the marginal unit ($ per Gbps-year or MW-year), their ratio and the residual."""
+        ds = self.dataset
+        link = pd.DataFrame({"kind": "link", "added": ds["link_added_gbps"].values,
+                             "rent_x_hours": ds["link_rent_per_gbps_year"].values,
+                             "annualised_cost": ds["link_cost_per_gbps_year"].values},
+                            index=[str(x) for x in ds["fibre"].values])
+        node = pd.DataFrame({"kind": "node", "added": ds["node_added_mw"].values,
+                             "rent_x_hours": ds["node_rent_per_mw_year"].values,
+                             "annualised_cost": ds["node_cost_per_mw_year"].values},
+                            index=[str(x) for x in ds["node"].values])
+        out = pd.concat([link, node])
+        out["expandable"] = np.r_[ds["link_expandable"].values, ds["node_expandable"].values]
+        out["ratio"] = out["rent_x_hours"] / out["annualised_cost"]
+        out["residual"] = out["rent_x_hours"] - out["annualised_cost"]
+        return out
+
+    def __repr__(self) -> str:
+        ds = self.dataset
+        return (f"<PlanResult {ds.attrs['scenario']} scale={ds.attrs['demand_scale']:g} "
+                f"+{float(ds['link_added_gbps'].sum()):,.1f} Gbps +{float(ds['node_added_mw'].sum()):,.2f} MW "
+                f"objective={self.objective:,.2f} $/h>")
+
+
+def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts | Mapping | None = None,
+         hours: float = HOURS_PER_YEAR, transfer_aware: bool = True, formulation: str = "arc",
+         latency_limits_ms: Mapping[str, float] | None = None,
+         value_of_lost_load: float | Mapping[str, float] | None = None,
+         expandable_links: Sequence[str] | None = None, expandable_nodes: Sequence[str] | None = None) -> PlanResult:
+    """Optimal link bandwidth and node AI capacity for ``demand_scale`` x base demand.
+
+    Capacities are variables at or above today's values; additions cost their annualised
+    capital cost (``costs``: :class:`CapitalCosts`, a mapping of overrides, or None for
+    the sourced defaults) spread over ``hours`` hours a year.  ``expandable_links`` /
+    ``expandable_nodes``: names that may grow (default all); a node may be built where
+    there is no capacity today.  Returns a :class:`PlanResult`.
+
+    Raises :class:`TokenflowError` for the path formulation and for binding latency
+    limits (not supported yet), :class:`ScenarioError` for bad arguments,
+    :class:`SolverError` if HiGHS fails."""
+    s = check_scenario(scenario)
+    if formulation == "path":
+        raise TokenflowError("plan: the path formulation is not supported yet; use formulation='arc' (exact "
+                             "where no latency limit binds)")
+    if formulation != "arc":
+        raise ScenarioError(f"formulation: must be 'arc' (or 'path', not supported yet), got {formulation!r}")
+    scale = check_number(demand_scale, "demand_scale", "(multiplier)")
+    hours = check_number(hours, "hours", "h per year", allow_zero=False)
+    transfer_aware = check_bool(transfer_aware, "transfer_aware")
+    cc = _costs(costs)
+    inp = build_inputs(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms,
+                       value_of_lost_load=value_of_lost_load)
+    fibre = [str(x) for x in s.links.index]
+    F, N = len(fibre), inp.N
+    link_ok = _subset(expandable_links, fibre, "expandable_links")
+    node_ok = _subset(expandable_nodes, list(inp.node_ids), "expandable_nodes")
+    # structure: every node that may be built on can process
+    struct_inp = dataclasses.replace(inp, capacity_kw=np.where(node_ok, np.maximum(inp.capacity_kw, 1.0),
+                                                               inp.capacity_kw))
+    st = ArcStructure(struct_inp)
+    if np.any(st.com_o >= 0):
+        binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
+        raise TokenflowError(f"plan: latency limits bind for {', '.join(binding)}; planning with binding latency "
+                             "limits is not supported yet (the arc formulation would relax them). Relax them "
+                             "with latency_limits_ms to plan without")
+    arr = st.lp(inp, scale)
+    nb = len(st.r_c)
+    route_km = link_table(s)["route_km"].to_numpy(float)
+    link_cost_year = cc.link_usd_per_gbps_km_year * route_km  # $ per Gbps-year
+    node_cost_year = np.full(N, cc.node_usd_per_mw_year)  # $ per MW-year
+    B = nb + N
+    lcol = np.repeat(np.arange(F), 2)
+    lrow = B + np.c_[2 * np.arange(F), 2 * np.arange(F) + 1].reshape(-1)
+    ncol = F + np.arange(N)
+    nrow = nb + np.arange(N)
+    full = append_columns(
+        arr, cost=np.r_[link_cost_year / hours, node_cost_year / 1000.0 / hours],
+        lb=np.zeros(F + N), ub=np.r_[np.where(link_ok, np.inf, 0.0), np.where(node_ok, np.inf, 0.0)],
+        col=np.r_[lcol, ncol], row=np.r_[lrow, nrow],
+        val=np.r_[np.full(2 * F, -GBPS_TO_GB_PER_H), -np.ones(N)])
+    live = LiveLP()
+    live.sync(full)
+    cond = live.run()
+    if cond == "infeasible":
+        raise TokenflowError(f"plan: no plan serves demand scale {scale:g} (demand at a node that cannot be "
+                             "expanded or reached)")
+    if cond != "optimal":
+        raise SolverError(f"plan: HiGHS ended with '{cond}'")
+    x, y, obj = live.solution()
+    n_old = arr.n_cols
+
+    def row_name(i: int) -> str:
+        if i < nb:
+            return f"balance[{i}]"
+        i -= nb
+        return f"compute[{inp.node_ids[i]}]" if i < N else f"bandwidth[{inp.link_ids[i - N]}]"
+
+    verify(full, x, y, row_name, lambda j: f"column {j}" if j < n_old else
+           f"addition[{(fibre + list(inp.node_ids))[j - n_old]}]")
+    add_gbps = np.maximum(x[n_old:n_old + F], 0.0)
+    add_kw = np.maximum(x[n_old + F:], 0.0)
+    lam = y[st.origin_row.reshape(-1)].reshape(N, inp.K)
+    mu = np.maximum(-y[nb:nb + N], 0.0)
+    rho = np.maximum(-y[B:B + inp.L], 0.0)
+    capital = float(add_gbps @ link_cost_year + add_kw / 1000.0 @ node_cost_year) / hours
+    # dispatch
+    nK = N * inp.K
+    unserved = np.maximum(x[:nK], 0).reshape(N, inp.K)
+    f = x[nK:nK + st.n_flow]
+    yv = x[nK + st.n_flow:n_old]
+    proc = np.zeros((N, inp.K))
+    np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
+    link_tok = np.zeros((inp.L, inp.K))
+    np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
+    load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)
+    cap_gbh = inp.arc_capacity_gbh + GBPS_TO_GB_PER_H * np.repeat(add_gbps, 2)
+    cap_kw = inp.capacity_kw + add_kw
+    today_gbps = inp.arc_capacity_gbh[0::2] / GBPS_TO_GB_PER_H
+
+    def da(values, dims, unit, desc):
+        return (dims, values, {"unit": unit, "description": desc})
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        util = load_gbh / cap_gbh
+    ds = xr.Dataset({
+        "link_bandwidth_today": da(today_gbps, "fibre", "Gbps", "bandwidth per direction today"),
+        "link_added_gbps": da(add_gbps, "fibre", "Gbps", "bandwidth per direction added"),
+        "link_bandwidth_planned": da(today_gbps + add_gbps, "fibre", "Gbps", "planned bandwidth per direction"),
+        "link_route_km": da(route_km, "fibre", "km", "fibre route length"),
+        "link_expandable": da(link_ok, "fibre", "", "may be expanded"),
+        "link_cost_per_gbps_year": da(link_cost_year, "fibre", "$/Gbps-year", "annualised cost of one more Gbps"),
+        "link_rent_per_gbps_year": da(GBPS_TO_GB_PER_H * (rho[0::2] + rho[1::2]) * hours, "fibre",
+                                      "$/Gbps-year", "congestion rents of both directions x hours"),
+        "node_capacity_today": da(inp.capacity_kw / 1000.0, "node", "MW", "AI compute (IT power) today"),
+        "node_added_mw": da(add_kw / 1000.0, "node", "MW", "AI compute (IT power) added"),
+        "node_capacity_planned": da(cap_kw / 1000.0, "node", "MW", "planned AI compute (IT power)"),
+        "node_expandable": da(node_ok, "node", "", "may be expanded"),
+        "node_cost_per_mw_year": da(node_cost_year, "node", "$/MW-year", "annualised cost of one more MW"),
+        "node_rent_per_mw_year": da(1000.0 * mu * hours, "node", "$/MW-year", "compute rent x hours"),
+        "price": da(lam, ("node", "workload"), "$/M tokens", "long-run locational price (demand dual)"),
+        "compute_rent": da(mu, "node", "$/kWh", "long-run compute rent (capacity dual)"),
+        "congestion_rent": da(rho, "link", "$/GB", "long-run congestion rent (capacity dual)"),
+        "processing": da(proc, ("node", "workload"), "M tokens/h", "tokens processed at node"),
+        "unserved": da(unserved, ("node", "workload"), "M tokens/h", "demand not served (with a VoLL)"),
+        "link_flow": da(link_tok, ("link", "workload"), "M tokens/h", "tokens carried on link"),
+        "link_utilization": da(util, "link", "1", "share of planned capacity used"),
+        "compute_used": da(proc @ inp.intensity, "node", "kW", "IT power used"),
+        "objective": da(obj, (), "$/h", "operating + annualised capital cost"),
+        "capital_cost": da(capital, (), "$/h", "annualised capital cost of the additions per hour"),
+        "operating_cost": da(obj - capital, (), "$/h", "operating cost (incl. lost load)"),
+    }, coords={"fibre": fibre, "node": inp.node_ids, "workload": inp.workload_ids, "link": inp.link_ids,
+               "link_origin": ("link", [inp.node_ids[i] for i in inp.au]),
+               "link_target": ("link", [inp.node_ids[i] for i in inp.av]),
+               "fibre_a": ("fibre", s.links["a"].astype(str).to_list()),
+               "fibre_b": ("fibre", s.links["b"].astype(str).to_list()),
+               "lat": ("node", s.nodes["lat"].to_numpy(float)), "lon": ("node", s.nodes["lon"].to_numpy(float))})
+    ds.attrs = {"scenario": s.name, "demand_scale": scale, "hours": hours, "formulation": "arc",
+                "transfer_aware": int(transfer_aware), "costs": str(dataclasses.asdict(cc)),
+                "node_usd_per_mw_year": cc.node_usd_per_mw_year}
+    planned = _planned_scenario(s, inp, add_gbps, add_kw, link_ok, node_ok)
+    settings = {"demand_scale": scale, "transfer_aware": transfer_aware, "formulation": "arc",
+                "latency_limits_ms": latency_limits_ms, "value_of_lost_load": value_of_lost_load}
+    return PlanResult(ds, planned, settings)
+
+
+def _planned_scenario(s: Scenario, inp, add_gbps: np.ndarray, add_kw: np.ndarray, link_ok, node_ok) -> Scenario:
+    """``s`` with the additions: bandwidth per fibre link, capacity_mw grown by the added AI
+    compute divided by ``ai_share``."""
+    today = inp.arc_capacity_gbh[0::2] / GBPS_TO_GB_PER_H
+    links = {lk: {"bandwidth_gbps": float(today[i] + add_gbps[i])}
+             for i, lk in enumerate(s.links.index) if add_gbps[i] > 0}
+    cap = s.nodes["capacity_mw"].to_numpy(float)
+    nodes = {n: {"capacity_mw": float(cap[j] + add_kw[j] / 1000.0 / inp.ai_share)}
+             for j, n in enumerate(inp.node_ids) if add_kw[j] > 0}
+    if not links and not nodes:
+        return s
+    return s.replace(links=links or None, nodes=nodes or None)

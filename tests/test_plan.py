@@ -78,16 +78,38 @@ def test_annuity_and_costs():
 
 
 def test_errors(us5):
-    with pytest.raises(tf.TokenflowError, match="path formulation is not supported"):
-        plan(us5, demand_scale=35.0, formulation="path")
     with pytest.raises(tf.TokenflowError, match="latency limits bind"):
-        plan(us5, demand_scale=35.0, latency_limits_ms={"chat": 10.0})
+        plan(us5, demand_scale=35.0, formulation="arc", latency_limits_ms={"chat": 10.0})
+    with pytest.raises(tf.ScenarioError, match="formulation"):
+        plan(us5, formulation="nodal")
     with pytest.raises(tf.ScenarioError, match="expandable_nodes"):
         plan(us5, expandable_nodes=["atlantis"])
     with pytest.raises(tf.ScenarioError, match="costs"):
         plan(us5, costs=3.0)
     with pytest.raises(tf.ScenarioError, match="hours"):
         plan(us5, hours=0)
+
+
+@pytest.mark.parametrize("scale", [35.0, 60.0])
+def test_path_and_arc_plans_agree(us5, scale):
+    """Where no latency limit binds the two formulations are the same planning LP."""
+    p, a = plan(us5, demand_scale=scale), plan(us5, demand_scale=scale, formulation="arc")
+    assert p.objective == pytest.approx(a.objective, rel=1e-9)
+    np.testing.assert_allclose(p.dataset["link_added_gbps"], a.dataset["link_added_gbps"], atol=1e-6)
+    np.testing.assert_allclose(p.dataset["node_added_mw"], a.dataset["node_added_mw"], atol=1e-9)
+
+
+@pytest.mark.parametrize("chat_ms", [15.0, 5.0])
+def test_cost_recovery_with_binding_latency(us5, chat_ms):
+    """Path formulation with a binding chat limit: rents still recover the marginal cost and
+    the planned network clears (path market, same limits) at the plan's operating cost."""
+    lat = {"chat": chat_ms}
+    p = plan(us5, demand_scale=35.0, latency_limits_ms=lat)
+    free = plan(us5, demand_scale=35.0)
+    assert p.objective > free.objective * (1 + 1e-6)  # the limit binds
+    assert_cost_recovery(p)
+    r = tf.solve(p.scenario, **p.settings)
+    assert r.objective == pytest.approx(float(p.dataset["operating_cost"]), rel=1e-7)
 
 
 def test_expandable_subset(us5):
@@ -115,6 +137,21 @@ def test_cost_recovery_random_networks(n, seed, frac, cost_factor, ta):
     s_star = tf.max_demand_scale(s, transfer_aware=ta, latency_limits_ms=loose)
     p = plan(s, demand_scale=frac * s_star, costs=CapitalCosts.default().scaled(cost_factor),
              transfer_aware=ta, latency_limits_ms=loose)
+    assert_cost_recovery(p)
+    r = tf.solve(p.scenario, **p.settings)
+    assert r.objective == pytest.approx(float(p.dataset["operating_cost"]), rel=1e-6, abs=1e-6)
+
+
+@given(n=st.integers(3, 6), seed=st.integers(0, 10_000), frac=st.floats(0.2, 1.5),
+       cost_factor=st.floats(0.001, 10.0), limit_ms=st.floats(2.0, 40.0))
+@settings(deadline=None, max_examples=8, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+def test_cost_recovery_random_networks_binding_latency(n, seed, frac, cost_factor, limit_ms):
+    """Every workload's latency limit at ``limit_ms`` (binding on most of these networks), path
+    formulation: cost recovery, and the planned network clears at the plan's operating cost."""
+    s = _network(n, seed)
+    lat = {w: limit_ms for w in s.workload_ids}
+    s_star = tf.max_demand_scale(s, latency_limits_ms={w: 1e5 for w in s.workload_ids})
+    p = plan(s, demand_scale=frac * s_star, costs=CapitalCosts.default().scaled(cost_factor), latency_limits_ms=lat)
     assert_cost_recovery(p)
     r = tf.solve(p.scenario, **p.settings)
     assert r.objective == pytest.approx(float(p.dataset["operating_cost"]), rel=1e-6, abs=1e-6)

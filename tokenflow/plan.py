@@ -1,7 +1,7 @@
 """The long-run planning LP: where the next gigabit and megawatt should go.
 
 ``tokenflow.plan(scenario, ...)`` solves the market of one representative hour with the
-capacities as variables.  On top of the arc formulation (:mod:`tokenflow.arc`) it adds
+capacities as variables.  On top of the market LP (:mod:`tokenflow.model`, :mod:`tokenflow.arc`) it adds
 
 * ``x[l] >= 0``: Gbps added to fibre link ``l`` (both directions, as the scenario's
   ``bandwidth_gbps``), cost ``k_link x route_km[l] / hours`` $/h per Gbps, entering the
@@ -17,9 +17,10 @@ expanded link ``450 (rho[a->b] + rho[b->a]) x hours = k_link x route_km`` and fo
 expanded node ``1000 mu x hours = k_node``: the rents recover exactly the annualised cost
 of the marginal unit (and at most that where nothing is built).
 
-Supported: the arc formulation where it is exact, i.e. where no latency limit binds
-(every workload one aggregated commodity).  The path formulation and binding latency
-limits raise :class:`~tokenflow.errors.TokenflowError` rather than being ignored.
+Both formulations: the path formulation (default) generates routes by exact column
+generation, pricing them with the long-run rents, so latency limits are exact; the arc
+formulation is exact where no latency limit binds and raises
+:class:`~tokenflow.errors.TokenflowError` where one does (it would relax it).
 """
 
 from __future__ import annotations
@@ -180,8 +181,44 @@ class PlanResult:
                 f"objective={self.objective:,.2f} $/h>")
 
 
+def _with_expansions(arr: LPArrays, n_aux: int, first_row: int, N: int, F: int, link_cost_h: np.ndarray,
+                     node_cost_h: np.ndarray, link_ok: np.ndarray, node_ok: np.ndarray) -> LPArrays:
+    """``arr`` with the F + N expansion columns inserted after its ``n_aux`` first columns:
+    link ``l`` adds 450 GB/h to both its arcs' bandwidth rows, node ``n`` one kW to its
+    compute row (``first_row``: the first compute row)."""
+    from scipy.sparse import csc_array, hstack
+
+    A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols))
+    B = first_row + N
+    rows = np.r_[B + np.c_[2 * np.arange(F), 2 * np.arange(F) + 1].reshape(-1), first_row + np.arange(N)]
+    cols = np.r_[np.repeat(np.arange(F), 2), F + np.arange(N)]
+    vals = np.r_[np.full(2 * F, -GBPS_TO_GB_PER_H), -np.ones(N)]
+    E = csc_array((vals, (rows, cols)), shape=(arr.n_rows, F + N))
+    full = hstack([A[:, :n_aux], E, A[:, n_aux:]], format="csc")
+    full.sort_indices()
+
+    def ins(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.r_[a[:n_aux], b, a[n_aux:]]
+
+    return dataclasses.replace(
+        arr, cost=ins(arr.cost, np.r_[link_cost_h, node_cost_h]), col_lb=ins(arr.col_lb, np.zeros(F + N)),
+        col_ub=ins(arr.col_ub, np.r_[np.where(link_ok, np.inf, 0.0), np.where(node_ok, np.inf, 0.0)]),
+        indptr=full.indptr.astype(np.int64), indices=full.indices.astype(np.int32), data=full.data, cache=None)
+
+
+def _solve_live(live: LiveLP, arr: LPArrays, scale: float) -> tuple[np.ndarray, np.ndarray, float]:
+    live.sync(arr)
+    cond = live.run()
+    if cond == "infeasible":
+        raise TokenflowError(f"plan: no plan serves demand scale {scale:g} (demand that cannot reach any node "
+                             "that may be expanded within its latency limit)")
+    if cond != "optimal":
+        raise SolverError(f"plan: HiGHS ended with '{cond}'")
+    return live.solution()
+
+
 def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts | Mapping | None = None,
-         hours: float = HOURS_PER_YEAR, transfer_aware: bool = True, formulation: str = "arc",
+         hours: float = HOURS_PER_YEAR, transfer_aware: bool = True, formulation: str = "path",
          latency_limits_ms: Mapping[str, float] | None = None,
          value_of_lost_load: float | Mapping[str, float] | None = None,
          expandable_links: Sequence[str] | None = None, expandable_nodes: Sequence[str] | None = None) -> PlanResult:
@@ -191,17 +228,20 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
     capital cost (``costs``: :class:`CapitalCosts`, a mapping of overrides, or None for
     the sourced defaults) spread over ``hours`` hours a year.  ``expandable_links`` /
     ``expandable_nodes``: names that may grow (default all); a node may be built where
-    there is no capacity today.  Returns a :class:`PlanResult`.
+    there is no capacity today.  ``formulation``: ``"path"`` (routes by exact column
+    generation, latency limits exact; default) or ``"arc"`` (exact only where no latency
+    limit binds: binding limits raise :class:`TokenflowError`).  Returns a :class:`PlanResult`.
 
-    Raises :class:`TokenflowError` for the path formulation and for binding latency
-    limits (not supported yet), :class:`ScenarioError` for bad arguments,
-    :class:`SolverError` if HiGHS fails."""
+    Raises :class:`ScenarioError` for bad arguments, :class:`TokenflowError` when no plan
+    can serve the demand, :class:`SolverError` if HiGHS fails."""
+    from .engine import MAX_CG_ROUNDS, Solution
+    from .inputs import check_formulation
+    from .model import PathColumns, path_lp
+    from .results import _flows
+    from .routes import LAT_TOL, Graph, cheapest, price
+
     s = check_scenario(scenario)
-    if formulation == "path":
-        raise TokenflowError("plan: the path formulation is not supported yet; use formulation='arc' (exact "
-                             "where no latency limit binds)")
-    if formulation != "arc":
-        raise ScenarioError(f"formulation: must be 'arc' (or 'path', not supported yet), got {formulation!r}")
+    formulation = check_formulation(formulation)
     scale = check_number(demand_scale, "demand_scale", "(multiplier)")
     hours = check_number(hours, "hours", "h per year", allow_zero=False)
     transfer_aware = check_bool(transfer_aware, "transfer_aware")
@@ -209,67 +249,74 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
     inp = build_inputs(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms,
                        value_of_lost_load=value_of_lost_load)
     fibre = [str(x) for x in s.links.index]
-    F, N = len(fibre), inp.N
+    F, N, K = len(fibre), inp.N, inp.K
     link_ok = _subset(expandable_links, fibre, "expandable_links")
     node_ok = _subset(expandable_nodes, list(inp.node_ids), "expandable_nodes")
     # structure: every node that may be built on can process
-    struct_inp = dataclasses.replace(inp, capacity_kw=np.where(node_ok, np.maximum(inp.capacity_kw, 1.0),
-                                                               inp.capacity_kw))
-    st = ArcStructure(struct_inp)
-    if np.any(st.com_o >= 0):
-        binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
-        raise TokenflowError(f"plan: latency limits bind for {', '.join(binding)}; planning with binding latency "
-                             "limits is not supported yet (the arc formulation would relax them). Relax them "
-                             "with latency_limits_ms to plan without")
-    arr = st.lp(inp, scale)
-    nb = len(st.r_c)
+    sinp = dataclasses.replace(inp, capacity_kw=np.where(node_ok, np.maximum(inp.capacity_kw, 1.0), inp.capacity_kw))
     route_km = link_table(s)["route_km"].to_numpy(float)
     link_cost_year = cc.link_usd_per_gbps_km_year * route_km  # $ per Gbps-year
     node_cost_year = np.full(N, cc.node_usd_per_mw_year)  # $ per MW-year
-    B = nb + N
-    lcol = np.repeat(np.arange(F), 2)
-    lrow = B + np.c_[2 * np.arange(F), 2 * np.arange(F) + 1].reshape(-1)
-    ncol = F + np.arange(N)
-    nrow = nb + np.arange(N)
-    full = append_columns(
-        arr, cost=np.r_[link_cost_year / hours, node_cost_year / 1000.0 / hours],
-        lb=np.zeros(F + N), ub=np.r_[np.where(link_ok, np.inf, 0.0), np.where(node_ok, np.inf, 0.0)],
-        col=np.r_[lcol, ncol], row=np.r_[lrow, nrow],
-        val=np.r_[np.full(2 * F, -GBPS_TO_GB_PER_H), -np.ones(N)])
+    lc_h, nc_h = link_cost_year / hours, node_cost_year / 1000.0 / hours
     live = LiveLP()
-    live.sync(full)
-    cond = live.run()
-    if cond == "infeasible":
-        raise TokenflowError(f"plan: no plan serves demand scale {scale:g} (demand at a node that cannot be "
-                             "expanded or reached)")
-    if cond != "optimal":
-        raise SolverError(f"plan: HiGHS ended with '{cond}'")
-    x, y, obj = live.solution()
-    n_old = arr.n_cols
+    nK = N * K
+    rounds = 1
+    if formulation == "arc":
+        st = ArcStructure(sinp)
+        if np.any(st.com_o >= 0):
+            binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
+            raise TokenflowError(f"plan: latency limits bind for {', '.join(binding)}; the arc formulation would "
+                                 "relax them - use formulation='path' (exact)")
+        arr = st.lp(inp, scale)
+        nb = len(st.r_c)
+        full = _with_expansions(arr, nK, nb, N, F, lc_h, nc_h, link_ok, node_ok)
+        x, y, obj = _solve_live(live, full, scale)
+        lam = y[st.origin_row.reshape(-1)].reshape(N, K)
+        xs = np.r_[x[:nK], x[nK + F + N:]]
+        f = xs[nK:nK + st.n_flow]
+        yv = xs[nK + st.n_flow:]
+        proc = np.zeros((N, K))
+        np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
+        link_tok = np.zeros((inp.L, K))
+        np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
+    else:
+        nb = nK
+        G = Graph(sinp)
+        cols = PathColumns()
+        items = [(int(o), int(o), (), k) for o in np.nonzero(sinp.capacity_kw > 0)[0] for k in range(K)]
+        best = cheapest(sinp, G, np.zeros(N), np.zeros(inp.L), np.ones((N, K), dtype=bool))
+        cols.add(items + [(o, n, arcs, k) for (o, k), (_, n, arcs) in best.items()])
+        for rounds in range(1, MAX_CG_ROUNDS + 1):  # noqa: B007 - rounds is reported
+            on = cols.rtt_ms(sinp) <= inp.latency_ms[cols.k] + LAT_TOL
+            arr = path_lp(inp, cols, cols.entries(sinp), scale, on)
+            full = _with_expansions(arr, nK, nK, N, F, lc_h, nc_h, link_ok, node_ok)
+            x, y, obj = _solve_live(live, full, scale)
+            lam, mu_, rho_ = y[:nK].reshape(N, K), -y[nK:nK + N], -y[nK + N:nK + N + inp.L]
+            new = price(sinp, G, lam, mu_, rho_, with_costs=True, exists=cols.exists)
+            if not new or not cols.add([(o, n, arcs, k) for o, n, arcs, k, _ in new]):
+                break
+        else:
+            raise SolverError(f"plan: column generation did not converge in {MAX_CG_ROUNDS} rounds")
+        xs = np.r_[x[:nK], x[nK + F + N:]]
+        sol = Solution(inp, "path", scale, xs, lam, np.zeros(N), np.zeros(inp.L), obj, {},
+                       col_route=cols.route, col_k=cols.k, routes=cols.pool.arrays())
+        proc, _, link_tok, _, _ = _flows(sol, origins=False)
+    n_exp = nK + np.arange(F + N)
 
     def row_name(i: int) -> str:
         if i < nb:
-            return f"balance[{i}]"
+            return f"demand/balance[{i}]"
         i -= nb
         return f"compute[{inp.node_ids[i]}]" if i < N else f"bandwidth[{inp.link_ids[i - N]}]"
 
-    verify(full, x, y, row_name, lambda j: f"column {j}" if j < n_old else
-           f"addition[{(fibre + list(inp.node_ids))[j - n_old]}]")
-    add_gbps = np.maximum(x[n_old:n_old + F], 0.0)
-    add_kw = np.maximum(x[n_old + F:], 0.0)
-    lam = y[st.origin_row.reshape(-1)].reshape(N, inp.K)
+    names = fibre + list(inp.node_ids)
+    verify(full, x, y, row_name, lambda j: f"addition[{names[j - nK]}]" if j in n_exp else f"column {j}")
+    add_gbps = np.maximum(x[nK:nK + F], 0.0)
+    add_kw = np.maximum(x[nK + F:nK + F + N], 0.0)
     mu = np.maximum(-y[nb:nb + N], 0.0)
-    rho = np.maximum(-y[B:B + inp.L], 0.0)
+    rho = np.maximum(-y[nb + N:nb + N + inp.L], 0.0)
     capital = float(add_gbps @ link_cost_year + add_kw / 1000.0 @ node_cost_year) / hours
-    # dispatch
-    nK = N * inp.K
-    unserved = np.maximum(x[:nK], 0).reshape(N, inp.K)
-    f = x[nK:nK + st.n_flow]
-    yv = x[nK + st.n_flow:n_old]
-    proc = np.zeros((N, inp.K))
-    np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
-    link_tok = np.zeros((inp.L, inp.K))
-    np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
+    unserved = np.maximum(x[:nK], 0).reshape(N, K)
     load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)
     cap_gbh = inp.arc_capacity_gbh + GBPS_TO_GB_PER_H * np.repeat(add_gbps, 2)
     cap_kw = inp.capacity_kw + add_kw
@@ -312,11 +359,11 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
                "fibre_a": ("fibre", s.links["a"].astype(str).to_list()),
                "fibre_b": ("fibre", s.links["b"].astype(str).to_list()),
                "lat": ("node", s.nodes["lat"].to_numpy(float)), "lon": ("node", s.nodes["lon"].to_numpy(float))})
-    ds.attrs = {"scenario": s.name, "demand_scale": scale, "hours": hours, "formulation": "arc",
+    ds.attrs = {"scenario": s.name, "demand_scale": scale, "hours": hours, "formulation": formulation,
                 "transfer_aware": int(transfer_aware), "costs": str(dataclasses.asdict(cc)),
-                "node_usd_per_mw_year": cc.node_usd_per_mw_year}
+                "node_usd_per_mw_year": cc.node_usd_per_mw_year, "cg_rounds": rounds}
     planned = _planned_scenario(s, inp, add_gbps, add_kw, link_ok, node_ok)
-    settings = {"demand_scale": scale, "transfer_aware": transfer_aware, "formulation": "arc",
+    settings = {"demand_scale": scale, "transfer_aware": transfer_aware, "formulation": formulation,
                 "latency_limits_ms": latency_limits_ms, "value_of_lost_load": value_of_lost_load}
     return PlanResult(ds, planned, settings)
 

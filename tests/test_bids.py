@@ -105,3 +105,26 @@ def test_bad_offers_and_files(tiny, tmp_path):
     path = tmp_path / "bids.csv"
     BIDS.to_csv(path, index=False)
     assert clear_bids(tiny, path).objective == pytest.approx(clear_bids(tiny, BIDS).objective)
+
+
+def test_bid_file(tmp_path, tiny_doc):
+    import yaml
+
+    from tokenflow.bids import clear_bid_file
+
+    tiny_doc["nodes"]["B"]["capacity_mw"] = 0.0
+    (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_doc, sort_keys=False))
+    doc = {"scenario": "tiny.yaml", "bids": BIDS.to_dict("records"),
+           "offers": [{"provider": "p1", "node": "A", "capacity_mw": 6.0, "price": 0.05},
+                      {"provider": "p2", "node": "A", "capacity_mw": 6.0, "price": 0.3}]}
+    f = tmp_path / "market.yaml"
+    f.write_text(yaml.safe_dump(doc))
+    r = clear_bid_file(f)
+    np.testing.assert_allclose(r.dataset["bid_accepted"].values, [8000.0, 4000.0], rtol=1e-9)
+    doc["bids"][1]["price"] = 2.0  # willingness to pay rising: refused, naming the file
+    f.write_text(yaml.safe_dump(doc))
+    with pytest.raises(tf.ScenarioError, match="market.yaml.*strictly decrease"):
+        clear_bid_file(f)
+    f.write_text(yaml.safe_dump({"scenario": "tiny.yaml", "bidz": []}))
+    with pytest.raises(tf.ScenarioError, match="unknown key"):
+        clear_bid_file(f)

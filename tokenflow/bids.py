@@ -309,3 +309,52 @@ def voll_bids(scenario: Scenario, demand_scale: float, value_of_lost_load: float
             for i, n in enumerate(inp.node_ids) for j, k in enumerate(inp.workload_ids)
             if demand_scale * inp.base_demand[i, j] > 0]
     return pd.DataFrame(rows, columns=BID_COLUMNS)
+
+
+def load_bid_file(path: str | Path) -> dict:
+    """A market-with-bids file (YAML): ``scenario`` (a packaged name or a path relative to
+    the file), optional ``demand_scale``, ``transfer_aware``, ``value_of_lost_load``, and
+    ``bids`` / ``offers`` as lists of rows (the columns of :func:`clear_bids`).  Returns
+    the keyword arguments of :func:`clear_bids` (scenario loaded); every problem is a
+    :class:`ScenarioError` naming the file."""
+    import yaml
+
+    from .scenario import load_scenario
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such bid file")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: not a readable YAML file ({exc.__class__.__name__})") from None
+    if not isinstance(doc, dict):
+        raise ScenarioError(f"{path}: expected a mapping with 'scenario', 'bids' and/or 'offers'")
+    known = {"scenario", "demand_scale", "transfer_aware", "value_of_lost_load", "bids", "offers"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise ScenarioError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    if "scenario" not in doc or not isinstance(doc["scenario"], str):
+        raise ScenarioError(f"{path}: 'scenario' must name a packaged scenario or a scenario file")
+    ref = doc["scenario"]
+    local = path.parent / ref
+    s = load_scenario(local if local.is_file() else ref)
+    out: dict = {"scenario": s}
+    for key in ("bids", "offers"):
+        if key in doc:
+            if not isinstance(doc[key], list) or not all(isinstance(r, dict) for r in doc[key]):
+                raise ScenarioError(f"{path}: '{key}' must be a list of rows (mappings)")
+            try:
+                out[key] = (check_bids if key == "bids" else check_offers)(s, pd.DataFrame(doc[key]))
+            except ScenarioError as exc:
+                raise ScenarioError([f"{path}: {p}" for p in exc.problems]) from None
+    for key in ("demand_scale", "transfer_aware", "value_of_lost_load"):
+        if key in doc:
+            out[key] = doc[key]
+    return out
+
+
+def clear_bid_file(path: str | Path) -> BidResult:
+    """Clear the market described by a bid file (see :func:`load_bid_file`)."""
+    kw = load_bid_file(path)
+    return clear_bids(kw.pop("scenario"), kw.pop("bids", None), kw.pop("offers", None), **kw)

@@ -72,6 +72,25 @@ def test_one_step_bids_equal_value_of_lost_load(us5, scale):
     assert abs(float(st["surplus_identity"])) <= 1e-7 * float(st["gross_value"])
 
 
+@pytest.mark.parametrize("chat_ms", [None, 15.0])
+def test_path_bids_equal_value_of_lost_load_with_latency(us5, chat_ms):
+    """The path formulation (default) with and without a binding chat limit: one-step bids
+    give the value-of-lost-load market of the path formulation; without the limit the
+    arc formulation agrees."""
+    lat = None if chat_ms is None else {"chat": chat_ms}
+    r = clear_bids(us5, voll_bids(us5, 60.0, 5.0), demand_scale=60.0, latency_limits_ms=lat)
+    v = tf.solve(us5, demand_scale=60.0, value_of_lost_load=5.0, latency_limits_ms=lat)
+    assert r.objective == pytest.approx(v.objective, rel=1e-9)
+    st = r.settlement()
+    assert abs(float(st["imbalance"])) <= 1e-7 * float(st["payments"])
+    if lat is None:
+        a = clear_bids(us5, voll_bids(us5, 60.0, 5.0), demand_scale=60.0, formulation="arc")
+        assert a.objective == pytest.approx(r.objective, rel=1e-9)
+    else:
+        with pytest.raises(tf.TokenflowError, match="latency limits bind"):
+            clear_bids(us5, voll_bids(us5, 60.0, 5.0), demand_scale=60.0, latency_limits_ms=lat, formulation="arc")
+
+
 def test_no_bids_is_todays_market(us5):
     r = clear_bids(us5, demand_scale=35.0)
     v = tf.solve(us5, demand_scale=35.0, formulation="arc")
@@ -128,3 +147,10 @@ def test_bid_file(tmp_path, tiny_doc):
     f.write_text(yaml.safe_dump({"scenario": "tiny.yaml", "bidz": []}))
     with pytest.raises(tf.ScenarioError, match="unknown key"):
         clear_bid_file(f)
+
+
+@pytest.mark.parametrize("formulation", ["path", "arc"])
+def test_cannot_clear_is_a_clear_error(us5, formulation):
+    """Fixed demand above what the network serves, no bids or VoLL: a TokenflowError."""
+    with pytest.raises(tf.TokenflowError, match="cannot clear"):
+        clear_bids(us5, demand_scale=60.0, formulation=formulation)

@@ -155,3 +155,9 @@ def test_cost_recovery_random_networks_binding_latency(n, seed, frac, cost_facto
     assert_cost_recovery(p)
     r = tf.solve(p.scenario, **p.settings)
     assert r.objective == pytest.approx(float(p.dataset["operating_cost"]), rel=1e-6, abs=1e-6)
+
+
+@pytest.mark.parametrize("formulation", ["path", "arc"])
+def test_no_plan_beyond_s_star_without_expansion(us5, formulation):
+    with pytest.raises(tf.TokenflowError, match="no plan serves"):
+        plan(us5, demand_scale=60.0, expandable_links=[], expandable_nodes=[], formulation=formulation)

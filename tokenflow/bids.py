@@ -1,6 +1,6 @@
 """Clearing against bids and offers: price-responsive demand and priced capacity.
 
-``clear_bids(scenario, bids, offers)`` maximises welfare on the arc formulation:
+``clear_bids(scenario, bids, offers)`` maximises welfare on the market LP:
 
 * **bids**: piecewise-linear demand per (node, workload), steps of ``quantity`` (M tokens/h)
   at ``price`` ($/M tokens, the willingness to pay), strictly decreasing from step to step.
@@ -17,7 +17,8 @@
 Prices are the duals: ``price[node, workload]`` ($/M tokens), ``compute_rent[node]``
 ($/kWh; at least the price of every offer used), ``congestion_rent[link]`` ($/GB).  The
 settlement shows consumer surplus (bids), producer surplus (offers), congestion rents and
-that the money balances.  Supported: the arc formulation where no latency limit binds.
+that the money balances.  Path formulation (default; routes by exact column generation,
+latency limits exact) or arc (where no latency limit binds).
 """
 
 from __future__ import annotations
@@ -33,9 +34,10 @@ import pandas as pd
 import xarray as xr
 
 from .arc import ArcStructure
-from .errors import ScenarioError, SolverError, TokenflowError
+from .errors import ScenarioError, TokenflowError
 from .inputs import build_inputs, check_bool, check_number, check_scenario
-from .plan import append_columns
+from .plan import _solve_live, insert_columns, path_column_generation
+from .results import _flows
 from .scenario import Scenario
 from .solver import LiveLP, verify
 
@@ -183,12 +185,17 @@ class BidResult:
 
 def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: float = 1.0,
                transfer_aware: bool = True, latency_limits_ms: Mapping[str, float] | None = None,
-               value_of_lost_load: float | Mapping[str, float] | None = None) -> BidResult:
+               value_of_lost_load: float | Mapping[str, float] | None = None, formulation: str = "path") -> BidResult:
     """Clear the market against ``bids`` (table or CSV: node, workload, quantity M tokens/h,
     price $/M tokens; steps in order, strictly decreasing price) and ``offers`` (table or
     CSV: provider, node, capacity_mw of AI compute, price $/kWh).  Returns a
-    :class:`BidResult`.  Unbid pairs keep the scenario's demand at ``demand_scale``."""
+    :class:`BidResult`.  Unbid pairs keep the scenario's demand at ``demand_scale``.
+    ``formulation``: ``"path"`` (exact column generation, latency limits exact; default) or
+    ``"arc"`` (refuses binding latency limits rather than relax them)."""
+    from .inputs import check_formulation
+
     s = check_scenario(scenario)
+    formulation = check_formulation(formulation)
     scale = check_number(demand_scale, "demand_scale", "(multiplier)")
     transfer_aware = check_bool(transfer_aware, "transfer_aware")
     inp = build_inputs(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms,
@@ -217,49 +224,55 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     if not (cap_kw > 0).any():
         raise ScenarioError("offers: no node would have compute capacity")
     new = dataclasses.replace(inp, base_demand=demand, capacity_kw=cap_kw)
-    st = ArcStructure(new)
-    if np.any(st.com_o >= 0):
-        binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
-        raise TokenflowError(f"clear_bids: latency limits bind for {', '.join(binding)}; clearing bids with binding "
-                             "latency limits is not supported yet")
-    arr = st.lp(dataclasses.replace(new, capacity_kw=np.zeros(N)), 1.0)
-    nb = len(st.r_c)
-    # bid pairs: no lost load beyond the bids
-    ub = arr.col_ub.copy()
-    ub[:N * K][has_bid.reshape(-1)] = 0.0
-    arr = dataclasses.replace(arr, col_ub=ub)
+    zero_cap = dataclasses.replace(new, capacity_kw=np.zeros(N))  # compute rows: sum g y - sum offers <= 0
+    nK = N * K
     nbid, noff = len(b), len(o)
-    full = append_columns(
-        arr, cost=np.r_[b["price"].to_numpy(float), o["price"].to_numpy(float)],
-        lb=np.zeros(nbid + noff), ub=np.r_[b["quantity"].to_numpy(float), 1000.0 * o["capacity_mw"].to_numpy(float)],
-        col=np.arange(nbid + noff), row=np.r_[st.origin_row[b_n, b_k], nb + o_n],
-        val=np.r_[np.ones(nbid), -np.ones(noff)])
-    live = LiveLP()
-    live.sync(full)
-    cond = live.run()
-    if cond == "infeasible":
-        raise TokenflowError("clear_bids: the market cannot clear: demand without bids or value of lost load "
-                             "exceeds what the offered capacity and the links can serve")
-    if cond != "optimal":
-        raise SolverError(f"clear_bids: HiGHS ended with '{cond}'")
-    x, y, obj = live.solution()
-    n_old = arr.n_cols
+    b_n_k = b_n * K + b_k
+    extra_cost = np.r_[b["price"].to_numpy(float), o["price"].to_numpy(float)]
+    extra_ub = np.r_[b["quantity"].to_numpy(float), 1000.0 * o["capacity_mw"].to_numpy(float)]
+    extra_val = np.r_[np.ones(nbid), -np.ones(noff)]
+
+    def no_voll_on_bids(arr):
+        ub = arr.col_ub.copy()
+        ub[:nK][has_bid.reshape(-1)] = 0.0  # bid pairs: no lost load beyond the bids
+        return dataclasses.replace(arr, col_ub=ub)
+
+    if formulation == "arc":
+        st = ArcStructure(new)
+        if np.any(st.com_o >= 0):
+            binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
+            raise TokenflowError(f"clear_bids: latency limits bind for {', '.join(binding)}; the arc formulation "
+                                 "would relax them - use formulation='path' (exact)")
+        arr = no_voll_on_bids(st.lp(zero_cap, 1.0))
+        nb = len(st.r_c)
+        full = insert_columns(arr, nK, extra_cost, np.zeros(nbid + noff), extra_ub,
+                              np.r_[st.origin_row[b_n, b_k], nb + o_n], np.arange(nbid + noff), extra_val)
+        x, y, obj = _solve_live(LiveLP(), full, 1.0, "clear_bids")
+        lam = y[st.origin_row.reshape(-1)].reshape(N, K)
+        xs = np.r_[x[:nK], x[nK + nbid + noff:]]
+        f = xs[nK:nK + st.n_flow]
+        yv = xs[nK + st.n_flow:]
+        proc = np.zeros((N, K))
+        np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
+        link_tok = np.zeros((inp.L, K))
+        np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
+    else:
+        nb = nK
+
+        def extend(arr):
+            return insert_columns(no_voll_on_bids(arr), nK, extra_cost, np.zeros(nbid + noff), extra_ub,
+                                  np.r_[b_n_k, nK + o_n], np.arange(nbid + noff), extra_val)
+
+        x, y, obj, full, _, _, sol = path_column_generation(zero_cap, new, 1.0, extend, "clear_bids")
+        lam = sol.lam
+        proc, _, link_tok, _, _ = _flows(sol, origins=False)
     verify(full, x, y, lambda i: f"row {i}", lambda j: f"column {j}")
-    declined = np.maximum(x[n_old:n_old + nbid], 0.0)
-    used = np.maximum(x[n_old + nbid:], 0.0)
-    lam = y[st.origin_row.reshape(-1)].reshape(N, K)
+    declined = np.maximum(x[nK:nK + nbid], 0.0)
+    used = np.maximum(x[nK + nbid:nK + nbid + noff], 0.0)
     mu = np.maximum(-y[nb:nb + N], 0.0)
     rho = np.maximum(-y[nb + N:nb + N + inp.L], 0.0)
-    nK = N * K
-    unserved_fixed = np.maximum(x[:nK], 0).reshape(N, K)
-    unserved = unserved_fixed.copy()
+    unserved = np.maximum(x[:nK], 0).reshape(N, K)
     np.add.at(unserved, (b_n, b_k), declined)
-    f = x[nK:nK + st.n_flow]
-    yv = x[nK + st.n_flow:n_old]
-    proc = np.zeros((N, K))
-    np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
-    link_tok = np.zeros((inp.L, K))
-    np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
     load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)
     transfer = float((link_tok * (inp.fwd_gb[None, :] * inp.arc_cost[:, None]
                                   + inp.rev_gb[None, :] * inp.arc_cost[inp.rev_arc][:, None])).sum()) if inp.L else 0.0
@@ -296,7 +309,7 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
                "offer_provider": ("offer", o["provider"].astype(str).to_numpy()),
                "offer_node": ("offer", o["node"].astype(str).to_numpy())})
     ds.attrs = {"scenario": s.name, "demand_scale": scale, "transfer_aware": int(transfer_aware),
-                "formulation": "arc"}
+                "formulation": formulation}
     return BidResult(ds)
 
 

@@ -122,20 +122,6 @@ def _subset(given: Sequence[str] | None, allowed: list[str], name: str) -> np.nd
     return np.isin(np.array(allowed, dtype=object), np.array(list(given), dtype=object))
 
 
-def append_columns(arr: LPArrays, cost: np.ndarray, lb: np.ndarray, ub: np.ndarray,
-                   col: np.ndarray, row: np.ndarray, val: np.ndarray) -> LPArrays:
-    """``arr`` with new columns (``col`` counted from 0 among the new ones) appended."""
-    n_new = len(cost)
-    order = np.lexsort((row, col))
-    col, row, val = col[order], row[order], val[order]
-    counts = np.bincount(col, minlength=n_new)
-    indptr = np.r_[arr.indptr, arr.indptr[-1] + np.cumsum(counts)].astype(np.int64)
-    return dataclasses.replace(arr, cost=np.r_[arr.cost, cost], col_lb=np.r_[arr.col_lb, lb],
-                               col_ub=np.r_[arr.col_ub, ub], indptr=indptr,
-                               indices=np.r_[arr.indices, row].astype(np.int32), data=np.r_[arr.data, val],
-                               cache=None)
-
-
 class PlanResult:
     """The optimal plan as a labelled Dataset (``dataset``) and the planned scenario.
 
@@ -181,39 +167,115 @@ class PlanResult:
                 f"objective={self.objective:,.2f} $/h>")
 
 
-def _with_expansions(arr: LPArrays, n_aux: int, first_row: int, N: int, F: int, link_cost_h: np.ndarray,
-                     node_cost_h: np.ndarray, link_ok: np.ndarray, node_ok: np.ndarray) -> LPArrays:
-    """``arr`` with the F + N expansion columns inserted after its ``n_aux`` first columns:
-    link ``l`` adds 450 GB/h to both its arcs' bandwidth rows, node ``n`` one kW to its
-    compute row (``first_row``: the first compute row)."""
+def insert_columns(arr: LPArrays, n_aux: int, cost: np.ndarray, lb: np.ndarray, ub: np.ndarray,
+                   rows: np.ndarray, cols: np.ndarray, vals: np.ndarray) -> LPArrays:
+    """``arr`` with new columns (``cols`` counted from 0 among the new ones) inserted after its
+    ``n_aux`` first columns, so that columns appended later (column generation) keep the
+    new ones in place and the live model is only extended."""
     from scipy.sparse import csc_array, hstack
 
     A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols))
-    B = first_row + N
-    rows = np.r_[B + np.c_[2 * np.arange(F), 2 * np.arange(F) + 1].reshape(-1), first_row + np.arange(N)]
-    cols = np.r_[np.repeat(np.arange(F), 2), F + np.arange(N)]
-    vals = np.r_[np.full(2 * F, -GBPS_TO_GB_PER_H), -np.ones(N)]
-    E = csc_array((vals, (rows, cols)), shape=(arr.n_rows, F + N))
+    E = csc_array((vals, (rows, cols)), shape=(arr.n_rows, len(cost)))
     full = hstack([A[:, :n_aux], E, A[:, n_aux:]], format="csc")
     full.sort_indices()
 
     def ins(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.r_[a[:n_aux], b, a[n_aux:]]
 
-    return dataclasses.replace(
-        arr, cost=ins(arr.cost, np.r_[link_cost_h, node_cost_h]), col_lb=ins(arr.col_lb, np.zeros(F + N)),
-        col_ub=ins(arr.col_ub, np.r_[np.where(link_ok, np.inf, 0.0), np.where(node_ok, np.inf, 0.0)]),
-        indptr=full.indptr.astype(np.int64), indices=full.indices.astype(np.int32), data=full.data, cache=None)
+    return dataclasses.replace(arr, cost=ins(arr.cost, cost), col_lb=ins(arr.col_lb, lb), col_ub=ins(arr.col_ub, ub),
+                               indptr=full.indptr.astype(np.int64), indices=full.indices.astype(np.int32),
+                               data=full.data, cache=None)
 
 
-def _solve_live(live: LiveLP, arr: LPArrays, scale: float) -> tuple[np.ndarray, np.ndarray, float]:
+def _with_expansions(arr: LPArrays, n_aux: int, first_row: int, N: int, F: int, link_cost_h: np.ndarray,
+                     node_cost_h: np.ndarray, link_ok: np.ndarray, node_ok: np.ndarray) -> LPArrays:
+    """``arr`` with the F + N expansion columns inserted after its ``n_aux`` first columns:
+    link ``l`` adds 450 GB/h to both its arcs' bandwidth rows, node ``n`` one kW to its
+    compute row (``first_row``: the first compute row)."""
+    B = first_row + N
+    rows = np.r_[B + np.c_[2 * np.arange(F), 2 * np.arange(F) + 1].reshape(-1), first_row + np.arange(N)]
+    cols = np.r_[np.repeat(np.arange(F), 2), F + np.arange(N)]
+    vals = np.r_[np.full(2 * F, -GBPS_TO_GB_PER_H), -np.ones(N)]
+    return insert_columns(arr, n_aux, np.r_[link_cost_h, node_cost_h], np.zeros(F + N),
+                          np.r_[np.where(link_ok, np.inf, 0.0), np.where(node_ok, np.inf, 0.0)], rows, cols, vals)
+
+
+def path_column_generation(inp_lp, inp_price, scale: float, extend, what: str) -> tuple:
+    """Exact column generation of the path LP of ``inp_lp`` extended by ``extend(arr) ->
+    LPArrays`` (extra columns inserted after the N x K first ones), routes priced on
+    ``inp_price`` (the capacities there say which nodes can process).  Returns
+    (x, y, objective, LP, columns, rounds, Solution of the path columns)."""
+    from .engine import MAX_CG_ROUNDS, Solution
+    from .model import PathColumns, path_lp
+    from .routes import LAT_TOL, Graph, cheapest, price
+
+    N, K, L = inp_lp.N, inp_lp.K, inp_lp.L
+    nK = N * K
+    G = Graph(inp_price)
+    cols = PathColumns()
+    items = [(int(o), int(o), (), k) for o in np.nonzero(inp_price.capacity_kw > 0)[0] for k in range(K)]
+    best = cheapest(inp_price, G, np.zeros(N), np.zeros(L), np.ones((N, K), dtype=bool))
+    cols.add(items + [(o, n, arcs, k) for (o, k), (_, n, arcs) in best.items()])
+    live = LiveLP()
+
+    def run(elastic: bool):
+        """Column generation to convergence; None if the restricted LP is infeasible.  With
+        ``elastic`` (phase 1) demand rows may go unserved at a penalty above any route's cost."""
+        for rounds in range(1, MAX_CG_ROUNDS + 1):
+            on = cols.rtt_ms(inp_price) <= inp_lp.latency_ms[cols.k] + LAT_TOL
+            full = extend(path_lp(inp_lp, cols, cols.entries(inp_lp), scale, on))
+            if elastic:
+                cost, ub = full.cost.copy(), full.col_ub.copy()
+                shut = ub[:nK] == 0
+                cost[:nK][shut] = 1e3 * (1.0 + float(np.abs(full.cost).max(initial=0.0)))
+                ub[:nK][shut] = np.inf
+                full = dataclasses.replace(full, cost=cost, col_ub=ub)
+            live.sync(full)
+            cond = live.run()
+            if cond == "infeasible":
+                return None
+            if cond != "optimal":
+                raise SolverError(f"{what}: HiGHS ended with '{cond}'")
+            x, y, obj = live.solution()
+            lam, mu, rho = y[:nK].reshape(N, K), -y[nK:nK + N], -y[nK + N:nK + N + L]
+            new = price(inp_price, G, lam, mu, rho, with_costs=True, exists=cols.exists)
+            if not new or not cols.add([(o, n, arcs, k) for o, n, arcs, k, _ in new]):
+                return x, y, obj, full, lam, rounds, (shut if elastic else None)
+        raise SolverError(f"{what}: column generation did not converge in {MAX_CG_ROUNDS} rounds")
+
+    out = run(False)
+    if out is None:  # the first columns cannot serve the demand: phase 1 finds the routes that can
+        p1 = run(True)
+        tol = 1e-9 * max(1.0, float(np.abs(inp_lp.base_demand).sum()))
+        if p1 is None or float(p1[0][:nK][p1[6]].sum()) > tol:
+            raise _infeasible(what, scale)
+        out = run(False)
+        if out is None:
+            raise _infeasible(what, scale)
+    x, y, obj, full, lam, rounds, _ = out
+    n_extra = full.n_cols - nK - len(cols)
+    xs = np.r_[x[:nK], x[nK + n_extra:]]
+    sol = Solution(inp_lp, "path", scale, xs, lam, np.zeros(N), np.zeros(L), obj, {}, col_route=cols.route,
+                   col_k=cols.k, routes=cols.pool.arrays())
+    return x, y, obj, full, cols, rounds, sol
+
+
+def _infeasible(what: str, scale: float) -> TokenflowError:
+    if what == "plan":
+        return TokenflowError(f"plan: no plan serves demand scale {scale:g} (demand that cannot reach any node "
+                              "that may be expanded within its latency limit)")
+    return TokenflowError(f"{what}: the market cannot clear: demand without bids or value of lost load exceeds "
+                          "what the offered capacity and the links can serve within the latency limits")
+
+
+def _solve_live(live: LiveLP, arr: LPArrays, scale: float, what: str = "plan") -> tuple[np.ndarray, np.ndarray,
+                                                                                         float]:
     live.sync(arr)
     cond = live.run()
     if cond == "infeasible":
-        raise TokenflowError(f"plan: no plan serves demand scale {scale:g} (demand that cannot reach any node "
-                             "that may be expanded within its latency limit)")
+        raise _infeasible(what, scale)
     if cond != "optimal":
-        raise SolverError(f"plan: HiGHS ended with '{cond}'")
+        raise SolverError(f"{what}: HiGHS ended with '{cond}'")
     return live.solution()
 
 
@@ -234,11 +296,8 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
 
     Raises :class:`ScenarioError` for bad arguments, :class:`TokenflowError` when no plan
     can serve the demand, :class:`SolverError` if HiGHS fails."""
-    from .engine import MAX_CG_ROUNDS, Solution
     from .inputs import check_formulation
-    from .model import PathColumns, path_lp
     from .results import _flows
-    from .routes import LAT_TOL, Graph, cheapest, price
 
     s = check_scenario(scenario)
     formulation = check_formulation(formulation)
@@ -258,7 +317,6 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
     link_cost_year = cc.link_usd_per_gbps_km_year * route_km  # $ per Gbps-year
     node_cost_year = np.full(N, cc.node_usd_per_mw_year)  # $ per MW-year
     lc_h, nc_h = link_cost_year / hours, node_cost_year / 1000.0 / hours
-    live = LiveLP()
     nK = N * K
     rounds = 1
     if formulation == "arc":
@@ -270,7 +328,7 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
         arr = st.lp(inp, scale)
         nb = len(st.r_c)
         full = _with_expansions(arr, nK, nb, N, F, lc_h, nc_h, link_ok, node_ok)
-        x, y, obj = _solve_live(live, full, scale)
+        x, y, obj = _solve_live(LiveLP(), full, scale)
         lam = y[st.origin_row.reshape(-1)].reshape(N, K)
         xs = np.r_[x[:nK], x[nK + F + N:]]
         f = xs[nK:nK + st.n_flow]
@@ -281,25 +339,9 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
         np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
     else:
         nb = nK
-        G = Graph(sinp)
-        cols = PathColumns()
-        items = [(int(o), int(o), (), k) for o in np.nonzero(sinp.capacity_kw > 0)[0] for k in range(K)]
-        best = cheapest(sinp, G, np.zeros(N), np.zeros(inp.L), np.ones((N, K), dtype=bool))
-        cols.add(items + [(o, n, arcs, k) for (o, k), (_, n, arcs) in best.items()])
-        for rounds in range(1, MAX_CG_ROUNDS + 1):  # noqa: B007 - rounds is reported
-            on = cols.rtt_ms(sinp) <= inp.latency_ms[cols.k] + LAT_TOL
-            arr = path_lp(inp, cols, cols.entries(sinp), scale, on)
-            full = _with_expansions(arr, nK, nK, N, F, lc_h, nc_h, link_ok, node_ok)
-            x, y, obj = _solve_live(live, full, scale)
-            lam, mu_, rho_ = y[:nK].reshape(N, K), -y[nK:nK + N], -y[nK + N:nK + N + inp.L]
-            new = price(sinp, G, lam, mu_, rho_, with_costs=True, exists=cols.exists)
-            if not new or not cols.add([(o, n, arcs, k) for o, n, arcs, k, _ in new]):
-                break
-        else:
-            raise SolverError(f"plan: column generation did not converge in {MAX_CG_ROUNDS} rounds")
-        xs = np.r_[x[:nK], x[nK + F + N:]]
-        sol = Solution(inp, "path", scale, xs, lam, np.zeros(N), np.zeros(inp.L), obj, {},
-                       col_route=cols.route, col_k=cols.k, routes=cols.pool.arrays())
+        x, y, obj, full, _, rounds, sol = path_column_generation(
+            inp, sinp, scale, lambda arr: _with_expansions(arr, nK, nK, N, F, lc_h, nc_h, link_ok, node_ok), "plan")
+        lam = sol.lam
         proc, _, link_tok, _, _ = _flows(sol, origins=False)
     n_exp = nK + np.arange(F + N)
 

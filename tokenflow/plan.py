@@ -26,6 +26,7 @@ formulation is exact where no latency limit binds and raises
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,6 @@ from .arc import ArcStructure
 from .errors import ScenarioError, SolverError, TokenflowError
 from .inputs import GBPS_TO_GB_PER_H, build_inputs, check_bool, check_number, check_scenario
 from .model import LPArrays
-from .network import link_table
 from .scenario import Scenario
 from .solver import LiveLP, verify
 
@@ -57,9 +57,14 @@ def annuity(rate: float, years: float) -> float:
     return rate * (1 + rate) ** years / ((1 + rate) ** years - 1)
 
 
+@functools.lru_cache(maxsize=1)
+def _cost_table() -> pd.DataFrame:
+    return pd.read_csv(COST_FILE).set_index("parameter")
+
+
 def cost_table() -> pd.DataFrame:
     """The sourced capital-cost inputs (value, low, high, unit, source, note) by parameter."""
-    return pd.read_csv(COST_FILE).set_index("parameter")
+    return _cost_table().copy()
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,7 @@ class CapitalCosts:
     @classmethod
     def default(cls, column: str = "value", **overrides: float) -> CapitalCosts:
         """From the sourced table (``column``: value, low or high) with ``overrides``."""
-        t = cost_table()
+        t = _cost_table()
         if column not in ("value", "low", "high"):
             raise ScenarioError(f"column: one of value, low, high, got {column!r}")
         unknown = sorted(set(overrides) - set(COST_FIELDS))
@@ -313,7 +318,8 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
     node_ok = _subset(expandable_nodes, list(inp.node_ids), "expandable_nodes")
     # structure: every node that may be built on can process
     sinp = dataclasses.replace(inp, capacity_kw=np.where(node_ok, np.maximum(inp.capacity_kw, 1.0), inp.capacity_kw))
-    route_km = link_table(s)["route_km"].to_numpy(float)
+    # fibre route length (km) from the one-way latency: great circle x route factor (tokenflow.network)
+    route_km = inp.arc_latency_ms[0::2] * 1000.0 / float(s.params["fiber_delay_us_per_km"])
     link_cost_year = cc.link_usd_per_gbps_km_year * route_km  # $ per Gbps-year
     node_cost_year = np.full(N, cc.node_usd_per_mw_year)  # $ per MW-year
     lc_h, nc_h = link_cost_year / hours, node_cost_year / 1000.0 / hours

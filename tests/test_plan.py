@@ -161,3 +161,14 @@ def test_cost_recovery_random_networks_binding_latency(n, seed, frac, cost_facto
 def test_no_plan_beyond_s_star_without_expansion(us5, formulation):
     with pytest.raises(tf.TokenflowError, match="no plan serves"):
         plan(us5, demand_scale=60.0, expandable_links=[], expandable_nodes=[], formulation=formulation)
+
+
+@pytest.mark.parametrize("scale", [35.0, 60.0])
+def test_long_run_settlement_balances(us5, scale):
+    """Demand pays the long-run prices; that covers operating cost and rents (duality), and
+    the rents on what is expanded cover at least the capital cost of the additions."""
+    p = plan(us5, demand_scale=scale)
+    st = p.settlement()
+    assert abs(st["imbalance"]) <= 1e-7 * st["payments"]
+    assert st["capital_cost"] > 0
+    assert st["rents_on_expanded"] >= st["capital_cost"] * (1 - 1e-7)

@@ -165,6 +165,28 @@ class PlanResult:
         out["residual"] = out["rent_x_hours"] - out["annualised_cost"]
         return out
 
+    def settlement(self) -> pd.Series:
+        """Long-run money per hour ($/h): demand pays the long-run prices; that covers processing
+        and transfer cost, compute rents and congestion rents (``imbalance`` ~ 0, LP duality).
+        ``capital_cost`` is the annualised cost of the additions per hour and
+        ``rents_on_expanded`` the rents earned by the links and nodes the plan expands: they
+        pay the additions at the marginal cost, and today's capacity of those assets too."""
+        ds = self.dataset
+        served = ds["demand"] - ds["unserved"]
+        out = {"payments": float((ds["price"] * served).sum()),
+               "processing_cost": float(ds["processing_cost"]), "transfer_cost": float(ds["transfer_cost"]),
+               "compute_rents": float((ds["compute_rent"] * ds["compute_used"]).sum()),
+               "congestion_rents": float((ds["congestion_rent"] * ds["link_load"]).sum())}
+        out["lost_load_cost"] = float(ds["operating_cost"]) - out["processing_cost"] - out["transfer_cost"]
+        out["imbalance"] = out["payments"] - (out["processing_cost"] + out["transfer_cost"] + out["compute_rents"]
+                                              + out["congestion_rents"])
+        added_link = np.repeat(ds["link_added_gbps"].values > 0, 2)
+        out["capital_cost"] = float(ds["capital_cost"])
+        out["rents_on_expanded"] = float((ds["congestion_rent"] * ds["link_load"]).values[added_link].sum()
+                                         + (ds["compute_rent"] * ds["compute_used"]).values[
+                                             ds["node_added_mw"].values > 0].sum())
+        return pd.Series(out, name="$/h")
+
     def __repr__(self) -> str:
         ds = self.dataset
         return (f"<PlanResult {ds.attrs['scenario']} scale={ds.attrs['demand_scale']:g} "
@@ -366,6 +388,8 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
     capital = float(add_gbps @ link_cost_year + add_kw / 1000.0 @ node_cost_year) / hours
     unserved = np.maximum(x[:nK], 0).reshape(N, K)
     load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)
+    transfer = float((link_tok * (inp.fwd_gb[None, :] * inp.arc_cost[:, None]
+                                  + inp.rev_gb[None, :] * inp.arc_cost[inp.rev_arc][:, None])).sum()) if inp.L else 0.0
     cap_gbh = inp.arc_capacity_gbh + GBPS_TO_GB_PER_H * np.repeat(add_gbps, 2)
     cap_kw = inp.capacity_kw + add_kw
     today_gbps = inp.arc_capacity_gbh[0::2] / GBPS_TO_GB_PER_H
@@ -394,7 +418,11 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
         "compute_rent": da(mu, "node", "$/kWh", "long-run compute rent (capacity dual)"),
         "congestion_rent": da(rho, "link", "$/GB", "long-run congestion rent (capacity dual)"),
         "processing": da(proc, ("node", "workload"), "M tokens/h", "tokens processed at node"),
+        "demand": da(scale * inp.base_demand, ("node", "workload"), "M tokens/h", "demand at this scale"),
         "unserved": da(unserved, ("node", "workload"), "M tokens/h", "demand not served (with a VoLL)"),
+        "link_load": da(load_gbh, "link", "GB/h", "load as the model counts it"),
+        "processing_cost": da(float((proc * inp.proc_cost).sum()), (), "$/h", "energy + other opex"),
+        "transfer_cost": da(transfer, (), "$/h", "transfer charges"),
         "link_flow": da(link_tok, ("link", "workload"), "M tokens/h", "tokens carried on link"),
         "link_utilization": da(util, "link", "1", "share of planned capacity used"),
         "compute_used": da(proc @ inp.intensity, "node", "kW", "IT power used"),

@@ -4,9 +4,11 @@ Reproduces and extends Liu, *Locational Pricing for Generative-AI Services via
 Token-Flow Market Clearing* (arXiv 2605.09047).
 """
 
+from .bids import BidResult, clear_bids
 from .engine import Market
 from .errors import InfeasibleMarketError, OutputError, ScenarioError, SolverError, TokenflowError
 from .market import demand_scale_limit, export_lp, max_demand_scale, solve
+from .plan import PlanResult, plan
 from .results import MarketResult
 from .scenario import CHOICES, Scenario, available_scenarios, load_scenario
 from .sweep import sweep
@@ -15,8 +17,8 @@ from .synthetic import synthetic_network
 __version__ = "0.2.0"
 
 __all__ = [
-    "CHOICES", "InfeasibleMarketError", "Market", "MarketResult", "OutputError", "Scenario", "ScenarioError",
-    "SolverError",
-    "TokenflowError", "available_scenarios", "demand_scale_limit", "export_lp", "load_scenario",
-    "max_demand_scale", "solve", "sweep", "synthetic_network", "__version__",
+    "BidResult", "CHOICES", "InfeasibleMarketError", "Market", "MarketResult", "OutputError", "Scenario",
+    "ScenarioError", "SolverError",
+    "TokenflowError", "available_scenarios", "clear_bids", "demand_scale_limit", "export_lp", "load_scenario",
+    "max_demand_scale", "plan", "PlanResult", "solve", "sweep", "synthetic_network", "__version__",
 ]

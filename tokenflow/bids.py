@@ -1,0 +1,373 @@
+"""Clearing against bids and offers: price-responsive demand and priced capacity.
+
+``clear_bids(scenario, bids, offers)`` maximises welfare on the market LP:
+
+* **bids**: piecewise-linear demand per (node, workload), steps of ``quantity`` (M tokens/h)
+  at ``price`` ($/M tokens, the willingness to pay), strictly decreasing from step to step.
+  The demand row of the pair asks for the bids' total; a column per step lets up to its
+  quantity go unserved at its price (what the consumer gives up), so the LP's cost is
+  ``operating cost + sum price x declined`` = ``sum price x quantity - welfare``.  Where a
+  pair has no bid its demand is the scenario's at ``demand_scale`` (with the value of lost
+  load, if given): the value-of-lost-load market is the one-step special case.
+* **offers**: capacity by provider per node, ``capacity_mw`` of AI compute (IT power) at
+  ``price`` ($/kWh, the provider's ask on top of the node's operating cost).  A node with
+  offers has exactly the offered capacity; a node without keeps the scenario's capacity,
+  offered at price 0 by provider ``"scenario"``.
+
+Prices are the duals: ``price[node, workload]`` ($/M tokens), ``compute_rent[node]``
+($/kWh; at least the price of every offer used), ``congestion_rent[link]`` ($/GB).  The
+settlement shows consumer surplus (bids), producer surplus (offers), congestion rents and
+that the money balances.  Path formulation (default; routes by exact column generation,
+latency limits exact) or arc (where no latency limit binds).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from .arc import ArcStructure
+from .errors import ScenarioError, TokenflowError
+from .inputs import build_inputs, check_bool, check_number, check_scenario
+from .plan import _solve_live, insert_columns, path_column_generation
+from .results import _flows
+from .scenario import Scenario
+from .solver import LiveLP, verify
+
+BID_COLUMNS = ("node", "workload", "quantity", "price")
+OFFER_COLUMNS = ("provider", "node", "capacity_mw", "price")
+
+
+def _table(obj, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+    if isinstance(obj, (str, Path)):
+        path = Path(obj)
+        if not path.is_file():
+            raise ScenarioError(f"{what}: no such file {path}")
+        try:
+            obj = pd.read_csv(path, comment="#")
+        except Exception as exc:  # noqa: BLE001 - any reader failure is one clear message
+            raise ScenarioError(f"{what}: {path} is not a readable CSV file ({exc.__class__.__name__})") from None
+        where = str(path)
+    else:
+        where = what
+    if isinstance(obj, pd.DataFrame):
+        df = obj.reset_index(drop=True)
+    elif isinstance(obj, (list, tuple)):
+        df = pd.DataFrame(list(obj))
+    else:
+        raise ScenarioError(f"{what}: expected a table (DataFrame, list of rows or CSV path), got "
+                            f"{type(obj).__name__}")
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ScenarioError(f"{where}: missing column(s) {', '.join(missing)} (need {', '.join(columns)})")
+    return df[list(columns)].copy()
+
+
+def _num(v, name: str, unit: str, positive: bool) -> float:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
+        raise ScenarioError(f"{name}: expected a finite number of {unit}, got {v!r}")
+    v = float(v)
+    if v < 0 or (positive and v == 0):
+        raise ScenarioError(f"{name}: must be {'positive' if positive else 'non-negative'} ({unit}), got {v!r}")
+    return v
+
+
+def check_bids(s: Scenario, bids) -> pd.DataFrame:
+    """Bids as a table (node, workload, step, quantity, price); every problem is a ScenarioError:
+    unknown names, negative or zero quantities, negative prices, willingness to pay that does
+    not strictly decrease from step to step."""
+    df = _table(bids, BID_COLUMNS, "bids")
+    problems = []
+    for i, r in df.iterrows():
+        where = f"bids row {i} ({r['node']}, {r['workload']})"
+        if r["node"] not in s.node_ids:
+            problems.append(f"{where}: unknown node {r['node']!r}")
+        if r["workload"] not in s.workload_ids:
+            problems.append(f"{where}: unknown workload {r['workload']!r}")
+        for col, unit, pos in (("quantity", "M tokens/h", True), ("price", "$/M tokens", False)):
+            try:
+                df.loc[i, col] = _num(r[col], f"{where}.{col}", unit, pos)
+            except ScenarioError as exc:
+                problems.append(str(exc))
+    if problems:
+        raise ScenarioError(problems)
+    df["quantity"] = df["quantity"].astype(float)
+    df["price"] = df["price"].astype(float)
+    df["step"] = df.groupby(["node", "workload"], sort=False).cumcount()
+    for (n, k), g in df.groupby(["node", "workload"], sort=False):
+        p = g["price"].to_numpy()
+        if np.any(np.diff(p) >= 0):
+            problems.append(f"bids ({n}, {k}): willingness to pay must strictly decrease from step to step, "
+                            f"got {', '.join(f'{x:g}' for x in p)} $/M tokens")
+    if problems:
+        raise ScenarioError(problems)
+    return df
+
+
+def check_offers(s: Scenario, offers) -> pd.DataFrame:
+    """Offers as a table (provider, node, capacity_mw, price); bad rows are a ScenarioError."""
+    df = _table(offers, OFFER_COLUMNS, "offers")
+    problems = []
+    for i, r in df.iterrows():
+        where = f"offers row {i} ({r['provider']}, {r['node']})"
+        if r["node"] not in s.node_ids:
+            problems.append(f"{where}: unknown node {r['node']!r}")
+        for col, unit in (("capacity_mw", "MW"), ("price", "$/kWh")):
+            try:
+                df.loc[i, col] = _num(r[col], f"{where}.{col}", unit, False)
+            except ScenarioError as exc:
+                problems.append(str(exc))
+    dup = df.duplicated(["provider", "node"], keep=False)
+    if dup.any():
+        problems.append(f"offers: provider and node repeated: {df.loc[dup, ['provider', 'node']].values.tolist()}")
+    if problems:
+        raise ScenarioError(problems)
+    df["capacity_mw"] = df["capacity_mw"].astype(float)
+    df["price"] = df["price"].astype(float)
+    return df
+
+
+class BidResult:
+    """A market cleared against bids and offers: ``dataset`` (dims ``node``, ``workload``,
+    ``link``, ``bid``, ``offer``) and :meth:`settlement`."""
+
+    def __init__(self, dataset: xr.Dataset) -> None:
+        self.dataset = dataset
+
+    @property
+    def prices(self) -> xr.DataArray:
+        return self.dataset["price"]
+
+    @property
+    def objective(self) -> float:
+        """The LP's cost: operating cost + offer costs + value of what bids gave up, $/h."""
+        return float(self.dataset["objective"])
+
+    def settlement(self) -> xr.Dataset:
+        """Money per hour ($/h): consumers pay ``price`` for every token served; it covers
+        processing and transfer cost, the offers' payments (compute rent x capacity used: the
+        offers' cost plus producer surplus) and congestion rents.  ``imbalance`` is zero up to
+        solver tolerance; ``welfare`` = gross value of accepted bids - every cost, and
+        ``consumer_surplus + producer_surplus + congestion_rent = welfare + payments of the
+        fixed (unbid) demand`` (``surplus_identity`` is that difference, ~0)."""
+        ds = self.dataset
+        out = xr.Dataset()
+        served = ds["demand"] - ds["unserved"]
+        out["payments"] = (ds["price"] * served).sum()
+        out["processing_cost"] = ds["processing_cost"]
+        out["transfer_cost"] = ds["transfer_cost"]
+        out["offer_payments"] = (ds["compute_rent"] * ds["compute_used"]).sum()
+        out["offer_cost"] = (ds["offer_price"] * ds["offer_used_kw"]).sum()
+        out["congestion_rent"] = ds["congestion_rent_total"]
+        out["imbalance"] = out["payments"] - (out["processing_cost"] + out["transfer_cost"] + out["offer_payments"]
+                                              + out["congestion_rent"])
+        bid_price = ds["price"].sel(node=ds["bid_node"], workload=ds["bid_workload"])
+        out["gross_value"] = (ds["bid_price"] * ds["bid_accepted"]).sum()
+        out["consumer_surplus"] = ((ds["bid_price"] - bid_price) * ds["bid_accepted"]).sum()
+        rent_at = ds["compute_rent"].sel(node=ds["offer_node"])
+        out["producer_surplus"] = ((rent_at - ds["offer_price"]) * ds["offer_used_kw"]).sum()
+        fixed = served.where(~ds["has_bid"], 0.0)
+        out["fixed_payments"] = (ds["price"] * fixed).sum()
+        out["welfare"] = out["gross_value"] - (out["processing_cost"] + out["transfer_cost"] + out["offer_cost"])
+        out["surplus_identity"] = (out["consumer_surplus"] + out["producer_surplus"] + out["congestion_rent"]
+                                   - out["welfare"] - out["fixed_payments"])
+        for v in out.data_vars:
+            out[v].attrs["unit"] = "$/h"
+        return out.drop_vars([c for c in out.coords], errors="ignore")
+
+
+def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: float = 1.0,
+               transfer_aware: bool = True, latency_limits_ms: Mapping[str, float] | None = None,
+               value_of_lost_load: float | Mapping[str, float] | None = None, formulation: str = "path") -> BidResult:
+    """Clear the market against ``bids`` (table or CSV: node, workload, quantity M tokens/h,
+    price $/M tokens; steps in order, strictly decreasing price) and ``offers`` (table or
+    CSV: provider, node, capacity_mw of AI compute, price $/kWh).  Returns a
+    :class:`BidResult`.  Unbid pairs keep the scenario's demand at ``demand_scale``.
+    ``formulation``: ``"path"`` (exact column generation, latency limits exact; default) or
+    ``"arc"`` (refuses binding latency limits rather than relax them)."""
+    from .inputs import check_formulation
+
+    s = check_scenario(scenario)
+    formulation = check_formulation(formulation)
+    scale = check_number(demand_scale, "demand_scale", "(multiplier)")
+    transfer_aware = check_bool(transfer_aware, "transfer_aware")
+    inp = build_inputs(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms,
+                       value_of_lost_load=value_of_lost_load)
+    N, K = inp.N, inp.K
+    b = check_bids(s, bids) if bids is not None else check_bids(s, pd.DataFrame(columns=BID_COLUMNS))
+    o = check_offers(s, offers) if offers is not None else check_offers(s, pd.DataFrame(columns=OFFER_COLUMNS))
+    npos = {n: i for i, n in enumerate(inp.node_ids)}
+    kpos = {k: i for i, k in enumerate(inp.workload_ids)}
+    b_n = b["node"].map(npos).to_numpy(int)
+    b_k = b["workload"].map(kpos).to_numpy(int)
+    has_bid = np.zeros((N, K), dtype=bool)
+    has_bid[b_n, b_k] = True
+    demand = scale * inp.base_demand
+    totals = np.zeros((N, K))
+    np.add.at(totals, (b_n, b_k), b["quantity"].to_numpy(float))
+    demand = np.where(has_bid, totals, demand)
+    # capacity: offers where given, else the scenario's at price 0
+    offered = set(o["node"])
+    scen_rows = [{"provider": "scenario", "node": n, "capacity_mw": inp.capacity_kw[i] / 1000.0, "price": 0.0}
+                 for i, n in enumerate(inp.node_ids) if n not in offered and inp.capacity_kw[i] > 0]
+    o = pd.concat([o, pd.DataFrame(scen_rows, columns=OFFER_COLUMNS)], ignore_index=True) if scen_rows else o
+    o_n = o["node"].map(npos).to_numpy(int)
+    cap_kw = np.zeros(N)
+    np.add.at(cap_kw, o_n, 1000.0 * o["capacity_mw"].to_numpy(float))
+    if not (cap_kw > 0).any():
+        raise ScenarioError("offers: no node would have compute capacity")
+    new = dataclasses.replace(inp, base_demand=demand, capacity_kw=cap_kw)
+    zero_cap = dataclasses.replace(new, capacity_kw=np.zeros(N))  # compute rows: sum g y - sum offers <= 0
+    nK = N * K
+    nbid, noff = len(b), len(o)
+    b_n_k = b_n * K + b_k
+    extra_cost = np.r_[b["price"].to_numpy(float), o["price"].to_numpy(float)]
+    extra_ub = np.r_[b["quantity"].to_numpy(float), 1000.0 * o["capacity_mw"].to_numpy(float)]
+    extra_val = np.r_[np.ones(nbid), -np.ones(noff)]
+
+    def no_voll_on_bids(arr):
+        ub = arr.col_ub.copy()
+        ub[:nK][has_bid.reshape(-1)] = 0.0  # bid pairs: no lost load beyond the bids
+        return dataclasses.replace(arr, col_ub=ub)
+
+    if formulation == "arc":
+        st = ArcStructure(new)
+        if np.any(st.com_o >= 0):
+            binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
+            raise TokenflowError(f"clear_bids: latency limits bind for {', '.join(binding)}; the arc formulation "
+                                 "would relax them - use formulation='path' (exact)")
+        arr = no_voll_on_bids(st.lp(zero_cap, 1.0))
+        nb = len(st.r_c)
+        full = insert_columns(arr, nK, extra_cost, np.zeros(nbid + noff), extra_ub,
+                              np.r_[st.origin_row[b_n, b_k], nb + o_n], np.arange(nbid + noff), extra_val)
+        x, y, obj = _solve_live(LiveLP(), full, 1.0, "clear_bids")
+        lam = y[st.origin_row.reshape(-1)].reshape(N, K)
+        xs = np.r_[x[:nK], x[nK + nbid + noff:]]
+        f = xs[nK:nK + st.n_flow]
+        yv = xs[nK + st.n_flow:]
+        proc = np.zeros((N, K))
+        np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
+        link_tok = np.zeros((inp.L, K))
+        np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
+    else:
+        nb = nK
+
+        def extend(arr):
+            return insert_columns(no_voll_on_bids(arr), nK, extra_cost, np.zeros(nbid + noff), extra_ub,
+                                  np.r_[b_n_k, nK + o_n], np.arange(nbid + noff), extra_val)
+
+        x, y, obj, full, _, _, sol = path_column_generation(zero_cap, new, 1.0, extend, "clear_bids")
+        lam = sol.lam
+        proc, _, link_tok, _, _ = _flows(sol, origins=False)
+    verify(full, x, y, lambda i: f"row {i}", lambda j: f"column {j}")
+    declined = np.maximum(x[nK:nK + nbid], 0.0)
+    used = np.maximum(x[nK + nbid:nK + nbid + noff], 0.0)
+    mu = np.maximum(-y[nb:nb + N], 0.0)
+    rho = np.maximum(-y[nb + N:nb + N + inp.L], 0.0)
+    unserved = np.maximum(x[:nK], 0).reshape(N, K)
+    np.add.at(unserved, (b_n, b_k), declined)
+    load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)
+    transfer = float((link_tok * (inp.fwd_gb[None, :] * inp.arc_cost[:, None]
+                                  + inp.rev_gb[None, :] * inp.arc_cost[inp.rev_arc][:, None])).sum()) if inp.L else 0.0
+
+    def da(values, dims, unit, desc):
+        return (dims, values, {"unit": unit, "description": desc})
+
+    ds = xr.Dataset({
+        "demand": da(demand, ("node", "workload"), "M tokens/h", "bid total (bid pairs) or fixed demand"),
+        "unserved": da(unserved, ("node", "workload"), "M tokens/h", "declined bids and lost load"),
+        "has_bid": da(has_bid, ("node", "workload"), "", "demand given by bids"),
+        "price": da(lam, ("node", "workload"), "$/M tokens", "locational price (demand dual)"),
+        "processing": da(proc, ("node", "workload"), "M tokens/h", "tokens processed at node"),
+        "compute_rent": da(mu, "node", "$/kWh", "compute rent (capacity dual)"),
+        "compute_used": da(proc @ inp.intensity, "node", "kW", "IT power used"),
+        "compute_capacity": da(cap_kw, "node", "kW", "offered AI compute"),
+        "congestion_rent": da(rho, "link", "$/GB", "congestion rent (capacity dual)"),
+        "link_flow": da(link_tok, ("link", "workload"), "M tokens/h", "tokens carried on link"),
+        "link_load": da(load_gbh, "link", "GB/h", "load as the model counts it"),
+        "bid_price": da(b["price"].to_numpy(float), "bid", "$/M tokens", "willingness to pay"),
+        "bid_quantity": da(b["quantity"].to_numpy(float), "bid", "M tokens/h", "step quantity"),
+        "bid_accepted": da(b["quantity"].to_numpy(float) - declined, "bid", "M tokens/h", "quantity served"),
+        "offer_price": da(o["price"].to_numpy(float), "offer", "$/kWh", "offered price"),
+        "offer_capacity_mw": da(o["capacity_mw"].to_numpy(float), "offer", "MW", "offered AI compute"),
+        "offer_used_kw": da(used, "offer", "kW", "offered capacity used"),
+        "processing_cost": da(float((proc * inp.proc_cost).sum()), (), "$/h", "energy + other opex"),
+        "transfer_cost": da(transfer, (), "$/h", "transfer charges"),
+        "congestion_rent_total": da(float((rho * load_gbh).sum()), (), "$/h", "congestion rents"),
+        "objective": da(obj, (), "$/h", "LP cost: operating + offers + value given up"),
+    }, coords={"node": inp.node_ids, "workload": inp.workload_ids, "link": inp.link_ids,
+               "bid_node": ("bid", b["node"].astype(str).to_numpy()),
+               "bid_workload": ("bid", b["workload"].astype(str).to_numpy()),
+               "bid_step": ("bid", b["step"].to_numpy(int)),
+               "offer_provider": ("offer", o["provider"].astype(str).to_numpy()),
+               "offer_node": ("offer", o["node"].astype(str).to_numpy())})
+    ds.attrs = {"scenario": s.name, "demand_scale": scale, "transfer_aware": int(transfer_aware),
+                "formulation": formulation}
+    return BidResult(ds)
+
+
+def voll_bids(scenario: Scenario, demand_scale: float, value_of_lost_load: float) -> pd.DataFrame:
+    """The value-of-lost-load market as bids: one step per (node, workload) with positive
+    demand, the whole demand at ``value_of_lost_load``."""
+    inp = build_inputs(check_scenario(scenario))
+    v = check_number(value_of_lost_load, "value_of_lost_load", "$/M tokens", allow_zero=False)
+    rows = [{"node": n, "workload": k, "quantity": demand_scale * inp.base_demand[i, j], "price": v}
+            for i, n in enumerate(inp.node_ids) for j, k in enumerate(inp.workload_ids)
+            if demand_scale * inp.base_demand[i, j] > 0]
+    return pd.DataFrame(rows, columns=BID_COLUMNS)
+
+
+def load_bid_file(path: str | Path) -> dict:
+    """A market-with-bids file (YAML): ``scenario`` (a packaged name or a path relative to
+    the file), optional ``demand_scale``, ``transfer_aware``, ``value_of_lost_load``, and
+    ``bids`` / ``offers`` as lists of rows (the columns of :func:`clear_bids`).  Returns
+    the keyword arguments of :func:`clear_bids` (scenario loaded); every problem is a
+    :class:`ScenarioError` naming the file."""
+    import yaml
+
+    from .scenario import load_scenario
+
+    path = Path(path)
+    if not path.is_file():
+        raise ScenarioError(f"{path}: no such bid file")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ScenarioError(f"{path}: not a readable YAML file ({exc.__class__.__name__})") from None
+    if not isinstance(doc, dict):
+        raise ScenarioError(f"{path}: expected a mapping with 'scenario', 'bids' and/or 'offers'")
+    known = {"scenario", "demand_scale", "transfer_aware", "value_of_lost_load", "bids", "offers"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise ScenarioError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    if "scenario" not in doc or not isinstance(doc["scenario"], str):
+        raise ScenarioError(f"{path}: 'scenario' must name a packaged scenario or a scenario file")
+    ref = doc["scenario"]
+    local = path.parent / ref
+    s = load_scenario(local if local.is_file() else ref)
+    out: dict = {"scenario": s}
+    for key in ("bids", "offers"):
+        if key in doc:
+            if not isinstance(doc[key], list) or not all(isinstance(r, dict) for r in doc[key]):
+                raise ScenarioError(f"{path}: '{key}' must be a list of rows (mappings)")
+            try:
+                out[key] = (check_bids if key == "bids" else check_offers)(s, pd.DataFrame(doc[key]))
+            except ScenarioError as exc:
+                raise ScenarioError([f"{path}: {p}" for p in exc.problems]) from None
+    for key in ("demand_scale", "transfer_aware", "value_of_lost_load"):
+        if key in doc:
+            out[key] = doc[key]
+    return out
+
+
+def clear_bid_file(path: str | Path) -> BidResult:
+    """Clear the market described by a bid file (see :func:`load_bid_file`)."""
+    kw = load_bid_file(path)
+    return clear_bids(kw.pop("scenario"), kw.pop("bids", None), kw.pop("offers", None), **kw)

@@ -1,0 +1,380 @@
+/* "Clear it yourself": the tokenflow market re-cleared in the browser with HiGHS (WebAssembly).
+ *
+ * The LP is the package's arc formulation (tokenflow/arc.py), rebuilt from the numbers
+ * tools/export_live.py exports (live_data.js) exactly as tools/export_live.py::arc_lp does:
+ * columns = arc flows then processing, rows = balance, compute, bandwidth; rows scaled as
+ * tokenflow.model.row_scales; same HiGHS options as tokenflow.solver.  Prices are the duals
+ * of the balance rows that hold each (node, workload)'s demand (tokenflow.engine._duals),
+ * compute rent mu = -dual, congestion rent rho = -dual.  Nothing is fetched: the wasm is
+ * inlined (highs-wasm.js) and the data is a script.
+ *
+ * Test hook: window.tokenflowLive.solve(settings) -> Promise of
+ *   {objective, prices: {node: {workload: $/M tokens}}, saturated_links: [...], max_scale, ...}
+ *   or {infeasible: true, max_scale, binding}.
+ */
+(function () {
+  "use strict";
+  var DATA = window.TOKENFLOW_LIVE_DATA;
+  var HIGHS_OPTIONS = {
+    output_flag: false, log_to_console: false, random_seed: 0, // single-threaded build: no "threads"
+    dual_feasibility_tolerance: 1e-9, primal_feasibility_tolerance: 1e-9,
+  };
+  var SAT_TOL = 1e-6; // MarketResult.saturated_links
+  var highsPromise = null;
+  var LIMITS = {};
+
+  function b64ToBytes(b64) {
+    var bin = atob(b64), out = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+    return out;
+  }
+
+  function loadHighs() {
+    if (!highsPromise) {
+      var bytes = b64ToBytes(window.HIGHS_WASM_B64);
+      // the inlined binary, instantiated here: nothing is fetched (file:// pages cannot fetch)
+      highsPromise = window.Module({
+        instantiateWasm: function (imports, done) {
+          WebAssembly.instantiate(bytes, imports).then(function (r) { done(r.instance, r.module); });
+          return {};
+        },
+      });
+    }
+    return highsPromise;
+  }
+
+  function fill(sc, settings) {
+    var d = sc.defaults, s = settings || {};
+    var lat = Object.assign({}, d.latency_limits_ms, s.latency_limits_ms || {});
+    var ch = Object.assign({}, d.choices, s.choices || {});
+    function num(key) { return s[key] === undefined || s[key] === null ? d[key] : Number(s[key]); }
+    return {
+      scenario: sc.name, demand_scale: num("demand_scale"),
+      transfer_aware: s.transfer_aware === undefined ? d.transfer_aware : !!s.transfer_aware,
+      bandwidth_factor: num("bandwidth_factor"), electricity_factor: num("electricity_factor"),
+      latency_limits_ms: lat, choices: ch,
+    };
+  }
+
+  function variantKey(ta, ch) {
+    return "ta=" + (ta ? 1 : 0) + "|payload_direction=" + ch.payload_direction +
+      "|electricity_sector=" + ch.electricity_sector;
+  }
+
+  function check(sc, st) {
+    var problems = [];
+    ["demand_scale", "bandwidth_factor", "electricity_factor"].forEach(function (k) {
+      if (!isFinite(st[k]) || st[k] < 0) problems.push(k + " must be a finite non-negative number");
+    });
+    if (!(st.bandwidth_factor > 0)) problems.push("bandwidth_factor must be positive");
+    sc.workloads.forEach(function (w) {
+      var v = Number(st.latency_limits_ms[w]);
+      if (!isFinite(v) || v < 0) problems.push("latency_limits_ms." + w + " must be a finite non-negative number");
+    });
+    Object.keys(st.latency_limits_ms).forEach(function (w) {
+      if (sc.workloads.indexOf(w) < 0) problems.push("latency_limits_ms: unknown workload " + w);
+    });
+    if (!sc.variants[variantKey(st.transfer_aware, st.choices)]) problems.push("unknown modelling choice value");
+    if (problems.length) throw new Error(problems.join("; "));
+  }
+
+  /* Commodities and their allowed arcs and nodes: tokenflow.arc.ArcStructure's rules. */
+  function structure(sc, latMs, hasCap) {
+    var N = sc.nodes.length, K = sc.workloads.length, A = sc.au.length, tol = sc.lat_tol;
+    var dist = sc.dist.map(function (r) { return r.map(function (v) { return v === null ? Infinity : v; }); });
+    var com = [], k, o, n, a;
+    for (k = 0; k < K; k++) {
+      var agg = true;
+      for (o = 0; o < N && agg; o++) for (n = 0; n < N; n++) {
+        if (hasCap[n] && isFinite(dist[o][n]) && !(2 * dist[o][n] <= latMs[k] + tol)) { agg = false; break; }
+      }
+      if (agg) com.push([k, -1]); else for (o = 0; o < N; o++) com.push([k, o]);
+    }
+    var f_c = [], f_a = [], y_c = [], y_n = [], r_c = [], r_n = [];
+    com.forEach(function (c, ci) {
+      var kk = c[0], oo = c[1], arcs = [], nodes = [];
+      if (oo < 0) {
+        for (a = 0; a < A; a++) arcs.push(a);
+        for (n = 0; n < N; n++) nodes.push(n);
+      } else {
+        var d = dist[oo];
+        for (a = 0; a < A; a++) if (2 * (d[sc.au[a]] + sc.arc_latency_ms[a]) <= latMs[kk] + tol) arcs.push(a);
+        for (n = 0; n < N; n++) if (2 * d[n] <= latMs[kk] + tol) nodes.push(n);
+      }
+      arcs.forEach(function (x) { f_c.push(ci); f_a.push(x); });
+      nodes.forEach(function (x) { if (hasCap[x]) { y_c.push(ci); y_n.push(x); } });
+      nodes.forEach(function (x) { r_c.push(ci); r_n.push(x); });
+    });
+    var rowOf = com.map(function () { return new Array(N).fill(-1); });
+    for (var i = 0; i < r_c.length; i++) rowOf[r_c[i]][r_n[i]] = i;
+    var cidx = {};
+    com.forEach(function (c, ci) { cidx[c[0] + "," + c[1]] = ci; });
+    var originRow = [];
+    for (n = 0; n < N; n++) {
+      originRow.push([]);
+      for (k = 0; k < K; k++) {
+        var ci = cidx[k + ",-1"] !== undefined ? cidx[k + ",-1"] : cidx[k + "," + n];
+        originRow[n].push(rowOf[ci][n]);
+      }
+    }
+    return { com: com, f_c: f_c, f_a: f_a, y_c: y_c, y_n: y_n, nb: r_c.length, rowOf: rowOf, originRow: originRow,
+      dist: dist };
+  }
+
+  /* The arc LP (tools/export_live.py::arc_lp, line for line). */
+  function arcLP(sc, st, maxScale) {
+    var v = sc.variants[variantKey(st.transfer_aware, st.choices)];
+    var N = sc.nodes.length, K = sc.workloads.length, L = sc.au.length;
+    var cap = v.capacity_kw, hasCap = cap.map(function (c) { return c > 0; });
+    var latMs = sc.workloads.map(function (w) { return Number(st.latency_limits_ms[w]); });
+    var s = structure(sc, latMs, hasCap);
+    var k_f = s.f_c.map(function (c) { return s.com[c][0]; });
+    var k_y = s.y_c.map(function (c) { return s.com[c][0]; });
+    var fwd = v.fwd_gb, rev = v.rev_gb, g = v.intensity;
+    var nb = s.nb, nf = s.f_c.length, ny = s.y_c.length, B = nb + N, i, a, k;
+    var rhs = new Float64Array(nb), dmax = 0;
+    for (var n = 0; n < N; n++) for (k = 0; k < K; k++) {
+      rhs[s.originRow[n][k]] = v.base_demand[n * K + k];
+      dmax = Math.max(dmax, v.base_demand[n * K + k]);
+    }
+    dmax = dmax || 1.0;
+    var starts = [0], idx = [], val = [], cost = [];
+    function push(rows, vals) {
+      for (var j = 0; j < rows.length; j++) { idx.push(rows[j]); val.push(vals[j]); }
+      starts.push(idx.length);
+    }
+    if (maxScale) {
+      var rr = [], vv = [];
+      for (i = 0; i < nb; i++) if (rhs[i] !== 0) { rr.push(i); vv.push(-rhs[i] / dmax); }
+      push(rr, vv); cost.push(-1.0 / dmax);
+    }
+    var hasRev = rev.some(function (x) { return x !== 0; });
+    for (i = 0; i < nf; i++) {
+      a = s.f_a[i]; k = k_f[i];
+      var c = s.f_c[i];
+      var ent = [[s.rowOf[c][sc.au[a]], 1.0], [s.rowOf[c][sc.av[a]], -1.0], [B + a, fwd[k]]];
+      if (hasRev) ent.push([B + (a ^ 1), rev[k]]);
+      ent.sort(function (x, y) { return x[0] - y[0]; });
+      push(ent.map(function (e) { return e[0]; }), ent.map(function (e) { return e[1]; }));
+      cost.push(maxScale ? 0 : fwd[k] * sc.arc_cost[a] + rev[k] * sc.arc_cost[a ^ 1]);
+    }
+    for (i = 0; i < ny; i++) {
+      var yn = s.y_n[i], ky = k_y[i];
+      push([s.rowOf[s.y_c[i]][yn], nb + yn], [1.0, g[ky]]);
+      cost.push(maxScale ? 0 : v.energy_cost[yn * K + ky] * st.electricity_factor + v.other_cost[yn * K + ky]);
+    }
+    var gmax = Math.max.apply(null, g), wmax = Math.max.apply(null, fwd.concat(rev));
+    if (!(wmax > 0)) wmax = 1.0;
+    var rowScale = new Float64Array(nb + N + L), rowLb = new Float64Array(nb + N + L),
+      rowUb = new Float64Array(nb + N + L);
+    for (i = 0; i < nb; i++) {
+      rowScale[i] = 1.0;
+      rowLb[i] = rowUb[i] = maxScale ? 0 : st.demand_scale * rhs[i];
+    }
+    for (i = 0; i < N; i++) { rowScale[nb + i] = 1.0 / gmax; rowLb[nb + i] = -Infinity; rowUb[nb + i] = cap[i]; }
+    for (i = 0; i < L; i++) {
+      rowScale[B + i] = 1.0 / wmax; rowLb[B + i] = -Infinity;
+      rowUb[B + i] = sc.arc_capacity_gbh[i] * st.bandwidth_factor;
+    }
+    s.k_f = k_f; s.k_y = k_y; s.fwd = fwd; s.rev = rev; s.v = v; s.dmax = dmax; s.rhs = rhs; s.hasCap = hasCap;
+    s.latMs = latMs;
+    return { cost: cost, starts: starts, idx: idx, val: val, rowLb: rowLb, rowUb: rowUb, rowScale: rowScale,
+      nRows: nb + N + L, nCols: cost.length, s: s };
+  }
+
+  /* Solve with HiGHS (rows scaled as LiveLP does); duals returned in unscaled rows' terms. */
+  function runLP(highs, lp) {
+    var data = new Float64Array(lp.val.length);
+    for (var j = 0; j < lp.val.length; j++) data[j] = lp.val[j] * lp.rowScale[lp.idx[j]];
+    var inf = highs.infinity;
+    var lb = new Float64Array(lp.nRows), ub = new Float64Array(lp.nRows);
+    for (var i = 0; i < lp.nRows; i++) {
+      lb[i] = isFinite(lp.rowLb[i]) ? lp.rowLb[i] * lp.rowScale[i] : -inf;
+      ub[i] = isFinite(lp.rowUb[i]) ? lp.rowUb[i] * lp.rowScale[i] : inf;
+    }
+    var model = highs.createModel({
+      numCols: lp.nCols, numRows: lp.nRows, colCost: new Float64Array(lp.cost),
+      colLower: new Float64Array(lp.nCols), colUpper: new Float64Array(lp.nCols).fill(inf),
+      rowLower: lb, rowUpper: ub,
+      matrix: { format: "csc", numRows: lp.nRows, numCols: lp.nCols, starts: new Int32Array(lp.starts),
+        indices: new Int32Array(lp.idx), values: data },
+    });
+    try {
+      model.options.set(HIGHS_OPTIONS);
+      model.run();
+      var status = model.getModelStatus(), ms = highs.constants.modelStatus;
+      if (status === ms.optimal) {
+        var sol = model.getSolution();
+        var y = new Float64Array(lp.nRows);
+        for (i = 0; i < lp.nRows; i++) y[i] = sol.rowDual[i] * lp.rowScale[i];
+        return { status: "optimal", x: Float64Array.from(sol.colValue), y: y, objective: model.getObjectiveValue() };
+      }
+      if (status === ms.infeasible || status === ms.unboundedOrInfeasible) return { status: "infeasible" };
+      return { status: "status " + status };
+    } finally {
+      model.dispose();
+    }
+  }
+
+  /* s* and what binds (tokenflow.engine.Market.scale_limit). */
+  function scaleLimit(highs, sc, st) {
+    var lp = arcLP(sc, st, true), s = lp.s, v = s.v, N = sc.nodes.length, K = sc.workloads.length;
+    var load = 0, capSum = 0;
+    for (var n = 0; n < N; n++) {
+      capSum += v.capacity_kw[n];
+      for (var k = 0; k < K; k++) load += v.base_demand[n * K + k] * v.intensity[k];
+    }
+    var agg = load > 0 ? capSum / load : Infinity;
+    if (!(load > 0)) return { max_scale: Infinity, binding: "no demand", nodes: [], links: [] };
+    var r = runLP(highs, lp);
+    if (r.status !== "optimal") throw new Error("max-scale LP ended with " + r.status);
+    var sStar = r.x[0] / s.dmax, nb = s.nb;
+    var nodes = [], links = [];
+    for (n = 0; n < N; n++) if (-r.y[nb + n] > 1e-9) nodes.push(sc.nodes[n]);
+    for (var a = 0; a < sc.au.length; a++) if (-r.y[nb + N + a] > 1e-9) links.push(sc.arc_ids[a]);
+    var binding;
+    if (sStar >= agg * (1 - 1e-6)) binding = "aggregate compute capacity (" + fmt(capSum / 1000, 6) + " MW of AI compute)";
+    else if (links.length) binding = "bandwidth on links " + links.join(", ") +
+      (nodes.length ? " (with compute at " + nodes.join(", ") + ")" : "");
+    else binding = "compute reachable within latency limits: nodes " + nodes.join(", ") +
+      " are full while aggregate capacity would allow s = " + fmt(agg, 6);
+    return { max_scale: sStar, binding: binding, nodes: nodes, links: links, aggregate: agg };
+  }
+
+  function fmt(x, sig) { return Number(x).toPrecision(sig || 4).replace(/\.?0+$/, "").replace(/\.?0+e/, "e"); }
+
+  /* Demand with no compute inside its latency limit: tokenflow raises ScenarioError. */
+  function unreachable(sc, st, s) {
+    var out = [], N = sc.nodes.length, K = sc.workloads.length;
+    for (var o = 0; o < N; o++) for (var k = 0; k < K; k++) {
+      if (!(s.v.base_demand[o * K + k] > 0)) continue;
+      var ok = false;
+      for (var n = 0; n < N; n++) if (s.hasCap[n] && 2 * s.dist[o][n] <= s.latMs[k] + sc.lat_tol) ok = true;
+      if (!ok) out.push(sc.workloads[k] + " at " + sc.nodes[o]);
+    }
+    return out;
+  }
+
+  function solveNow(highs, settings) {
+    var name = (settings && settings.scenario) || "us5";
+    var sc = DATA.scenarios[name];
+    if (!sc) throw new Error("unknown scenario " + name);
+    var st = fill(sc, settings);
+    check(sc, st);
+    var t0 = performance.now();
+    var lp = arcLP(sc, st, false), s = lp.s;
+    var N = sc.nodes.length, K = sc.workloads.length, L = sc.au.length;
+    var bad = unreachable(sc, st, s);
+    if (bad.length) {
+      return { infeasible: true, unreachable: bad, max_scale: 0, binding: "unreachable demand: " + bad.join(", "),
+        solve_ms: performance.now() - t0, settings: st };
+    }
+    // s* does not depend on demand_scale or electricity_factor: cached per the rest
+    var key = JSON.stringify([sc.name, st.transfer_aware, st.choices, s.latMs, st.bandwidth_factor]);
+    var lim = LIMITS[key] || (LIMITS[key] = scaleLimit(highs, sc, st));
+    var out = { max_scale: lim.max_scale, binding: lim.binding, settings: st };
+    var load = 0, capSum = 0;
+    for (var n = 0; n < N; n++) {
+      capSum += s.v.capacity_kw[n];
+      for (var k = 0; k < K; k++) load += s.v.base_demand[n * K + k] * s.v.intensity[k];
+    }
+    if (st.demand_scale * load > capSum * (1 + 1e-9) || st.demand_scale > lim.max_scale * (1 + 1e-9)) {
+      out.infeasible = true;
+      out.solve_ms = performance.now() - t0;
+      return out;
+    }
+    var r = runLP(highs, lp);
+    if (r.status === "infeasible") {
+      out.infeasible = true; out.solve_ms = performance.now() - t0; return out;
+    }
+    if (r.status !== "optimal") throw new Error("HiGHS ended with " + r.status);
+    var nb = s.nb, nf = s.f_c.length, i;
+    var prices = {}, mu = [], rho = [];
+    for (n = 0; n < N; n++) {
+      prices[sc.nodes[n]] = {};
+      for (k = 0; k < K; k++) prices[sc.nodes[n]][sc.workloads[k]] = r.y[s.originRow[n][k]];
+      mu.push(-r.y[nb + n]);
+    }
+    for (var a = 0; a < L; a++) rho.push(-r.y[nb + N + a]);
+    // link loads as the model counts traffic (results._flows): fwd on the arc, rev on its opposite
+    var loadA = new Float64Array(L), proc = [];
+    for (i = 0; i < nf; i++) {
+      var f = Math.max(r.x[i], 0), aa = s.f_a[i], kk = s.k_f[i];
+      loadA[aa] += f * s.fwd[s.k_f[i]];
+      loadA[aa ^ 1] += f * s.rev[kk];
+    }
+    for (n = 0; n < N; n++) proc.push(new Array(K).fill(0));
+    for (i = 0; i < s.y_c.length; i++) proc[s.y_n[i]][s.k_y[i]] += Math.max(r.x[nf + i], 0);
+    var util = {}, sat = [];
+    for (a = 0; a < L; a++) {
+      var u = loadA[a] / (sc.arc_capacity_gbh[a] * st.bandwidth_factor);
+      util[sc.arc_ids[a]] = u;
+      if (u >= 1 - SAT_TOL) sat.push(sc.arc_ids[a]);
+    }
+    sat.sort();
+    var usedKw = [];
+    for (n = 0; n < N; n++) {
+      var kw = 0;
+      for (k = 0; k < K; k++) kw += proc[n][k] * s.v.intensity[k];
+      usedKw.push(kw);
+    }
+    Object.assign(out, {
+      objective: r.objective, prices: prices, saturated_links: sat, utilization: util,
+      compute_rent: Object.fromEntries(sc.nodes.map(function (x, j) { return [x, mu[j]]; })),
+      congestion_rent: Object.fromEntries(sc.arc_ids.map(function (x, j) { return [x, rho[j]]; })),
+      processing: proc, compute_used_kw: usedKw, n_cols: lp.nCols, n_rows: lp.nRows,
+      solve_ms: performance.now() - t0,
+    });
+    out._lp = lp; out._r = r; out._mu = mu; out._rho = rho;
+    return out;
+  }
+
+  function solve(settings) {
+    return loadHighs().then(function (highs) {
+      var r = solveNow(highs, settings);
+      var pub = Object.assign({}, r);
+      delete pub._lp; delete pub._r; delete pub._mu; delete pub._rho;
+      return pub;
+    });
+  }
+
+  /* Price decomposition of (node o, workload k): the cheapest route at the current rents
+   * among the commodity's allowed arcs/nodes (what the dual equals at an optimum). */
+  function decompose(sc, res, o, k) {
+    var s = res._lp.s, st = res.settings, N = sc.nodes.length, K = sc.workloads.length;
+    var ci = -1;
+    s.com.forEach(function (c, j) { if (c[0] === k && (c[1] === -1 || c[1] === o)) ci = j; });
+    var arcs = [], nodes = [];
+    s.f_c.forEach(function (c, j) { if (c === ci) arcs.push(s.f_a[j]); });
+    s.y_c.forEach(function (c, j) { if (c === ci) nodes.push(s.y_n[j]); });
+    var len = {}, tr = {}, cg = {};
+    arcs.forEach(function (a) {
+      tr[a] = s.fwd[k] * sc.arc_cost[a] + s.rev[k] * sc.arc_cost[a ^ 1];
+      cg[a] = s.fwd[k] * res._rho[a] + s.rev[k] * res._rho[a ^ 1];
+      len[a] = tr[a] + cg[a];
+    });
+    // Bellman-Ford from o over the allowed arcs (non-negative lengths, tiny graph)
+    var dist = new Array(N).fill(Infinity), pred = new Array(N).fill(-1);
+    dist[o] = 0;
+    for (var it = 0; it < N; it++) arcs.forEach(function (a) {
+      var u = sc.au[a], w = sc.av[a];
+      if (dist[u] + len[a] + 1e-12 < dist[w]) { dist[w] = dist[u] + len[a]; pred[w] = a; }
+    });
+    var best = null;
+    nodes.forEach(function (n) {
+      var pc = s.v.energy_cost[n * K + k] * st.electricity_factor + s.v.other_cost[n * K + k];
+      var full = pc + s.v.intensity[k] * res._mu[n] + dist[n];
+      if (best === null || full < best.full - 1e-12) best = { n: n, full: full, pc: pc };
+    });
+    if (!best) return null;
+    var path = [], t = 0, c = 0, x = best.n;
+    while (x !== o && pred[x] >= 0) { var a = pred[x]; path.unshift(a); t += tr[a]; c += cg[a]; x = sc.au[a]; }
+    return { via: sc.nodes[best.n], processing: best.pc, compute_rent: s.v.intensity[k] * res._mu[best.n],
+      transfer: t, congestion_rent: c, total: best.full,
+      path: [sc.nodes[o]].concat(path.map(function (a) { return sc.nodes[sc.av[a]]; })).join(" > ") };
+  }
+
+  window.tokenflowLive = { solve: solve, ready: function () { return loadHighs().then(function () { return true; }); },
+    data: DATA, _solveNow: function (settings) { return loadHighs().then(function (h) { return solveNow(h, settings); }); },
+    decompose: decompose, fmt: fmt };
+})();

@@ -66,7 +66,11 @@
     ["demand_scale", "bandwidth_factor", "electricity_factor"].forEach(function (k) {
       if (!isFinite(st[k]) || st[k] < 0) problems.push(k + " must be a finite non-negative number");
     });
-    if (!(st.bandwidth_factor > 0)) problems.push("bandwidth_factor must be positive");
+    // as tokenflow: bandwidths and electricity prices must stay positive; demand_scale 0 has
+    // no unique dual (tokenflow prices the first token instead), so the page asks for s > 0
+    ["demand_scale", "bandwidth_factor", "electricity_factor"].forEach(function (k) {
+      if (!(st[k] > 0)) problems.push(k + " must be positive");
+    });
     sc.workloads.forEach(function (w) {
       var v = Number(st.latency_limits_ms[w]);
       if (!isFinite(v) || v < 0) problems.push("latency_limits_ms." + w + " must be a finite non-negative number");

@@ -182,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
         status = driver.execute_script("var e=document.getElementById('tfl-status'); return e && e.textContent;")
         if not status or "Cannot solve" in status or "loading" in status:
             problems.append(f"page status line: {status!r}")
-        bad = [u for u in network_requests(driver) if not u.startswith(("file:", "data:", "blob:", "about:", "chrome:", "devtools:"))]
+        local = ("file:", "data:", "blob:", "about:", "chrome:", "devtools:")
+        bad = [u for u in network_requests(driver) if not u.startswith(local)]
         if bad:
             problems.append(f"requests that left the page: {bad[:5]}")
     finally:

@@ -142,7 +142,7 @@ def structure(sc: dict, lat_ms: np.ndarray, has_cap: np.ndarray) -> dict:
     """Commodities and their allowed arcs/nodes: ArcStructure's rules on the exported ``dist``."""
     N, K = len(sc["nodes"]), len(sc["workloads"])
     dist = np.array([[np.inf if v is None else v for v in row] for row in sc["dist"]])
-    au, av, lat = np.array(sc["au"]), np.array(sc["av"]), np.array(sc["arc_latency_ms"])
+    au, lat = np.array(sc["au"]), np.array(sc["arc_latency_ms"])
     A, tol = len(au), sc["lat_tol"]
     reach = dist[:, has_cap]
     fin = reach[np.isfinite(reach)]

@@ -77,7 +77,7 @@
     var lon0 = Math.min.apply(null, sc.lon), lon1 = Math.max.apply(null, sc.lon);
     var lat0 = Math.min.apply(null, sc.lat), lat1 = Math.max.apply(null, sc.lat);
     var kx = Math.cos((lat0 + lat1) / 2 * Math.PI / 180);
-    var sx = 700 / Math.max((lon1 - lon0) * kx, 1e-9), sy = 360 / Math.max(lat1 - lat0, 1e-9), s = Math.min(sx, sy);
+    var sx = 620 / Math.max((lon1 - lon0) * kx, 1e-9), sy = 360 / Math.max(lat1 - lat0, 1e-9), s = Math.min(sx, sy);
     return function (i) { return [50 + (sc.lon[i] - lon0) * kx * s, 40 + (lat1 - sc.lat[i]) * s]; };
   }
 

@@ -327,6 +327,10 @@
       compute_rent: Object.fromEntries(sc.nodes.map(function (x, j) { return [x, mu[j]]; })),
       congestion_rent: Object.fromEntries(sc.arc_ids.map(function (x, j) { return [x, rho[j]]; })),
       processing: proc, compute_used_kw: usedKw, n_cols: lp.nCols, n_rows: lp.nRows,
+      // workloads split into one commodity per origin: their latency limit binds somewhere
+      latency_binds: sc.workloads.filter(function (w, k) {
+        return s.com.some(function (c) { return c[0] === k && c[1] >= 0; });
+      }),
       solve_ms: performance.now() - t0,
     });
     out._lp = lp; out._r = r; out._mu = mu; out._rho = rho;

@@ -158,7 +158,9 @@
       status.textContent = "Total cost " + fmt(res.objective, 8) + " $/h; s* = " + fmt(res.max_scale, 6) +
         " (binds: " + res.binding + "); saturated links: " + (res.saturated_links.length ?
         res.saturated_links.join(", ") : "none") + ". Solved in " + fmt(res.solve_ms, 3) + " ms (" + res.n_cols +
-        " columns, " + res.n_rows + " rows).";
+        " columns, " + res.n_rows + " rows)." + (res.latency_binds.length ? " The latency limit of " +
+        res.latency_binds.join(", ") + " binds: the arc formulation solved here is then a relaxation of the " +
+        "path formulation (its cost a lower bound of the path formulation's)." : "");
       draw(sc, res);
       showDecomp(sc, res);
     }, function (err) {

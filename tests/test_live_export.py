@@ -105,3 +105,18 @@ def test_committed_export_is_current(data: dict) -> None:
     (after a change of the model or its data: python tools/export_live.py)."""
     assert export_live.load(export_live.DEFAULT_OUT) == json.loads(json.dumps(data)), \
         "book/_static/live/live_data.js is stale: run python tools/export_live.py"
+
+
+def test_vendored_wasm_is_the_recorded_build() -> None:
+    """highs-wasm.js decodes to the highs.wasm whose hash VENDOR.txt records."""
+    import base64
+    import hashlib
+    import re
+
+    live = ROOT / "book" / "_static" / "live"
+    text = (live / "highs-wasm.js").read_text()
+    wasm = base64.b64decode(re.search(r'HIGHS_WASM_B64="([A-Za-z0-9+/=]+)"', text).group(1))
+    assert wasm[:4] == b"\0asm"
+    recorded = re.search(r"wasm sha256 ([0-9a-f]{64})", (live / "VENDOR.txt").read_text()).group(1)
+    assert hashlib.sha256(wasm).hexdigest() == recorded
+    assert "MIT License" in (live / "LICENSE-highs-js.txt").read_text()

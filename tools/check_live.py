@@ -226,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
               f"({s['latency_binding_settings']} settings with a binding latency limit)")
     for p in problems:
         print("PROBLEM:", p)
-    print("live check:", "FAILED" if problems else "ok", f"({a.out.relative_to(ROOT)})")
+    print("live check:", "FAILED" if problems else "ok", f"({a.out})")
     return 1 if problems else 0
 
 

@@ -259,6 +259,65 @@
     return out;
   }
 
+  /* Is the arc optimum also an optimum of the path formulation (tokenflow's default)?  The
+   * arc LP is a relaxation of the path LP (every admissible route is a walk inside its
+   * latency ball), so if its flows decompose into routes that each meet their workload's
+   * round-trip limit, they are path-feasible at the same cost: the two optima coincide.
+   * Greedy flow decomposition per commodity (supply = demand at its origins, sinks =
+   * processing); a cycle is cancelled.  Sufficient, not necessary: false = "not proven". */
+  function pathCertificate(sc, st, lp, x) {
+    var s = lp.s, N = sc.nodes.length, K = sc.workloads.length, nf = s.f_c.length, tol = sc.lat_tol;
+    var worst = null, ok = true;
+    s.com.forEach(function (c, ci) {
+      var k = c[0], out = [], y = new Float64Array(N), sup = new Float64Array(N), i, n, total = 0;
+      for (n = 0; n < N; n++) out.push([]);
+      for (i = 0; i < nf; i++) if (s.f_c[i] === ci && x[i] > 0) out[sc.au[s.f_a[i]]].push({ a: s.f_a[i], f: x[i] });
+      for (i = 0; i < s.y_c.length; i++) if (s.y_c[i] === ci && x[nf + i] > 0) y[s.y_n[i]] += x[nf + i];
+      for (n = 0; n < N; n++) {
+        if (c[1] >= 0 && n !== c[1]) continue;
+        sup[n] = st.demand_scale * s.v.base_demand[n * K + k];
+        total += sup[n];
+      }
+      var eps = 1e-9 * Math.max(total, 1e-300);
+      for (var src = 0; src < N; src++) {
+        var guard = 0;
+        while (sup[src] > eps && guard++ < 10000) {
+          var path = [], seen = {}, u = src;
+          seen[u] = 0;
+          while (!(y[u] > eps)) {
+            var e = out[u].find(function (q) { return q.f > eps; });
+            if (!e) break;
+            path.push(e);
+            u = sc.av[e.a];
+            if (seen[u] !== undefined) { // cancel the cycle
+              var cyc = path.slice(seen[u]), m = Math.min.apply(null, cyc.map(function (q) { return q.f; }));
+              cyc.forEach(function (q) { q.f -= m; });
+              path = path.slice(0, seen[u]);
+              Object.keys(seen).forEach(function (key) { if (seen[key] > path.length) delete seen[key]; });
+              continue;
+            }
+            seen[u] = path.length;
+          }
+          if (!(y[u] > eps)) { ok = false; break; } // flow that does not decompose (numerical)
+          var b = Math.min(sup[src], y[u]);
+          path.forEach(function (q) { b = Math.min(b, q.f); });
+          path.forEach(function (q) { q.f -= b; });
+          y[u] -= b; sup[src] -= b;
+          var rtt = 2 * path.reduce(function (acc, q) { return acc + sc.arc_latency_ms[q.a]; }, 0);
+          var lim = s.latMs[k];
+          if (rtt > lim + tol) {
+            ok = false;
+            if (!worst || rtt - lim > worst.excess) {
+              worst = { workload: sc.workloads[k], origin: sc.nodes[src], rtt_ms: rtt, limit_ms: lim, excess: rtt - lim };
+            }
+          }
+        }
+        if (guard >= 10000) ok = false;
+      }
+    });
+    return { path_exact: ok, violation: worst };
+  }
+
   function solveNow(highs, settings) {
     var name = (settings && settings.scenario) || "us5";
     var sc = DATA.scenarios[name];
@@ -309,6 +368,7 @@
     }
     for (n = 0; n < N; n++) proc.push(new Array(K).fill(0));
     for (i = 0; i < s.y_c.length; i++) proc[s.y_n[i]][s.k_y[i]] += Math.max(r.x[nf + i], 0);
+    var cert = pathCertificate(sc, st, lp, r.x);
     var util = {}, sat = [];
     for (a = 0; a < L; a++) {
       var u = loadA[a] / (sc.arc_capacity_gbh[a] * st.bandwidth_factor);
@@ -328,6 +388,7 @@
       congestion_rent: Object.fromEntries(sc.arc_ids.map(function (x, j) { return [x, rho[j]]; })),
       processing: proc, compute_used_kw: usedKw, n_cols: lp.nCols, n_rows: lp.nRows,
       // workloads split into one commodity per origin: their latency limit binds somewhere
+      path_exact: cert.path_exact, path_violation: cert.violation,
       latency_binds: sc.workloads.filter(function (w, k) {
         return s.com.some(function (c) { return c[0] === k && c[1] >= 0; });
       }),

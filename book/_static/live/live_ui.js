@@ -158,9 +158,12 @@
       status.textContent = "Total cost " + fmt(res.objective, 8) + " $/h; s* = " + fmt(res.max_scale, 6) +
         " (binds: " + res.binding + "); saturated links: " + (res.saturated_links.length ?
         res.saturated_links.join(", ") : "none") + ". Solved in " + fmt(res.solve_ms, 3) + " ms (" + res.n_cols +
-        " columns, " + res.n_rows + " rows)." + (res.latency_binds.length ? " The latency limit of " +
-        res.latency_binds.join(", ") + " binds: the arc formulation solved here is then a relaxation of the " +
-        "path formulation (its cost a lower bound of the path formulation's)." : "");
+        " columns, " + res.n_rows + " rows)." + (res.path_exact ?
+        " Every route in use meets its latency limit: this is also the optimum of the path formulation." :
+        " Not proven equal to the path formulation" + (res.path_violation ? " (a route of " +
+        res.path_violation.workload + " from " + res.path_violation.origin + " takes " +
+        fmt(res.path_violation.rtt_ms, 4) + " ms round trip, limit " + fmt(res.path_violation.limit_ms, 4) + " ms)" :
+        "") + ": the arc formulation solved here is a relaxation, its cost a lower bound of the path formulation's.");
       draw(sc, res);
       showDecomp(sc, res);
     }, function (err) {

@@ -248,18 +248,12 @@ if __name__ == "__main__":
 
 # ---------------------------------------------------------------------- the package's answer
 
-def reference(settings: dict, formulation: str = "arc") -> dict:
-    """What ``tokenflow.solve`` gives for ``settings`` (the hook's format): the scenario with
-    the choices, electricity prices x electricity_factor and link bandwidths x
-    bandwidth_factor, solved with the latency limits and demand scale.  ``max_scale``
-    from ``tokenflow.demand_scale_limit``."""
-    import tokenflow as tf
-    from tokenflow.errors import InfeasibleMarketError
-
-    name = settings.get("scenario", "us5")
-    s = load_scenario(name)
-    sc_defaults = {"choices": {c: s.choices[c] for c in LIVE_CHOICES}}
-    ch = {**sc_defaults["choices"], **(settings.get("choices") or {})}
+def scenario_of(settings: dict):
+    """(Scenario, keyword arguments of tokenflow.solve) for the page's ``settings``: the
+    scenario with the choices, electricity prices x electricity_factor and link bandwidths x
+    bandwidth_factor (missing keys: the scenario's defaults)."""
+    s = load_scenario(settings.get("scenario", "us5"))
+    ch = {**{c: s.choices[c] for c in LIVE_CHOICES}, **(settings.get("choices") or {})}
     s = s.with_choices(**ch)
     ef, bf = float(settings.get("electricity_factor", 1.0)), float(settings.get("bandwidth_factor", 1.0))
     if ef != 1.0:
@@ -268,11 +262,25 @@ def reference(settings: dict, formulation: str = "arc") -> dict:
     if bf != 1.0:
         bw = build_inputs(s).arc_capacity_gbh[0::2] / 450.0
         s = s.replace(links={lk: {"bandwidth_gbps": float(b) * bf} for lk, b in zip(s.links.index, bw)})
-    kw = {"transfer_aware": bool(settings.get("transfer_aware", True)),
-          "latency_limits_ms": settings.get("latency_limits_ms") or None, "formulation": formulation}
+    return s, {"transfer_aware": bool(settings.get("transfer_aware", True)),
+               "latency_limits_ms": settings.get("latency_limits_ms") or None,
+               "demand_scale": float(settings.get("demand_scale", 1.0))}
+
+
+def reference(settings: dict, formulation: str = "path") -> dict:
+    """What ``tokenflow.solve`` gives for ``settings`` (the hook's format): the scenario with
+    the choices, electricity prices x electricity_factor and link bandwidths x
+    bandwidth_factor, solved with the latency limits and demand scale.  ``max_scale``
+    from ``tokenflow.demand_scale_limit``."""
+    import tokenflow as tf
+    from tokenflow.errors import InfeasibleMarketError
+
+    s, kw = scenario_of(settings)
+    scale = kw.pop("demand_scale")
+    kw["formulation"] = formulation
     lim = tf.demand_scale_limit(s, **kw)
     try:
-        r = tf.solve(s, demand_scale=float(settings.get("demand_scale", 1.0)), **kw)
+        r = tf.solve(s, demand_scale=scale, **kw)
     except InfeasibleMarketError as exc:
         return {"infeasible": True, "max_scale": float(exc.max_scale)}
     p = r.prices.to_pandas()

@@ -221,7 +221,7 @@
   }
 
   /* s* and what binds (tokenflow.engine.Market.scale_limit). */
-  function scaleLimit(highs, sc, st) {
+  function scaleLimit(highs, sc, st, formulation) {
     var lp = arcLP(sc, st, true), s = lp.s, v = s.v, N = sc.nodes.length, K = sc.workloads.length;
     var load = 0, capSum = 0;
     for (var n = 0; n < N; n++) {
@@ -232,17 +232,21 @@
     if (!(load > 0)) return { max_scale: Infinity, binding: "no demand", nodes: [], links: [] };
     var r = runLP(highs, lp);
     if (r.status !== "optimal") throw new Error("max-scale LP ended with " + r.status);
-    var sStar = r.x[0] / s.dmax, nb = s.nb;
+    var sStar = r.x[0] / s.dmax, nb = s.nb, y = r.y, how = "arc";
+    if (formulation === "path" && !pathCertificate(sc, lp, r.x, 1, sStar).path_exact) {
+      var cg = pathCG(highs, sc, st, true);
+      sStar = cg.r.x[0] / cg.lp.dmax; y = cg.r.y; nb = N * K; how = "path column generation";
+    } else if (formulation === "path") how = "arc, certified path-feasible";
     var nodes = [], links = [];
-    for (n = 0; n < N; n++) if (-r.y[nb + n] > 1e-9) nodes.push(sc.nodes[n]);
-    for (var a = 0; a < sc.au.length; a++) if (-r.y[nb + N + a] > 1e-9) links.push(sc.arc_ids[a]);
+    for (n = 0; n < N; n++) if (-y[nb + n] > 1e-9) nodes.push(sc.nodes[n]);
+    for (var a = 0; a < sc.au.length; a++) if (-y[nb + N + a] > 1e-9) links.push(sc.arc_ids[a]);
     var binding;
     if (sStar >= agg * (1 - 1e-6)) binding = "aggregate compute capacity (" + fmt(capSum / 1000, 6) + " MW of AI compute)";
     else if (links.length) binding = "bandwidth on links " + links.join(", ") +
       (nodes.length ? " (with compute at " + nodes.join(", ") + ")" : "");
     else binding = "compute reachable within latency limits: nodes " + nodes.join(", ") +
       " are full while aggregate capacity would allow s = " + fmt(agg, 6);
-    return { max_scale: sStar, binding: binding, nodes: nodes, links: links, aggregate: agg };
+    return { max_scale: sStar, binding: binding, nodes: nodes, links: links, aggregate: agg, how: how };
   }
 
   function fmt(x, sig) { return Number(x).toPrecision(sig || 4).replace(/\.?0+$/, "").replace(/\.?0+e/, "e"); }
@@ -259,14 +263,182 @@
     return out;
   }
 
+  /* ---------------------------------------------------------------- path formulation
+   * tokenflow's default LP (tokenflow/model.py path_lp): one column per (route, workload),
+   * routes whose round trip meets the workload's limit, found by exact column generation
+   * (tokenflow/routes.py price: cheapest admissible route per (origin, workload) at the
+   * current rents, label setting with latency as the resource). */
+  function Heap() { this.a = []; }
+  Heap.prototype.push = function (x) {
+    var a = this.a, i = a.length;
+    a.push(x);
+    while (i > 0) {
+      var p = (i - 1) >> 1;
+      if (a[p][0] < x[0] || (a[p][0] === x[0] && a[p][1] <= x[1])) break;
+      a[i] = a[p]; i = p;
+    }
+    a[i] = x;
+  };
+  Heap.prototype.pop = function () {
+    var a = this.a, top = a[0], last = a.pop();
+    if (a.length) {
+      var i = 0, n = a.length;
+      for (;;) {
+        var l = 2 * i + 1, r = l + 1, m = i;
+        var less = function (x, y) { return x[0] < y[0] || (x[0] === y[0] && x[1] < y[1]); };
+        if (l < n && less(a[l], m === i ? last : a[m])) m = l;
+        if (r < n && less(a[r], m === i ? last : a[m])) m = r;
+        if (m === i) break;
+        a[i] = a[m]; i = m;
+      }
+      a[i] = last;
+    }
+    return top;
+  };
+
+  /* Cheapest route from o to every node within one-way latency half + tol: {node: [cost, arcs]}. */
+  function rcsp(sc, out, o, length, half) {
+    var N = sc.nodes.length, tol = sc.lat_tol, bestLat = new Float64Array(N).fill(Infinity);
+    var labNode = [o], labArc = [-1], labParent = [-1], heap = new Heap(), found = {};
+    heap.push([0, 0, 0]);
+    while (heap.a.length) {
+      var h = heap.pop(), c = h[0], lt = h[1], id = h[2], v = labNode[id];
+      if (lt >= bestLat[v]) continue;
+      bestLat[v] = lt;
+      if (!found[v]) {
+        var arcs = [], x = id;
+        while (labArc[x] >= 0) { arcs.push(labArc[x]); x = labParent[x]; }
+        found[v] = [c, arcs.reverse()];
+      }
+      out[v].forEach(function (a) {
+        var w = sc.av[a];
+        if (w === o) return;
+        var nl = lt + sc.arc_latency_ms[a];
+        if (nl > half + tol / 2 || nl >= bestLat[w]) return;
+        labNode.push(w); labArc.push(a); labParent.push(id);
+        heap.push([c + length[a], nl, labNode.length - 1]);
+      });
+    }
+    return found;
+  }
+
+  function outArcs(sc) {
+    var out = sc.nodes.map(function () { return []; });
+    sc.au.forEach(function (u, a) { out[u].push(a); });
+    return out;
+  }
+
+  /* Best admissible (processing node, route) for every origin of workload k at rents mu, rho. */
+  function pricePaths(sc, st, v, k, mu, rho, withCosts, out) {
+    var N = sc.nodes.length, K = sc.workloads.length, L = sc.au.length, ef = st.electricity_factor;
+    var fwd = v.fwd_gb[k], rev = v.rev_gb[k], len = new Float64Array(L), a, n;
+    for (a = 0; a < L; a++) {
+      var e1 = (withCosts ? sc.arc_cost[a] : 0) + Math.max(rho[a], 0);
+      var e2 = (withCosts ? sc.arc_cost[a ^ 1] : 0) + Math.max(rho[a ^ 1], 0);
+      len[a] = fwd * e1 + rev * e2;
+    }
+    var half = Number(st.latency_limits_ms[sc.workloads[k]]) / 2, best = [];
+    for (var o = 0; o < N; o++) {
+      var f = rcsp(sc, out, o, len, half), b = null;
+      for (n = 0; n < N; n++) {
+        if (!(v.capacity_kw[n] > 0) || !f[n]) continue;
+        var pc = withCosts ? v.energy_cost[n * K + k] * ef + v.other_cost[n * K + k] : 0;
+        var tot = pc + v.intensity[k] * mu[n] + f[n][0];
+        if (b === null || tot < b.total) b = { n: n, arcs: f[n][1], total: tot, length: f[n][0], proc: pc };
+      }
+      best.push(b);
+    }
+    return best;
+  }
+
+  function pathLP(sc, st, v, cols, maxScale) {
+    var N = sc.nodes.length, K = sc.workloads.length, L = sc.au.length, D = N * K, ef = st.electricity_factor;
+    var hasRev = v.rev_gb.some(function (x) { return x !== 0; });
+    var starts = [0], idx = [], val = [], cost = [], j, dmax = Math.max.apply(null, v.base_demand) || 1.0;
+    function push(ent) {
+      var rows = Object.keys(ent).map(Number).sort(function (x, y) { return x - y; });
+      rows.forEach(function (r) { idx.push(r); val.push(ent[r]); });
+      starts.push(idx.length);
+    }
+    var rcost = cols.map(function (c) {
+      var t = 0;
+      c.arcs.forEach(function (a) { t += v.fwd_gb[c.k] * sc.arc_cost[a] + v.rev_gb[c.k] * sc.arc_cost[a ^ 1]; });
+      return v.energy_cost[c.n * K + c.k] * ef + v.other_cost[c.n * K + c.k] + t;
+    });
+    var nAux;
+    if (maxScale) {
+      var ent = {};
+      for (j = 0; j < D; j++) if (v.base_demand[j] !== 0) ent[j] = -v.base_demand[j] / dmax;
+      push(ent); cost.push(-1.0 / dmax); nAux = 1;
+    } else {
+      var pen = 1e3 * (1 + Math.max.apply(null, rcost.map(Math.abs).concat([0])));
+      for (j = 0; j < D; j++) { var e = {}; e[j] = 1; push(e); cost.push(pen); }
+      nAux = D;
+    }
+    cols.forEach(function (c, i) {
+      var e = {};
+      e[c.o * K + c.k] = 1; e[D + c.n] = v.intensity[c.k];
+      c.arcs.forEach(function (a) {
+        e[D + N + a] = (e[D + N + a] || 0) + v.fwd_gb[c.k];
+        if (hasRev) e[D + N + (a ^ 1)] = (e[D + N + (a ^ 1)] || 0) + v.rev_gb[c.k];
+      });
+      push(e); cost.push(maxScale ? 0 : rcost[i]);
+    });
+    var gmax = Math.max.apply(null, v.intensity), wmax = Math.max.apply(null, v.fwd_gb.concat(v.rev_gb));
+    if (!(wmax > 0)) wmax = 1.0;
+    var R = D + N + L, rowScale = new Float64Array(R), rowLb = new Float64Array(R), rowUb = new Float64Array(R);
+    for (j = 0; j < D; j++) { rowScale[j] = 1; rowLb[j] = rowUb[j] = maxScale ? 0 : st.demand_scale * v.base_demand[j]; }
+    for (j = 0; j < N; j++) { rowScale[D + j] = 1 / gmax; rowLb[D + j] = -Infinity; rowUb[D + j] = v.capacity_kw[j]; }
+    for (j = 0; j < L; j++) {
+      rowScale[D + N + j] = 1 / wmax; rowLb[D + N + j] = -Infinity;
+      rowUb[D + N + j] = sc.arc_capacity_gbh[j] * st.bandwidth_factor;
+    }
+    return { cost: cost, starts: starts, idx: idx, val: val, rowLb: rowLb, rowUb: rowUb, rowScale: rowScale,
+      nRows: R, nCols: cost.length, nAux: nAux, dmax: dmax };
+  }
+
+  /* Column generation; returns {lp, r, cols, lam, mu, rho, rounds}. */
+  function pathCG(highs, sc, st, maxScale) {
+    var v = sc.variants[variantKey(st.transfer_aware, st.choices)];
+    var N = sc.nodes.length, K = sc.workloads.length, L = sc.au.length, D = N * K, out = outArcs(sc);
+    var cols = [], have = {}, k, o;
+    function add(o, n, arcs, k) {
+      var key = o + ":" + k + ":" + n + ":" + arcs.join(",");
+      if (have[key]) return false;
+      have[key] = true; cols.push({ o: o, n: n, arcs: arcs, k: k }); return true;
+    }
+    var zeroMu = new Float64Array(N), zeroRho = new Float64Array(L);
+    for (k = 0; k < K; k++) {
+      for (o = 0; o < N; o++) if (v.capacity_kw[o] > 0) add(o, o, [], k);
+      pricePaths(sc, st, v, k, zeroMu, zeroRho, true, out).forEach(function (b, o) { if (b) add(o, b.n, b.arcs, k); });
+    }
+    for (var round = 1; round <= 300; round++) {
+      var lp = pathLP(sc, st, v, cols, maxScale), r = runLP(highs, lp);
+      if (r.status !== "optimal") throw new Error("path LP ended with " + r.status);
+      var lam = r.y.slice(0, D), mu = [], rho = [], added = 0;
+      for (var n = 0; n < N; n++) mu.push(-r.y[D + n]);
+      for (var a = 0; a < L; a++) rho.push(-r.y[D + N + a]);
+      for (k = 0; k < K; k++) {
+        pricePaths(sc, st, v, k, mu, rho, !maxScale, out).forEach(function (b, o) {
+          if (!b) return;
+          var l = lam[o * K + k];
+          if (b.total - l < -1e-9 * Math.max(1, Math.abs(l)) && add(o, b.n, b.arcs, k)) added++;
+        });
+      }
+      if (!added) return { lp: lp, r: r, cols: cols, lam: lam, mu: mu, rho: rho, rounds: round, v: v };
+    }
+    throw new Error("column generation did not converge in 300 rounds");
+  }
+
   /* Is the arc optimum also an optimum of the path formulation (tokenflow's default)?  The
    * arc LP is a relaxation of the path LP (every admissible route is a walk inside its
    * latency ball), so if its flows decompose into routes that each meet their workload's
    * round-trip limit, they are path-feasible at the same cost: the two optima coincide.
    * Greedy flow decomposition per commodity (supply = demand at its origins, sinks =
    * processing); a cycle is cancelled.  Sufficient, not necessary: false = "not proven". */
-  function pathCertificate(sc, st, lp, x) {
+  function pathCertificate(sc, lp, xAll, off, scale) {
     var s = lp.s, N = sc.nodes.length, K = sc.workloads.length, nf = s.f_c.length, tol = sc.lat_tol;
+    var x = xAll.slice(off);
     var worst = null, ok = true;
     s.com.forEach(function (c, ci) {
       var k = c[0], out = [], y = new Float64Array(N), sup = new Float64Array(N), i, n, total = 0;
@@ -275,7 +447,7 @@
       for (i = 0; i < s.y_c.length; i++) if (s.y_c[i] === ci && x[nf + i] > 0) y[s.y_n[i]] += x[nf + i];
       for (n = 0; n < N; n++) {
         if (c[1] >= 0 && n !== c[1]) continue;
-        sup[n] = st.demand_scale * s.v.base_demand[n * K + k];
+        sup[n] = scale * s.v.base_demand[n * K + k];
         total += sup[n];
       }
       var eps = 1e-9 * Math.max(total, 1e-300);
@@ -323,6 +495,8 @@
     var sc = DATA.scenarios[name];
     if (!sc) throw new Error("unknown scenario " + name);
     var st = fill(sc, settings);
+    var formulation = (settings && settings.formulation) || "path";
+    if (formulation !== "path" && formulation !== "arc") throw new Error("formulation must be path or arc");
     check(sc, st);
     var t0 = performance.now();
     var lp = arcLP(sc, st, false), s = lp.s;
@@ -333,9 +507,10 @@
         solve_ms: performance.now() - t0, settings: st };
     }
     // s* does not depend on demand_scale or electricity_factor: cached per the rest
-    var key = JSON.stringify([sc.name, st.transfer_aware, st.choices, s.latMs, st.bandwidth_factor]);
-    var lim = LIMITS[key] || (LIMITS[key] = scaleLimit(highs, sc, st));
-    var out = { max_scale: lim.max_scale, binding: lim.binding, settings: st };
+    var key = JSON.stringify([formulation, sc.name, st.transfer_aware, st.choices, s.latMs, st.bandwidth_factor]);
+    var lim = LIMITS[key] || (LIMITS[key] = scaleLimit(highs, sc, st, formulation));
+    var out = { max_scale: lim.max_scale, binding: lim.binding, settings: st, formulation: formulation,
+      max_scale_how: lim.how };
     var load = 0, capSum = 0;
     for (var n = 0; n < N; n++) {
       capSum += s.v.capacity_kw[n];
@@ -352,23 +527,44 @@
     }
     if (r.status !== "optimal") throw new Error("HiGHS ended with " + r.status);
     var nb = s.nb, nf = s.f_c.length, i;
-    var prices = {}, mu = [], rho = [];
-    for (n = 0; n < N; n++) {
-      prices[sc.nodes[n]] = {};
-      for (k = 0; k < K; k++) prices[sc.nodes[n]][sc.workloads[k]] = r.y[s.originRow[n][k]];
-      mu.push(-r.y[nb + n]);
-    }
-    for (var a = 0; a < L; a++) rho.push(-r.y[nb + N + a]);
-    // link loads as the model counts traffic (results._flows): fwd on the arc, rev on its opposite
+    var prices = {}, mu = [], rho = [], objective = r.objective, how = "arc", a;
     var loadA = new Float64Array(L), proc = [];
-    for (i = 0; i < nf; i++) {
-      var f = Math.max(r.x[i], 0), aa = s.f_a[i], kk = s.k_f[i];
-      loadA[aa] += f * s.fwd[s.k_f[i]];
-      loadA[aa ^ 1] += f * s.rev[kk];
-    }
     for (n = 0; n < N; n++) proc.push(new Array(K).fill(0));
-    for (i = 0; i < s.y_c.length; i++) proc[s.y_n[i]][s.k_y[i]] += Math.max(r.x[nf + i], 0);
-    var cert = pathCertificate(sc, st, lp, r.x);
+    var cert = pathCertificate(sc, lp, r.x, 0, st.demand_scale), cg = null;
+    if (formulation === "path" && !cert.path_exact) {
+      // the arc optimum uses a route beyond its limit: solve the path formulation itself
+      cg = pathCG(highs, sc, st, false);
+      var D = N * K, unserved = 0, total = 0;
+      for (i = 0; i < D; i++) { unserved += Math.max(cg.r.x[i], 0); total += st.demand_scale * cg.v.base_demand[i]; }
+      if (unserved > 1e-9 * Math.max(1, total)) {
+        out.infeasible = true; out.solve_ms = performance.now() - t0; return out;
+      }
+      objective = cg.r.objective; mu = cg.mu; rho = cg.rho; how = "path column generation (" + cg.rounds + " rounds)";
+      for (n = 0; n < N; n++) {
+        prices[sc.nodes[n]] = {};
+        for (k = 0; k < K; k++) prices[sc.nodes[n]][sc.workloads[k]] = cg.lam[n * K + k];
+      }
+      cg.cols.forEach(function (c, j) {
+        var f = Math.max(cg.r.x[cg.lp.nAux + j], 0);
+        proc[c.n][c.k] += f;
+        c.arcs.forEach(function (a) { loadA[a] += f * cg.v.fwd_gb[c.k]; loadA[a ^ 1] += f * cg.v.rev_gb[c.k]; });
+      });
+    } else {
+      if (formulation === "path") how = "arc, certified path-feasible";
+      for (n = 0; n < N; n++) {
+        prices[sc.nodes[n]] = {};
+        for (k = 0; k < K; k++) prices[sc.nodes[n]][sc.workloads[k]] = r.y[s.originRow[n][k]];
+        mu.push(-r.y[nb + n]);
+      }
+      for (a = 0; a < L; a++) rho.push(-r.y[nb + N + a]);
+      // link loads as the model counts traffic (results._flows): fwd on the arc, rev on its opposite
+      for (i = 0; i < nf; i++) {
+        var f = Math.max(r.x[i], 0), aa = s.f_a[i], kk = s.k_f[i];
+        loadA[aa] += f * s.fwd[kk];
+        loadA[aa ^ 1] += f * s.rev[kk];
+      }
+      for (i = 0; i < s.y_c.length; i++) proc[s.y_n[i]][s.k_y[i]] += Math.max(r.x[nf + i], 0);
+    }
     var util = {}, sat = [];
     for (a = 0; a < L; a++) {
       var u = loadA[a] / (sc.arc_capacity_gbh[a] * st.bandwidth_factor);
@@ -383,10 +579,11 @@
       usedKw.push(kw);
     }
     Object.assign(out, {
-      objective: r.objective, prices: prices, saturated_links: sat, utilization: util,
+      objective: objective, prices: prices, saturated_links: sat, utilization: util, how: how,
       compute_rent: Object.fromEntries(sc.nodes.map(function (x, j) { return [x, mu[j]]; })),
       congestion_rent: Object.fromEntries(sc.arc_ids.map(function (x, j) { return [x, rho[j]]; })),
-      processing: proc, compute_used_kw: usedKw, n_cols: lp.nCols, n_rows: lp.nRows,
+      processing: proc, compute_used_kw: usedKw, n_cols: cg ? cg.lp.nCols : lp.nCols,
+      n_rows: cg ? cg.lp.nRows : lp.nRows,
       // workloads split into one commodity per origin: their latency limit binds somewhere
       path_exact: cert.path_exact, path_violation: cert.violation,
       latency_binds: sc.workloads.filter(function (w, k) {

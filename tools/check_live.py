@@ -243,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 "max_rel_price": max((d.get("prices", 0.0) for d in diffs), default=0.0),
                 "max_rel_max_scale": max((d.get("max_scale", 0.0) for d in diffs), default=0.0),
                 "column_generation": sum("column" in str(r.get(form, {}).get("how")) for r in mine),
+                "column_generation_s_star": sum("column" in str(r.get(form, {}).get("max_scale_how")) for r in mine),
                 "alternative_optima": sum(form in r.get("alternative_optima", []) for r in mine)}
         if not med <= LIMIT_MS[name]:
             problems.append(f"{name}: median in-browser solve {med:.1f} ms > {LIMIT_MS[name]:g} ms")
@@ -257,7 +258,8 @@ def main(argv: list[str] | None = None) -> int:
         for form in ("path", "arc"):
             f = s[form]
             print(f"  {form}: max rel diff objective {f['max_rel_objective']:.2g}, prices {f['max_rel_price']:.2g}, "
-                  f"s* {f['max_rel_max_scale']:.2g}; column generation in {f['column_generation']}; "
+                  f"s* {f['max_rel_max_scale']:.2g}; column generation in {f['column_generation']} (s*: "
+                  f"{f['column_generation_s_star']}); "
                   f"saturated sets differing only between alternative optimal dispatches: {f['alternative_optima']}")
     for p in problems:
         print("PROBLEM:", p)

@@ -592,6 +592,7 @@
       solve_ms: performance.now() - t0,
     });
     out._lp = lp; out._r = r; out._mu = mu; out._rho = rho;
+    if (cg) out.path_exact = true;
     return out;
   }
 
@@ -605,9 +606,25 @@
   }
 
   /* Price decomposition of (node o, workload k): the cheapest route at the current rents
-   * among the commodity's allowed arcs/nodes (what the dual equals at an optimum). */
+   * (path formulation: among routes within the latency limit; arc formulation: inside the
+   * commodity's latency ball); at an optimum the price equals its full cost. */
   function decompose(sc, res, o, k) {
-    var s = res._lp.s, st = res.settings, N = sc.nodes.length, K = sc.workloads.length;
+    var st = res.settings, K = sc.workloads.length;
+    if (res.formulation === "path") {
+      // the cheapest admissible route at the solved rents: the path formulation's price
+      var v = sc.variants[variantKey(st.transfer_aware, st.choices)];
+      var b = pricePaths(sc, st, v, k, res._mu, res._rho, true, outArcs(sc))[o];
+      if (!b) return null;
+      var tr0 = 0, cg0 = 0;
+      b.arcs.forEach(function (a) {
+        tr0 += v.fwd_gb[k] * sc.arc_cost[a] + v.rev_gb[k] * sc.arc_cost[a ^ 1];
+        cg0 += v.fwd_gb[k] * Math.max(res._rho[a], 0) + v.rev_gb[k] * Math.max(res._rho[a ^ 1], 0);
+      });
+      return { via: sc.nodes[b.n], processing: b.proc, compute_rent: v.intensity[k] * res._mu[b.n], transfer: tr0,
+        congestion_rent: cg0, total: b.total,
+        path: [sc.nodes[o]].concat(b.arcs.map(function (a) { return sc.nodes[sc.av[a]]; })).join(" > ") };
+    }
+    var s = res._lp.s, N = sc.nodes.length;
     var ci = -1;
     s.com.forEach(function (c, j) { if (c[0] === k && (c[1] === -1 || c[1] === o)) ci = j; });
     var arcs = [], nodes = [];

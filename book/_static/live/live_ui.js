@@ -27,13 +27,15 @@
   Object.keys(CHOICE_VALUES).forEach(function (c) {
     ctl[c] = el("select", { id: "tfl-" + c }, CHOICE_VALUES[c].map(function (v) { return el("option", { value: v, text: v }); }));
   });
+  ctl.formulation = el("select", { id: "tfl-formulation" }, [el("option", { value: "path", text: "path (default)" }),
+    el("option", { value: "arc", text: "arc" })]);
   var latBox = el("div", { class: "tfl-lat" });
   var nodeSel = el("select", { id: "tfl-node" });
   var form = el("div", { class: "tfl-form" }, [
     label("network", ctl.scenario), label("demand scale s", ctl.demand_scale),
     label("transfer-aware", ctl.transfer_aware), label("link bandwidth x", ctl.bandwidth_factor),
     label("electricity price x", ctl.electricity_factor), label("payload_direction", ctl.payload_direction),
-    label("electricity_sector", ctl.electricity_sector), latBox,
+    label("electricity_sector", ctl.electricity_sector), label("formulation", ctl.formulation), latBox,
   ]);
   var status = el("div", { id: "tfl-status", class: "tfl-status", text: "loading the solver ..." });
   var svgNS = "http://www.w3.org/2000/svg";
@@ -69,7 +71,7 @@
     sc.workloads.forEach(function (w) { lat[w] = Number(ctl.lat[w].value); });
     return { scenario: sc.name, demand_scale: Number(ctl.demand_scale.value), transfer_aware: ctl.transfer_aware.checked,
       bandwidth_factor: Number(ctl.bandwidth_factor.value), electricity_factor: Number(ctl.electricity_factor.value),
-      latency_limits_ms: lat,
+      latency_limits_ms: lat, formulation: ctl.formulation.value,
       choices: { payload_direction: ctl.payload_direction.value, electricity_sector: ctl.electricity_sector.value } };
   }
 
@@ -158,12 +160,12 @@
       status.textContent = "Total cost " + fmt(res.objective, 8) + " $/h; s* = " + fmt(res.max_scale, 6) +
         " (binds: " + res.binding + "); saturated links: " + (res.saturated_links.length ?
         res.saturated_links.join(", ") : "none") + ". Solved in " + fmt(res.solve_ms, 3) + " ms (" + res.n_cols +
-        " columns, " + res.n_rows + " rows)." + (res.path_exact ?
-        " Every route in use meets its latency limit: this is also the optimum of the path formulation." :
+        " columns, " + res.n_rows + " rows)." + (res.formulation === "path" ? " Path formulation, solved by " + res.how + "." :
+        res.path_exact ? " Every route in use meets its latency limit: this is also the optimum of the path formulation." :
         " Not proven equal to the path formulation" + (res.path_violation ? " (a route of " +
         res.path_violation.workload + " from " + res.path_violation.origin + " takes " +
         fmt(res.path_violation.rtt_ms, 4) + " ms round trip, limit " + fmt(res.path_violation.limit_ms, 4) + " ms)" :
-        "") + ": the arc formulation solved here is a relaxation, its cost a lower bound of the path formulation's.");
+        "") + ": the arc formulation is a relaxation, its cost a lower bound of the path formulation's.");
       draw(sc, res);
       showDecomp(sc, res);
     }, function (err) {
@@ -176,7 +178,7 @@
   buildScenarioControls();
   ctl.scenario.addEventListener("change", function () { buildScenarioControls(); update(); });
   ["demand_scale", "transfer_aware", "bandwidth_factor", "electricity_factor", "payload_direction",
-    "electricity_sector"].forEach(function (k) { ctl[k].addEventListener("change", update); });
+    "electricity_sector", "formulation"].forEach(function (k) { ctl[k].addEventListener("change", update); });
   nodeSel.addEventListener("change", update);
   update();
 })();

@@ -1,7 +1,10 @@
 """Export what the "Clear it yourself" page needs to re-clear the market in the browser.
 
-The page (book/live.md, book/_static/live/live.js) solves the package's *arc* formulation
-(:mod:`tokenflow.arc`) with HiGHS compiled to WebAssembly.  This tool writes, for each
+The page (book/live.md, book/_static/live/live.js) solves the package's LP with HiGHS
+compiled to WebAssembly: the *arc* formulation (:mod:`tokenflow.arc`), and the default
+*path* formulation from the same numbers (the arc optimum when its flows decompose into
+routes within their latency limits, else column generation over routes; live.js).  This
+tool writes, for each
 scenario (us5, us20) and each combination of ``transfer_aware`` x ``payload_direction`` x
 ``electricity_sector``, the numbers of :func:`tokenflow.inputs.build_inputs` the LP is made
 of, split by the page's controls:

@@ -192,8 +192,15 @@ def main(argv: list[str] | None = None) -> int:
     driver = chromium(log_network=True)
     driver.set_script_timeout(120)
     problems, rows = [], []
+    load_ms = None
     try:
         driver.get(page.as_uri())
+        # time from navigation start until the solver is ready (wasm decoded and compiled)
+        load_ms = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1], t0 = Date.now();"
+            "(function wait() { if (window.tokenflowLive) {"
+            "  window.tokenflowLive.ready().then(() => done(performance.now()), e => done(null));"
+            "} else if (Date.now() - t0 > 60000) { done(null); } else { setTimeout(wait, 20); } })();")
         for name in export_live.SCENARIOS:
             for st in settings_for(name):
                 row = {"settings": st}
@@ -250,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=a.out.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump({"page": str(page), "summary": summary, "problems": problems, "rows": rows}, f, indent=1)
+        json.dump({"page": str(page), "solver_ready_ms": load_ms, "summary": summary, "problems": problems, "rows": rows}, f, indent=1)
     os.replace(tmp, a.out)
     for name, s in summary.items():
         print(f"{name}: {s['settings']} settings ({s['infeasible']} infeasible), median {s['median_ms']:.1f} ms "
@@ -261,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"s* {f['max_rel_max_scale']:.2g}; column generation in {f['column_generation']} (s*: "
                   f"{f['column_generation_s_star']}); "
                   f"saturated sets differing only between alternative optimal dispatches: {f['alternative_optima']}")
+    print(f"solver ready {load_ms:.0f} ms after navigation" if load_ms is not None else "solver did not load")
     for p in problems:
         print("PROBLEM:", p)
     print("live check:", "FAILED" if problems else "ok", f"({a.out})")

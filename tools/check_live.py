@@ -257,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     a.out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=a.out.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump({"page": str(page), "solver_ready_ms": load_ms, "summary": summary, "problems": problems, "rows": rows}, f, indent=1)
+        json.dump({"page": str(page), "solver_ready_ms": load_ms, "summary": summary, "problems": problems,
+                   "rows": rows}, f, indent=1)
     os.replace(tmp, a.out)
     for name, s in summary.items():
         print(f"{name}: {s['settings']} settings ({s['infeasible']} infeasible), median {s['median_ms']:.1f} ms "

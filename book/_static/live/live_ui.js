@@ -80,7 +80,9 @@
     var lat0 = Math.min.apply(null, sc.lat), lat1 = Math.max.apply(null, sc.lat);
     var kx = Math.cos((lat0 + lat1) / 2 * Math.PI / 180);
     var sx = 620 / Math.max((lon1 - lon0) * kx, 1e-9), sy = 360 / Math.max(lat1 - lat0, 1e-9), s = Math.min(sx, sy);
-    return function (i) { return [50 + (sc.lon[i] - lon0) * kx * s, 40 + (lat1 - sc.lat[i]) * s]; };
+    var f = function (i) { return [50 + (sc.lon[i] - lon0) * kx * s, 40 + (lat1 - sc.lat[i]) * s]; };
+    f.height = 40 + (lat1 - lat0) * s + 60;
+    return f;
   }
 
   function color(u) { // utilisation 0 -> grey-blue, 1 -> red
@@ -90,7 +92,8 @@
 
   function draw(sc, res) {
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    var P = project(sc), wl = sc.workloads[0];
+    var P = project(sc), wl = sc.workloads[0], H = Math.round(P.height);
+    svg.setAttribute("viewBox", "0 0 800 " + H);
     function add(tag, attrs, text) {
       var e = document.createElementNS(svgNS, tag);
       Object.keys(attrs).forEach(function (k) { e.setAttribute(k, attrs[k]); });
@@ -119,7 +122,7 @@
       if (price !== null) add("text", { x: p[0] + 8, y: p[1] + 8, "font-size": 10, fill: "#333" },
         "$" + fmt(price * 1000, 4) + "/B tok");
     });
-    add("text", { x: 10, y: 430, "font-size": 11, fill: "#555" }, "node labels: " + wl +
+    add("text", { x: 10, y: H - 10, "font-size": 11, fill: "#555" }, "node labels: " + wl +
       " price ($ per billion tokens); links coloured by utilisation (grey 0 % -> red 100 %), thick = saturated");
   }
 

@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: book test test-slow setup claims bench lint clean pdf archive check browser
+.PHONY: book test test-slow setup claims bench lint clean pdf archive check browser live-data live-check
 
 $(BIN)/tokenflow: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,14 @@ archive: pdf
 check: browser
 	$(BIN)/python tools/check_book.py _build/html book/generated
 	$(BIN)/python tools/check_book.py --pdf _build/pdf/tokenflow-$$($(BIN)/python -c 'import tokenflow; print(tokenflow.__version__)').pdf
+
+# the "Clear it yourself" page: re-export its LP data (book/_static/live/live_data.js), then drive
+# its test hook in headless Chromium (network off) against tokenflow.solve; no book build needed
+live-data: setup
+	$(BIN)/python tools/export_live.py
+
+live-check: setup browser
+	$(BIN)/python tools/check_live.py --export
 
 claims: setup
 	$(BIN)/tokenflow claims

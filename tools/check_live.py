@@ -1,0 +1,280 @@
+"""`make live-check`: the "Clear it yourself" page checked in headless Chromium, network off.
+
+Drives ``window.tokenflowLive.solve(settings)`` for SETTINGS (more than 20 per network,
+infeasible ones and every value of each live modelling choice included) and compares each
+answer with ``tokenflow.solve(..., formulation="arc")`` (tools/export_live.py::reference):
+objective and every price to 1e-6 relative, s* to 1e-6 relative, saturated links exactly,
+infeasibility and unreachable demand alike.  Records the in-browser time of each hook call
+(first call for the setting, s* included; the solver loaded beforehand) and fails when the
+median is above 100 ms (us5) or 1 s (us20).  Fails too on any request that is not a local
+file (the browser's proxy is a dead port).  Also compares with the default path formulation:
+where the page certifies that its arc optimum is path-feasible (every route in use meets
+its limit) it must equal ``tokenflow.solve(...)`` (path) too; elsewhere the difference is
+reported.
+
+By default the page is a standalone harness made from book/live.md's HTML and
+book/_static/live/ (no book build needed); ``--html _build/html/book/live.html`` checks a
+built book's page instead.  Writes _build/live/check_live.json.
+
+Saturated links: where the optimal dispatch is not unique, different optimal vertices
+saturate different links (tokenflow's own path and arc formulations then differ too); a
+difference is accepted only for links whose load range at the optimal cost
+(``Market.link_load_range``, exact) includes both "saturated" and "not saturated", and is
+counted in the report.
+
+Usage: python tools/check_live.py [--html PAGE] [--export]   (--export: re-run export_live first)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
+
+import export_live  # noqa: E402
+
+REL = 1e-6
+LIMIT_MS = {"us5": 100.0, "us20": 1000.0}
+
+
+def settings_for(name: str) -> list[dict]:
+    """The checked settings of scenario ``name`` (>= 20, infeasible ones and every choice value)."""
+    S = []
+
+    def add(**kw):
+        S.append({"scenario": name, **kw})
+
+    add()
+    for s in (0.5, 5.0, 20.0, 35.0, 45.0):
+        add(demand_scale=s)
+    add(transfer_aware=False)
+    add(transfer_aware=False, demand_scale=30.0, bandwidth_factor=0.05)
+    for pd in ("request", "both"):
+        for es in ("commercial", "industrial"):
+            add(choices={"payload_direction": pd, "electricity_sector": es}, demand_scale=10.0, bandwidth_factor=0.02)
+    add(latency_limits_ms={"chat": 30.0}, demand_scale=30.0)
+    add(latency_limits_ms={"chat": 40.0, "code_review": 60.0}, demand_scale=15.0, bandwidth_factor=0.1)
+    add(latency_limits_ms={"chat": 25.0, "image": 80.0}, demand_scale=5.0, electricity_factor=2.0)
+    # congested with binding limits: the arc optimum uses a route beyond its limit, so the page
+    # runs the path formulation's column generation (tokenflow's default LP)
+    if name == "us5":
+        add(latency_limits_ms={"chat": 40.0, "code_review": 95.0, "image": 92.0}, demand_scale=15.0,
+            bandwidth_factor=0.046, choices={"payload_direction": "both"})
+        add(latency_limits_ms={"chat": 32.0, "code_review": 109.0, "image": 53.0}, demand_scale=22.0,
+            bandwidth_factor=0.43)
+    else:
+        add(latency_limits_ms={"chat": 25.0, "code_review": 100.0, "image": 50.0}, demand_scale=15.0,
+            bandwidth_factor=0.5)
+        add(latency_limits_ms={"chat": 32.0, "code_review": 100.0, "image": 50.0}, demand_scale=25.0,
+            bandwidth_factor=0.5)
+    add(bandwidth_factor=0.01, demand_scale=10.0)
+    add(bandwidth_factor=3.0, demand_scale=40.0, electricity_factor=0.5)
+    add(electricity_factor=3.0, demand_scale=20.0, choices={"electricity_sector": "industrial"})
+    add(electricity_factor=0.1, demand_scale=2.0)
+    # infeasible: beyond aggregate compute; starved links; every metro on its own (limits 0 ms)
+    add(demand_scale=60.0)
+    add(demand_scale=30.0, bandwidth_factor=0.003)
+    add(demand_scale=10.0, bandwidth_factor=0.001, choices={"payload_direction": "both"})
+    local = {"chat": 0.0, "image": 0.0, "code_review": 0.0, "batch_training": 0.0}
+    add(latency_limits_ms=local, demand_scale=2.0)
+    add(latency_limits_ms=local, demand_scale=40.0)
+    add(latency_limits_ms={"chat": 0.0, "image": 0.0}, demand_scale=45.0, transfer_aware=False)
+    return S
+
+
+HOOK_JS = """
+const done = arguments[arguments.length - 1];
+const settings = arguments[0];
+window.tokenflowLive.ready().then(() => {
+  const t0 = performance.now();
+  return window.tokenflowLive.solve(settings).then(r => {
+    const ms = performance.now() - t0;
+    done({ok: true, ms: ms, r: JSON.parse(JSON.stringify(r, (k, v) =>
+      (typeof v === 'number' && !isFinite(v)) ? String(v) : v))});
+  });
+}).catch(e => done({ok: false, error: String(e && e.message || e)}));
+"""
+
+
+def harness(out: Path) -> Path:
+    """A standalone copy of the page: book/live.md's raw HTML + book/_static/live/."""
+    md = (ROOT / "book" / "live.md").read_text()
+    blocks = re.findall(r"```\{raw\} html\n(.*?)```", md, flags=re.S)
+    if not blocks:
+        raise SystemExit("book/live.md has no raw html block")
+    if out.exists():
+        shutil.rmtree(out)
+    shutil.copytree(ROOT / "book" / "_static" / "live", out / "_static" / "live")
+    page = out / "book" / "live.html"
+    page.parent.mkdir(parents=True)
+    page.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Clear it yourself (harness)"
+                    "</title></head><body><main>" + "\n".join(blocks) + "</main></body></html>\n")
+    return page
+
+
+def rel_diff(a: float, b: float) -> float:
+    return abs(a - b) / max(abs(b), 1e-12)
+
+
+def compare(page_r: dict, ref: dict) -> tuple[list[str], dict]:
+    """Problems (empty = equal) and the differences measured."""
+    probs, d = [], {}
+    if ref.get("unreachable"):
+        if not page_r.get("infeasible") or not page_r.get("unreachable"):
+            probs.append("tokenflow reports unreachable demand, the page does not")
+        return probs, d
+    if bool(ref.get("infeasible")) != bool(page_r.get("infeasible")):
+        probs.append(f"infeasible: page {page_r.get('infeasible')}, tokenflow {ref.get('infeasible')}")
+        return probs, d
+    d["max_scale"] = rel_diff(float(page_r["max_scale"]), ref["max_scale"])
+    if d["max_scale"] > REL:
+        probs.append(f"s*: page {page_r['max_scale']}, tokenflow {ref['max_scale']}")
+    if ref.get("infeasible"):
+        return probs, d
+    d["objective"] = rel_diff(page_r["objective"], ref["objective"])
+    if d["objective"] > REL:
+        probs.append(f"objective: page {page_r['objective']!r}, tokenflow {ref['objective']!r}")
+    d["prices"] = max(rel_diff(page_r["prices"][n][w], p) for n, row in ref["prices"].items() for w, p in row.items())
+    if d["prices"] > REL:
+        probs.append(f"prices differ by {d['prices']:.3g} (relative)")
+    if sorted(page_r["saturated_links"]) != ref["saturated_links"]:
+        probs.append(f"saturated links: page {page_r['saturated_links']}, tokenflow {ref['saturated_links']}")
+    return probs, d
+
+
+def alternative_optimum(st: dict, form: str, page: dict, ref: dict) -> bool:
+    """True when the page and tokenflow name different saturated links only because the
+    optimal dispatch is not unique: every link in one set but not the other can be both
+    saturated and not saturated at the optimal cost (Market.link_load_range)."""
+    import tokenflow as tf
+
+    diff = sorted(set(page["saturated_links"]) ^ set(ref["saturated_links"]))
+    s, kw = export_live.scenario_of(st)
+    m = tf.Market(s, formulation=form, transfer_aware=kw["transfer_aware"], latency_limits_ms=kw["latency_limits_ms"])
+    rng = m.link_load_range(diff, demand_scale=kw["demand_scale"])
+    # exact, or (path formulation with binding limits) over the routes column generation found:
+    # an inner approximation of the true range, so "not unique" there is not unique for sure
+    return all(float(rng["max_utilization"].sel(link=lk)) >= 1 - 1e-6 > float(rng["min_utilization"].sel(link=lk))
+               for lk in diff)
+
+
+def safe_reference(st: dict, formulation: str = "arc") -> dict:
+    from tokenflow.errors import ScenarioError
+
+    try:
+        return export_live.reference(st, formulation=formulation)
+    except ScenarioError as exc:
+        if "unreachable demand" in str(exc):
+            return {"unreachable": True, "message": str(exc)}
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--html", type=Path, help="a built live.html (default: a standalone harness)")
+    ap.add_argument("--export", action="store_true", help="re-export live_data.js first")
+    ap.add_argument("--out", type=Path, default=ROOT / "_build" / "live" / "check_live.json")
+    a = ap.parse_args(argv)
+    if a.export:
+        export_live.write(export_live.DEFAULT_OUT)
+    page = a.html.resolve() if a.html else harness(ROOT / "_build" / "live" / "harness")
+    from check_book import chromium, network_requests
+
+    driver = chromium(log_network=True)
+    driver.set_script_timeout(120)
+    problems, rows = [], []
+    load_ms = None
+    try:
+        driver.get(page.as_uri())
+        # time from navigation start until the solver is ready (wasm decoded and compiled)
+        load_ms = driver.execute_async_script(
+            "const done = arguments[arguments.length - 1], t0 = Date.now();"
+            "(function wait() { if (window.tokenflowLive) {"
+            "  window.tokenflowLive.ready().then(() => done(performance.now()), e => done(null));"
+            "} else if (Date.now() - t0 > 60000) { done(null); } else { setTimeout(wait, 20); } })();")
+        for name in export_live.SCENARIOS:
+            for st in settings_for(name):
+                row = {"settings": st}
+                probs = []
+                for form in ("path", "arc"):  # path: tokenflow.solve's default; timed
+                    res = driver.execute_async_script(HOOK_JS, {**st, "formulation": form})
+                    ref = safe_reference(st, form)
+                    if not res.get("ok"):
+                        probs.append(f"{form}: hook failed: {res.get('error')}")
+                        continue
+                    r = res["r"]
+                    if isinstance(r.get("max_scale"), str):
+                        r["max_scale"] = float(r["max_scale"])
+                    p, d = compare(r, ref)
+                    if p and p[-1].startswith("saturated links") and alternative_optimum(st, form, r, ref):
+                        row.setdefault("alternative_optima", []).append(form)
+                        p = p[:-1]
+                    probs += [f"{form}: {x}" for x in p]
+                    row[form] = {"ms": res["ms"], "diff": d, "infeasible": bool(r.get("infeasible")),
+                                 "how": r.get("how"), "max_scale_how": r.get("max_scale_how")}
+                row["ms"] = row.get("path", {}).get("ms")
+                row["infeasible"] = row.get("path", {}).get("infeasible", False)
+                row["problems"] = probs
+                problems += [f"{name} {json.dumps(st)}: {p}" for p in probs]
+                rows.append(row)
+        # the UI rendered a result (or the infeasibility message) without errors
+        status = driver.execute_script("var e=document.getElementById('tfl-status'); return e && e.textContent;")
+        if not status or "Cannot solve" in status or "loading" in status:
+            problems.append(f"page status line: {status!r}")
+        local = ("file:", "data:", "blob:", "about:", "chrome:", "devtools:")
+        bad = [u for u in network_requests(driver) if not u.startswith(local)]
+        if bad:
+            problems.append(f"requests that left the page: {bad[:5]}")
+    finally:
+        driver.quit()
+    summary = {}
+    for name in export_live.SCENARIOS:
+        mine = [r for r in rows if r["settings"]["scenario"] == name]
+        ms = [r["ms"] for r in mine if r["ms"] is not None]
+        med = statistics.median(ms) if ms else float("nan")
+        summary[name] = {"settings": len(mine), "infeasible": sum(r["infeasible"] for r in mine),
+                         "median_ms": med, "max_ms": max(ms) if ms else None}
+        for form in ("path", "arc"):
+            diffs = [r.get(form, {}).get("diff", {}) for r in mine]
+            summary[name][form] = {
+                "max_rel_objective": max((d.get("objective", 0.0) for d in diffs), default=0.0),
+                "max_rel_price": max((d.get("prices", 0.0) for d in diffs), default=0.0),
+                "max_rel_max_scale": max((d.get("max_scale", 0.0) for d in diffs), default=0.0),
+                "column_generation": sum("column" in str(r.get(form, {}).get("how")) for r in mine),
+                "column_generation_s_star": sum("column" in str(r.get(form, {}).get("max_scale_how")) for r in mine),
+                "alternative_optima": sum(form in r.get("alternative_optima", []) for r in mine)}
+        if not med <= LIMIT_MS[name]:
+            problems.append(f"{name}: median in-browser solve {med:.1f} ms > {LIMIT_MS[name]:g} ms")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=a.out.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"page": str(page), "solver_ready_ms": load_ms, "summary": summary, "problems": problems,
+                   "rows": rows}, f, indent=1)
+    os.replace(tmp, a.out)
+    for name, s in summary.items():
+        print(f"{name}: {s['settings']} settings ({s['infeasible']} infeasible), median {s['median_ms']:.1f} ms "
+              f"(max {s['max_ms']:.1f}) per path-formulation solve")
+        for form in ("path", "arc"):
+            f = s[form]
+            print(f"  {form}: max rel diff objective {f['max_rel_objective']:.2g}, prices {f['max_rel_price']:.2g}, "
+                  f"s* {f['max_rel_max_scale']:.2g}; column generation in {f['column_generation']} (s*: "
+                  f"{f['column_generation_s_star']}); "
+                  f"saturated sets differing only between alternative optimal dispatches: {f['alternative_optima']}")
+    print(f"solver ready {load_ms:.0f} ms after navigation" if load_ms is not None else "solver did not load")
+    for p in problems:
+        print("PROBLEM:", p)
+    print("live check:", "FAILED" if problems else "ok", f"({a.out})")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,293 @@
+"""Export what the "Clear it yourself" page needs to re-clear the market in the browser.
+
+The page (book/live.md, book/_static/live/live.js) solves the package's LP with HiGHS
+compiled to WebAssembly: the *arc* formulation (:mod:`tokenflow.arc`), and the default
+*path* formulation from the same numbers (the arc optimum when its flows decompose into
+routes within their latency limits, else column generation over routes; live.js).  This
+tool writes, for each
+scenario (us5, us20) and each combination of ``transfer_aware`` x ``payload_direction`` x
+``electricity_sector``, the numbers of :func:`tokenflow.inputs.build_inputs` the LP is made
+of, split by the page's controls:
+
+* processing cost ($/M tokens) = ``energy[n, k] * electricity_factor + other[n, k]``
+  (``energy`` = PUE x electricity price x kWh per M tokens, the part an electricity-price
+  multiplier scales);
+* link capacity (GB/h) = ``arc_capacity_gbh * bandwidth_factor``;
+* balance right-hand side (M tokens/h) = ``demand_scale * base_demand``;
+* latency limits: the shortest one-way latency between every pair of nodes (``dist``, the
+  same Dijkstra as :class:`tokenflow.arc.ArcStructure`), from which the page rebuilds the
+  commodities and their allowed arcs and nodes exactly as ``ArcStructure`` does.
+
+:func:`arc_lp` rebuilds the LP from the export in Python, line for line what live.js
+does; ``tests/test_live_export.py`` solves it with highspy and compares with
+``tokenflow.solve(..., formulation="arc")``.
+
+Usage: ``python tools/export_live.py [OUT.js]`` (default book/_static/live/live_data.js).
+The file appears whole or not at all.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tokenflow import load_scenario  # noqa: E402
+from tokenflow.arc import ArcStructure  # noqa: E402
+from tokenflow.inputs import build_inputs  # noqa: E402
+from tokenflow.model import LPArrays  # noqa: E402
+from tokenflow.routes import LAT_TOL  # noqa: E402
+from tokenflow.scenario import CHOICES  # noqa: E402
+
+SCENARIOS = ("us5", "us20")
+LIVE_CHOICES = ("payload_direction", "electricity_sector")
+DEFAULT_OUT = ROOT / "book" / "_static" / "live" / "live_data.js"
+
+
+def variant_key(transfer_aware: bool, choices: dict[str, str]) -> str:
+    """Key of one variant: ``ta=1|payload_direction=request|electricity_sector=commercial``."""
+    return "|".join([f"ta={int(bool(transfer_aware))}"] + [f"{c}={choices[c]}" for c in LIVE_CHOICES])
+
+
+def _list(a: np.ndarray) -> list:
+    return [None if not math.isfinite(v) else float(v) for v in np.asarray(a, dtype=float).reshape(-1)]
+
+
+def export_scenario(name: str) -> dict:
+    """Everything the page needs for scenario ``name`` (plain JSON types)."""
+    s = load_scenario(name)
+    base = build_inputs(s)
+    st = ArcStructure(base)
+    links = s.links
+    out = {
+        "name": name,
+        "nodes": list(base.node_ids),
+        "node_names": [str(v) for v in s.nodes["name"]] if "name" in s.nodes else list(base.node_ids),
+        "lon": _list(s.nodes["lon"]), "lat": _list(s.nodes["lat"]),
+        "workloads": list(base.workload_ids),
+        "latency_ms": _list(base.latency_ms),
+        "links": [f"{a}--{b}" for a, b in zip(links["a"], links["b"])],
+        "arc_ids": list(base.link_ids),
+        "au": [int(v) for v in base.au], "av": [int(v) for v in base.av],
+        "arc_latency_ms": _list(base.arc_latency_ms),
+        "arc_cost": _list(base.arc_cost),
+        "arc_capacity_gbh": _list(base.arc_capacity_gbh),
+        "dist": [_list(row) for row in st.dist],  # None = unreachable
+        "lat_tol": LAT_TOL,
+        "defaults": {"demand_scale": 1.0, "transfer_aware": True, "bandwidth_factor": 1.0,
+                     "electricity_factor": 1.0,
+                     "latency_limits_ms": {k: float(v) for k, v in zip(base.workload_ids, base.latency_ms)},
+                     "choices": {c: s.choices[c] for c in LIVE_CHOICES}},
+        "variants": {},
+    }
+    for ta in (True, False):
+        for values in itertools.product(*(CHOICES[c] for c in LIVE_CHOICES)):
+            ch = dict(zip(LIVE_CHOICES, values))
+            inp = build_inputs(s.with_choices(**ch), transfer_aware=ta)
+            out["variants"][variant_key(ta, ch)] = {
+                "fwd_gb": _list(inp.fwd_gb), "rev_gb": _list(inp.rev_gb), "intensity": _list(inp.intensity),
+                "energy_cost": _list(inp.energy_cost),  # N*K row-major, scales with electricity_factor
+                "other_cost": _list(inp.proc_cost - inp.energy_cost),  # N*K, does not
+                "capacity_kw": _list(inp.capacity_kw), "base_demand": _list(inp.base_demand),
+            }
+    return out
+
+
+def export_all() -> dict:
+    return {"format": 1, "formulation": "arc", "scenarios": {n: export_scenario(n) for n in SCENARIOS}}
+
+
+def write(path: Path) -> Path:
+    data = export_all()
+    text = ("// generated by tools/export_live.py from the tokenflow package; do not edit\n"
+            "window.TOKENFLOW_LIVE_DATA = " + json.dumps(data, separators=(",", ":")) + ";\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".live_data.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+def load(path: Path = DEFAULT_OUT) -> dict:
+    """Read an exported file back (the JSON after ``window.TOKENFLOW_LIVE_DATA =``)."""
+    text = Path(path).read_text()
+    return json.loads(text[text.index("=") + 1:].rstrip().rstrip(";"))
+
+
+# ---------------------------------------------------------------------- the LP, as live.js builds it
+
+def settings_of(sc: dict, settings: dict) -> dict:
+    """``settings`` with the scenario's defaults filled in (names of tokenflow.solve)."""
+    d = sc["defaults"]
+    lat = dict(d["latency_limits_ms"])
+    lat.update(settings.get("latency_limits_ms") or {})
+    ch = dict(d["choices"])
+    ch.update(settings.get("choices") or {})
+    return {"demand_scale": float(settings.get("demand_scale", d["demand_scale"])),
+            "transfer_aware": bool(settings.get("transfer_aware", d["transfer_aware"])),
+            "bandwidth_factor": float(settings.get("bandwidth_factor", d["bandwidth_factor"])),
+            "electricity_factor": float(settings.get("electricity_factor", d["electricity_factor"])),
+            "latency_limits_ms": lat, "choices": ch}
+
+
+def structure(sc: dict, lat_ms: np.ndarray, has_cap: np.ndarray) -> dict:
+    """Commodities and their allowed arcs/nodes: ArcStructure's rules on the exported ``dist``."""
+    N, K = len(sc["nodes"]), len(sc["workloads"])
+    dist = np.array([[np.inf if v is None else v for v in row] for row in sc["dist"]])
+    au, lat = np.array(sc["au"]), np.array(sc["arc_latency_ms"])
+    A, tol = len(au), sc["lat_tol"]
+    reach = dist[:, has_cap]
+    fin = reach[np.isfinite(reach)]
+    com = []
+    for k in range(K):
+        if np.all(2 * fin <= lat_ms[k] + tol):
+            com.append((k, -1))
+        else:
+            com += [(k, o) for o in range(N)]
+    f_c, f_a, y_c, y_n, r_c, r_n = [], [], [], [], [], []
+    for ci, (k, o) in enumerate(com):
+        if o < 0:
+            arcs, nodes = np.arange(A), np.arange(N)
+        else:
+            d = dist[o]
+            arcs = np.nonzero(2 * (d[au] + lat) <= lat_ms[k] + tol)[0]
+            nodes = np.nonzero(2 * d <= lat_ms[k] + tol)[0]
+        pn = nodes[has_cap[nodes]]
+        f_c += [ci] * len(arcs)
+        f_a += list(arcs)
+        y_c += [ci] * len(pn)
+        y_n += list(pn)
+        r_c += [ci] * len(nodes)
+        r_n += list(nodes)
+    row_of = np.full((len(com), N), -1, dtype=np.int64)
+    row_of[r_c, r_n] = np.arange(len(r_c))
+    cidx = {c: i for i, c in enumerate(com)}
+    origin_row = np.array([[row_of[cidx.get((k, -1), cidx.get((k, n)))][n] for k in range(K)] for n in range(N)])
+    return {"com": com, "f_c": np.array(f_c, dtype=np.int64), "f_a": np.array(f_a, dtype=np.int64),
+            "y_c": np.array(y_c, dtype=np.int64), "y_n": np.array(y_n, dtype=np.int64),
+            "nb": len(r_c), "row_of": row_of, "origin_row": origin_row}
+
+
+def arc_lp(sc: dict, settings: dict, max_scale: bool = False) -> tuple[LPArrays, dict]:
+    """The arc LP of ``settings`` from the export (no unserved columns: the page has no
+    value of lost load).  Columns: [scale column if max_scale], arc flows, processing.
+    Rows: balance, compute, bandwidth.  Returns (arrays, structure)."""
+    st_ = settings_of(sc, settings)
+    v = sc["variants"][variant_key(st_["transfer_aware"], st_["choices"])]
+    N, K = len(sc["nodes"]), len(sc["workloads"])
+    L = len(sc["au"])
+    cap = np.array(v["capacity_kw"])
+    lat_ms = np.array([st_["latency_limits_ms"][w] for w in sc["workloads"]])
+    s = structure(sc, lat_ms, cap > 0)
+    k_f = np.array([s["com"][c][0] for c in s["f_c"]], dtype=np.int64)
+    k_y = np.array([s["com"][c][0] for c in s["y_c"]], dtype=np.int64)
+    au, av = np.array(sc["au"]), np.array(sc["av"])
+    fwd, rev, g = np.array(v["fwd_gb"]), np.array(v["rev_gb"]), np.array(v["intensity"])
+    nb, nf, ny = s["nb"], len(s["f_c"]), len(s["y_c"])
+    B = nb + N
+    rhs = np.zeros(nb)
+    base = np.array(v["base_demand"]).reshape(N, K)
+    rhs[s["origin_row"].reshape(-1)] = base.reshape(-1)
+    cols_rows, cols_vals = [], []
+    if max_scale:
+        dmax = float(base.max()) or 1.0
+        nz = np.nonzero(rhs)[0]
+        cols_rows.append(list(nz)), cols_vals.append(list(-rhs[nz] / dmax))
+    has_rev = bool(np.any(rev != 0))
+    for i in range(nf):
+        a, c, k = s["f_a"][i], s["f_c"][i], k_f[i]
+        ent = {s["row_of"][c, au[a]]: 1.0, s["row_of"][c, av[a]]: -1.0, B + a: fwd[k]}
+        if has_rev:
+            ent[B + (a ^ 1)] = rev[k]
+        keys = sorted(ent)
+        cols_rows.append(keys), cols_vals.append([ent[r] for r in keys])
+    for i in range(ny):
+        cols_rows.append([s["row_of"][s["y_c"][i], s["y_n"][i]], nb + s["y_n"][i]])
+        cols_vals.append([1.0, g[k_y[i]]])
+    arc_cost = np.array(sc["arc_cost"])
+    if max_scale:
+        cost = np.r_[-1.0 / dmax, np.zeros(nf + ny)]
+        bal = np.zeros(nb)
+    else:
+        fcost = fwd[k_f] * arc_cost[s["f_a"]] + rev[k_f] * arc_cost[s["f_a"] ^ 1]
+        proc = (np.array(v["energy_cost"]) * st_["electricity_factor"] + np.array(v["other_cost"])).reshape(N, K)
+        cost = np.r_[fcost, proc[s["y_n"], k_y]]
+        bal = st_["demand_scale"] * rhs
+    n_cols = len(cost)
+    indptr = np.r_[0, np.cumsum([len(r) for r in cols_rows])].astype(np.int64)
+    wts = np.r_[fwd, rev]
+    wmax = float(wts.max()) if wts.max() > 0 else 1.0
+    row_scale = np.r_[np.ones(nb), np.full(N, 1.0 / float(g.max())), np.full(L, 1.0 / wmax)]
+    arr = LPArrays(cost=cost, col_lb=np.zeros(n_cols), col_ub=np.full(n_cols, np.inf),
+                   row_lb=np.r_[bal, np.full(N + L, -np.inf)],
+                   row_ub=np.r_[bal, cap, np.array(sc["arc_capacity_gbh"]) * st_["bandwidth_factor"]],
+                   indptr=indptr, indices=np.concatenate([np.asarray(r, dtype=np.int32) for r in cols_rows]),
+                   data=np.concatenate([np.asarray(x, dtype=float) for x in cols_vals]), row_scale=row_scale)
+    s.update(k_f=k_f, k_y=k_y, fwd=fwd, rev=rev)
+    return arr, s
+
+
+def main(argv: list[str]) -> int:
+    out = Path(argv[0]) if argv else DEFAULT_OUT
+    p = write(out)
+    print(f"wrote {p} ({p.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
+
+
+# ---------------------------------------------------------------------- the package's answer
+
+def scenario_of(settings: dict):
+    """(Scenario, keyword arguments of tokenflow.solve) for the page's ``settings``: the
+    scenario with the choices, electricity prices x electricity_factor and link bandwidths x
+    bandwidth_factor (missing keys: the scenario's defaults)."""
+    s = load_scenario(settings.get("scenario", "us5"))
+    ch = {**{c: s.choices[c] for c in LIVE_CHOICES}, **(settings.get("choices") or {})}
+    s = s.with_choices(**ch)
+    ef, bf = float(settings.get("electricity_factor", 1.0)), float(settings.get("bandwidth_factor", 1.0))
+    if ef != 1.0:
+        s = s.replace(nodes={n: {"electricity_usd_per_kwh": float(e) * ef}
+                             for n, e in zip(s.node_ids, s.nodes["electricity_usd_per_kwh"])})
+    if bf != 1.0:
+        bw = build_inputs(s).arc_capacity_gbh[0::2] / 450.0
+        s = s.replace(links={lk: {"bandwidth_gbps": float(b) * bf} for lk, b in zip(s.links.index, bw)})
+    return s, {"transfer_aware": bool(settings.get("transfer_aware", True)),
+               "latency_limits_ms": settings.get("latency_limits_ms") or None,
+               "demand_scale": float(settings.get("demand_scale", 1.0))}
+
+
+def reference(settings: dict, formulation: str = "path") -> dict:
+    """What ``tokenflow.solve`` gives for ``settings`` (the hook's format): the scenario with
+    the choices, electricity prices x electricity_factor and link bandwidths x
+    bandwidth_factor, solved with the latency limits and demand scale.  ``max_scale``
+    from ``tokenflow.demand_scale_limit``."""
+    import tokenflow as tf
+    from tokenflow.errors import InfeasibleMarketError
+
+    s, kw = scenario_of(settings)
+    scale = kw.pop("demand_scale")
+    kw["formulation"] = formulation
+    lim = tf.demand_scale_limit(s, **kw)
+    try:
+        r = tf.solve(s, demand_scale=scale, **kw)
+    except InfeasibleMarketError as exc:
+        return {"infeasible": True, "max_scale": float(exc.max_scale)}
+    p = r.prices.to_pandas()
+    return {"objective": float(r.objective),
+            "prices": {n: {w: float(p.loc[n, w]) for w in p.columns} for n in p.index},
+            "saturated_links": sorted(r.saturated_links()), "max_scale": float(lim.max_scale),
+            "binding": lim.binding}

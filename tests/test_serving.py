@@ -16,7 +16,7 @@ import pytest
 
 import tokenflow as tf
 from tokenflow.errors import ScenarioError
-from tokenflow.serving import COLUMNS, SERVER_W_PER_GPU, load_serving_data, serving_models
+from tokenflow.serving import load_serving_data, serving_models
 
 DATA = resources.files("tokenflow").joinpath("data", "serving_measurements.csv")
 

@@ -68,7 +68,7 @@ def consistent_values(us5: Scenario | None = None, us20: Scenario | None = None,
         e["cleared"] = cleared
         if not cleared:
             eq = scale * lim5.max_scale / lim5_go.max_scale
-            r = _evaluate(claim, lambda sc, fn=fn: fn(sc, eq), c5)
+            r = _evaluate(claim, lambda sc, fn=fn, eq=eq: fn(sc, eq), c5)
             e["equivalent_load"] = {"scale": eq, "value": r.reproduced, "passed": r.passed, "detail": r.detail}
         e["energy_factor"] = factors
         out[claim] = e

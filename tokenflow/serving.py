@@ -258,7 +258,8 @@ def serving_models(data: pd.DataFrame | None = None) -> dict[tuple[str, str], Se
     """One :class:`ServingModel` per (accelerator, model) in ``data`` (default: the bundled file)."""
     if data is None:
         return dict(_bundled_models())
-    return {(a, m): _build(data, a, m) for a, m in data[["accelerator", "model"]].drop_duplicates().itertuples(index=False)}
+    pairs = data[["accelerator", "model"]].drop_duplicates().itertuples(index=False)
+    return {(a, m): _build(data, a, m) for a, m in pairs}
 
 
 @lru_cache(maxsize=1)

@@ -62,11 +62,18 @@ QUANTITIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "output_throughput": (("tok/s", "tok/s/GPU"), ("batch", "input_tokens", "output_tokens")),
     "decode_energy": (("J/token",), ("batch",)),
     "gpu_power": (("W",), ()),
+    # own measurements (tools/measure_serving.py): batch-1 prefill time, one decode step at a
+    # context of input_tokens, NVML energy per prompt / generated token
+    "prefill_time": (("ms",), ("batch", "input_tokens")),
+    "prefill_energy": (("J/token",), ("batch", "input_tokens")),
+    "decode_step": (("ms",), ("batch", "input_tokens")),
 }
 # accelerators: HBM capacity (GB) and bandwidth (TB/s); sources as in tokenflow.queueing.HARDWARE
 ACCELERATORS: dict[str, dict[str, float | str]] = {
     "H100-SXM-80GB": {"memory_gb": 80.0, "hbm_tb_per_s": 3.35,
                       "source": "https://huggingface.co/hardware/h100 (80 GB HBM3, 3.35 TB/s, 700 W)"},
+    "H200-SXM-141GB": {"memory_gb": 141.0, "hbm_tb_per_s": 4.8,
+                       "source": "https://www.nvidia.com/en-us/data-center/h200/ (141 GB HBM3e, 4.8 TB/s)"},
 }
 # model classes: parameters and KV-cache bytes per token (2 x layers x KV heads x head dim x 2 B, bf16)
 MODELS: dict[str, dict[str, float | str]] = {
@@ -76,6 +83,9 @@ MODELS: dict[str, dict[str, float | str]] = {
     "70b-class": {"params": 70.6e9, "layers": 80, "kv_heads": 8, "head_dim": 128,
                   "source": "https://huggingface.co/meta-llama/Llama-3.1-70B/blob/main/config.json "
                             "(80 layers, 8 key-value heads, head dim 8192/64 = 128)"},
+    "30b-class": {"params": 32.8e9, "layers": 64, "kv_heads": 8, "head_dim": 128,
+                  "source": "https://huggingface.co/Qwen/Qwen2.5-32B/blob/main/config.json "
+                            "(64 layers, 8 key-value heads, head dim 5120/40 = 128)"},
 }
 KV_BYTES_PER_ELEMENT = 2.0  # bf16 KV cache
 # IT power per GPU including its share of host, network and fans: DGX H100 10.2 kW / 8 GPUs
@@ -227,10 +237,17 @@ def _build(data: pd.DataFrame, accelerator: str, model: str) -> ServingModel:
     d = data[(data["accelerator"] == accelerator) & (data["model"] == model)]
     label = f"serving data: {accelerator} / {model}"
     pw = d[d["quantity"] == "gpu_power"]
-    tt = d[d["quantity"] == "ttft"].sort_values("input_tokens")
-    if pw.empty or len(tt) < 2 or tt["input_tokens"].nunique() < 2:
-        raise ScenarioError(f"{label}: needs a gpu_power row and first-token latencies at two prompt lengths")
+    # batch-1 prompt timings: published first-token latencies, or own prefill times
+    tt = d[d["quantity"].isin(["ttft", "prefill_time"]) & (d["batch"] == 1)].sort_values("input_tokens")
+    if len(tt) < 2 or tt["input_tokens"].nunique() < 2:
+        raise ScenarioError(f"{label}: needs batch-1 first-token latencies or prefill times at two prompt lengths")
     gpus = int(tt["gpus"].iloc[0])
+    if pw.empty:  # own measurement: GPU power = measured prefill energy / prefill time
+        pe = d[d["quantity"] == "prefill_energy"].merge(tt, on="input_tokens", suffixes=("", "_t"))
+        if pe.empty:
+            raise ScenarioError(f"{label}: needs a gpu_power row or measured prefill energy")
+        power = float((pe["value"] * pe["input_tokens"] / (pe["value_t"] / 1e3) / gpus).median())
+        pw = pd.DataFrame({"value": [power]})
     x, y = tt["input_tokens"].to_numpy(float), tt["value"].to_numpy(float) / 1e3
     slope = float(np.polyfit(x, y, 1)[0])
     if slope <= 0:
@@ -242,13 +259,16 @@ def _build(data: pd.DataFrame, accelerator: str, model: str) -> ServingModel:
         step = (b * n_out / thr - b * n_in * slope) / n_out
         rows.append({"row": int(i) + 1, "batch": b, "input_tokens": n_in, "output_tokens": n_out,
                      "context": n_in + n_out / 2.0, "step_s": step, "engine": r["engine"]})
+    for i, r in d[(d["quantity"] == "decode_step") & (d["gpus"] == gpus)].iterrows():
+        rows.append({"row": int(i) + 1, "batch": r["batch"], "input_tokens": r["input_tokens"], "output_tokens": 1.0,
+                     "context": r["input_tokens"], "step_s": r["value"] / 1e3, "engine": r["engine"]})
     pts = pd.DataFrame(rows)
     if len(pts) < 3:
         raise ScenarioError(f"{label}: needs at least three output-throughput rows for the step-time fit")
     A = np.c_[np.ones(len(pts)), pts["batch"], pts["batch"] * pts["context"]]
     coef, *_ = np.linalg.lstsq(A, pts["step_s"].to_numpy(float), rcond=None)
     pts["fit_s"] = A @ coef
-    me = d[d["quantity"] == "decode_energy"][["batch", "value", "engine", "source_locator"]].rename(
+    me = d[d["quantity"] == "decode_energy"][["batch", "input_tokens", "value", "engine", "source_locator"]].rename(
         columns={"value": "j_per_token_gpu"})
     return ServingModel(accelerator, model, gpus, float(pw["value"].iloc[0]), slope, pts,
                         (float(coef[0]), float(coef[1]), float(coef[2])), me.reset_index(drop=True))

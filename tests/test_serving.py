@@ -16,7 +16,7 @@ import pytest
 
 import tokenflow as tf
 from tokenflow.errors import ScenarioError
-from tokenflow.serving import load_serving_data, serving_models
+from tokenflow.serving import SERVER_W_PER_GPU, load_serving_data, serving_models
 
 DATA = resources.files("tokenflow").joinpath("data", "serving_measurements.csv")
 
@@ -180,3 +180,53 @@ def test_claims_json_has_consistent_entries():
             if not c["cleared"]:
                 assert "infeasible" in str(c["value"]) and not c["passed"]
                 assert c["equivalent_load"]["scale"] < c["s_star"]
+
+
+def test_measured_profiles_are_not_fitted_to_the_scenario_energy():
+    from tokenflow.queueing import default_profiles, measured_profiles
+
+    s = tf.load_scenario("us5")
+    P = measured_profiles(s)
+    Q = measured_profiles(s.replace(workloads={"chat": {"energy_kwh_per_mtok": 0.5},
+                                               "code_review": {"energy_kwh_per_mtok": 2.0}}))
+    for w in ("chat", "code_review"):
+        # the step-time curve and prefill do not move with the energy figure; the LP's capacity does
+        assert P[w].step_time(10) == Q[w].step_time(10) and P[w].prefill_s_per_token == Q[w].prefill_s_per_token
+        assert P[w].lp_tokens_per_s > Q[w].lp_tokens_per_s
+        assert P[w].lp_to_pool_utilisation() == pytest.approx(
+            P[w].lp_tokens_per_s / P[w].saturation_tokens_per_s(), rel=1e-12)
+        m = {"chat": "8b-class", "code_review": "70b-class"}[w]
+        sm = serving_models()[("H100-SXM-80GB", m)]
+        assert P[w].gpus_per_replica == sm.gpus and P[w].max_batch <= sm.max_batch_kv(100)
+        # LP capacity of a replica: GPUs x IT kW per GPU / energy per token
+        assert P[w].lp_tokens_per_s == pytest.approx(
+            sm.gpus * SERVER_W_PER_GPU / 1e3 / s.workloads.loc[w, "energy_kwh_per_mtok"] * 1e6 / 3600, rel=1e-12)
+    # profiles built on the LP's capacity keep the identity (pool utilisation = LP utilisation)
+    for p in default_profiles(s).values():
+        assert p.lp_to_pool_utilisation() == 1.0
+    with pytest.raises(tf.TokenflowError, match="batch"):
+        measured_profiles(s, batch=0)
+
+
+def test_kv_cache_limit():
+    m = serving_models()[("H100-SXM-80GB", "8b-class")]
+    assert m.kv_bytes_per_token() == 2 * 32 * 8 * 128 * 2
+    b = m.max_batch_kv(2048)
+    free = 80e9 - 8.03e9 * 2
+    assert b * 2048 * m.kv_bytes_per_token() <= free < (b + 1) * 2048 * m.kv_bytes_per_token()
+    assert m.max_batch_kv(10 ** 9) == 0
+
+
+def test_market_latency_feeds_each_pool_its_own_utilisation():
+    from tokenflow.queueing import market_latency, measured_profiles
+
+    s = tf.load_scenario("us5").with_choices(energy_accounting="prefill_and_decode")
+    P = measured_profiles(s)
+    r = tf.solve(s, demand_scale=3.0)
+    lat = market_latency(r, s, P)
+    u = r.dataset["compute_utilization"].to_pandas()
+    pu = lat["pool_utilisation"].to_pandas()
+    for w in ("chat", "code_review"):
+        served = pu[w].dropna().index
+        assert len(served)
+        np.testing.assert_allclose(pu.loc[served, w], u[served] * P[w].lp_to_pool_utilisation(), rtol=1e-12)

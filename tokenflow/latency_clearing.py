@@ -86,9 +86,11 @@ def network_limits(s, profiles: dict[str, ServiceProfile], latency_limits_ms: di
 
 def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.Series, q: float = 0.99,
                 peak: bool = True, rtt: xr.Dataset | None = None) -> pd.DataFrame:
-    """rho*[node, workload]: the largest pool utilisation at which the workload meets its
+    """rho*[node, workload]: the largest LP utilisation at which the workload meets its
     end-to-end limit on the slowest route it uses into the node (:func:`route_rtts`) (within the peak minute when
-    ``peak``); 1 for workloads without a limit, NaN where the workload is not processed.
+    ``peak``), in the LP's unit (the pool's own limit over
+    :meth:`~tokenflow.queueing.ServiceProfile.lp_to_pool_utilisation`, 1 for profiles built on
+    the LP's capacity); 1 for workloads without a limit, NaN where the workload is not processed.
     ``rtt``: :func:`~tokenflow.queueing.route_rtts` of ``result`` if already computed."""
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
@@ -102,14 +104,18 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
         for n in nodes:
             if proc.loc[n, w] <= 0:
                 continue
-            if p is None or p.limit_ms is None:
+            if p is None:
                 out.loc[n, w] = 1.0
+                continue
+            if p.limit_ms is None:  # no latency limit: only saturation, in the LP's unit
+                out.loc[n, w] = min(1.0, 1.0 / p.lp_to_pool_utilisation())
                 continue
             origins = tr.sel(node=n, workload=w).to_pandas()
             worst = (float(rtt.sel(node=n, workload=w).max(skipna=True)) if (origins > 1e-9).any() else 0.0)
             reps = pool_replicas(capacity_kw[n], share.loc[n, w], p)
             rho = max_utilisation(p, p.limit_ms - worst, arrival_scv(p), q, reps)
-            out.loc[n, w] = rho / (p.peak_to_mean() if peak else 1.0)
+            # rho is the pool's own utilisation; the LP's is smaller by lp_to_pool_utilisation
+            out.loc[n, w] = rho / (p.peak_to_mean() if peak else 1.0) / p.lp_to_pool_utilisation()
     return out
 
 

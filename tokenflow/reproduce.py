@@ -37,7 +37,7 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "robustness": ({"n_draws": 500}, {"n_draws": 12}),
     "choices": ({}, {}),
     "referees": ({}, {"sim_requests": 400, "sim_rhos": [0.5, 0.9], "n_scales": 2, "us20_check": False,
-                          "fixed_point_tol": 1e-2}),
+                          "fixed_point_tol": 1e-2, "search_rel_tol": 0.05}),
     "scorecard": ({}, {}),
 }
 OUT = Path("book") / "generated"

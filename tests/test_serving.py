@@ -230,3 +230,13 @@ def test_market_latency_feeds_each_pool_its_own_utilisation():
         served = pu[w].dropna().index
         assert len(served)
         np.testing.assert_allclose(pu.loc[served, w], u[served] * P[w].lp_to_pool_utilisation(), rtol=1e-12)
+
+
+def test_referees_chapter_uses_no_slope_fitted_to_the_scenario_energy():
+    """The chapter's serving layer is built on the measurements (measured_profiles), not on
+    default_profiles, whose step-time slope is fitted to the scenario's energy per token."""
+    nb = json.loads((Path(__file__).resolve().parents[1] / "notebooks" / "referees.ipynb").read_text())
+    code = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    assert "measured_profiles(" in code
+    for banned in ("default_profiles", "_slope_for_energy", "energy_mix"):
+        assert banned not in code, banned

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import tokenflow as tf
@@ -75,3 +76,92 @@ def test_single_workload_pool_runs_at_node_utilisation(two_nodes, profile):
                 assert float(lc.latency["replicas"].sel(node=n, workload="w")) == pool_replicas(
                     float(two_nodes.compute_capacity_kw[n]), 1.0, profile["w"])
     assert float(lc.latency["pool_utilisation"].sel(node="B", workload="w")) > 0.1  # B is in use at the peak
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    ({"tol": float("nan")}, "tol"), ({"tol": -1e-3}, "tol"), ({"tol": "1e-3"}, "tol"),
+    ({"q": float("nan")}, "q"), ({"q": 1.0}, "q"), ({"q": 0}, "q"),
+    ({"max_iter": 0}, "max_iter"), ({"max_iter": 2.5}, "max_iter"), ({"max_iter": True}, "max_iter"),
+    ({"peak": "yes"}, "peak"), ({"transfer_aware": 1}, "transfer_aware"),
+    ({"damping": 0.0}, "damping"), ({"damping": 1.5}, "damping"), ({"damping": float("inf")}, "damping"),
+    ({"latency_limits_ms": {"w": float("nan")}}, "latency_limits_ms"),
+    ({"latency_limits_ms": {"nope": 10.0}}, "latency_limits_ms"),
+    ({"profiles": {"nope": None}}, "profiles"),
+])
+def test_bad_arguments_name_the_argument(two_nodes, profile, kwargs, name):
+    args = {"profiles": profile, **kwargs}
+    with pytest.raises(tf.TokenflowError, match=name):
+        latency_consistent_clearing(two_nodes, 1.0, **args)
+
+
+@pytest.mark.parametrize("scale", [float("nan"), 0.0, -1.0, float("inf"), None, True])
+def test_bad_demand_scale(two_nodes, profile, scale):
+    with pytest.raises(tf.TokenflowError, match="demand_scale"):
+        latency_consistent_clearing(two_nodes, scale, profiles=profile)
+
+
+def test_bad_scenario(profile):
+    with pytest.raises(tf.TokenflowError, match="Scenario"):
+        latency_consistent_clearing("us5", 1.0, profiles=profile)
+
+
+def test_damped_fixed_point_reaches_the_hand_solved_end_point(two_nodes, profile):
+    p = profile["w"]
+    reps = pool_replicas(10_000.0, 1.0, p)
+    f = max_utilisation(p, 500.0, arrival_scv(p), 0.99, reps) / p.peak_to_mean()
+    for damping in (1.0, 0.6):
+        lc = latency_consistent_clearing(two_nodes, 1.0, profiles=profile, peak=True, damping=damping, tol=1e-7,
+                                         max_iter=60)
+        assert lc.converged
+        assert lc.capacity_factor["A"] == pytest.approx(f, rel=1e-5)
+        # B (not binding) ends at its own usable share, by hand: its pool limit at the A->B round trip
+        rtt = float(lc.latency["rtt_ms"].sel(origin="A", node="B", workload="w"))
+        f_b = max_utilisation(p, 500.0 - rtt, arrival_scv(p), 0.99, reps) / p.peak_to_mean()
+        assert lc.capacity_factor["B"] == pytest.approx(f_b, rel=1e-5)
+        assert float(lc.result.processing.sel(node="A", workload="w")) == pytest.approx(10_000.0 * f, rel=1e-5)
+    # damped: the factor approaches the share from above in geometric steps of (1 - damping)
+    it = lc.iterations["usable_capacity_mw"].to_numpy()
+    assert (np.diff(it) <= 1e-9).all()
+
+
+def test_damped_fixed_point_end_point(two_nodes, profile):
+    """The damped end point agrees with the monotone one where a node binds, and every node is
+    within its usable share."""
+    lc_mono = latency_consistent_clearing(two_nodes, 1.0, profiles=profile, peak=True)
+    lc_damp = latency_consistent_clearing(two_nodes, 1.0, profiles=profile, peak=True, damping=1.0)
+    # same dispatch and cost; the damped end point also caps B (not binding) at its usable share
+    assert lc_damp.capacity_factor["A"] == pytest.approx(lc_mono.capacity_factor["A"], rel=1e-6)
+    assert lc_damp.result.objective == pytest.approx(lc_mono.result.objective, rel=1e-9)
+    assert lc_damp.capacity_factor["B"] < 1.0
+    # every node within its usable share at the end point (tolerance)
+    from tokenflow.latency_clearing import pool_limits, usable_share
+    r, s = lc_damp.result, two_nodes
+    util = r.dataset["compute_used"].to_pandas() / s.compute_capacity_kw
+    share = usable_share(r, s, pool_limits(r, s, profile, s.compute_capacity_kw, 0.99, True))
+    assert (util <= share + 1e-6).all()
+
+
+def test_largest_latency_consistent_scale_by_search(two_nodes, profile):
+    from tokenflow.latency_clearing import max_latency_consistent_scale
+
+    res = max_latency_consistent_scale(two_nodes, rel_tol=1e-3, profiles=profile, peak=True)
+    assert res.clearing is not None and res.clearing.converged
+    assert res.scale < res.upper <= res.scale * (1 + 2e-3) + 1e-12
+    # just above: the whole procedure fails
+    with pytest.raises(tf.InfeasibleMarketError):
+        lc = latency_consistent_clearing(two_nodes, res.upper * 1.002, profiles=profile, peak=True)
+        assert lc.converged  # a non-converged run also counts as not clearing
+        raise tf.InfeasibleMarketError(res.upper, res.scale, "not converged")
+    # by hand: A (local demand) and B (over the link) each usable up to their pool limits;
+    # 1 kWh per M tokens, so compute used (kW) = tokens served (M/h) = total demand
+    p = profile["w"]
+    reps = pool_replicas(10_000.0, 1.0, p)
+    rtt = float(res.clearing.latency["rtt_ms"].sel(origin="A", node="B", workload="w"))
+    f_a = max_utilisation(p, 500.0, arrival_scv(p), 0.99, reps) / p.peak_to_mean()
+    f_b = max_utilisation(p, 500.0 - rtt, arrival_scv(p), 0.99, reps) / p.peak_to_mean()
+    used = float(res.clearing.result.dataset["compute_used"].sum())
+    assert used == pytest.approx(10_000.0 * (f_a + f_b), rel=5e-3)
+    assert used == pytest.approx(float(two_nodes.demand.sum()) * res.scale, rel=1e-6)
+    assert res.scale < tf.max_demand_scale(two_nodes)
+    with pytest.raises(tf.TokenflowError, match="rel_tol"):
+        max_latency_consistent_scale(two_nodes, rel_tol=float("nan"), profiles=profile)

@@ -147,7 +147,11 @@ def cmd_claims(args: argparse.Namespace) -> int:
     else:
         results = scorecard()
     if args.json:
-        print(json.dumps([r.to_json() for r in results], indent=2, default=str))
+        from .consistent import consistent_values  # C1-C4 with energy_accounting="prefill_and_decode"
+
+        consistent = consistent_values()
+        print(json.dumps([{**r.to_json(), "consistent": consistent.get(r.claim)} for r in results],
+                         indent=2, default=str))
     else:
         import pandas as pd
 

@@ -21,6 +21,9 @@ public market API is used (``tokenflow.solve`` and ``Scenario.replace``).
 
 from __future__ import annotations
 
+import math
+import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,6 +67,55 @@ class LatencyClearing:
     converged: bool
 
 
+def _real(name: str, v, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+          hi_open: bool = False) -> float:
+    """``v`` as a finite float within the bounds, or a :class:`TokenflowError` naming ``name``."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        raise TokenflowError(f"latency_consistent_clearing: {name} must be a number, got {v!r}")
+    x = float(v)
+    if not math.isfinite(x):
+        raise TokenflowError(f"latency_consistent_clearing: {name} must be a finite number, got {v!r}")
+    if lo is not None and (x < lo or (lo_open and x == lo)):
+        raise TokenflowError(f"latency_consistent_clearing: {name} must be {'>' if lo_open else '>='} {lo:g}, "
+                             f"got {v!r}")
+    if hi is not None and (x > hi or (hi_open and x == hi)):
+        raise TokenflowError(f"latency_consistent_clearing: {name} must be {'<' if hi_open else '<='} {hi:g}, "
+                             f"got {v!r}")
+    return x
+
+
+def _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_aware, max_iter, tol,
+                damping=None) -> None:
+    """Every argument of :func:`latency_consistent_clearing`, each problem naming the argument."""
+    from .scenario import Scenario
+
+    if not isinstance(s, Scenario):
+        raise TokenflowError(f"latency_consistent_clearing: s must be a Scenario, got {type(s).__name__}")
+    _real("demand_scale", demand_scale, lo=0.0, lo_open=True)
+    _real("q", q, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+    _real("tol", tol, lo=0.0)
+    if damping is not None:
+        _real("damping", damping, lo=0.0, hi=1.0, lo_open=True)
+    if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
+        raise TokenflowError(f"latency_consistent_clearing: max_iter must be a whole number >= 1, got {max_iter!r}")
+    for name, v in (("peak", peak), ("transfer_aware", transfer_aware)):
+        if not isinstance(v, (bool, np.bool_)):
+            raise TokenflowError(f"latency_consistent_clearing: {name} must be True or False, got {v!r}")
+    if profiles is not None:
+        if not isinstance(profiles, Mapping) or not all(isinstance(p, ServiceProfile) for p in profiles.values()):
+            raise TokenflowError("latency_consistent_clearing: profiles must map workload to ServiceProfile")
+        unknown = sorted(set(map(str, profiles)) - set(s.workload_ids))
+        if unknown:
+            raise TokenflowError(f"latency_consistent_clearing: profiles name unknown workloads {unknown}")
+    if latency_limits_ms is not None:
+        if not isinstance(latency_limits_ms, Mapping):
+            raise TokenflowError("latency_consistent_clearing: latency_limits_ms must map workload to ms")
+        for w, v in latency_limits_ms.items():
+            if w not in s.workload_ids:
+                raise TokenflowError(f"latency_consistent_clearing: latency_limits_ms names unknown workload {w!r}")
+            _real(f"latency_limits_ms[{w!r}]", v, lo=0.0, lo_open=True)
+
+
 def network_limits(s, profiles: dict[str, ServiceProfile], latency_limits_ms: dict[str, float] | None = None,
                    q: float = 0.99) -> dict[str, float]:
     """RTT limit per workload: the LP's limit, tightened so that an idle replica's processing
@@ -86,9 +138,11 @@ def network_limits(s, profiles: dict[str, ServiceProfile], latency_limits_ms: di
 
 def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.Series, q: float = 0.99,
                 peak: bool = True, rtt: xr.Dataset | None = None) -> pd.DataFrame:
-    """rho*[node, workload]: the largest pool utilisation at which the workload meets its
+    """rho*[node, workload]: the largest LP utilisation at which the workload meets its
     end-to-end limit on the slowest route it uses into the node (:func:`route_rtts`) (within the peak minute when
-    ``peak``); 1 for workloads without a limit, NaN where the workload is not processed.
+    ``peak``), in the LP's unit (the pool's own limit over
+    :meth:`~tokenflow.queueing.ServiceProfile.lp_to_pool_utilisation`, 1 for profiles built on
+    the LP's capacity); 1 for workloads without a limit, NaN where the workload is not processed.
     ``rtt``: :func:`~tokenflow.queueing.route_rtts` of ``result`` if already computed."""
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
@@ -102,14 +156,18 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
         for n in nodes:
             if proc.loc[n, w] <= 0:
                 continue
-            if p is None or p.limit_ms is None:
+            if p is None:
                 out.loc[n, w] = 1.0
+                continue
+            if p.limit_ms is None:  # no latency limit: only saturation, in the LP's unit
+                out.loc[n, w] = min(1.0, 1.0 / p.lp_to_pool_utilisation())
                 continue
             origins = tr.sel(node=n, workload=w).to_pandas()
             worst = (float(rtt.sel(node=n, workload=w).max(skipna=True)) if (origins > 1e-9).any() else 0.0)
             reps = pool_replicas(capacity_kw[n], share.loc[n, w], p)
             rho = max_utilisation(p, p.limit_ms - worst, arrival_scv(p), q, reps)
-            out.loc[n, w] = rho / (p.peak_to_mean() if peak else 1.0)
+            # rho is the pool's own utilisation; the LP's is smaller by lp_to_pool_utilisation
+            out.loc[n, w] = rho / (p.peak_to_mean() if peak else 1.0) / p.lp_to_pool_utilisation()
     return out
 
 
@@ -153,17 +211,22 @@ def _summary(it: int, r, s, factor: pd.Series, share: pd.Series, util: pd.Series
 def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict[str, float] | None = None,
                                 profiles: dict[str, ServiceProfile] | None = None, q: float = 0.99,
                                 peak: bool = True, transfer_aware: bool = True, max_iter: int = 25,
-                                tol: float = 1e-6, network_only=None) -> LatencyClearing:
+                                tol: float = 1e-6, network_only=None, damping: float | None = None
+                                ) -> LatencyClearing:
     """Clear ``s`` at ``demand_scale`` so that every served route meets its workload's
     end-to-end latency limit at quantile ``q`` (see the module docstring).  ``tol``: how far
     (share of capacity) a node may sit above its usable share at the fixed point;
     ``network_only``: the network-only clearing of the same case, if already solved.
 
-    Raises :class:`InfeasibleMarketError` when the derated market cannot serve the demand."""
-    if not 0 < q < 1:
-        raise TokenflowError(f"quantile must be in (0, 1), got {q!r}")
-    if max_iter < 1:
-        raise TokenflowError(f"max_iter must be at least 1, got {max_iter!r}")
+    ``damping``: None (default) derates monotonically (a node's capacity factor only falls, to
+    its usable share when it is above it).  A number ``a`` in (0, 1] runs a damped fixed
+    point instead: every node's factor moves to ``(1 - a)*factor + a*usable share``, so a share
+    can rise again when the mix changes; it stops when no node is above its usable share by
+    more than ``tol`` and no factor moved by more than ``tol``.
+
+    Raises :class:`InfeasibleMarketError` when the derated market cannot serve the demand and
+    :class:`TokenflowError` naming the argument for a bad argument."""
+    _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_aware, max_iter, tol, damping)
     profiles = default_profiles(s) if profiles is None else profiles
     cap0 = s.nodes["capacity_mw"].astype(float)
     cap0_kw = s.compute_capacity_kw
@@ -187,13 +250,76 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
         share = usable_share(r, s, rho_max)
         rows.append(_summary(it, r, s, factor, share, util))
         over = util > share + tol
-        if not over.any():
-            converged = True
-            break
-        factor = factor.where(~over, np.minimum(factor, share))
+        if damping is None:
+            if not over.any():
+                converged = True
+                break
+            factor = factor.where(~over, np.minimum(factor, share))
+        else:
+            new = ((1.0 - damping) * factor + damping * share).clip(lower=0.0, upper=1.0)
+            if not over.any() and float((new - factor).abs().max()) <= tol:
+                converged = True
+                break
+            factor = new
         current = s.replace(nodes={n: {"capacity_mw": float(cap0[n] * factor[n])} for n in cap0.index})
     alloc, pool_u = fixed_point_pools(r, s, rho_max, util)
     lat = market_latency(r, s, profiles, q, utilisation=pool_u, capacity_kw=cap0_kw, peak=peak, shares=alloc,
                          rtt=rtt)
     return LatencyClearing(r, network_only, current, factor, net, pd.DataFrame(rows).set_index("iteration"), lat,
                            rho_max, converged)
+
+
+@dataclass
+class LatencyScale:
+    """Outcome of :func:`max_latency_consistent_scale`: ``scale`` (the largest demand scale found
+    at which the whole procedure clears and converges), ``clearing`` there, ``upper`` (the
+    smallest scale found that does not) and ``why`` (what failed at ``upper``)."""
+
+    scale: float
+    clearing: LatencyClearing | None
+    upper: float
+    why: str
+
+
+def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, hi: float | None = None,
+                                 **kwargs) -> LatencyScale:
+    """The largest demand scale at which :func:`latency_consistent_clearing` (with ``kwargs``)
+    clears and converges, by bisection on the whole procedure between ``lo`` (default 0) and
+    ``hi`` (default the network-only s*, an upper bound: derating and tightened limits only
+    remove capacity).  Assumes clearing is monotone in the scale (more demand, no easier to
+    serve); ``rel_tol``: relative width of the final bracket."""
+    from .market import max_demand_scale
+
+    _real("rel_tol", rel_tol, lo=0.0, lo_open=True)
+    _real("lo", lo, lo=0.0)
+    hi = float(max_demand_scale(s, latency_limits_ms=kwargs.get("latency_limits_ms"),
+                                transfer_aware=kwargs.get("transfer_aware", True)) if hi is None else
+               _real("hi", hi, lo=0.0, lo_open=True))
+    if not lo < hi:
+        raise TokenflowError(f"max_latency_consistent_scale: lo must be below hi, got lo={lo!r}, hi={hi!r}")
+
+    def attempt(scale: float) -> tuple[LatencyClearing | None, str]:
+        try:
+            lc = latency_consistent_clearing(s, scale, **kwargs)
+        except InfeasibleMarketError as exc:
+            return None, exc.binding
+        return (lc, "") if lc.converged else (None, "the fixed point did not converge")
+
+    best, why_hi = None, "the network-only market is infeasible above it"
+    top, why = attempt(hi)
+    if top is not None:
+        return LatencyScale(hi, top, hi, "the network-only market is infeasible above it")
+    why_hi = why
+    if lo > 0:
+        best, why = attempt(lo)
+        if best is None:
+            raise TokenflowError(f"max_latency_consistent_scale: the procedure does not clear at lo = {lo:g} "
+                                 f"({why})")
+    while hi - lo > rel_tol * hi:
+        mid = 0.5 * (lo + hi)
+        lc, why = attempt(mid)
+        if lc is None:
+            hi, why_hi = mid, why
+        else:
+            lo, best = mid, lc
+    return LatencyScale(lo, best, hi, why_hi)

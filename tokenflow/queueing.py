@@ -86,6 +86,9 @@ class ServiceProfile:
     fixed_steps: float | None = None
     peak_trace: str | None = None
     source: str = ""
+    # LP capacity of one replica in market tokens/s (compute it may use / energy per token);
+    # None: the profile is built so that it equals the saturation throughput (default_profiles)
+    lp_tokens_per_s: float | None = None
 
     def peak_to_mean(self) -> float:
         """Peak-to-mean request rate over 1-minute windows of ``peak_trace`` (1 without one)."""
@@ -126,6 +129,17 @@ class ServiceProfile:
 
     def tokens_per_request(self) -> float:
         return self.steps_moments()[0] * self.tokens_per_step
+
+    def saturation_tokens_per_s(self) -> float:
+        """Market tokens/s a replica serves at saturation (rho = 1)."""
+        return self.saturation_rate() * self.tokens_per_request()
+
+    def lp_to_pool_utilisation(self) -> float:
+        """Pool utilisation per unit of LP utilisation: the LP's capacity of a replica over what
+        the replica can serve (1 when the profile is built on the LP's capacity)."""
+        if self.lp_tokens_per_s is None:
+            return 1.0
+        return self.lp_tokens_per_s / self.saturation_tokens_per_s()
 
 
 def _slope_for_energy(energy_kwh_per_mtok: float, gpus: int, b_max: int, tokens_per_step: float,
@@ -185,6 +199,63 @@ def default_profiles(s) -> dict[str, ServiceProfile]:
             20000.0, "completion", fixed_steps=steps, peak_trace="conv",
             source=f"one image per GPU, 30 steps (assumption); 20 s at p99: MLPerf SDXL server ({mlperf}); "
                    "arrival peaks as the conversation trace (assumption)")
+    return out
+
+
+def measured_profiles(s, batch: int | None = None) -> dict[str, ServiceProfile]:
+    """Service profiles of chat and code review built on the serving measurements
+    (:mod:`tokenflow.serving`), not on the scenario's energy per token; image as in
+    :func:`default_profiles` (no serving data for diffusion).  Per workload:
+
+    * step time ``t(b) = a + c'*b`` from the measured fit ``a + c*b + d*b*ctx`` at the
+      trace's mean context ``ctx`` (prompt + half the generated tokens): ``c' = c + d*ctx``;
+    * prefill time per prompt token measured (first-token latency slope);
+    * batch ``min(batch, KV-cache limit)``: ``batch`` defaults to the serving batch of the
+      energy figures (64); the KV-cache limit is the replica's memory after bf16 weights over
+      the KV bytes of a mean request (prompt + generated tokens);
+    * **prefill/decode interference** (declared approximation; Splitwise, Patel et al. ISCA
+      2024, runs both phases on one machine in its baseline): prompt processing takes GPU time
+      from decode steps.  At saturation a replica's busy time per request is
+      ``prefill + G*t(B)/B``, so a share ``f = lambda_sat*prefill`` of its time goes to
+      prefill, and every decode step is stretched by ``1/(1 - f)`` (at every load: conservative
+      below saturation);
+    * ``lp_tokens_per_s``: the LP's capacity of the replica, GPUs x IT kW per GPU / the
+      scenario's energy per token, so :meth:`ServiceProfile.lp_to_pool_utilisation` maps the
+      LP's utilisation to the pool's own.
+    """
+    from .serving import SERVING_BATCH, WORKLOAD_SERVING, serving_models
+
+    batch = SERVING_BATCH if batch is None else batch
+    if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
+        raise TokenflowError(f"measured_profiles: batch must be a whole number >= 1, got {batch!r}")
+    base = default_profiles(s)
+    e = s.workloads["energy_kwh_per_mtok"]
+    models = serving_models()
+    out: dict[str, ServiceProfile] = {}
+    for w, p in base.items():
+        if w not in WORKLOAD_SERVING:
+            out[w] = p
+            continue
+        trace, acc, model = WORKLOAD_SERVING[w]
+        sm, t = models[(acc, model)], trace_stats(trace)
+        ctx = t.prompt_mean + t.generated_mean / 2.0
+        a, c, d = sm.step_coef
+        b_kv = sm.max_batch_kv(t.prompt_mean + t.generated_mean)
+        b = int(min(batch, b_kv))
+        if b < 1:
+            raise TokenflowError(f"{w}: a mean request's KV cache does not fit beside the weights of {model}")
+        slope = c + d * ctx
+        tpre = t.prompt_mean * sm.prefill_s_per_token
+        lam_sat = 1.0 / (tpre + t.generated_mean * (a + slope * b) / b)
+        f = lam_sat * tpre
+        stretch = 1.0 / (1.0 - f)
+        lp = sm.gpus * GPU_KW / float(e[w]) * 1e6 / 3600.0
+        out[w] = replace(p, gpus_per_replica=sm.gpus, max_batch=b, step_fixed_s=a * stretch,
+                         step_slope_s=slope * stretch, prefill_s_per_token=sm.prefill_s_per_token,
+                         lp_tokens_per_s=lp,
+                         source=f"{model} on {sm.gpus}x {acc}, measured (tokenflow/data/serving_measurements.csv); "
+                                f"batch {b} (KV-cache limit {b_kv}); prefill share of GPU time at saturation "
+                                f"{f:.3f}; " + p.source.split(";", 1)[-1].strip())
     return out
 
 
@@ -403,7 +474,7 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
             if proc.loc[n, w] <= 0:
                 continue
             reps = pool_replicas(cap[n], share.loc[n, w], p)
-            rho = float(util.loc[n, w]) * (p.peak_to_mean() if peak else 1.0)
+            rho = float(util.loc[n, w]) * (p.peak_to_mean() if peak else 1.0) * p.lp_to_pool_utilisation()
             if dispatch == "pooled":
                 lat = replica_latency(p, min(rho, 1.0), ca2, q, reps)
             else:

@@ -38,7 +38,7 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "planner": ({}, {"n_sweep": 3}),
     "choices": ({}, {}),
     "referees": ({}, {"sim_requests": 400, "sim_rhos": [0.5, 0.9], "n_scales": 2, "us20_check": False,
-                          "fixed_point_tol": 1e-2}),
+                          "fixed_point_tol": 1e-2, "search_rel_tol": 0.05}),
     "scorecard": ({}, {}),
     "identifiability": ({}, {"choices": {"payload_direction": ["request"], "capacity_measure": ["as_published"]},
                              "ks": [3], "grid_points": 5}),

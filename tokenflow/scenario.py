@@ -79,6 +79,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "electricity_sector": ("commercial", "industrial"),
     "baseline_payload": ("text_token", "mean_payload"),
     "capacity_measure": ("as_published", "cbre_colocation", "cushman_wakefield"),
+    "energy_accounting": ("generated_only", "prefill_and_decode"),
 }
 CHOICE_DOCS: dict[str, dict[str, str]] = {
     "payload_direction": {
@@ -108,7 +109,18 @@ CHOICE_DOCS: dict[str, dict[str, str]] = {
                              "metro without one is converted from CBRE (or the other figure) with the "
                              "median C&W/CBRE ratio",
     },
+    "energy_accounting": {
+        "generated_only": "energy (and compute use) per token is the scenario's figure per generated token, "
+                          "from benchmarks with their own prompt mix (the paper's reading)",
+        "prefill_and_decode": "energy (and compute use) per generated token = the scenario's figure (decode) + "
+                              "prompt tokens per generated token (Azure traces) x prefill energy per prompt "
+                              "token (tokenflow/data/serving_measurements.csv, tokenflow.serving); workloads "
+                              "without a prompt trace (image, batch training) unchanged; a replaced "
+                              "energy_kwh_per_mtok sets the decode figure",
+    },
 }
+# the raw (generated-only) energy column kept next to the resolved one
+ENERGY_RAW_COLUMN = "energy_kwh_per_mtok_generated_only"
 # node fields resolved by a choice: resolved column -> (choice, {value: raw column})
 RESOLVED_NODE_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
     "electricity_usd_per_kwh": ("electricity_sector", {
@@ -226,6 +238,13 @@ def resolve_choices(nodes: pd.DataFrame, workloads: pd.DataFrame, provenance: pd
             raise ScenarioError(problems)
         for k in keys:
             wl[k] = pd.Series({i: r[k] for i, r in rows.items()}, dtype=float).reindex(wl.index)
+    if ENERGY_RAW_COLUMN not in wl:
+        wl[ENERGY_RAW_COLUMN] = wl["energy_kwh_per_mtok"].astype(float)
+    if choices["energy_accounting"] == "generated_only":
+        wl["energy_kwh_per_mtok"] = wl[ENERGY_RAW_COLUMN].astype(float)
+    else:
+        from .serving import consistent_energy
+        wl["energy_kwh_per_mtok"] = consistent_energy(wl[ENERGY_RAW_COLUMN].astype(float))
     nodes = nodes.copy()
     problems = []
     for resolved, (name, raw_cols) in RESOLVED_NODE_FIELDS.items():
@@ -407,6 +426,8 @@ class Scenario:
                             # the value in force is the one of the current choice
                             name, raw_cols = RESOLVED_NODE_FIELDS[col]
                             frame.loc[row, raw_cols[self.choices[name]]] = float(v)
+                        if label == "workloads" and col == "energy_kwh_per_mtok" and ENERGY_RAW_COLUMN in frame:
+                            frame.loc[row, ENERGY_RAW_COLUMN] = float(v)  # the decode figure (see CHOICE_DOCS)
                 if label == "workloads" and isinstance(cols, Mapping):
                     try:
                         _resplit_payload(frame, row, cols, f"replace: workloads.{row}")

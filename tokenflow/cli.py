@@ -295,11 +295,11 @@ def _run(args: argparse.Namespace) -> int:
         pass
     try:
         return args.func(args)
-    except _Terminated:
-        print("tokenflow: terminated (SIGTERM); no output was written", file=sys.stderr)
+    except _Terminated as exc:  # the message (reproduce) says what was kept
+        print(f"tokenflow: terminated (SIGTERM); {exc or 'no output was written'}", file=sys.stderr)
         return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print("tokenflow: interrupted; no output was written", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"tokenflow: interrupted; {exc or 'no output was written'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except InfeasibleMarketError as exc:
         _error("infeasible", exc)

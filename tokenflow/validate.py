@@ -160,9 +160,12 @@ def result_of(result: object, s: object | None, fn: str, name: str = "result") -
     nodes, wls = [str(n) for n in ds["node"].values], [str(w) for w in ds["workload"].values]
     s_nodes, s_wls = [str(n) for n in s.nodes.index], [str(w) for w in s.workloads.index]
     if set(nodes) != set(s_nodes) or set(wls) != set(s_wls):
+        diff = [f"{axis} {sorted(set(a) - set(b))[:4]} not in the scenario" for axis, a, b in
+                (("nodes", nodes, s_nodes), ("workloads", wls, s_wls)) if set(a) - set(b)]
+        diff += [f"scenario {axis} {sorted(set(b) - set(a))[:4]} not in the result" for axis, a, b in
+                 (("nodes", nodes, s_nodes), ("workloads", wls, s_wls)) if set(b) - set(a)]
         raise ScenarioError(f"{fn}: the result is not a result of scenario {getattr(s, 'name', '?')!r}: "
-                            f"nodes {nodes[:4]}{'...' if len(nodes) > 4 else ''} and workloads {wls} "
-                            f"against the scenario's {s_nodes[:4]}{'...' if len(s_nodes) > 4 else ''} and {s_wls}")
+                            + "; ".join(diff))
 
 
 def profiles(value: object, name: str, fn: str) -> dict:

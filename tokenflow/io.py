@@ -144,8 +144,10 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], *, what: str = 
                 os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
         except OutputError as exc:  # a writer that itself writes atomically: name this target
-            cause = exc.__cause__ if exc.__cause__ is not None else exc
-            raise OutputError(f"cannot write {what} {path}: {_cause(cause, tmp)}") from exc
+            text = str(exc)
+            reason = (text.split(f"{tmp}: ", 1)[1] if f"{tmp}: " in text
+                      else _cause(exc.__cause__ if exc.__cause__ is not None else exc, tmp))
+            raise OutputError(f"cannot write {what} {path}: {reason}") from exc
         except TokenflowError:  # the writer's own verdict (e.g. infeasible market) passes unchanged
             raise
         except Exception as exc:  # noqa: BLE001 - any writer failure becomes one clear message

@@ -318,7 +318,7 @@ def check_scheduler_address(address: object, *, in_process: bool = False) -> str
     if in_process and scheme == "inproc":
         return address.strip()
     if scheme not in SCHEDULER_SCHEMES:
-        raise ScenarioError(f"scheduler {address!r}: unsupported scheme {scheme + '://'!r}; use "
+        raise ScenarioError(f"scheduler {address!r}: unsupported address scheme {scheme + '://'!r}; use "
                             + " or ".join(f"{s}://host:port" for s in SCHEDULER_SCHEMES))
     try:
         host, port = parse_host_port(loc)
@@ -326,7 +326,8 @@ def check_scheduler_address(address: object, *, in_process: bool = False) -> str
         raise ScenarioError(f"scheduler {address!r}: not a Dask scheduler address (e.g. tcp://host:8786): "
                             f"{exc}") from None
     if not host or port is None or not 0 < int(port) < 65536:
-        raise ScenarioError(f"scheduler {address!r}: needs a host and a port in 1-65535 (e.g. tcp://host:8786)")
+        raise ScenarioError(f"scheduler {address!r}: not a Dask scheduler address: needs a host and a port "
+                            "in 1-65535 (e.g. tcp://host:8786)")
     return f"{scheme}://{loc}"
 
 
@@ -346,7 +347,11 @@ def probe_scheduler(address: str, timeout: float | None = None) -> None:
     if address.startswith("inproc://"):
         from distributed.comm.inproc import global_manager
 
-        if global_manager.get_listener_for(parse_address(address)[1]) is None:
+        try:
+            listener = global_manager.get_listener_for(parse_address(address)[1])
+        except ValueError:  # an inproc address of another process or host
+            listener = None
+        if listener is None:
             raise ClusterError(f"no Dask scheduler at {address} in this process")
         return
     host, port = parse_host_port(parse_address(address)[1])

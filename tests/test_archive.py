@@ -199,3 +199,17 @@ def test_make_archive_cli_without_pdf(built_tree, monkeypatch, capsys):
     assert make_archive.main([]) == 2
     out, err = capsys.readouterr()
     assert "PDF" in err and "Traceback" not in out + err
+
+
+def test_check_of_a_corrupted_zip_is_a_problem_not_a_traceback(built_tree, tmp_path_factory):
+    out = make_archive.build(built_tree)
+    data = bytearray(out.read_bytes())
+    with zipfile.ZipFile(out) as z:
+        info = z.getinfo(f"{out.stem}/scenarios/us5.yaml")
+    start = info.header_offset + 30 + len(info.filename) + len(info.extra)
+    for i in range(start, start + min(info.compress_size, 64)):
+        data[i] ^= 0xFF  # damage the compressed bytes of one member
+    bad = tmp_path_factory.mktemp("c") / out.name
+    bad.write_bytes(bytes(data))
+    problems = make_archive.check(bad)
+    assert problems and any("damaged" in p or "scenarios/us5.yaml" in p for p in problems), problems

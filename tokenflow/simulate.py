@@ -17,8 +17,12 @@ requests per pool run in well under a second.
 
 Size limits (checked before simulating): at most
 :data:`~tokenflow.validate.MAX_SIM_REQUESTS` requests (2,000,000) and
-:data:`~tokenflow.validate.MAX_SIM_REPLICAS` replicas (4,096) per pool, whether asked for
-or implied by the rule that a run lasts three long requests.
+:data:`~tokenflow.validate.MAX_SIM_REPLICAS` replicas (4,096) per pool, and at most
+:data:`~tokenflow.validate.MAX_SIM_STEPS` generation steps (5,000,000: requests x mean
+generated tokens / the analytic mean batch), whether asked for or implied by the rule that a
+run lasts three long requests.  A step costs about 20-30 us of CPU (measured: 20,000 chat
+requests on 2 replicas at rho = 0.5, 0.33 M steps, 6 s; on 64 replicas at rho = 0.1,
+2.3 M steps, 65 s), so the largest simulation allowed runs for about two minutes.
 """
 
 from __future__ import annotations
@@ -89,6 +93,14 @@ def simulate_pool(p: ServiceProfile, rho: float, *, replicas: int = 2, n_request
         raise _v.ScenarioError(f"simulate_pool: three long requests at this load take {need:.3g} requests, "
                                f"more than the limit of {_v.MAX_SIM_REQUESTS:,} per pool (fewer replicas)")
     n_requests = max(int(n_requests), int(math.ceil(need)))
+    g_mean = p.steps_moments()[0]
+    batch = max(1.0, float(replica_latency(p, min(rho, 1.0), 1.0, 0.5, 1)["batch"]))
+    steps_est = n_requests * g_mean / batch
+    if steps_est > _v.MAX_SIM_STEPS:
+        raise _v.ScenarioError(f"simulate_pool: {n_requests:,} requests of about {g_mean:.0f} steps at a mean batch "
+                               f"of {batch:.1f} take about {steps_est:.3g} generation steps, more than the limit of "
+                               f"{_v.MAX_SIM_STEPS:,} (about two minutes); ask for fewer n_requests, or fewer "
+                               "replicas (a run lasts at least three long requests)")
     times, route = [], []
     for i, wi in enumerate(w):
         if wi <= 0:  # a route without flow sends no requests

@@ -19,6 +19,7 @@ from .errors import ScenarioError
 # Documented size limits of the discrete-event simulation (tokenflow.simulate).
 MAX_SIM_REQUESTS = 2_000_000  # requests per simulated pool
 MAX_SIM_REPLICAS = 4096  # replicas per simulated pool
+MAX_SIM_STEPS = 5_000_000  # generation steps per simulated pool (about 25 us each: two minutes)
 # Bisection bounds (tokenflow.queueing.max_utilisation): the tolerance is clipped below at
 # MIN_TOL so a bisection of [0, 1] takes at most log2(1/MIN_TOL) ~ 40 steps.
 MIN_TOL = 1e-12

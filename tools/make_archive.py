@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,8 +192,18 @@ def check(zip_path: Path) -> list[str]:
     try:
         with z:
             return _check_open(z)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # damaged members
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError) as exc:  # damaged or encrypted members
         return [f"damaged zip archive: {zip_path} ({type(exc).__name__}: {exc})"]
+
+
+def _sha256_member(z: zipfile.ZipFile, name: str) -> str:
+    """SHA-256 of one member, read in 1 MiB pieces (a huge member is not held in memory)."""
+    h = hashlib.sha256()
+    with z.open(name) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _check_open(z: zipfile.ZipFile) -> list[str]:
@@ -259,7 +270,7 @@ def _check_open(z: zipfile.ZipFile) -> list[str]:
             for name, digest in listed.items():
                 if name not in rel:
                     problems.append(f"listed but absent: {name}")
-                elif hashlib.sha256(z.read(f"{top}/{name}")).hexdigest() != digest:
+                elif _sha256_member(z, f"{top}/{name}") != digest:
                     problems.append(f"checksum mismatch: {name}")
     if manifest.get("files") is not None and manifest["files"] != len(rel):
         problems.append(f"{len(rel)} files, {MANIFEST} records {manifest['files']}")

@@ -255,3 +255,15 @@ def test_ctrl_c_prints_one_line_and_keeps_the_book(tmp_path):
     assert "interrupted; the previous book/generated is unchanged" in err
     assert (gen / "scorecard.ipynb").read_text() == "previous"
     assert not list(gen.glob(".*"))
+
+
+def test_an_identical_copy_of_the_package_is_accepted(tiny):
+    """A folder whose tokenflow/ has the same files as the running one (a non-editable install)."""
+    import shutil
+
+    shutil.copytree(rp.Path(rp.__file__).resolve().parent, tiny / "tokenflow",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    rp.check_package(tiny)
+    (tiny / "tokenflow" / "extra.py").write_text("x = 1\n")
+    with pytest.raises(TokenflowError, match="other code"):
+        rp.check_package(tiny)

@@ -153,13 +153,23 @@ def _prepare_stage(out: Path, stage: Path) -> None:
     os.replace(tmp, stage)
 
 
+def _tree_digest(pkg: Path) -> str:
+    """SHA-256 over a package folder's files (caches excluded)."""
+    h = hashlib.sha256()
+    _sha256_files(h, [p for p in pkg.rglob("*") if p.is_file() and "__pycache__" not in p.parts
+                      and p.suffix not in {".pyc", ".pyo"}], pkg)
+    return h.hexdigest()
+
+
 def check_package(root: Path) -> None:
-    """Refuse when ``root`` holds a ``tokenflow`` package other than the one running."""
+    """Refuse when ``root`` holds a ``tokenflow`` package other than the one running (the same
+    folder, or a copy with identical files, e.g. a non-editable install of ``root``)."""
     from .errors import TokenflowError
 
     here = Path(__file__).resolve().parent
     theirs = Path(root).resolve() / "tokenflow"
-    if (theirs / "__init__.py").is_file() and theirs.resolve() != here:
+    if (theirs / "__init__.py").is_file() and theirs.resolve() != here \
+            and _tree_digest(theirs) != _tree_digest(here):
         raise TokenflowError(
             f"reproduce --root {root}: that folder's package is {theirs}, but this command imports tokenflow "
             f"from {here}; the notebooks would run against other code. Run the folder's own package: "
@@ -360,7 +370,9 @@ def write_build_facts(root: Path) -> Path:
     text = "\n".join(lines) + "\n"
     path = out / FACTS
     if not path.is_file() or path.read_text() != text:
-        path.write_text(text)
+        tmp = path.with_name(f".{FACTS}.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)  # whole or not at all
     return path
 
 

@@ -930,3 +930,24 @@ def test_nested_atomic_write_names_the_target(tmp_path):
 
     msg = api_error(lambda: atomic_write(tmp_path / "r.nc", inner, what="result file"), exc=tf.OutputError)
     assert str(tmp_path / "r.nc") in msg and ".tmp" not in msg
+
+
+@pytest.mark.parametrize("name, needle", [("a\0b.nc", "not a valid file name"), ("x" * 5000 + ".nc", "too long")])
+def test_out_name_that_cannot_be_a_file(tmp_path, name, needle):
+    from tokenflow.io import check_output_path
+
+    api_error(lambda: check_output_path(str(tmp_path / name), "result file"), needle, exc=tf.OutputError)
+
+
+def test_market_latency_rtt_argument(us5, path35):
+    api_error(lambda: Q.market_latency(path35, us5, rtt={"rtt_max_ms": 1}), "rtt", "route_rtts",
+              exc=tf.ScenarioError)
+    rt = Q.route_rtts(path35, us5)
+    a = Q.market_latency(path35, us5, rtt=rt)
+    b = Q.market_latency(path35, us5, rtt=rt.isel(origin=slice(None, None, -1)))  # labels, not order
+    np.testing.assert_array_equal(a["e2e_p_ms"].values, b["e2e_p_ms"].values)
+
+
+def test_sweep_client_argument(us5):
+    api_error(lambda: tf.sweep(us5, grid={"demand_scale": [1]}, client="tcp://h:1", progress=False),
+              "client", "distributed.Client", exc=tf.ScenarioError)

@@ -38,10 +38,14 @@ def check_output_path(path: str | Path, what: str = "output") -> Path:
     try:
         return _check_output_path(Path(path), what)
     except OSError as exc:  # e.g. ELOOP, ENAMETOOLONG from stat()
-        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {what} {path!s:.200}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # e.g. an embedded NUL byte
+        raise OutputError(f"cannot write {what} {path!r:.200}: not a valid file name ({exc})") from None
 
 
 def _check_output_path(path: Path, what: str) -> Path:
+    if "\0" in str(path):
+        raise ValueError("embedded NUL byte")
     if path.is_symlink():  # write where the link points, keep the link
         try:
             path = path.resolve(strict=False)

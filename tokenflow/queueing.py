@@ -448,7 +448,15 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
             res["mean_ms"][i, j], res["p_ms"][i, j] = lat["mean_ms"], lat["p_ms"]
             res["replicas"][i, j] = reps
             res["batch"][i, j], res["step_ms"][i, j] = lat["batch"], lat["step_ms"]
-    rt = route_rtts(result, s) if rtt is None else rtt
+    if rtt is None:
+        rt = route_rtts(result, s)
+    else:
+        need = ("rtt_max_ms", "rtt_mean_ms")
+        if not isinstance(rtt, xr.Dataset) or any(v not in rtt for v in need) \
+                or set(rtt["rtt_max_ms"].dims) != {"origin", "node", "workload"}:
+            raise _v.ScenarioError("market_latency: rtt must be the Dataset route_rtts(result, s) returns "
+                                   f"(rtt_max_ms, rtt_mean_ms over origin x node x workload), got {type(rtt).__name__}")
+        rt = rtt.reindex(origin=nodes, node=nodes, workload=wls)
     rtt_max = rt["rtt_max_ms"].transpose("origin", "node", "workload").values
     used = _origin_flows(ds) > 1e-9
     e2e = np.where(used, rtt_max + res["p_ms"][None, :, :], np.nan)

@@ -424,6 +424,10 @@ def sweep(scenario: Scenario | str, *, grid: dict[str, Sequence] | None = None,
             raise ScenarioError(f"sweep: {name} must be a whole number >= {low}, got {v!r}")
     if scheduler is not None:
         scheduler = check_scheduler_address(scheduler, in_process=True)
+    if client is not None and not all(hasattr(client, a) for a in ("submit", "scatter", "scheduler_info")):
+        raise ScenarioError(f"sweep: client must be a distributed.Client, got {type(client).__name__}")
+    if client is not None and scheduler is not None:
+        raise ScenarioError("sweep: give client or scheduler, not both")
     pts, kind = make_points(s, grid=grid, ranges=ranges, n_samples=n_samples, seed=seed, points=points,
                             max_points=max_points)
     if fixed is not None and not isinstance(fixed, Mapping):

@@ -951,3 +951,17 @@ def test_market_latency_rtt_argument(us5, path35):
 def test_sweep_client_argument(us5):
     api_error(lambda: tf.sweep(us5, grid={"demand_scale": [1]}, client="tcp://h:1", progress=False),
               "client", "distributed.Client", exc=tf.ScenarioError)
+
+
+def test_scheduler_without_workers_is_a_clear_error_not_a_hang(us5, monkeypatch):
+    from distributed import LocalCluster
+
+    from tokenflow.errors import ClusterError
+
+    sw = importlib.import_module("tokenflow.sweep")
+    monkeypatch.setattr(sw, "CONNECT_TIMEOUT_S", 2.0)
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=None) as cluster:
+        t0 = time.perf_counter()
+        api_error(lambda: tf.sweep(us5, grid={"demand_scale": [1]}, scheduler=cluster.scheduler_address,
+                                   progress=False), "no worker", exc=ClusterError)
+        assert time.perf_counter() - t0 < 15, "HANG"

@@ -472,6 +472,14 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
 
                 raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler}: "
                                    f"{type(exc).__name__}: {exc}") from None
+            try:  # a scheduler without workers would leave every point waiting forever
+                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+            except (TimeoutError, OSError) as exc:
+                from .errors import ClusterError
+
+                client.close()
+                raise ClusterError(f"the Dask scheduler at {scheduler} has no worker (none joined within "
+                                   f"{CONNECT_TIMEOUT_S:g} s)") from exc
         else:
             import os
 

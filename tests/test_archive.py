@@ -53,7 +53,15 @@ def built_tree(tmp_path):
     (gen / "results").mkdir(parents=True)
     (gen / "us5_market.ipynb").write_text("{}")
     (gen / "results" / "us5_market_35x.nc").write_bytes(b"CDF\x01")
+    stamp_book(tmp_path)
     return tmp_path
+
+
+def stamp_book(root: Path) -> None:
+    """Mark _build/html as the build of the tree as it is now (what build_book writes)."""
+    from tokenflow.reproduce import BOOK_STAMP, book_key
+
+    (root / "_build" / "html" / BOOK_STAMP).write_text(book_key(root) + "\n")
 
 
 def test_bundle_is_complete_and_verifies(built_tree):
@@ -111,6 +119,7 @@ def test_temporary_notebooks_never_enter_the_bundle(built_tree):
     (gen / ".us5_market.running.ipynb").write_text("{}")
     (gen / "results" / "x.nc.tmp").write_bytes(b"half")
     (gen / "results" / ".hidden.nc").write_bytes(b"CDF")
+    stamp_book(built_tree)
     out = make_archive.build(built_tree)
     with zipfile.ZipFile(out) as z:
         names = z.namelist()
@@ -213,3 +222,13 @@ def test_check_of_a_corrupted_zip_is_a_problem_not_a_traceback(built_tree, tmp_p
     bad.write_bytes(bytes(data))
     problems = make_archive.check(bad)
     assert problems and any("damaged" in p or "scenarios/us5.yaml" in p for p in problems), problems
+
+
+def test_stale_html_book_is_refused(built_tree):
+    """Notebooks newer than the HTML (a later run swapped them in but its book build failed)."""
+    (built_tree / "book" / "generated" / "us5_market.ipynb").write_text('{"cells": []}')
+    with pytest.raises(TokenflowError, match="not a build of the current pages"):
+        make_archive.build(built_tree)
+    (built_tree / "_build" / "html" / ".tokenflow-book.sha256").unlink()
+    with pytest.raises(TokenflowError, match="run make book"):
+        make_archive.build(built_tree)

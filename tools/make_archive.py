@@ -114,6 +114,12 @@ def collect(root: Path, v: str) -> dict[str, bytes | Path]:
     if missing:
         raise TokenflowError("cannot build the archive, missing " + "; ".join(missing))
     members: dict[str, bytes | Path] = {}
+    from tokenflow.reproduce import BOOK_STAMP, book_key
+
+    stamp = html / BOOK_STAMP
+    if not stamp.is_file() or stamp.read_text().strip() != book_key(root):
+        raise TokenflowError(f"cannot build the archive: the HTML book {html} is not a build of the current pages "
+                             "and executed notebooks (changed since, or their book build failed): run make book")
     if not pdf.is_file():
         raise TokenflowError(f"cannot build the archive: the PDF {pdf} is not a file")
     try:

@@ -965,3 +965,10 @@ def test_scheduler_without_workers_is_a_clear_error_not_a_hang(us5, monkeypatch)
         api_error(lambda: tf.sweep(us5, grid={"demand_scale": [1]}, scheduler=cluster.scheduler_address,
                                    progress=False), "no worker", exc=ClusterError)
         assert time.perf_counter() - t0 < 15, "HANG"
+
+
+def test_route_enumeration_is_bounded(us5, path35, monkeypatch):
+    from tokenflow import validate
+
+    monkeypatch.setattr(validate, "MAX_ROUTE_EXPANSIONS", 3)
+    api_error(lambda: Q.route_rtts(path35, us5), "route_rtts", "partial routes")

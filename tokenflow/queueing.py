@@ -562,6 +562,7 @@ def route_rtts(result, s, tol: float = 1e-9) -> xr.Dataset:
         for a in carry:
             nbr[au[a]].append(int(a))
         paths: list[tuple[int, int, float, list[int]]] = []  # (origin, node, rtt, arcs)
+        expanded = 0  # partial routes expanded (bounded: loop-free routes can be exponentially many)
         for o in range(N):
             targets = set(np.flatnonzero(flow[o] > tol)) - {o}
             if flow[o, o] > tol:
@@ -570,6 +571,11 @@ def route_rtts(result, s, tol: float = 1e-9) -> xr.Dataset:
                 continue
             stack = [(o, 0.0, [], {o})]
             while stack:
+                expanded += 1
+                if expanded > _v.MAX_ROUTE_EXPANSIONS:
+                    raise TokenflowError(f"route_rtts: {w}: more than {_v.MAX_ROUTE_EXPANSIONS:,} partial routes "
+                                         "over the links in use within the latency limit; the network is too "
+                                         "meshed to list them (a documented bound)")
                 u, r, seq, seen = stack.pop()
                 for a in nbr[u]:
                     v, r2 = int(av[a]), r + 2.0 * lat[a]

@@ -24,6 +24,8 @@ MAX_SIM_STEPS = 5_000_000  # generation steps per simulated pool (about 25 us ea
 # MIN_TOL so a bisection of [0, 1] takes at most log2(1/MIN_TOL) ~ 40 steps.
 MIN_TOL = 1e-12
 MAX_BISECTION_STEPS = 60
+# Route enumeration (tokenflow.queueing.route_rtts): partial routes expanded per workload.
+MAX_ROUTE_EXPANSIONS = 2_000_000
 
 
 def _where(fn: str, name: str) -> str:

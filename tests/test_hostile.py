@@ -972,3 +972,9 @@ def test_route_enumeration_is_bounded(us5, path35, monkeypatch):
 
     monkeypatch.setattr(validate, "MAX_ROUTE_EXPANSIONS", 3)
     api_error(lambda: Q.route_rtts(path35, us5), "route_rtts", "partial routes")
+
+
+@pytest.mark.parametrize("call", [lambda P: Q.erlang_c(10**400, 1.0), lambda P: Q.ggc_wait(10**400, 1.0, 2),
+                                  lambda P: SIM.simulate_pool(P["chat"], 0.5, n_requests=10**400)])
+def test_integers_beyond_float_range(prof, call):
+    api_error(lambda: call(prof), exc=tf.ScenarioError)

@@ -195,7 +195,7 @@ def default_profiles(s) -> dict[str, ServiceProfile]:
 def erlang_c(c: int, a: float) -> float:
     """Probability that an arrival waits in an M/M/c queue with offered load ``a`` = lambda/mu
     (Erlang B recursion, numerically stable for large ``c``); 1 when a >= c."""
-    c = _v.integer(c, "c (servers)", "erlang_c", lo=1)
+    c = _v.integer(c, "c (servers)", "erlang_c", lo=1, hi=_v.MAX_SERVERS)
     a = _v.number(a, "a (offered load)", "erlang_c", lo=0.0)
     if a >= c:
         return 1.0
@@ -220,7 +220,7 @@ def ggc_wait(lam: float, mean_service: float, c: int, ca2: float = 1.0, cs2: flo
     fn = "ggc_wait"
     lam = _v.number(lam, "lam (arrival rate, 1/s)", fn, lo=0.0)
     mean_service = _v.number(mean_service, "mean_service (s)", fn, lo=0.0, lo_open=True)
-    c = _v.integer(c, "c (servers)", fn, lo=1)
+    c = _v.integer(c, "c (servers)", fn, lo=1, hi=_v.MAX_SERVERS)
     ca2 = _v.number(ca2, "ca2 (arrival SCV)", fn, lo=0.0)
     cs2 = _v.number(cs2, "cs2 (service SCV)", fn, lo=0.0)
     a = lam * mean_service
@@ -267,7 +267,7 @@ def replica_latency(p: ServiceProfile, rho: float, ca2: float = 1.0, q: float = 
     rho = _v.number(rho, "rho (utilisation)", fn, lo=0.0)
     ca2 = _v.number(ca2, "ca2 (arrival SCV)", fn, lo=0.0)
     q = _v.quantile(q, "q (quantile)", fn)
-    replicas = _v.integer(replicas, "replicas", fn, lo=1)
+    replicas = _v.integer(replicas, "replicas", fn, lo=1, hi=_v.MAX_REPLICAS)
     if not rho < 1:
         inf = math.inf
         return {"rho": rho, "batch": float(p.max_batch), "step_ms": p.step_time(p.max_batch) * 1e3,
@@ -303,7 +303,7 @@ def max_utilisation(p: ServiceProfile, budget_ms: float, ca2: float = 1.0, q: fl
     budget_ms = _v.number(budget_ms, "budget_ms", fn)  # < 0 allowed: the round trip alone misses the limit
     ca2 = _v.number(ca2, "ca2 (arrival SCV)", fn, lo=0.0)
     q = _v.quantile(q, "q (quantile)", fn)
-    replicas = _v.integer(replicas, "replicas", fn, lo=1)
+    replicas = _v.integer(replicas, "replicas", fn, lo=1, hi=_v.MAX_REPLICAS)
     tol = _v.number(tol, "tol", fn, lo=0.0, hi=0.5, lo_open=True)
     return _max_utilisation(p, budget_ms, ca2, q, replicas, max(tol, _v.MIN_TOL))
 

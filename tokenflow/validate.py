@@ -24,6 +24,9 @@ MAX_SIM_STEPS = 5_000_000  # generation steps per simulated pool (about 25 us ea
 # MIN_TOL so a bisection of [0, 1] takes at most log2(1/MIN_TOL) ~ 40 steps.
 MIN_TOL = 1e-12
 MAX_BISECTION_STEPS = 60
+# Queue sizes the analytic layer accepts (far beyond any data centre: 1e9 replicas of 64 slots).
+MAX_REPLICAS = 10**9
+MAX_SERVERS = 10**12
 # Route enumeration (tokenflow.queueing.route_rtts): partial routes expanded per workload.
 MAX_ROUTE_EXPANSIONS = 2_000_000
 
@@ -42,7 +45,10 @@ def number(value: object, name: str, fn: str = "", *, lo: float | None = None, h
             value = value.item()
         else:
             raise ScenarioError(f"{what}: expected a number{' of ' + unit if unit else ''}, got {value!r:.80}")
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:
+        raise ScenarioError(f"{what}: must be a finite number, got {value!r:.80}") from None
     if math.isnan(v) or (finite and not math.isfinite(v)):
         raise ScenarioError(f"{what}: must be a finite number, got {value!r}")
     bad = ((lo is not None and (v < lo or (lo_open and v == lo)))
@@ -60,14 +66,17 @@ def integer(value: object, name: str, fn: str = "", *, lo: int | None = None, hi
     what = _where(fn, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise ScenarioError(f"{what}: expected a whole number, got {value!r:.80}")
-    v = float(value)
-    if not math.isfinite(v) or v != int(v):
-        raise ScenarioError(f"{what}: must be a whole number, got {value!r}")
-    i = int(v)
+    if isinstance(value, numbers.Integral):
+        i = int(value)
+    else:
+        v = float(value)
+        if not math.isfinite(v) or v != int(v):
+            raise ScenarioError(f"{what}: must be a whole number, got {value!r}")
+        i = int(v)
     if lo is not None and i < lo:
         raise ScenarioError(f"{what}: must be at least {lo}, got {value!r}")
     if hi is not None and i > hi:
-        raise ScenarioError(f"{what}: must be at most {hi} (documented limit), got {value!r}")
+        raise ScenarioError(f"{what}: must be at most {hi} (documented limit), got {value!r:.80}")
     return i
 
 

@@ -978,3 +978,47 @@ def test_route_enumeration_is_bounded(us5, path35, monkeypatch):
                                   lambda P: SIM.simulate_pool(P["chat"], 0.5, n_requests=10**400)])
 def test_integers_beyond_float_range(prof, call):
     api_error(lambda: call(prof), exc=tf.ScenarioError)
+
+
+# every argument of the serving layer's public functions, one hostile value at a time: a
+# TokenflowError or a result, never another exception, a RuntimeWarning or a hang
+FUZZ_VALUES = [None, "x", -1, 0, 0.5, 1, 1.5, 2, -0.0, NAN, INF, -INF, True, np.float32(0.5), np.int64(3),
+               [1, 2], np.array([0.5]), 10**400, 1e308, 1e-308, {"a": 1}, "generated"]
+FUZZ_CALLS = {
+    "erlang_c": (lambda P, r, s, *a: Q.erlang_c(*a), [3, 1.0]),
+    "ggc_wait": (lambda P, r, s, *a: Q.ggc_wait(*a), [1.0, 0.5, 2, 1.0, 1.0]),
+    "replica_latency": (lambda P, r, s, *a: Q.replica_latency(P["chat"], *a), [0.5, 1.0, 0.99, 1]),
+    "max_utilisation": (lambda P, r, s, *a: Q.max_utilisation(P["chat"], *a), [500.0, 1.0, 0.99, 1, 1e-3]),
+    "thinned_scv": (lambda P, r, s, *a: Q.thinned_scv(*a), [1.0, 2]),
+    "pool_replicas": (lambda P, r, s, *a: Q.pool_replicas(*a, P["chat"]), [1000.0, 0.5]),
+    "peak_to_mean": (lambda P, r, s, *a: TR.peak_to_mean(*a), [np.arange(200.0), 1.0]),
+    "prompt_quantile": (lambda P, r, s, *a: TR.trace_stats("conv").prompt_quantile(*a), [0.5]),
+    "trace_stats": (lambda P, r, s, *a: TR.trace_stats(*a), ["conv"]),
+    "sample": (lambda P, r, s, *a: TR.trace_stats("conv").sample(np.random.default_rng(0), *a), [3, "prompt"]),
+    "simulate_pool": (lambda P, r, s, *a: SIM.simulate_pool(P["chat"], a[0], replicas=a[1], n_requests=a[2],
+                                                            rtt_ms=a[3], seed=a[4], warmup=a[5]),
+                      [0.5, 1, 100, [1.0], 0, 0.1]),
+    "market_latency": (lambda P, r, s, *a: Q.market_latency(r, s, q=a[0], peak=a[1]), [0.9, False]),
+    "with_limits": (lambda P, r, s, *a: Q.with_limits(P, {"chat": a[0]}), [100.0]),
+}
+
+
+@pytest.mark.parametrize("name", list(FUZZ_CALLS))
+def test_serving_layer_fuzz(name, prof, path35, us5):
+    import warnings
+
+    call, base = FUZZ_CALLS[name]
+    for i in range(len(base)):
+        for v in FUZZ_VALUES:
+            args = list(base)
+            args[i] = v
+            t0 = time.perf_counter()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                try:
+                    call(prof, path35, us5, *args)
+                except tf.TokenflowError:
+                    pass
+                except Exception as e:  # noqa: BLE001
+                    pytest.fail(f"RAW-EXCEPTION: {name} argument {i} = {v!r:.40}: {type(e).__name__}: {e}")
+            assert time.perf_counter() - t0 < 20, f"HANG: {name} argument {i} = {v!r:.40}"

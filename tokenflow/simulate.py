@@ -55,7 +55,8 @@ def simulate_pool(p: ServiceProfile, rho: float, *, replicas: int = 2, n_request
                   rtt_ms: np.ndarray | list[float] = (0.0,), weights: np.ndarray | list[float] | None = None,
                   arrival_cv: float | None = None, dispatch: str = "pooled", seed: int = 0,
                   warmup: float = 0.1) -> dict[str, float]:
-    """Simulate one pool of ``replicas`` replicas of profile ``p`` at utilisation ``rho``, for
+    """Simulate one pool of ``replicas`` replicas of profile ``p`` at utilisation ``rho`` (in
+    [1e-6, 1.5)), for
     ``n_requests`` requests or three times the service of a long request, whichever is longer.
 
     Arrivals: one stream per route (``rtt_ms``, share ``weights``), each with CV ``arrival_cv``
@@ -66,12 +67,14 @@ def simulate_pool(p: ServiceProfile, rho: float, *, replicas: int = 2, n_request
     fn = "simulate_pool"
     _v.profile(p, "p", fn)
     rho = _v.number(rho, "rho (utilisation)", fn, lo=0.0, hi=1.5, lo_open=True, hi_open=True)
+    if rho < 1e-6:  # arrivals so rare that the horizon overflows: nothing to measure
+        raise _v.ScenarioError(f"simulate_pool: rho (utilisation): must be at least 1e-06, got {rho!r}")
     replicas = _v.integer(replicas, "replicas", fn, lo=1, hi=_v.MAX_SIM_REPLICAS)
     n_requests = _v.integer(n_requests, "n_requests", fn, lo=1, hi=_v.MAX_SIM_REQUESTS)
     _v.choice(dispatch, "dispatch", fn, ("pooled", "random"))
     seed = _v.integer(seed, "seed", fn, lo=0)
     warmup = _v.number(warmup, "warmup", fn, lo=0.0, hi=1.0, hi_open=True)
-    rtts = _v.vector(rtt_ms, "rtt_ms", fn, lo=0.0) / 1e3
+    rtts = _v.vector(rtt_ms, "rtt_ms", fn, lo=0.0, hi=1e9) / 1e3  # (1e9 ms: eleven days)
     w = np.ones(len(rtts)) if weights is None else _v.vector(weights, "weights", fn, lo=0.0, length=len(rtts),
                                                               positive_sum=True)
     if arrival_cv is not None:

@@ -51,6 +51,7 @@ QUANTILE_GRID = np.round(np.r_[np.linspace(0.0, 0.99, 100), 0.995, 0.999, 1.0], 
 REPORT_QUANTILES = (0.5, 0.9, 0.99)
 HIST_EDGES = np.unique(np.round(np.logspace(0, np.log10(20000), 41))).astype(float)
 WINDOWS_S = {"1s": 1.0, "1min": 60.0}
+MAX_WINDOWS = 100_000_000  # peak_to_mean counts requests in at most this many windows (memory bound)
 
 
 def _dist(x: np.ndarray) -> dict:
@@ -72,7 +73,12 @@ def peak_to_mean(t_s: np.ndarray, window_s: float) -> float:
     window_s = _v.number(window_s, "window_s", "peak_to_mean", lo=0.0, lo_open=True, unit="s")
     t = _v.vector(t_s, "t_s (arrival times)", "peak_to_mean", lo=None, min_len=2)
     t = t - float(t.min())
-    n_full = int(np.floor(t.max() / window_s))
+    with np.errstate(over="ignore"):  # a tiny window: inf windows, refused below
+        n_windows = float(np.floor(t.max() / window_s))
+    if n_windows > MAX_WINDOWS:
+        raise _v.ScenarioError(f"peak_to_mean: {n_windows:.3g} windows of {window_s:g} s, more than the limit of "
+                               f"{MAX_WINDOWS:,}: use a longer window_s")
+    n_full = int(n_windows)
     if n_full < 1:
         raise TokenflowError(f"trace shorter than one {window_s:g} s window")
     counts = np.bincount((t[t < n_full * window_s] // window_s).astype(int), minlength=n_full)
@@ -193,7 +199,10 @@ class TraceStats:
 
     def prompt_quantile(self, p: np.ndarray | float) -> np.ndarray:
         """Prompt tokens at probability level(s) ``p`` (each in [0, 1])."""
-        arr = np.asarray(p, dtype=float) if not isinstance(p, (str, bytes)) else None
+        try:
+            arr = np.asarray(p, dtype=float) if not isinstance(p, (str, bytes)) else None
+        except (TypeError, ValueError, OverflowError):
+            arr = None
         if arr is None or not np.isfinite(arr).all() or (arr < 0).any() or (arr > 1).any():
             raise _v.ScenarioError(f"prompt_quantile: p must be probability levels in [0, 1], got {p!r:.80}")
         return np.interp(p, self.prompt_levels, self.prompt_quantiles)

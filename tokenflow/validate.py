@@ -93,15 +93,15 @@ def choice(value: object, name: str, fn: str, options: tuple[str, ...]) -> str:
 
 
 def vector(value: object, name: str, fn: str = "", *, lo: float | None = 0.0, min_len: int = 1,
-           length: int | None = None, positive_sum: bool = False) -> np.ndarray:
-    """A 1-d array of finite numbers >= ``lo`` (length ``length`` when given)."""
+           length: int | None = None, positive_sum: bool = False, hi: float | None = None) -> np.ndarray:
+    """A 1-d array of finite numbers in [``lo``, ``hi``] (length ``length`` when given)."""
     what = _where(fn, name)
     if isinstance(value, (str, bytes)):
         raise ScenarioError(f"{what}: expected a sequence of numbers, got {value!r:.80}")
     try:
         arr = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ScenarioError(f"{what}: expected a sequence of numbers, got {value!r:.80}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ScenarioError(f"{what}: expected a sequence of finite numbers, got {value!r:.80}") from None
     if arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1:
@@ -114,6 +114,8 @@ def vector(value: object, name: str, fn: str = "", *, lo: float | None = 0.0, mi
         raise ScenarioError(f"{what}: values must be finite, got {value!r:.80}")
     if lo is not None and (arr < lo).any():
         raise ScenarioError(f"{what}: values must be >= {lo:g}, got {arr[arr < lo][0]:g}")
+    if hi is not None and (arr > hi).any():
+        raise ScenarioError(f"{what}: values must be <= {hi:g}, got {arr[arr > hi][0]:g}")
     if positive_sum and not arr.sum() > 0:
         raise ScenarioError(f"{what}: values must not all be zero")
     return arr

@@ -1022,3 +1022,53 @@ def test_serving_layer_fuzz(name, prof, path35, us5):
                 except Exception as e:  # noqa: BLE001
                     pytest.fail(f"RAW-EXCEPTION: {name} argument {i} = {v!r:.40}: {type(e).__name__}: {e}")
             assert time.perf_counter() - t0 < 20, f"HANG: {name} argument {i} = {v!r:.40}"
+
+
+@pytest.mark.parametrize("name", ["default_profiles", "energy_mix", "route_rtts_result", "route_rtts_scenario",
+                                  "load_shares", "pool_utilisation", "market_latency_profiles",
+                                  "market_latency_utilisation", "market_latency_capacity", "market_latency_shares",
+                                  "simulate_market_utilisation", "simulate_market_result", "route_rtt_ms",
+                                  "arrival_scv", "with_limits", "summarize_trace"])
+def test_serving_layer_object_arguments(name, prof, path35, us5):
+    """Wrong objects (None, text, a scenario for a result, another scenario's result, an arc
+    result, empty frames) for the object arguments: a TokenflowError or a result."""
+    import pandas as pd
+
+    r, s = path35, us5
+    calls = {
+        "default_profiles": lambda a: Q.default_profiles(a), "energy_mix": lambda a: Q.energy_mix(s, a),
+        "route_rtts_result": lambda a: Q.route_rtts(a, s), "route_rtts_scenario": lambda a: Q.route_rtts(r, a),
+        "load_shares": lambda a: Q.load_shares(a, s), "pool_utilisation": lambda a: Q.pool_utilisation(r, a),
+        "market_latency_profiles": lambda a: Q.market_latency(r, s, profiles=a),
+        "market_latency_utilisation": lambda a: Q.market_latency(r, s, utilisation=a),
+        "market_latency_capacity": lambda a: Q.market_latency(r, s, capacity_kw=a),
+        "market_latency_shares": lambda a: Q.market_latency(r, s, shares=a),
+        "simulate_market_utilisation": lambda a: SIM.simulate_market(r, s, utilisation=a, n_requests=50),
+        "simulate_market_result": lambda a: SIM.simulate_market(a, s, n_requests=50),
+        "route_rtt_ms": lambda a: Q.route_rtt_ms(a), "arrival_scv": lambda a: Q.arrival_scv(a),
+        "with_limits": lambda a: Q.with_limits(a, {"chat": 5.0}), "summarize_trace": lambda a: TR.summarize_trace(a),
+    }
+    values = [None, "x", 5, s, r, prof, {"chat": 1}, pd.DataFrame(), pd.Series(dtype=float), [],
+              _arc35(s), _us20()]
+    for v in values:
+        try:
+            calls[name](v)
+        except tf.TokenflowError:
+            pass
+        except Exception as e:  # noqa: BLE001
+            pytest.fail(f"RAW-EXCEPTION: {name}({type(v).__name__}): {type(e).__name__}: {e}")
+
+
+_CACHE: dict = {}
+
+
+def _arc35(s):
+    if "arc" not in _CACHE:
+        _CACHE["arc"] = tf.solve(s, demand_scale=35, formulation="arc")
+    return _CACHE["arc"]
+
+
+def _us20():
+    if "us20" not in _CACHE:
+        _CACHE["us20"] = tf.load_scenario("us20")
+    return _CACHE["us20"]

@@ -381,7 +381,7 @@ def _origin_flows(ds: xr.Dataset) -> np.ndarray:
 def pool_utilisation(result, utilisation: pd.DataFrame | None = None) -> pd.DataFrame:
     """Utilisation of each pool (node x workload): the node's cleared compute utilisation for
     every workload, or ``utilisation`` (node x workload) where given."""
-    _v.result_of(result, None, "pool_utilisation")
+    _v.result_of(result, None, "pool_utilisation", need_scenario=False)
     _v.frame(utilisation, "utilisation", "pool_utilisation", result.dataset, complete=True)
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)

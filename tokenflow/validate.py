@@ -161,14 +161,15 @@ def scenario(s: object, name: str = "s", fn: str = ""):
     return s
 
 
-def result_of(result: object, s: object | None, fn: str, name: str = "result") -> None:
-    """``result`` must be a cleared market result (``.dataset``) and, with ``s``, a result of
-    a scenario with the same nodes and workloads (a result of another scenario is refused)."""
+def result_of(result: object, s: object | None, fn: str, name: str = "result", *,
+              need_scenario: bool = True) -> None:
+    """``result`` must be a cleared market result (``.dataset``) and (``need_scenario``) ``s`` a
+    scenario with the same nodes and workloads (a result of another scenario is refused)."""
     ds = getattr(result, "dataset", None)
     if ds is None or not hasattr(ds, "coords") or "node" not in ds.coords or "workload" not in ds.coords:
         raise ScenarioError(f"{_where(fn, name)}: expected a market result (tokenflow.solve(...)), "
                             f"got {type(result).__name__}")
-    if s is None:
+    if not need_scenario:
         return
     scenario(s, "s", fn)
     nodes, wls = [str(n) for n in ds["node"].values], [str(w) for w in ds["workload"].values]

@@ -1072,3 +1072,13 @@ def _us20():
     if "us20" not in _CACHE:
         _CACHE["us20"] = tf.load_scenario("us20")
     return _CACHE["us20"]
+
+
+def test_reproduce_cli_bad_roots_and_names(tmp_path, capsys):
+    cli(["reproduce", "--root", tmp_path / "nope", "--no-build"], capsys, 2, "no notebooks/ folder")
+    (tmp_path / "file").write_text("x")
+    cli(["reproduce", "--root", tmp_path / "file", "--no-build"], capsys, 2, "no notebooks/ folder")
+    (tmp_path / "notebooks").mkdir()
+    cli(["reproduce", "--root", tmp_path, "--no-build", "--only", "nope"], capsys, 2, "unknown notebook")
+    cli(["reproduce", "--root", tmp_path, "--no-build", "--only", "scorecard"], capsys, 2, "not found")
+    assert not (tmp_path / "book").exists() and not (tmp_path / "_build").exists()

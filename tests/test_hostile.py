@@ -6,6 +6,12 @@ Failure messages start with a tag (TRACEBACK, RAW-EXCEPTION, ACCEPTED, HANG,
 DAMAGED-FILE, WRONG-CODE) so that a run against an older package can be counted by
 kind.  Cases of the solver side (engine rewrite: argument checks, huge scales, export of
 infeasible models, solution checks, damaged result files) are plain tests since it landed.
+
+Issue 15 (second round) adds the serving layer (queueing, simulate, traces: every argument,
+numpy scalars, iteration and size bounds, a fuzz over every argument), scheduler addresses
+(schemes, silent listeners, web servers, no workers), output paths (symlink loops, /proc)
+and reproduce's arguments; the transactional book and the archive checks are in
+tests/test_reproduce.py and tests/test_archive.py, the Market's in tests/test_hostile_market.py.
 """
 
 from __future__ import annotations

@@ -108,6 +108,7 @@ def test_failing_notebook_leaves_the_previous_generated_folder(tiny):
         rp.run_notebooks(tiny)
     assert _snapshot(gen) == before
     assert not list(gen.rglob(".*.running.ipynb"))
+    assert "boom" in (tiny / rp.FAILED / "tiny.ipynb").read_text()  # the failed copy, outside the book
     _set_cell(tiny, "tiny", "print('fixed', n)")
     rp.run_notebooks(tiny)
     assert rp.last_status() == {"tiny": "executed"}
@@ -126,6 +127,22 @@ def test_a_run_resumes_the_notebooks_a_failed_run_executed(tiny, monkeypatch):
     _set_cell(tiny, "second", "print('ok')")
     rp.run_notebooks(tiny)
     assert rp.last_status() == {"tiny": "reused", "second": "executed"}
+
+
+def test_a_failed_notebook_never_reaches_the_book_through_a_later_run(tiny, monkeypatch):
+    nb = nbformat.read(tiny / "notebooks" / "tiny.ipynb", as_version=4)
+    nbformat.write(nb, tiny / "notebooks" / "other.ipynb")
+    monkeypatch.setattr(rp, "NOTEBOOKS", {"tiny": ({"n": 3}, {"n": 2}), "other": ({"n": 3}, {"n": 2})})
+    rp.run_notebooks(tiny)
+    gen = tiny / "book" / "generated"
+    good = (gen / "tiny.ipynb").read_bytes()
+    _set_cell(tiny, "tiny", "raise ValueError('boom')")
+    with pytest.raises(TokenflowError, match="boom"):
+        rp.run_notebooks(tiny, names=["tiny"])
+    _set_cell(tiny, "other", "print('changed')")
+    rp.run_notebooks(tiny, names=["other"])  # succeeds and swaps the staging folder in
+    assert (gen / "tiny.ipynb").read_bytes() == good
+    assert "boom" not in (gen / "tiny.ipynb").read_text()
 
 
 def test_interrupt_during_a_notebook_keeps_the_previous_folder(tiny, monkeypatch):

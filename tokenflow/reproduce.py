@@ -10,7 +10,8 @@ skipped the same way when no page, notebook or configuration file changed.
 Transactional: a run never damages the last good book.  Notebooks execute into a staging
 copy of ``book/generated`` (``_build/.generated.staging``; the copy of a previous failed or
 interrupted run is resumed) that replaces ``book/generated`` only when every notebook of
-the run succeeded; the book is built into ``_build/.staging-<builder>`` and replaces
+the run succeeded (a failing notebook's executed copy goes to ``_build/failed/``; the
+staged copy stays the last good one); the book is built into ``_build/.staging-<builder>`` and replaces
 ``_build/<builder>`` only when the whole build succeeded.  A failed or interrupted run
 leaves both as they were and says so.  Each notebook runs in a child process (papermill)
 in its own session, so Ctrl-C stops the run with one line, no kernel tracebacks; the
@@ -56,6 +57,7 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
 OUT = Path("book") / "generated"
 STAGING = Path("_build") / ".generated.staging"  # notebooks execute here; same depth as OUT
 OLD = Path("_build") / ".generated.old"  # the previous OUT during the swap (removed after)
+FAILED = Path("_build") / "failed"  # executed copies of notebooks that failed (never in the book)
 RESULTS = "results"  # relative to OUT, the notebooks' working directory
 STATE = ".reproduce.json"
 FACTS = "build_facts.md"  # included by book/artifact.md: this build's machine and notebook times
@@ -299,14 +301,14 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
             print("interrupted", flush=True)
             tmp.unlink(missing_ok=True)
             raise type(exc)(f"{kept}; _build/ is unchanged") from None
-        if not outcome.get("ok"):
+        if not outcome.get("ok"):  # the staged copy and its state stay the last good ones
             print("FAILED", flush=True)
-            state.pop(name, None)
-            _save_state(stage, state)
             where = f" in cell {outcome['cell']}" if outcome.get("cell") is not None else ""
             if tmp.is_file():
-                tmp.replace(dst)
-                seen = f"executed copy with the error: {dst}"
+                failed = root / FAILED / f"{name}.ipynb"
+                failed.parent.mkdir(parents=True, exist_ok=True)
+                tmp.replace(failed)  # for reading, never part of the book
+                seen = f"executed copy with the error: {failed}"
             else:
                 seen = "no executed copy"
             raise TokenflowError(f"notebook {name}.ipynb failed{where}: {outcome.get('ename')}: "

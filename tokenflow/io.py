@@ -73,10 +73,13 @@ def _check_output_path(path: Path, what: str) -> Path:
 
 
 def _virtual(folder: Path) -> bool:
-    """A kernel file system without storage (/proc, /sys, cgroup...): statvfs reports 0 blocks."""
+    """A kernel file system without storage under /proc or /sys (statvfs reports 0 blocks).
+    Other folders with 0 blocks (some FUSE mounts) are written to; a failure there is never
+    called "disk full"."""
     try:
-        return os.statvfs(folder).f_blocks == 0
-    except OSError:
+        real = folder.resolve()
+        return real.parts[:2] in {("/", "proc"), ("/", "sys")} and os.statvfs(real).f_blocks == 0
+    except (OSError, RuntimeError):
         return False
 
 

@@ -1,0 +1,133 @@
+"""Figure style: sizes in inches matched to the book's text column, fonts of at least
+8 pt at the size a figure is shown, one colour per workload (Okabe-Ito, colour-blind safe).
+
+The HTML book's text column is about 690-720 CSS px wide in a 1280 px window (96 px per
+inch: 7.2-7.5 in) and the PDF's is 7.27 in (A4, 0.5 in margins), so a figure drawn
+:data:`COLUMN_WIDTH_IN` wide is shown at (about) its own size in both: its point sizes are
+the sizes the reader sees.  :func:`fit` brings a wider figure to that width (its fonts
+keep their point size, so they grow relative to the drawing) and lifts any smaller text to
+:data:`MIN_FONT_PT`.  :func:`install` applies the rc settings and makes every figure an
+IPython kernel displays go through :func:`fit` first.
+"""
+
+from __future__ import annotations
+
+import matplotlib as mpl
+from matplotlib.figure import Figure
+from matplotlib.text import Text
+
+COLUMN_WIDTH_IN = 7.0  # the text column (HTML at 1280 px, and the PDF page)
+MIN_FONT_PT = 8.0  # smallest text at the size a figure is shown
+DISPLAY_DPI = 144  # pixels per inch of displayed PNGs (sharp when the browser scales them)
+MIN_HEIGHT_IN = 4.2  # a wide figure brought to the column keeps at least this height (or its own)
+
+# Okabe-Ito (Okabe & Ito 2008), colour-blind safe: one colour per workload everywhere
+OKABE_ITO = {"blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "purple": "#CC79A7",
+             "vermillion": "#D55E00", "sky": "#56B4E9", "yellow": "#F0E442", "black": "#000000"}
+WORKLOAD_COLORS = {"chat": OKABE_ITO["blue"], "image": OKABE_ITO["orange"], "code_review": OKABE_ITO["green"],
+                   "batch_training": OKABE_ITO["purple"]}
+WORKLOAD_LABELS = {"chat": "chat", "image": "image", "code_review": "code review",
+                   "batch_training": "batch training"}
+ACCENT = OKABE_ITO["vermillion"]  # limits, saturation marks
+OTHER = "#555555"
+
+RC = {
+    "figure.figsize": (COLUMN_WIDTH_IN, 3.6),
+    "figure.dpi": DISPLAY_DPI,
+    "savefig.dpi": 200,
+    "font.size": 9,
+    "axes.titlesize": 9.5,
+    "axes.labelsize": 9,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "legend.fontsize": 8,
+    "legend.title_fontsize": 8.5,
+    "figure.titlesize": 10,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.prop_cycle": mpl.cycler(color=[OKABE_ITO[k] for k in
+                                         ("blue", "orange", "green", "purple", "vermillion", "sky", "black")]),
+    "lines.linewidth": 1.6,
+    "legend.frameon": False,
+}
+
+
+def color(workload: str) -> str:
+    """The workload's colour (the same on every figure)."""
+    return WORKLOAD_COLORS.get(workload, OTHER)
+
+
+def apply() -> None:
+    """Set the house rc parameters (fonts, sizes, colour cycle) for new figures."""
+    mpl.rcParams.update(RC)
+
+
+def texts(fig: Figure) -> list[Text]:
+    """Every visible, non-empty text of ``fig`` (tick labels, labels, titles, legends, annotations)."""
+    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+
+
+def smallest_font(fig: Figure) -> float:
+    """Smallest font size (pt) of the visible text of ``fig``, at its current size."""
+    sizes = [t.get_fontsize() for t in texts(fig)]
+    return min(sizes) if sizes else float("inf")
+
+
+def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
+    """Bring ``fig`` to the text column: a wider figure is narrowed to ``width`` inches
+    (height scaled with it, but kept at least :data:`MIN_HEIGHT_IN` where it was taller),
+    every text smaller than :data:`MIN_FONT_PT` is lifted to it, and a figure without a
+    layout engine gets matplotlib's constrained layout so the larger text does not collide."""
+    w, h = fig.get_size_inches()
+    if w > width * 1.01:
+        k = width / w
+        fig.set_size_inches(width, max(h * k, min(h, MIN_HEIGHT_IN)))
+    for t in texts(fig):
+        if t.get_fontsize() < MIN_FONT_PT:
+            t.set_fontsize(MIN_FONT_PT)
+    if fig.get_layout_engine() is None:
+        try:
+            fig.set_layout_engine("constrained")
+        except RuntimeError:  # a colorbar made under another engine: leave the layout alone
+            pass
+    fig.set_dpi(DISPLAY_DPI)
+    fig._tf_fitted = True
+    return fig
+
+
+def _fitting(func):
+    if getattr(func, "_tf_fit", False):
+        return func
+
+    def fitted(fig, *args, **kwargs):
+        if isinstance(fig, Figure):
+            fit(fig)
+        return func(fig, *args, **kwargs)
+    fitted._tf_fit = True
+    return fitted
+
+
+def install(ip=None) -> bool:
+    """Apply :data:`RC` and make the running IPython kernel :func:`fit` every figure it
+    displays (inline backend); False when not in IPython."""
+    apply()
+    try:
+        from IPython import get_ipython
+        from IPython.core import pylabtools
+    except ImportError:  # pragma: no cover
+        return False
+    ip = ip or get_ipython()
+    if ip is None:
+        return False
+    # formatters registered later (a later %matplotlib inline) use the patched print_figure
+    pylabtools.print_figure = _fitting(pylabtools.print_figure)
+    for mime in ("image/png", "image/svg+xml", "image/jpeg", "application/pdf", "image/retina"):
+        f = ip.display_formatter.formatters.get(mime)
+        if f is None:
+            continue
+        try:
+            current = f.lookup_by_type(Figure)
+        except KeyError:
+            continue
+        f.for_type(Figure, _fitting(current))
+    return True

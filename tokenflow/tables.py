@@ -36,7 +36,7 @@ YES, NO = "yes", "no"
 DEFAULT_SIG = 4
 # a table wider than this many characters (sum of the widest cell per column) with a long
 # text column is drawn as one block per row (the text column is ~95 characters at 1280 px)
-BLOCK_WIDTH_CHARS = 120
+BLOCK_WIDTH_CHARS = 100
 LONG_TEXT_CHARS = 40
 MAX_ROWS = 400  # longer tables are cut (with a note) to keep pages light
 

@@ -39,6 +39,7 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "referees": ({}, {"sim_requests": 400, "sim_rhos": [0.5, 0.9], "n_scales": 2, "us20_check": False,
                           "fixed_point_tol": 1e-2}),
     "scorecard": ({}, {}),
+    "results": ({}, {}),  # last: reads the robustness draws of this build
 }
 OUT = Path("book") / "generated"
 RESULTS = "results"  # relative to OUT, the notebooks' working directory

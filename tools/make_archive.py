@@ -8,7 +8,8 @@ Contents, under one top folder ``tokenflow-<version>-artifact/``:
     results/              result files (netCDF) and figures the notebooks wrote
     scenarios/            the packaged scenario files (tokenflow/data/*.yaml)
     environment/          pip-freeze.txt (exact versions used), python.txt, pyproject.toml, environment.yml
-    README.md CITATION.cff .zenodo.json CHANGELOG.md LICENSE
+    README.md CITATION.cff .zenodo.json CHANGELOG.md LICENSE   (citation files with the commit filled in)
+    results.json results.csv   the citable results (see the "Results at a glance" chapter)
     SHA256SUMS            sha256 of every other file, `sha256sum -c` format
 
 ``--check ZIP`` verifies a bundle: every required part present and every checksum right.
@@ -75,6 +76,14 @@ def collect(root: Path, v: str) -> dict[str, bytes | Path]:
     for name in TOP_FILES:
         if (root / name).is_file():
             members[name] = root / name
+    # citable results at the top (written by the results chapter); citation files with the commit
+    for name in ("results.json", "results.csv"):
+        if (gen / "results" / name).is_file():
+            members[name] = gen / "results" / name
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from citation import filled
+
+    members.update(filled(root))
     return members
 
 

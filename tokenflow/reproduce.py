@@ -51,6 +51,21 @@ STACK = ("linopy", "highspy", "numpy", "scipy", "pandas", "xarray", "matplotlib"
          "jupyter-book", "myst-nb", "sphinx-mathjax-offline", "simpy", "distributed")
 
 
+# Quiet console: kernels log at ERROR (not ipykernel's TCP-transport warning once per
+# notebook) and the notebook runner's third-party deprecation chatter is not printed; the
+# notebooks' own warnings still reach their outputs, where the book check fails on them.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+QUIET_MODULES = ("jupyter_client", "jupyter_core", "nbclient", "nbformat", "papermill", "zmq", "traitlets")
+
+
+def _quiet() -> None:
+    import warnings
+
+    os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's path-migration warning
+    for mod in QUIET_MODULES:
+        warnings.filterwarnings("ignore", module=rf"{mod}(\.|$)")
+
+
 def _sha256_files(h: hashlib._Hash, files: list[Path], base: Path) -> None:
     for f in sorted(files):
         h.update(f.relative_to(base).as_posix().encode() + b"\0")
@@ -126,6 +141,7 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
 
     from .errors import TokenflowError
 
+    _quiet()
     root = Path(root)
     out = root / OUT
     (out / RESULTS).mkdir(parents=True, exist_ok=True)
@@ -154,7 +170,8 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
         tmp = out / f".{name}.running.ipynb"
         try:
             pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name="python3",
-                                cwd=str(out), progress_bar=False, log_output=False)
+                                cwd=str(out), progress_bar=False, log_output=False,
+                                extra_arguments=KERNEL_ARGS)
         except PapermillExecutionError as exc:
             print("FAILED")
             tmp.replace(dst)

@@ -73,13 +73,47 @@ def smallest_font(fig: Figure) -> float:
     return min(sizes) if sizes else float("inf")
 
 
+def reflow(fig: Figure) -> int:
+    """Re-arrange a one-row figure of three or more panels into rows of two (an odd last
+    panel spans the row); returns the number of rows (0: left as it was).  Twin axes move
+    with their panel; a figure with axes outside its grid (colour bars) is left alone."""
+    import math
+
+    axes = fig.axes
+    specs = [a.get_subplotspec() for a in axes]
+    if not axes or any(sp is None for sp in specs):
+        return 0
+    grids = {id(sp.get_gridspec()) for sp in specs}
+    nrows, ncols = specs[0].get_gridspec().get_geometry()
+    if len(grids) != 1 or nrows != 1 or ncols < 3:
+        return 0
+    if any(sp.colspan.stop - sp.colspan.start != 1 for sp in specs):
+        return 0
+    rows = math.ceil(ncols / 2)
+    new = fig.add_gridspec(rows, 2)
+    for a, sp in zip(axes, specs):
+        c = sp.colspan.start
+        r, k = divmod(c, 2)
+        a.set_subplotspec(new[r, :] if (c == ncols - 1 and ncols % 2) else new[r, k])
+    return rows
+
+
 def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
-    """Bring ``fig`` to the text column: a wider figure is narrowed to ``width`` inches
-    (height scaled with it, but kept at least :data:`MIN_HEIGHT_IN` where it was taller),
-    every text smaller than :data:`MIN_FONT_PT` is lifted to it, and a figure without a
-    layout engine gets matplotlib's constrained layout so the larger text does not collide."""
+    """Bring ``fig`` to the text column: a one-row figure of three or more panels is
+    re-arranged in rows of two (:func:`reflow`); a wider figure is narrowed to ``width``
+    inches (height scaled with it, but kept at least :data:`MIN_HEIGHT_IN` where it was
+    taller); every text smaller than :data:`MIN_FONT_PT` is lifted to it; a figure without a
+    layout engine gets matplotlib's constrained layout so the larger text does not collide
+    (and none where that layout cannot place the panels)."""
+    import warnings
+
+    if getattr(fig, "_tf_fitted", False):
+        return fig
     w, h = fig.get_size_inches()
-    if w > width * 1.01:
+    rows = reflow(fig) if w > width * 1.4 else 0
+    if rows:
+        fig.set_size_inches(width, rows * min(max(h * width / w * 2, MIN_HEIGHT_IN * 0.75), 3.4))
+    elif w > width * 1.01:
         k = width / w
         fig.set_size_inches(width, max(h * k, min(h, MIN_HEIGHT_IN)))
     for t in texts(fig):
@@ -90,6 +124,11 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
             fig.set_layout_engine("constrained")
         except RuntimeError:  # a colorbar made under another engine: leave the layout alone
             pass
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fig.canvas.draw()
+    if any("collapsed" in str(c.message) for c in caught):
+        fig.set_layout_engine("none")
     fig.set_dpi(DISPLAY_DPI)
     fig._tf_fitted = True
     return fig

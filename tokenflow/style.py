@@ -116,6 +116,13 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
     elif w > width * 1.01:
         k = width / w
         fig.set_size_inches(width, max(h * k, min(h, MIN_HEIGHT_IN)))
+    with warnings.catch_warnings():  # tick labels exist only once drawn; layout judged below
+        warnings.simplefilter("ignore")
+        fig.canvas.draw()
+    for ax in fig.axes:
+        for which, labels in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
+            if any(t.get_fontsize() < MIN_FONT_PT for t in labels):
+                ax.tick_params(axis=which, labelsize=MIN_FONT_PT)
     for t in texts(fig):
         if t.get_fontsize() < MIN_FONT_PT:
             t.set_fontsize(MIN_FONT_PT)

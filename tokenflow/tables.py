@@ -292,11 +292,12 @@ def restyle(st: Styler) -> Styler:
 
 # --------------------------------------------------------------------------- IPython
 
-def _frame_html(df) -> str | None:
+def _frame_html(obj) -> str | None:
     try:
-        return render(df)
-    except Exception:  # never break a page over a table's looks: fall back to pandas
-        return None
+        return render(obj)
+    except Exception:  # never break a page over a table's looks: fall back to pandas' own HTML
+        own = getattr(obj, "_repr_html_", None)
+        return own() if own is not None else None
 
 
 def install(ip=None) -> bool:

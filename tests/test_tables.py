@@ -75,7 +75,8 @@ def test_restyled_styler_keeps_formats(frame):
 def test_wide_text_table_becomes_blocks():
     long = "a long reference to a data source with a URL https://example.org/" + "x" * 60
     df = pd.DataFrame({"value": [1.5, 2.0], "unit": ["MW", "kW"], "kind": ["sourced", "assumption"],
-                       "reference": [long, long], "a_priori": [np.nan, 3.0]}, index=["parameters.link_bandwidth_gbps", "parameters.other_opex_usd_per_kwh"])
+                       "reference": [long, long], "a_priori": [np.nan, 3.0]},
+                      index=["parameters.link_bandwidth_gbps", "parameters.other_opex_usd_per_kwh"])
     assert tables.too_wide(df)
     html = tables.render(df)
     assert html.count('class="tf-block"') == 2

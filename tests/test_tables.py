@@ -46,6 +46,8 @@ def test_significant_figures(frame):
     assert tables.significant(0.0123456, 3) == "0.0123"
     assert tables.significant(123456.7, 3) == "123,457"  # no digits are dropped from the integer part
     assert tables.significant(-0.0, 3) == "0"
+    assert tables.significant(2.5, 4) == "2.5"  # no trailing zeros
+    assert tables.significant(-1234.5678, 4) == "−1,235"
     assert tables.significant(1.23456e-7, 3) == "1.23e-07"
     text = cells(tables.render(frame, sig={"price": 2}))
     assert "0.012" in text and "123" in text

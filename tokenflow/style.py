@@ -131,12 +131,13 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
             fig.set_layout_engine("constrained")
         except RuntimeError:  # a colorbar made under another engine: leave the layout alone
             pass
+    fig.set_dpi(DISPLAY_DPI)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fig.canvas.draw()
+        for _ in range(2):  # constrained layout starts from the last positions: judge the second pass
+            fig.canvas.draw()
     if any("collapsed" in str(c.message) for c in caught):
         fig.set_layout_engine("none")
-    fig.set_dpi(DISPLAY_DPI)
     fig._tf_fitted = True
     return fig
 
@@ -165,6 +166,11 @@ def install(ip=None) -> bool:
     ip = ip or get_ipython()
     if ip is None:
         return False
+    # where constrained layout cannot place the panels, fit() has already switched it off; the
+    # warning of a later re-layout (e.g. bbox_inches="tight") is not a problem of the page
+    import warnings
+
+    warnings.filterwarnings("ignore", message="constrained_layout not applied", category=UserWarning)
     # formatters registered later (a later %matplotlib inline) use the patched print_figure
     pylabtools.print_figure = _fitting(pylabtools.print_figure)
     for mime in ("image/png", "image/svg+xml", "image/jpeg", "application/pdf", "image/retina"):

@@ -39,6 +39,7 @@ DEFAULT_SIG = 4
 BLOCK_WIDTH_CHARS = 100
 LONG_TEXT_CHARS = 40
 MAX_ROWS = 400  # longer tables are cut (with a note) to keep pages light
+LONG_TABLE_ROWS = 25  # longer tables scroll down inside a box of 36 lines
 
 WRAP_STYLE = "overflow-x:auto;max-width:100%;max-height:36em;overflow-y:auto;margin:0.5em 0 1em 0"
 TABLE_CSS = [
@@ -65,7 +66,7 @@ def _is_number(x) -> bool:
 
 def significant(x: float, sig: int = DEFAULT_SIG) -> str:
     """``x`` to ``sig`` significant figures in plain notation (scientific only below 1e-4
-    or from 1e15), thousands separated; ``-0`` as ``0``."""
+    or from 1e15), thousands separated, trailing zeros dropped; ``-0`` as ``0``."""
     if sig < 1:
         raise TokenflowError(f"significant figures must be at least 1, got {sig}")
     x = float(x)
@@ -73,12 +74,16 @@ def significant(x: float, sig: int = DEFAULT_SIG) -> str:
         return "0"
     mag = math.floor(math.log10(abs(x)))
     if mag < -4 or mag >= 15:
-        return f"{x:.{sig - 1}e}".replace("-", "−") if x < 0 else f"{x:.{sig - 1}e}"
+        mant, exp = f"{x:.{sig - 1}e}".split("e")
+        mant = mant.rstrip("0").rstrip(".") if "." in mant else mant
+        return (mant + "e" + exp).replace("-", "−", 1) if x < 0 else mant + "e" + exp
     decimals = max(sig - 1 - mag, 0)
     rounded = round(x, decimals)
     if rounded == 0:
         return "0"
     text = f"{rounded:,.{decimals}f}"
+    if "." in text:  # up to ``sig`` figures: 2.500 -> 2.5 (a column then reads cleanly)
+        text = text.rstrip("0").rstrip(".")
     return "−" + text[1:] if text.startswith("-") else text
 
 
@@ -188,19 +193,22 @@ def table(df: pd.DataFrame | pd.Series, *, caption: str | None = None, units: Ma
     return st
 
 
-def _wrap(inner: str, kind: str = "tf-table-wrap") -> str:
-    return f'<div class="{kind}" style="{WRAP_STYLE}">{inner}</div>'
+def _wrap(inner: str, rows: int = 0, kind: str = "tf-table-wrap") -> str:
+    """The table in a box that scrolls sideways when it must (and down from
+    :data:`LONG_TABLE_ROWS` rows)."""
+    style = WRAP_STYLE if rows > LONG_TABLE_ROWS else WRAP_STYLE.replace("max-height:36em;overflow-y:auto;", "")
+    return f'<div class="{kind}" style="{style}">{inner}</div>'
 
 
 def render(df: pd.DataFrame | pd.Series | Styler, **kw) -> str:
     """House-style HTML of a table (a Styler is restyled, keeping its own formats for
     ordinary values); wide tables of long text become :func:`blocks`."""
     if isinstance(df, Styler):
-        return _wrap(restyle(df).to_html())
+        return _wrap(restyle(df).to_html(), len(df.data))
     frame = df.to_frame() if isinstance(df, pd.Series) else df
     if isinstance(frame, pd.DataFrame) and too_wide(frame):
         return blocks(frame, caption=kw.get("caption"))
-    return _wrap(table(df, **kw).to_html())
+    return _wrap(table(df, **kw).to_html(), len(frame))
 
 
 def too_wide(df: pd.DataFrame) -> bool:
@@ -223,6 +231,9 @@ def blocks(df: pd.DataFrame, *, caption: str | None = None, title: str | None = 
         raise TokenflowError(f"blocks() takes a DataFrame, got {type(df).__name__}")
     if title is not None and title not in df.columns:
         raise TokenflowError(f"blocks(): no column {title!r} to title the blocks with")
+    if title is None and isinstance(df.index, pd.RangeIndex):  # row numbers are no heading
+        text_cols = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c].dtype)]
+        title = text_cols[0] if text_cols else None
     parts = []
     if caption:
         parts.append(f'<p class="tf-blocks-caption" style="font-weight:600;margin:0 0 0.4em 0">'

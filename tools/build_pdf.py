@@ -39,11 +39,20 @@ button.toggle-button, .toggle-hidden { display: none !important; }
 .cell_output, figure, div.cell, div.highlight, pre, .tf-block { break-inside: avoid; }
 .cell_output, .tf-table-wrap, .output { overflow: visible !important; max-height: none !important; }
 .cell_output table, table.tf-table { font-size: 7.5pt !important; max-width: 100% !important; }
-td, th { white-space: normal !important; overflow-wrap: anywhere; }
+td, th { white-space: normal !important; overflow-wrap: break-word; word-break: normal; hyphens: auto; }
+pre, .output pre, .cell_output pre {
+  white-space: pre-wrap !important; overflow-wrap: anywhere; overflow: visible !important; }
+caption .tf-num { display: inline; margin: 0; }
+table.tf-small { font-size: 6.5pt !important; }
+table.tf-squeeze td, table.tf-squeeze th { overflow-wrap: anywhere; }
 span[id^="document-"] + section { break-before: page; }
 .tf-num { font-weight: 600; font-size: 9pt; margin: 0.3em 0 0.6em 0; }
+.tf-blocks { column-count: 2; column-gap: 1.5em; font-size: 8pt; }
+.tf-block dt { min-width: 7em !important; }
+.tf-block dd { margin-left: 8em !important; }
 .tf-toc { break-after: page; font-size: 10.5pt; }
-.tf-toc h1 { font-size: 18pt; }
+.tf-toc .tf-toc-title { font-size: 18pt; font-weight: 700; margin: 0 0 0.6em 0; }
+.tf-toc ol { list-style: none; padding-left: 0; }
 .tf-toc li { display: flex; gap: 0.4em; margin: 0.15em 0; }
 .tf-toc li .t { flex: 0 1 auto; }
 .tf-toc li .dots { flex: 1 1 auto; border-bottom: 1px dotted #888; margin-bottom: 0.3em; }
@@ -57,7 +66,7 @@ const chapters = [];
 document.querySelectorAll('span[id^="document-"]').forEach((span, k) => {
   const sec = span.nextElementSibling;
   if (!sec) return;
-  const h = sec.querySelector('h1');
+  const h = sec.querySelector('h1, h2');
   const title = h ? h.textContent.replace(/#$/, '').replace(/\\s+/g, ' ').trim() : span.id;
   chapters.push(title);
   let nf = 0, nt = 0;
@@ -69,14 +78,23 @@ document.querySelectorAll('span[id^="document-"]').forEach((span, k) => {
   });
   sec.querySelectorAll('table, .tf-blocks').forEach(t => {
     if (t.closest('.tf-blocks') && t.tagName === 'TABLE') return;
-    const cap = document.createElement('div');
-    cap.className = 'tf-num'; cap.textContent = 'Table ' + (k + 1) + '.' + (++nt);
-    t.insertAdjacentElement('beforebegin', cap);
+    const label = 'Table ' + (k + 1) + '.' + (++nt);
+    if (t.tagName === 'TABLE') {  // in the caption: printed with the table, on its page
+      let cap = t.querySelector('caption');
+      if (!cap) { cap = document.createElement('caption'); t.insertBefore(cap, t.firstChild); }
+      const num = document.createElement('span');
+      num.className = 'tf-num'; num.textContent = label + (cap.textContent.trim() ? '. ' : '');
+      cap.insertBefore(num, cap.firstChild);
+    } else {
+      const cap = document.createElement('div');
+      cap.className = 'tf-num'; cap.textContent = label;
+      t.insertAdjacentElement('afterbegin', cap);
+    }
   });
 });
-const nav = document.createElement('nav');
+const nav = document.createElement('div');
 nav.className = 'tf-toc';
-nav.innerHTML = '<h1>Contents</h1><ol></ol>';
+nav.innerHTML = '<p class="tf-toc-title">Contents</p><ol></ol>';
 chapters.forEach((t, k) => {
   const li = document.createElement('li');
   li.innerHTML = '<span class="t"></span><span class="dots"></span><span class="p">000</span>';
@@ -86,6 +104,17 @@ chapters.forEach((t, k) => {
 const art = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
 art.insertBefore(nav, art.firstChild);
 return chapters;
+"""
+
+# a table wider than the printed column gets a smaller font, then breaks inside words
+FIT_TABLES_JS = """
+const over = t => t.getBoundingClientRect().width > t.parentElement.getBoundingClientRect().width + 2;
+let n = 0;
+document.querySelectorAll('table').forEach(t => {
+  if (over(t)) { t.classList.add('tf-small'); n++; }
+  if (over(t)) t.classList.add('tf-squeeze');
+});
+return n;
 """
 
 # tables wider than the printed column (A4 less margins: 7.27 in = 698 CSS px)
@@ -177,6 +206,7 @@ def main(argv: list[str]) -> int:
         driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                {"width": round((PAGE["paperWidth"] - PAGE["marginLeft"] - PAGE["marginRight"]) * 96),
                                 "height": 1000, "deviceScaleFactor": 1, "mobile": False})
+        driver.execute_script(FIT_TABLES_JS)
         overflow = driver.execute_script(OVERFLOW_JS)
         driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
         if overflow:

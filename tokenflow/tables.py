@@ -184,6 +184,12 @@ def table(df: pd.DataFrame | pd.Series, *, caption: str | None = None, units: Ma
             s = sig.get(str(c), DEFAULT_SIG) if isinstance(sig, Mapping) else sig
             integer = integer_valued(df.iloc[:, j])
             st = st.format(lambda x, s=s, integer=integer: cell(x, s, integer), subset=pd.IndexSlice[:, [c]])
+    for j, c in enumerate(df.columns):  # long text gets room to wrap in, not a one-word column
+        col = df.iloc[:, j]
+        if not pd.api.types.is_numeric_dtype(col.dtype) and not df.columns.duplicated().any():
+            longest = max((len(cell(v)) for v in col.iloc[:60]), default=0)
+            if longest > LONG_TEXT_CHARS:
+                st = st.set_properties(subset=pd.IndexSlice[:, [c]], **{"min-width": "14em"})
     st = st.format_index(lambda x: cell(x), axis=0).format_index(lambda x: cell(x), axis=1)
     st = st.set_table_styles(TABLE_CSS).set_table_attributes('class="tf-table"')
     if caption:

@@ -51,10 +51,10 @@ STACK = ("linopy", "highspy", "numpy", "scipy", "pandas", "xarray", "matplotlib"
          "jupyter-book", "myst-nb", "sphinx-mathjax-offline", "simpy", "distributed")
 
 
-# Quiet console: kernels log at ERROR (not ipykernel's TCP-transport warning once per
+# Quiet console: kernels log only CRITICAL (not ipykernel's TCP-transport warning once per
 # notebook) and the notebook runner's third-party deprecation chatter is not printed; the
 # notebooks' own warnings still reach their outputs, where the book check fails on them.
-KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+KERNEL_ARGS = ["--IPKernelApp.log_level=CRITICAL"]  # cell errors still fail the notebook
 QUIET_MODULES = ("jupyter_client", "jupyter_core", "nbclient", "nbformat", "papermill", "zmq", "traitlets")
 
 

@@ -202,6 +202,23 @@ def layout_problems(driver) -> list[str]:
     return bad
 
 
+def page_facts(driver) -> dict:
+    """PAGE_FACTS_JS, once more after a moment if the page was still being replaced (the
+    root index.html redirects to the first page)."""
+    import time
+
+    from selenium.common.exceptions import JavascriptException
+
+    for attempt in range(3):
+        try:
+            return driver.execute_script(PAGE_FACTS_JS)
+        except JavascriptException:
+            if attempt == 2:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 def network_requests(driver) -> list[str]:
     urls = []
     for entry in driver.get_log("performance"):
@@ -224,7 +241,7 @@ def check_html(html: Path) -> tuple[list[str], int]:
             bad: list[str] = []
             driver.get(page.as_uri())
             math_state = driver.execute_async_script(WAIT_MATH_JS)
-            f = driver.execute_script(PAGE_FACTS_JS)
+            f = page_facts(driver)
             requests = network_requests(driver)
             external = [u for u in requests if not u.startswith(LOCAL_SCHEMES)]
             if not requests:

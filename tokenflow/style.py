@@ -13,6 +13,7 @@ IPython kernel displays go through :func:`fit` first.
 from __future__ import annotations
 
 import matplotlib as mpl
+import matplotlib.layout_engine
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
@@ -73,10 +74,11 @@ def smallest_font(fig: Figure) -> float:
     return min(sizes) if sizes else float("inf")
 
 
-def reflow(fig: Figure) -> int:
-    """Re-arrange a one-row figure of three or more panels into rows of two (an odd last
-    panel spans the row); returns the number of rows (0: left as it was).  Twin axes move
-    with their panel; a figure with axes outside its grid (colour bars) is left alone."""
+def reflow(fig: Figure, per_row: int = 2) -> int:
+    """Re-arrange a one-row figure of more than ``per_row`` panels into rows of ``per_row``
+    (2: an odd last panel spans the row; 1: panels stacked); returns the number of rows
+    (0: left as it was).  Twin axes move with their panel; a figure with axes outside its
+    grid (colour bars) is left alone."""
     import math
 
     axes = fig.axes
@@ -85,17 +87,25 @@ def reflow(fig: Figure) -> int:
         return 0
     grids = {id(sp.get_gridspec()) for sp in specs}
     nrows, ncols = specs[0].get_gridspec().get_geometry()
-    if len(grids) != 1 or nrows != 1 or ncols < 3:
+    if len(grids) != 1 or nrows != 1 or ncols <= per_row:
         return 0
     if any(sp.colspan.stop - sp.colspan.start != 1 for sp in specs):
         return 0
-    rows = math.ceil(ncols / 2)
-    new = fig.add_gridspec(rows, 2)
+    rows = math.ceil(ncols / per_row)
+    new = fig.add_gridspec(rows, per_row)
     for a, sp in zip(axes, specs):
         c = sp.colspan.start
-        r, k = divmod(c, 2)
-        a.set_subplotspec(new[r, :] if (c == ncols - 1 and ncols % 2) else new[r, k])
+        r, k = divmod(c, per_row)
+        a.set_subplotspec(new[r, :] if (c == ncols - 1 and ncols % per_row) else new[r, k])
     return rows
+
+
+CRAMPED_IN = 1.6  # a panel narrower than this after layout is stacked instead (one-row figures)
+
+
+def _cramped(fig: Figure) -> bool:
+    return any(a.get_position().width * fig.get_figwidth() < CRAMPED_IN for a in fig.axes
+               if a.get_subplotspec() is not None)
 
 
 def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
@@ -132,14 +142,35 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
         except RuntimeError:  # a colorbar made under another engine: leave the layout alone
             pass
     fig.set_dpi(DISPLAY_DPI)
+    if isinstance(fig.get_layout_engine(), mpl.layout_engine.ConstrainedLayoutEngine) and w > width * 1.01 \
+            and not _collapses(fig) and _cramped(fig):
+        fh = fig.get_size_inches()[1]
+        rows = reflow(fig, per_row=1)
+        if rows:
+            fig.set_size_inches(width, rows * min(max(fh * 0.8, MIN_HEIGHT_IN * 0.75), 3.2))
+    if isinstance(fig.get_layout_engine(), mpl.layout_engine.ConstrainedLayoutEngine):
+        # where the panels do not fit at this width, widen in steps (shown a little smaller)
+        # up to the figure's own width, and give up the layout engine only after that
+        fw, fh = fig.get_size_inches()
+        for k in (1.0, 1.25, 1.5, max(w / fw, 1.0)):
+            fig.set_size_inches(fw * k, fh * k)
+            if not _collapses(fig):
+                break
+        else:
+            fig.set_layout_engine("none")
+    fig._tf_fitted = True
+    return fig
+
+
+def _collapses(fig: Figure) -> bool:
+    """True if constrained layout cannot place ``fig``'s axes (it warns and gives up)."""
+    import warnings
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         for _ in range(2):  # constrained layout starts from the last positions: judge the second pass
             fig.canvas.draw()
-    if any("collapsed" in str(c.message) for c in caught):
-        fig.set_layout_engine("none")
-    fig._tf_fitted = True
-    return fig
+    return any("collapsed" in str(c.message) for c in caught)
 
 
 def _fitting(func):

@@ -10,11 +10,16 @@ Selenium) with every network request sent to a dead proxy, waits for MathJax, an
 - an image that did not load, or fewer figures than a reproduced-figure page must show;
 - stderr output, a warning, an error or a traceback on a page or in an executed notebook;
 - an absolute path of this machine (the repository root, /home, /tmp, site-packages ...);
-- a glue reference left unrendered.
+- a glue reference left unrendered;
+- layout at 1280 px: an element wider than the text column (unless inside a scrolling
+  wrapper), a table cell reading nan, inf, True or False, a figure displayed narrower than
+  its intended width (its pixel width at :data:`tokenflow.style.DISPLAY_DPI`, or the column).
 
 ``--pdf FILE`` checks the PDF instead (poppler-utils): at least one page per book chapter,
 at least as many embedded images as the HTML pages' required figures, no raw TeX, no
-stderr or absolute path in its text.
+stderr or absolute path in its text, no code-cell toggle text, a page number on every page
+and a contents list with page numbers (tables that overflow the page make
+``tools/build_pdf.py`` fail before a PDF is written).
 
 Usage: python tools/check_book.py [_build/html] [book/generated] [--pdf _build/pdf/book.pdf]
 """
@@ -32,11 +37,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REQUIRED_FIGURES = {  # page -> number of figures (PNG outputs) it must show at least
-    "book/generated/us5_market.html": 1,
+    "book/generated/us5_market.html": 2,  # Figure 2 and the link map
     "book/generated/us5_demand_growth.html": 1,
-    "book/generated/transfer_vs_token.html": 1,
+    "book/generated/transfer_vs_token.html": 2,  # Figure 4 and the link map
     "book/generated/latency.html": 1,
-    "book/generated/us20_scaleup.html": 2,
+    "book/generated/us20_scaleup.html": 3,  # Figure 1, the sweep and the link map
     "book/generated/formulations_settlement.html": 1,
     "book/generated/robustness.html": 2,
     "book/generated/choices.html": 1,
@@ -111,7 +116,7 @@ def chromium(log_network: bool = True):
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", "--proxy-server=http://127.0.0.1:9",
                 "--proxy-bypass-list=<-loopback>", "--allow-file-access-from-files",
-                "--window-size=1400,1000", f"--user-data-dir={profile}"):
+                "--window-size=1280,1000", f"--user-data-dir={profile}"):
         opts.add_argument(arg)
     if log_network:
         opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
@@ -154,6 +159,66 @@ return {
 """
 
 
+LAYOUT_JS = """
+const art = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+const box = art.getBoundingClientRect();
+const scrolls = el => { for (let a = el.parentElement; a && a !== art; a = a.parentElement) {
+  const o = getComputedStyle(a).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; }
+  return false; };
+const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ?
+  '.' + el.className.trim().split(/\\s+/).slice(0, 2).join('.') : '');
+const wide = [];
+for (const el of art.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (!r.width || getComputedStyle(el).visibility === 'hidden') continue;
+  if (r.right > box.right + 2 && !scrolls(el) && !el.closest('mjx-container, .MathJax, pre, .highlight')) {
+    wide.push(name(el) + ' ' + Math.round(r.width) + ' px > ' + Math.round(box.width) + ' px');
+    if (wide.length > 5) break;
+  }
+}
+const BAD = new Set(['nan', 'NaN', 'inf', '-inf', 'True', 'False', 'None', '<NA>']);
+const cells = Array.from(art.querySelectorAll('td, th')).map(c => c.innerText.trim()).filter(t => BAD.has(t));
+const narrow = [];
+for (const img of art.querySelectorAll('.cell_output img, .output img')) {
+  if (!img.naturalWidth) continue;
+  const shown = img.getBoundingClientRect().width;
+  const avail = img.parentElement.getBoundingClientRect().width;
+  const intended = Math.min(img.naturalWidth * 96 / arguments[0], avail);
+  if (shown < 0.95 * intended) narrow.push(Math.round(shown) + ' px < ' + Math.round(intended) + ' px');
+}
+return {wide: wide, cells: cells.slice(0, 5), n_cells: cells.length, narrow: narrow};
+"""
+
+
+def layout_problems(driver) -> list[str]:
+    """Wide elements, raw table values and squeezed figures on the open page."""
+    from tokenflow.style import DISPLAY_DPI
+
+    f = driver.execute_script(LAYOUT_JS, DISPLAY_DPI)
+    bad = [f"element wider than the text column: {w}" for w in f["wide"]]
+    if f["n_cells"]:
+        bad.append(f"{f['n_cells']} table cell(s) read {sorted(set(f['cells']))}")
+    bad += [f"figure shown narrower than intended: {n}" for n in f["narrow"]]
+    return bad
+
+
+def page_facts(driver) -> dict:
+    """PAGE_FACTS_JS, once more after a moment if the page was still being replaced (the
+    root index.html redirects to the first page)."""
+    import time
+
+    from selenium.common.exceptions import JavascriptException
+
+    for attempt in range(3):
+        try:
+            return driver.execute_script(PAGE_FACTS_JS)
+        except JavascriptException:
+            if attempt == 2:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
+
+
 def network_requests(driver) -> list[str]:
     urls = []
     for entry in driver.get_log("performance"):
@@ -176,7 +241,7 @@ def check_html(html: Path) -> tuple[list[str], int]:
             bad: list[str] = []
             driver.get(page.as_uri())
             math_state = driver.execute_async_script(WAIT_MATH_JS)
-            f = driver.execute_script(PAGE_FACTS_JS)
+            f = page_facts(driver)
             requests = network_requests(driver)
             external = [u for u in requests if not u.startswith(LOCAL_SCHEMES)]
             if not requests:
@@ -205,6 +270,7 @@ def check_html(html: Path) -> tuple[list[str], int]:
             for p in paths:
                 if p.search(body) or (p.pattern == re.escape(str(ROOT)) and p.search(source)):
                     bad.append(f"page shows a machine path ({p.pattern})")
+            bad += layout_problems(driver)
             if rel in INTERACTIVE:
                 bad += check_interactive(driver, INTERACTIVE[rel])
             problems += [f"{rel}: {b}" for b in bad]
@@ -279,8 +345,29 @@ def check_pdf(pdf: Path) -> list[str]:
     for p in absolute_path_patterns():
         if p.search(text):
             problems.append(f"PDF shows a machine path ({p.pattern})")
+    problems += print_problems(text, pages)
     print(f"PDF {pdf.name}: {pages} pages (need >= {need_pages}), {len(figures)} figures "
           f"(need >= {need_figures}), {len(raw)} raw TeX delimiters")
+    return problems
+
+
+TOGGLE_TEXT = ("Show code cell source", "Hide code cell source", "Show code cell output",
+               "Show code cell content", "Hide code cell output")
+PAGE_NUMBER_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$", re.M)
+
+
+def print_problems(text: str, pages: int) -> list[str]:
+    """A printed book: no code-cell toggles, a page number on every page, a contents list
+    whose entries carry page numbers (``pdftotext -layout`` text, pages split by form feeds)."""
+    problems = [f"PDF shows a code toggle ({t!r})" for t in TOGGLE_TEXT if t in text]
+    page_texts = [t for t in text.split("\f")][:pages]
+    unnumbered = [i for i, t in enumerate(page_texts, 1)
+                  if not any(int(m.group(1)) == i for m in PAGE_NUMBER_RE.finditer(t))]
+    if unnumbered:
+        problems.append(f"{len(unnumbered)} PDF page(s) without their page number (first: {unnumbered[0]})")
+    head = "\n".join(page_texts[:3])
+    if "Contents" not in head or len(re.findall(r"\.{3,}\s*\d+\s*$|\s\d+\s*$", head, re.M)) < 3:
+        problems.append("PDF has no contents list with page numbers on its first pages")
     return problems
 
 

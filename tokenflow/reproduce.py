@@ -235,7 +235,8 @@ def _execute(src: Path, dst: Path, params: dict, cwd: Path, root: Path) -> dict:
         with open(log, "wb") as logf:
             proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(src), str(dst), json.dumps(params),
                                      str(cwd), str(result), json.dumps(KERNEL_ARGS)],
-                                    stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                    stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
             try:
                 proc.wait()
             except BaseException:

@@ -541,6 +541,7 @@ class Market:
         total_load, agg = self._aggregate()
         if total_load == 0:
             return ScaleLimit(math.inf, math.inf, "no demand", [], [])
+        self._check_resolution()
         self._check_demand_span()
         if self.formulation == "path":
             cond, _, sol = self._cg(self._smax, None)
@@ -575,6 +576,18 @@ class Market:
         self._limit_cache = ScaleLimit(s_star, agg, binding, nodes, links)
         return self._limit_cache
 
+    def _check_resolution(self) -> None:
+        """A compute capacity that is positive but serves less than one token per hour
+        (:data:`DEMAND_RESOLUTION`) of the most energy-intensive workload is below what the
+        solver resolves: its rent, and so the prices, would be arbitrary.  Refuse it."""
+        inp = self.inp
+        gmax = float(np.max(inp.intensity))
+        tiny = (inp.capacity_kw > 0) & (inp.capacity_kw < DEMAND_RESOLUTION * gmax)
+        if tiny.any():
+            raise ScenarioError([f"capacity_mw.{inp.node_ids[i]}: {inp.capacity_kw[i] / 1000 / inp.ai_share:g} MW "
+                                 "serves less than one token per hour, below what the LP solver resolves; "
+                                 "set it to 0 (no compute) or to a real capacity" for i in np.nonzero(tiny)[0]])
+
     def _check_demand_span(self) -> None:
         """The max-scale LP has one column with the demand cells as coefficients (relative
         to the largest); HiGHS drops coefficients below 1e-9, so cells spanning more than
@@ -605,6 +618,7 @@ class Market:
             check_magnitudes("compute capacity", inp.capacity_kw, "kW")
             wmax = max(float(np.max(np.r_[inp.fwd_gb, inp.rev_gb])), 1e-300)
             check_magnitudes("link capacity / link weight", inp.arc_capacity_gbh / wmax, "M tokens/h")
+            self._check_resolution()
             self._pre = (inp, load, float(inp.capacity_kw.sum()), float(inp.base_demand.max(initial=0.0)))
         _, load, cap, dmax = self._pre
         if scale * load > cap * (1 + 1e-9):

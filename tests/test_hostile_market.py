@@ -322,8 +322,72 @@ def test_demand_resolution_is_one_token_per_hour():
 
 # ----------------------------------------------------------------------------- s* at scale
 
-def test_path_s_star_equals_arc_on_mid_size_network():
-    s = tf.synthetic_network(60, seed=3)
-    a = tf.demand_scale_limit(s, formulation="arc", latency_limits_ms={w: 1e4 for w in s.workload_ids})
-    p = tf.demand_scale_limit(s, formulation="path", latency_limits_ms={w: 1e4 for w in s.workload_ids})
+def _star(n: int, seed: int = 0) -> tf.Scenario:
+    """A hub linked to ``n - 1`` leaves, every node with compute (workloads of us20)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    base = tf.load_scenario("us20")
+    ids = ["hub"] + [f"leaf{i:04d}" for i in range(n - 1)]
+    pop = np.exp(rng.normal(np.log(2.5e6), 0.7, n)).round()
+    nodes = pd.DataFrame({"name": ids, "state": "", "lat": np.r_[39.0, rng.uniform(30, 45, n - 1)],
+                          "lon": np.r_[-95.0, rng.uniform(-110, -80, n - 1)], "population": pop,
+                          "electricity_usd_per_kwh": rng.uniform(0.08, 0.25, n),
+                          "capacity_mw": pop / 1e6 * 110.0 * rng.lognormal(0.0, 0.5, n)},
+                         index=pd.Index(ids, name="node"))
+    links = pd.DataFrame([{"a": "hub", "b": x, "bandwidth_gbps": np.nan, "transfer_cost_usd_per_gb": np.nan}
+                          for x in ids[1:]], index=pd.Index([f"hub--{x}" for x in ids[1:]], name="link"))
+    prov = pd.DataFrame([{"item": "all", "value": np.nan, "unit": "", "kind": "assumption", "reference": "star",
+                          "range": ""}])
+    return tf.Scenario(name="star", title="star", nodes=nodes, workloads=base.workloads.copy(), links=links,
+                       params=dict(base.params), provenance=prov)
+
+
+NETWORKS = {
+    "synthetic 60, loose limits": lambda: (tf.synthetic_network(60, seed=3), {w: 1e4 for w in
+                                                                              tf.load_scenario("us20").workload_ids}),
+    "synthetic 60, scenario limits": lambda: (tf.synthetic_network(60, seed=3), None),
+    "synthetic 40, tight chat limit": lambda: (tf.synthetic_network(40, seed=1), {"chat": 12.0}),
+    "star 60": lambda: (_star(60), None),
+    "star 60, thin links": lambda: (_star(60).replace(params={"link_bandwidth_gbps": 2.0}), None),
+}
+
+
+@pytest.mark.parametrize("net", sorted(NETWORKS))
+def test_path_s_star_from_arc_seed_equals_plain_column_generation(net, monkeypatch):
+    """The path formulation's s* started from the arc solution's routes (used on large
+    networks) equals plain column generation, and the arc s* where both describe one market."""
+    import tokenflow.engine as eng
+
+    s, lat = NETWORKS[net]()
+    try:
+        plain = tf.demand_scale_limit(s, formulation="path", latency_limits_ms=lat)
+    except tf.ScenarioError as exc:  # e.g. unreachable demand: both must refuse alike
+        monkeypatch.setattr(eng, "ARC_SEED_MIN_NODES", 2)
+        with pytest.raises(tf.ScenarioError, match=str(exc).split(":")[0]):
+            tf.demand_scale_limit(s, formulation="path", latency_limits_ms=lat)
+        return
+    monkeypatch.setattr(eng, "ARC_SEED_MIN_NODES", 2)
+    m = Market(s, formulation="path", latency_limits_ms=lat)
+    seeded = m.scale_limit()
+    assert seeded.max_scale == pytest.approx(plain.max_scale, rel=1e-7)
+    arc = Market(s, formulation="arc", latency_limits_ms=lat)
+    if bool(np.all(arc.arc.com_o == -1)):  # no latency limit binds: one market
+        assert arc.scale_limit().max_scale == pytest.approx(plain.max_scale, rel=1e-7)
+    else:  # the arc LP is a relaxation
+        assert arc.scale_limit().max_scale >= plain.max_scale * (1 - 1e-7)
+
+
+@pytest.mark.slow
+def test_path_s_star_of_a_1005_node_star_within_10x_of_arc():
+    import time
+
+    s = _star(1005)
+    t0 = time.perf_counter()
+    a = Market(s, formulation="arc").scale_limit()
+    t_arc = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    p = Market(s, formulation="path").scale_limit()
+    t_path = time.perf_counter() - t0
     assert p.max_scale == pytest.approx(a.max_scale, rel=1e-7)
+    assert t_path < 10 * max(t_arc, 1.0)

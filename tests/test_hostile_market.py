@@ -391,3 +391,17 @@ def test_path_s_star_of_a_1005_node_star_within_10x_of_arc():
     t_path = time.perf_counter() - t0
     assert p.max_scale == pytest.approx(a.max_scale, rel=1e-7)
     assert t_path < 10 * max(t_arc, 1.0)
+
+
+@pytest.mark.parametrize("formulation", FORMS)
+def test_s_star_with_demand_only_lost_load_can_serve(us5, formulation):
+    """With a VoLL, demand out of reach of compute clears as lost load; s* (every token
+    served) is then 0, and says why (it used to name a node 'full' or no cause at all)."""
+    m = Market(us5, formulation=formulation, value_of_lost_load=1.0, latency_limits_ms={"chat": 0.0})
+    lim = m.scale_limit(capacity_mw={"silicon_valley": 0.0})
+    assert lim.max_scale == 0.0 and not math.copysign(1.0, lim.max_scale) < 0
+    assert "unreachable demand: chat at node 'silicon_valley'" in lim.binding
+    r = m.solve(demand_scale=3)
+    sv = float(r.dataset["unserved"].sel(node="silicon_valley", workload="chat"))
+    assert sv == pytest.approx(3 * float(us5.demand.sel(node="silicon_valley", workload="chat")), rel=1e-9)
+    assert float(r.prices.sel(node="silicon_valley", workload="chat")) == pytest.approx(1.0, rel=1e-12)

@@ -142,9 +142,8 @@ def run_sequence(formulation: str, steps: list) -> None:
             assert [id(p) for p in m._pending] == [id(p) for p in before[3]], (kind, kw, got)
         _inputs_agree(m)
         if kind == "scale_limit" and not isinstance(got, Exception):
-            st_ = m.settings
-            want = tf.demand_scale_limit(m.scenario, transfer_aware=st_["transfer_aware"], formulation=formulation,
-                                         latency_limits_ms=st_["latency_limits_ms"])
+            st_ = {k: v for k, v in m.settings.items() if k != "demand_scale"}
+            want = Market(m.scenario, **st_).scale_limit()
             assert got.max_scale == pytest.approx(want.max_scale, rel=1e-7)
         if kind != "solve" or refused:
             try:

@@ -365,10 +365,20 @@ class Market:
 
     def _check_reachable(self) -> None:
         """Positive demand without VoLL must reach compute within its latency limit."""
+        problems = self._unreachable(with_voll=False)
+        if problems:
+            raise ScenarioError(problems)
+
+    def _unreachable(self, with_voll: bool) -> list[str]:
+        """Demand cells that cannot reach compute within their latency limit (those with a
+        VoLL too when ``with_voll``)."""
         inp, G = self.inp, self._graph
         cap = inp.capacity_kw > 0
         problems = []
-        for o, k in np.argwhere((inp.base_demand > 0) & np.isnan(inp.voll)[None, :]):
+        rows = inp.base_demand > 0
+        if not with_voll:
+            rows &= np.isnan(inp.voll)[None, :]
+        for o, k in np.argwhere(rows):
             rtt = 2.0 * G.latdist[o, cap]
             if not np.any(rtt <= inp.latency_ms[k] + LAT_TOL):
                 fin = rtt[np.isfinite(rtt)]
@@ -377,8 +387,7 @@ class Market:
                 problems.append(f"unreachable demand: {inp.workload_ids[k]} at node {inp.node_ids[o]!r} cannot "
                                 f"reach any node with compute capacity within its {inp.latency_ms[k]:g} ms "
                                 f"latency limit{nearest}")
-        if problems:
-            raise ScenarioError(problems)
+        return problems
 
     def resolve(self, scenario: Scenario, *, demand_scale: float = 1.0, transfer_aware: bool = True,
                 latency_limits_ms: Mapping[str, float] | None = None, formulation: str | None = None,
@@ -546,6 +555,11 @@ class Market:
             return ScaleLimit(math.inf, math.inf, "no demand", [], [])
         self._check_resolution()
         self._check_demand_span()
+        lost = self._unreachable(with_voll=True)
+        if lost:  # only possible with a value of lost load: no scale > 0 serves every token
+            self._limit_cache = ScaleLimit(0.0, agg, "; ".join(lost) + " (it can only go unserved, at the value of "
+                                           "lost load)", [], [])
+            return self._limit_cache
         if self.formulation == "path":
             if inp.N >= ARC_SEED_MIN_NODES:
                 self._arc_seed()

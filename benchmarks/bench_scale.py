@@ -14,7 +14,7 @@ Targets (2-core machine): 1,000-node arc LP < 60 s and < 4 GiB; the sweep >= 1.8
 on two workers than on one.
 
 Run:  python benchmarks/bench_scale.py [--nodes 100 300 1000] [--path-max 300] [--points 500]
-      python benchmarks/bench_scale.py --s-star [--limits loose|scenario]   (only part 3)
+      python benchmarks/bench_scale.py --s-star [--limits loose|scenario] [--networks star synthetic]
 """
 
 from __future__ import annotations
@@ -94,9 +94,11 @@ def main() -> None:
     ap.add_argument("--points", type=int, default=500)
     ap.add_argument("--s-star", action="store_true", help="only part 3: s* of large sparse networks")
     ap.add_argument("--limits", choices=["loose", "scenario"], default="loose", help="latency limits for part 3")
+    ap.add_argument("--networks", nargs="+", choices=["star", "synthetic"], default=["star", "synthetic"],
+                    help="networks for part 3")
     args = ap.parse_args()
     if args.s_star:
-        for net in ("star", "synthetic"):
+        for net in args.networks:
             r = {f: in_process(run_s_star, net, f, args.limits) for f in ("arc", "path")}
             print(f"s* {net:>9} ({args.limits} limits): arc {r['arc']['t']:.2f} s, path {r['path']['t']:.2f} s "
                   f"(x{r['path']['t'] / r['arc']['t']:.1f}); s* {r['arc']['s']:.9g} / {r['path']['s']:.9g}",

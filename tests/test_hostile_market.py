@@ -353,7 +353,8 @@ NETWORKS = {
 }
 
 
-@pytest.mark.parametrize("net", sorted(NETWORKS))
+@pytest.mark.parametrize("net", [pytest.param(n, marks=pytest.mark.slow) if n == "synthetic 60, scenario limits"
+                                 else n for n in sorted(NETWORKS)])
 def test_path_s_star_from_arc_seed_equals_plain_column_generation(net, monkeypatch):
     """The path formulation's s* started from the arc solution's routes (used on large
     networks) equals plain column generation, and the arc s* where both describe one market."""

@@ -108,7 +108,9 @@ def _agree(got, want) -> None:
         if isinstance(want, tf.InfeasibleMarketError):
             assert got.max_scale == pytest.approx(want.max_scale, rel=1e-7)
         return
-    assert got.objective == pytest.approx(want.objective, rel=1e-7)
+    # abs: at vanishing demand (scale 1e-12) flows sit inside the solver's primal tolerance and
+    # the objective (~1e-9 $/h) is resolved only absolutely
+    assert got.objective == pytest.approx(want.objective, rel=1e-7, abs=1e-6)
     np.testing.assert_allclose(got.prices.values, want.prices.values, rtol=1e-6, atol=1e-9)
 
 

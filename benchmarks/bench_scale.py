@@ -13,7 +13,8 @@
      before the arc seed  star  arc 20.1 s, path 540.1 s (x26.9);  synthetic  arc 3.6 s, path 111.5 s (x30.8)
      after                star  arc 12.1 s, path  18.6 s (x1.5);   synthetic  arc 20.9 s, path 35.3 s (x1.7)
    scenario limits, star: before arc 2.0 s, path 286.8 s (x147; another draw of the same star);
-   after arc 2.6 s, path 4.2 s (x1.6).
+   after arc 2.6 s, path 4.2 s (x1.6).  Synthetic, scenario limits: before path > 400 s (stopped);
+   after path 4.2 s; the arc LP (one commodity per origin where limits bind) > 300 s (stopped).
    s* agrees between the formulations to 1e-9 in every case.
 
 Targets (2-core machine): 1,000-node arc LP < 60 s and < 4 GiB; the sweep >= 1.8x faster

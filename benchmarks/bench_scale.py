@@ -6,11 +6,22 @@
    same market.  Each case runs in a fresh process so peak memory is its own.
 2. Wall time of a 500-point sweep (us5, market evaluator) on one worker vs on a
    two-worker local Dask cluster.
+3. s* (the max-scale LP) in both formulations on a 1,005-node star and the 1,000-node
+   synthetic network (``--s-star``; issue 15: the path formulation must stay within 10x
+   of the arc formulation).  Measured 2026-12-02 on the shared 2-core machine (times vary
+   with its load; the ratio is the figure), loose limits:
+     before the arc seed  star  arc 20.1 s, path 540.1 s (x26.9);  synthetic  arc 3.6 s, path 111.5 s (x30.8)
+     after                star  arc 12.1 s, path  18.6 s (x1.5);   synthetic  arc 20.9 s, path 35.3 s (x1.7)
+   scenario limits, star: before arc 2.0 s, path 286.8 s (x147; another draw of the same star);
+   after arc 2.6 s, path 4.2 s (x1.6).  Synthetic, scenario limits: before path > 400 s (stopped);
+   after path 4.2 s; the arc LP (one commodity per origin where limits bind) > 300 s (stopped).
+   s* agrees between the formulations to 1e-9 in every case.
 
 Targets (2-core machine): 1,000-node arc LP < 60 s and < 4 GiB; the sweep >= 1.8x faster
 on two workers than on one.
 
 Run:  python benchmarks/bench_scale.py [--nodes 100 300 1000] [--path-max 300] [--points 500]
+      python benchmarks/bench_scale.py --s-star [--limits loose|scenario] [--networks star synthetic]
 """
 
 from __future__ import annotations
@@ -36,6 +47,43 @@ def run_case(n: int, formulation: str, queue) -> None:
                "objective": r.objective, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
 
 
+def star_network(n: int, seed: int = 0):
+    """A hub linked to ``n - 1`` leaves over the central U.S.; every node has compute."""
+    import numpy as np
+    import pandas as pd
+
+    import tokenflow as tf
+
+    rng = np.random.default_rng(seed)
+    base = tf.load_scenario("us20")
+    ids = ["hub"] + [f"leaf{i:04d}" for i in range(n - 1)]
+    pop = np.exp(rng.normal(np.log(2.5e6), 0.7, n)).round()
+    nodes = pd.DataFrame({"name": ids, "state": "", "lat": np.r_[39.0, rng.uniform(30, 45, n - 1)],
+                          "lon": np.r_[-95.0, rng.uniform(-110, -80, n - 1)], "population": pop,
+                          "electricity_usd_per_kwh": rng.uniform(0.08, 0.25, n),
+                          "capacity_mw": pop / 1e6 * 110.0 * rng.lognormal(0.0, 0.5, n)},
+                         index=pd.Index(ids, name="node"))
+    links = pd.DataFrame([{"a": "hub", "b": x, "bandwidth_gbps": np.nan, "transfer_cost_usd_per_gb": np.nan}
+                          for x in ids[1:]], index=pd.Index([f"hub--{x}" for x in ids[1:]], name="link"))
+    prov = pd.DataFrame([{"item": "all", "value": np.nan, "unit": "", "kind": "assumption",
+                          "reference": "synthetic star", "range": ""}])
+    return tf.Scenario(name=f"star{n}", title=f"{n}-node star", nodes=nodes, workloads=base.workloads.copy(),
+                       links=links, params=dict(base.params), provenance=prov)
+
+
+def run_s_star(network: str, formulation: str, limits: str, queue) -> None:
+    import tokenflow as tf
+
+    s = star_network(1005) if network == "star" else tf.synthetic_network(1000, seed=0)
+    t0 = time.perf_counter()
+    try:
+        lim = tf.demand_scale_limit(s, formulation=formulation,
+                                    latency_limits_ms=LOOSE if limits == "loose" else None)
+        queue.put({"s": lim.max_scale, "t": time.perf_counter() - t0})
+    except tf.TokenflowError as exc:
+        queue.put({"s": float("nan"), "t": time.perf_counter() - t0, "error": str(exc)[:100]})
+
+
 def in_process(target, *args):
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
@@ -51,7 +99,18 @@ def main() -> None:
     ap.add_argument("--nodes", nargs="+", type=int, default=[100, 300, 1000])
     ap.add_argument("--path-max", type=int, default=300, help="largest network for the path formulation")
     ap.add_argument("--points", type=int, default=500)
+    ap.add_argument("--s-star", action="store_true", help="only part 3: s* of large sparse networks")
+    ap.add_argument("--limits", choices=["loose", "scenario"], default="loose", help="latency limits for part 3")
+    ap.add_argument("--networks", nargs="+", choices=["star", "synthetic"], default=["star", "synthetic"],
+                    help="networks for part 3")
     args = ap.parse_args()
+    if args.s_star:
+        for net in args.networks:
+            r = {f: in_process(run_s_star, net, f, args.limits) for f in ("arc", "path")}
+            print(f"s* {net:>9} ({args.limits} limits): arc {r['arc']['t']:.2f} s, path {r['path']['t']:.2f} s "
+                  f"(x{r['path']['t'] / r['arc']['t']:.1f}); s* {r['arc']['s']:.9g} / {r['path']['s']:.9g}",
+                  flush=True)
+        return
 
     print(f"{'nodes':>6} {'form.':>5} {'vars':>9} {'cons':>7} {'build s':>8} {'solve s':>8} {'total s':>8} "
           f"{'peak MiB':>9} {'objective $/h':>15}")

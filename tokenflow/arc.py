@@ -131,7 +131,7 @@ class ArcStructure:
             aux_rows = np.nonzero(rhs_base)[0]
             aux_vals = -rhs_base[aux_rows] / dmax
             aux_ptr = np.array([0, len(aux_rows)], dtype=np.int64)
-            aux_cost, aux_lb, aux_ub = np.array([-1.0 / dmax]), np.zeros(1), np.array([np.inf])
+            aux_cost, aux_lb, aux_ub = np.array([-1.0]), np.zeros(1), np.array([np.inf])
             fcost, ycost = np.zeros(nf), np.zeros(ny)
             bal = np.zeros(nb)
         else:

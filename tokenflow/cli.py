@@ -104,7 +104,7 @@ def cmd_solve(args: argparse.Namespace) -> int:
               latency_limits_ms=lat)
     print(r.summary())
     lim = demand_scale_limit(s, transfer_aware=not args.token_equivalent, latency_limits_ms=lat)
-    print(f"largest feasible demand scale s* = {lim.max_scale:.4f} (binding there: {lim.binding})")
+    print(f"largest feasible demand scale s* = {lim.max_scale:z.6g} (binding there: {lim.binding})")
     if args.out:
         print(f"wrote {atomic_write(args.out, r.to_netcdf, what='result file', verify=verify_netcdf)}")
     return 0
@@ -116,7 +116,7 @@ def cmd_max_scale(args: argparse.Namespace) -> int:
 
     lim = demand_scale_limit(load_scenario(args.scenario), transfer_aware=not args.token_equivalent,
                              latency_limits_ms=_latency(args.latency))
-    print(f"s* = {lim.max_scale:.6g}  (aggregate-capacity bound {lim.aggregate_bound:.6g})")
+    print(f"s* = {lim.max_scale:z.6g}  (aggregate-capacity bound {lim.aggregate_bound:z.6g})")
     print(f"binding: {lim.binding}")
     return 0
 

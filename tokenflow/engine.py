@@ -12,11 +12,12 @@ Imports point down only: ``inputs -> routes -> model/arc -> solver -> engine -> 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,14 +33,22 @@ from .inputs import (
     check_formulation,
     check_number,
     check_scenario,
+    derived_from_demand,
     per_workload,
 )
-from .model import LARGE, LPArrays, PathColumns, check_magnitudes, path_lp, row_layout
+from .model import LARGE, SMALL, LPArrays, PathColumns, check_magnitudes, path_lp, row_layout
 from .routes import LAT_TOL, Graph, arc_lengths, cheapest, price
 from .scenario import Scenario
 from .solver import LiveLP, verify
 
 MAX_CG_ROUNDS = 500
+#: path formulation, networks of at least this many nodes: s* column generation starts from
+#: the routes of the arc formulation's max-scale solution (see :meth:`Market._arc_seed`)
+ARC_SEED_MIN_NODES = 100
+#: M tokens/h (one token per hour): demand below this is below what the solver resolves
+#: (its primal tolerance is 1e-9); such a row is priced as a row without demand, at the
+#: marginal cost of its first token
+DEMAND_RESOLUTION = 1e-6
 _MISSING = object()
 
 #: keyword -> what it changes (all persistent); see :meth:`Market.solve`
@@ -118,7 +127,22 @@ class Market:
     build a new ``Market`` for them.  In the arc formulation a latency change that
     alters which commodities exist re-passes the model to HiGHS (same numbers, new
     layout); everything else is in place.
+
+    Every call is a transaction.  A call of :meth:`solve`, :meth:`scale_limit` or
+    :meth:`resolve` that raises leaves the market exactly as it was: scenario, settings,
+    overrides, pending changes, the live LPs' numbers and bases.  The one exception is
+    :class:`InfeasibleMarketError`: the change was valid and the error is the answer
+    about the changed market (demand beyond s*), so the change is kept - the next
+    ``solve()`` raises it again, as a fresh ``tokenflow.solve(m.scenario, **m.settings)``
+    does.  Routes that column generation found during a refused call stay in the route
+    pool (a cache of routes of the network: they change no optimum).  Inputs derived
+    from others (the token-equivalent baseline's demand-weighted mean payload, the arc
+    formulation's commodities) are recomputed whenever their source changes.
     """
+
+    #: attributes that make up the market's state (restored when a call is refused)
+    _STATE = ("_scenario", "_pending", "_ta", "_lat", "_voll", "inp", "demand_scale", "_graph", "_limit_cache",
+              "_arr_cache", "_pre", "n_solves", "arc", "_ent", "_ent_rev")
 
     def __init__(self, scenario: Scenario, *, transfer_aware: bool = True, formulation: str = "path",
                  latency_limits_ms: Mapping[str, float] | None = None,
@@ -151,6 +175,30 @@ class Market:
         self.build_seconds = time.perf_counter() - t0
 
     # ------------------------------------------------------------------ state
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """Run a call as a whole: on any exception but :class:`InfeasibleMarketError`
+        every attribute of the state and both live LPs are put back as they were."""
+        saved = {k: getattr(self, k) for k in self._STATE if hasattr(self, k)}
+        saved["_pending"] = list(self._pending)
+        saved["_lat"] = dict(self._lat)
+        saved["_arr_cache"] = dict(self._arr_cache)
+        checkpoints = [(lp, lp.checkpoint()) for lp in (self._main, self._smax)]
+        try:
+            yield
+        except InfeasibleMarketError:
+            for lp, ck in checkpoints:
+                lp.release(ck)
+            raise
+        except BaseException:
+            for k, v in saved.items():
+                setattr(self, k, v)
+            for lp, ck in checkpoints:
+                lp.restore(ck)
+            raise
+        for lp, ck in checkpoints:
+            lp.release(ck)
+
     @property
     def scenario(self) -> Scenario:
         """The scenario with every change applied so far."""
@@ -204,7 +252,7 @@ class Market:
                                value_of_lost_load=self._voll)
             self._scenario, self.inp = s, inp
             self._limit_cache = None
-            self._arr_cache.clear()
+            self._arr_cache = {}
             lat_changed = not np.array_equal(old.arc_latency_ms, inp.arc_latency_ms)
             if lat_changed:
                 self._graph = Graph(inp)
@@ -227,6 +275,8 @@ class Market:
         if not keys <= _FAST:
             return False
         s, inp = self._scenario, self.inp
+        if "demand" in keys and derived_from_demand(inp):
+            return False  # inputs computed from demand (e.g. the baseline's mean payload): rebuild them
         rep = self._replace_kwargs(s, changes)
         npos = {n: i for i, n in enumerate(inp.node_ids)}
         lpos = {lk: i for i, lk in enumerate(s.links.index)}
@@ -269,7 +319,11 @@ class Market:
         self.inp = dataclasses.replace(inp, **upd)
         self._pending.append(rep)
         self._limit_cache = None
-        self._arr_cache.clear()
+        self._arr_cache = {}
+        if self.formulation == "arc" and not np.array_equal(old.capacity_kw > 0, self.inp.capacity_kw > 0):
+            new_arc = ArcStructure(self.inp)  # which nodes may process is part of the arc layout
+            if new_arc.key() != self.arc.key():
+                self.arc = new_arc
         if "base_demand" in upd or ("capacity_kw" in upd and
                                     not np.array_equal(old.capacity_kw > 0, upd["capacity_kw"] > 0)):
             self._check_reachable()
@@ -311,10 +365,20 @@ class Market:
 
     def _check_reachable(self) -> None:
         """Positive demand without VoLL must reach compute within its latency limit."""
+        problems = self._unreachable(with_voll=False)
+        if problems:
+            raise ScenarioError(problems)
+
+    def _unreachable(self, with_voll: bool) -> list[str]:
+        """Demand cells that cannot reach compute within their latency limit (those with a
+        VoLL too when ``with_voll``)."""
         inp, G = self.inp, self._graph
         cap = inp.capacity_kw > 0
         problems = []
-        for o, k in np.argwhere((inp.base_demand > 0) & np.isnan(inp.voll)[None, :]):
+        rows = inp.base_demand > 0
+        if not with_voll:
+            rows &= np.isnan(inp.voll)[None, :]
+        for o, k in np.argwhere(rows):
             rtt = 2.0 * G.latdist[o, cap]
             if not np.any(rtt <= inp.latency_ms[k] + LAT_TOL):
                 fin = rtt[np.isfinite(rtt)]
@@ -323,14 +387,22 @@ class Market:
                 problems.append(f"unreachable demand: {inp.workload_ids[k]} at node {inp.node_ids[o]!r} cannot "
                                 f"reach any node with compute capacity within its {inp.latency_ms[k]:g} ms "
                                 f"latency limit{nearest}")
-        if problems:
-            raise ScenarioError(problems)
+        return problems
 
     def resolve(self, scenario: Scenario, *, demand_scale: float = 1.0, transfer_aware: bool = True,
                 latency_limits_ms: Mapping[str, float] | None = None, formulation: str | None = None,
                 value_of_lost_load: float | Mapping[str, float] | None = None) -> MarketResult:  # noqa: F821
         """Solve exactly what ``tokenflow.solve(scenario, **kwargs)`` solves (settings replaced,
-        not merged), re-using this market's live LP; ``scenario`` must have the same structure."""
+        not merged), re-using this market's live LP; ``scenario`` must have the same structure.
+        A refused call changes nothing (see the class docstring)."""
+        with self._transaction():
+            return self._resolve(scenario, demand_scale=demand_scale, transfer_aware=transfer_aware,
+                                 latency_limits_ms=latency_limits_ms, formulation=formulation,
+                                 value_of_lost_load=value_of_lost_load)
+
+    def _resolve(self, scenario: Scenario, *, demand_scale: float, transfer_aware: bool,
+                 latency_limits_ms: Mapping[str, float] | None, formulation: str | None,
+                 value_of_lost_load: float | Mapping[str, float] | None) -> MarketResult:  # noqa: F821
         if formulation is not None and check_formulation(formulation) != self.formulation:
             raise ScenarioError(f"formulation: this market is {self.formulation!r}, got {formulation!r}")
         scenario = check_scenario(scenario)
@@ -342,7 +414,7 @@ class Market:
             self._lat = {}
             changes.update(scenario=scenario, transfer_aware=ta, latency_limits_ms=lat,
                            value_of_lost_load=value_of_lost_load)
-        return self.solve(**changes)
+        return self._solve(**changes)
 
     # ------------------------------------------------------------------ path columns
     def _seed(self, rows: np.ndarray) -> None:
@@ -468,7 +540,12 @@ class Market:
 
     def scale_limit(self, **changes) -> ScaleLimit:
         """The largest demand scale s* at which the market clears (exact: the max-scale LP,
-        with column generation in the path formulation) and what binds there."""
+        with column generation in the path formulation) and what binds there.  ``changes``
+        as for :meth:`solve` (they persist; a refused call changes nothing)."""
+        with self._transaction():
+            return self._scale_limit(**changes)
+
+    def _scale_limit(self, **changes) -> ScaleLimit:
         self._apply(changes)
         if self._limit_cache is not None:
             return self._limit_cache
@@ -476,7 +553,16 @@ class Market:
         total_load, agg = self._aggregate()
         if total_load == 0:
             return ScaleLimit(math.inf, math.inf, "no demand", [], [])
+        self._check_resolution()
+        self._check_demand_span()
+        lost = self._unreachable(with_voll=True)
+        if lost:  # only possible with a value of lost load: no scale > 0 serves every token
+            self._limit_cache = ScaleLimit(0.0, agg, "; ".join(lost) + " (it can only go unserved, at the value of "
+                                           "lost load)", [], [])
+            return self._limit_cache
         if self.formulation == "path":
+            if inp.N >= ARC_SEED_MIN_NODES:
+                self._arc_seed()
             cond, _, sol = self._cg(self._smax, None)
             n_first = inp.N * inp.K
         else:
@@ -490,23 +576,99 @@ class Market:
         x, y, _, arr = sol
         verify(arr, x, y, self._row_name(n_first), self._col_name)
         dmax = float(inp.base_demand.max())
-        s_star = float(x[0]) / dmax
+        s_star = max(float(x[0]), 0.0) / dmax + 0.0  # x[0] = s* x (largest demand cell)
         _, mu, rho = self._duals(y, n_first)
-        nodes = [inp.node_ids[i] for i in np.nonzero(mu > 1e-9)[0]]
-        links = [inp.link_ids[i] for i in np.nonzero(rho > 1e-9)[0]]
+        ytol = 1e-9 * max(1.0, float(np.abs(mu).max(initial=0.0)), float(np.abs(rho).max(initial=0.0)))
+        nodes = [inp.node_ids[i] for i in np.nonzero(mu > ytol)[0]]
+        links = [inp.link_ids[i] for i in np.nonzero(rho > ytol)[0]]
         if s_star >= agg * (1 - 1e-6):
             binding = f"aggregate compute capacity ({inp.capacity_kw.sum() / 1000:.6g} MW of AI compute)"
         elif links:
             binding = ("bandwidth on links " + ", ".join(links)
                        + (f" (with compute at {', '.join(nodes)})" if nodes else ""))
-        else:
+        elif nodes:
             binding = ("compute reachable within latency limits: nodes " + ", ".join(nodes)
                        + f" are full while aggregate capacity would allow s = {agg:.6g}")
+        else:
+            binding = (f"compute reachable within latency limits (aggregate capacity would allow "
+                       f"s = {agg:.6g}); no single node or link has a positive rent")
         self._limit_cache = ScaleLimit(s_star, agg, binding, nodes, links)
         return self._limit_cache
 
+    def _arc_seed(self) -> int:
+        """Path formulation: add the routes of the arc formulation's max-scale solution as
+        columns (flow decomposition).  On large sparse networks column generation for s*
+        from scratch takes hundreds of rounds of a degenerate LP (a 1,005-node star: ~290 s
+        against 2 s for the arc LP); from these routes it needs a few.  The result stays
+        the path formulation's exact s*: column generation still prices every route, and a
+        route the arc LP found that breaks a latency limit is switched off like any other.
+        The arc LP is solved without latency limits (one commodity per workload), so it
+        stays small where limits bind.
+        Returns the number of columns added."""
+        inp = self.inp
+        # latency limits left out: one commodity per workload keeps the arc LP small (its
+        # routes that break a limit are switched off; column generation finds the others)
+        loose = dataclasses.replace(inp, latency_ms=np.full(inp.K, np.inf))
+        try:
+            st = ArcStructure(loose)
+        except ScenarioError:
+            return 0
+        arr = st.lp(loose, None)
+        live = LiveLP()
+        live.sync(arr)
+        if live.run() != "optimal":
+            return 0
+        x = live.solution()[0]
+        dmax = float(inp.base_demand.max()) or 1.0
+        t = max(float(x[0]), 0.0)
+        f = x[1:1 + st.n_flow]
+        y = x[1 + st.n_flow:1 + st.n_flow + st.n_proc]
+        tol = 1e-9 * max(1.0, float(np.abs(x).max(initial=0.0)))
+        items = []
+        for ci in range(len(st.com_k)):
+            k, o = int(st.com_k[ci]), int(st.com_o[ci])
+            supply = np.zeros(inp.N)
+            if o < 0:
+                supply += t * inp.base_demand[:, k] / dmax
+            else:
+                supply[o] = t * inp.base_demand[o, k] / dmax
+            sink = np.zeros(inp.N)
+            sel = st.y_c == ci
+            np.add.at(sink, st.y_n[sel], y[sel])
+            fsel = np.nonzero((st.f_c == ci) & (f > tol))[0]
+            items += _decompose(inp, k, supply, sink, st.f_a[fsel], f[fsel].copy(), tol)
+        return self.cols.add(items)
+
+    def _check_resolution(self) -> None:
+        """A compute capacity that is positive but serves less than one token per hour
+        (:data:`DEMAND_RESOLUTION`) of the most energy-intensive workload is below what the
+        solver resolves: its rent, and so the prices, would be arbitrary.  Refuse it."""
+        inp = self.inp
+        gmax = float(np.max(inp.intensity))
+        tiny = (inp.capacity_kw > 0) & (inp.capacity_kw < DEMAND_RESOLUTION * gmax)
+        if tiny.any():
+            raise ScenarioError([f"capacity_mw.{inp.node_ids[i]}: {inp.capacity_kw[i] / 1000 / inp.ai_share:g} MW "
+                                 "serves less than one token per hour, below what the LP solver resolves; "
+                                 "set it to 0 (no compute) or to a real capacity" for i in np.nonzero(tiny)[0]])
+
+    def _check_demand_span(self) -> None:
+        """The max-scale LP has one column with the demand cells as coefficients (relative
+        to the largest); HiGHS drops coefficients below 1e-9, so cells spanning more than
+        nine orders of magnitude would silently drop out of s*: refuse them."""
+        d = self.inp.base_demand
+        pos = d[d > 0]
+        if len(pos) and float(pos.min()) < SMALL * float(pos.max()):
+            lo, hi = np.unravel_index(np.argmin(np.where(d > 0, d, np.inf)), d.shape), \
+                np.unravel_index(np.argmax(d), d.shape)
+            name = self.inp.node_ids
+            wl = self.inp.workload_ids
+            raise ScenarioError(
+                f"demand: the demand cells span more than 9 orders of magnitude ({float(pos.min()):g} M tokens/h "
+                f"at {name[lo[0]]}/{wl[lo[1]]} .. {float(pos.max()):g} at {name[hi[0]]}/{wl[hi[1]]}); "
+                "the LP solver cannot resolve s* for them (set the negligible cells to 0)")
+
     def _infeasible(self, scale: float) -> InfeasibleMarketError:
-        lim = self.scale_limit()
+        lim = self._scale_limit()
         return InfeasibleMarketError(scale, lim.max_scale, lim.binding)
 
     def _precheck(self, scale: float) -> None:
@@ -519,6 +681,7 @@ class Market:
             check_magnitudes("compute capacity", inp.capacity_kw, "kW")
             wmax = max(float(np.max(np.r_[inp.fwd_gb, inp.rev_gb])), 1e-300)
             check_magnitudes("link capacity / link weight", inp.arc_capacity_gbh / wmax, "M tokens/h")
+            self._check_resolution()
             self._pre = (inp, load, float(inp.capacity_kw.sum()), float(inp.base_demand.max(initial=0.0)))
         _, load, cap, dmax = self._pre
         if scale * load > cap * (1 + 1e-9):
@@ -532,7 +695,15 @@ class Market:
 
         Raises :class:`InfeasibleMarketError` (with s* and what binds) when demand exceeds
         what the network can serve, :class:`ScenarioError` for bad or structural changes,
-        :class:`SolverError` when HiGHS fails or its answer does not pass the checks."""
+        :class:`SolverError` when HiGHS fails or its answer does not pass the checks.
+
+        A call that raises changes nothing, except :class:`InfeasibleMarketError`: the
+        changes were valid, the market they describe cannot clear, and they are kept
+        (see the class docstring)."""
+        with self._transaction():
+            return self._solve(**changes)
+
+    def _solve(self, **changes) -> MarketResult:  # noqa: F821
         from .results import MarketResult
 
         t0 = time.perf_counter()
@@ -553,7 +724,7 @@ class Market:
                     inp.voll[None, :], (inp.N, inp.K)).reshape(-1))].sum()) > 1e-9 * max(
                     1.0, float(scale * inp.base_demand.sum()))
                 if sol is None or short:
-                    lim = self.scale_limit()  # exact s*; adds the columns that serve it
+                    lim = self._scale_limit()  # exact s*; adds the columns that serve it
                     if scale > lim.max_scale * (1 + 1e-9):
                         raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
                 cond, more, sol = self._cg(self._main, scale)
@@ -566,7 +737,7 @@ class Market:
             sol = (*self._main.solution(), arr) if cond == "optimal" else None
             n_first = len(self.arc.r_c)
             if cond == "infeasible":
-                lim = self.scale_limit()
+                lim = self._scale_limit()
                 if scale > lim.max_scale * (1 + 1e-9):
                     raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
         if cond != "optimal":
@@ -574,7 +745,8 @@ class Market:
         x, y, obj, arr = sol
         verify(arr, x, y, self._row_name(n_first), self._col_name)
         lam, mu, rho = self._duals(y, n_first)
-        lam = lam.copy()
+        # rents cannot be negative (verify bounds the solver's noise); no -0 in any output
+        lam, mu, rho = lam + 0.0, np.maximum(mu, 0.0) + 0.0, np.maximum(rho, 0.0) + 0.0
         first = self._first_token_prices(lam, mu, rho, scale)
         t2 = time.perf_counter()
         self.n_solves += 1
@@ -589,9 +761,11 @@ class Market:
 
     def _first_token_prices(self, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, scale: float) -> dict:
         """Where demand is zero the LP's dual is not unique; the price is the marginal cost of
-        the first token: the cheapest admissible route at the current rents (or the VoLL)."""
+        the first token: the cheapest admissible route at the current rents (or the VoLL).
+        Demand below :data:`DEMAND_RESOLUTION` is below the solver's resolution and priced
+        the same way (its price tends to that value as demand vanishes)."""
         inp = self.inp
-        zero = (scale * inp.base_demand) == 0
+        zero = (scale * inp.base_demand) < DEMAND_RESOLUTION
         if not zero.any():
             return {}
         if self.formulation == "path":
@@ -601,7 +775,7 @@ class Market:
         for o, k in np.argwhere(zero):
             c = best.get((int(o), int(k)), (np.nan,))[0]
             v = inp.voll[k]
-            lam[o, k] = np.nanmin([c, v]) if np.isfinite(c) or np.isfinite(v) else np.nan
+            lam[o, k] = np.nanmin([c, v]) + 0.0 if np.isfinite(c) or np.isfinite(v) else np.nan
         return best
 
     def _arc_cheapest(self, mu: np.ndarray, rho: np.ndarray, rows: np.ndarray) -> dict:
@@ -753,6 +927,51 @@ GB_PER_H = GBPS_TO_GB_PER_H
 _ = (LARGE, row_layout)
 
 
+def _decompose(inp: Inputs, k: int, supply: np.ndarray, sink: np.ndarray, arcs: np.ndarray, flow: np.ndarray,
+               tol: float) -> list[tuple[int, int, tuple[int, ...], int]]:
+    """Routes (origin, processing node, arcs, k) of one commodity's arc flow (greedy flow
+    decomposition; cycles are cancelled).  Bounded: every step removes an arc or empties
+    a source or a sink."""
+    out: dict[int, list[int]] = {}
+    for i, a in enumerate(arcs):
+        out.setdefault(int(inp.au[a]), []).append(i)
+    supply, sink = supply.copy(), sink.copy()
+    routes = []
+    budget = 4 * (len(arcs) + 2 * inp.N) + 10
+    for u in np.nonzero(supply > tol)[0]:
+        u = int(u)
+        while supply[u] > tol and budget > 0:
+            budget -= 1
+            v, path, seen = u, [], {u: 0}
+            while sink[v] <= tol:
+                nxt = [i for i in out.get(v, []) if flow[i] > tol]
+                if not nxt:
+                    break
+                i = nxt[0]
+                w = int(inp.av[arcs[i]])
+                if w in seen:  # a cycle: cancel it and continue from w
+                    cyc = path[seen[w]:] + [i]
+                    flow[cyc] -= float(flow[cyc].min())
+                    path = path[:seen[w]]
+                    seen = {n: j for n, j in seen.items() if j <= seen[w]}
+                    v = w
+                    continue
+                path.append(i)
+                seen[w] = len(path)
+                v = w
+            if sink[v] <= tol:
+                break
+            amount = min(float(supply[u]), float(sink[v]), float(flow[path].min()) if path else math.inf)
+            if amount <= tol:
+                break
+            supply[u] -= amount
+            sink[v] -= amount
+            if path:
+                flow[path] -= amount
+            routes.append((u, v, tuple(int(arcs[i]) for i in path), k))
+    return routes
+
+
 # ---------------------------------------------------------------------- live markets of a process
 
 _POOL: dict = {}
@@ -799,5 +1018,5 @@ def pooled_scale_limit(scenario: Scenario, *, transfer_aware: bool = True, formu
     m = pooled_market(scenario, transfer_aware=transfer_aware, formulation=formulation,
                       latency_limits_ms=latency_limits_ms)
     if scenario is not m.scenario:
-        m._apply({"scenario": scenario})
+        return m.scale_limit(scenario=scenario)
     return m.scale_limit()

@@ -33,8 +33,8 @@ class InfeasibleMarketError(TokenflowError):
         self.max_scale = max_scale
         self.binding = binding
         super().__init__(
-            f"market is infeasible at demand scale {requested_scale:g}: the largest feasible "
-            f"scale is s* = {max_scale:.6g}; binding: {binding}"
+            f"market is infeasible at demand scale {requested_scale:z.6g}: the largest feasible "
+            f"scale is s* = {max_scale:z.6g}; binding: {binding}"
         )
 
 

@@ -199,6 +199,14 @@ class Inputs:
         return dataclasses.replace(self, **changes)
 
 
+def derived_from_demand(inp: Inputs) -> bool:
+    """Whether some input of ``inp`` other than demand is computed from demand, so that a
+    change of demand must rebuild the inputs: the token-equivalent baseline's link weight
+    with ``baseline_payload="mean_payload"`` (the demand-weighted mean payload).  Keep this
+    in step with :func:`build_inputs` and :func:`tokenflow.scenario.link_weights_gb`."""
+    return not inp.transfer_aware and inp.choices.get("baseline_payload") == "mean_payload"
+
+
 def build_inputs(s: Scenario, *, transfer_aware: bool = True, latency_limits_ms: object = None,
                  value_of_lost_load: object = None) -> Inputs:
     """Arrays of scenario ``s`` for the LP (arguments checked, each error naming it)."""

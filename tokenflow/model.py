@@ -193,7 +193,7 @@ def path_lp(inp: Inputs, cols: PathColumns, ent: tuple[np.ndarray, ...], scale: 
         aux_rows = np.nonzero(d)[0]
         aux_ptr = np.array([0, len(aux_rows)], dtype=np.int64)
         aux_vals = -d[aux_rows]
-        aux_cost, aux_lb, aux_ub = np.array([-1.0 / dmax]), np.zeros(1), np.array([np.inf])
+        aux_cost, aux_lb, aux_ub = np.array([-1.0]), np.zeros(1), np.array([np.inf])
         flow_cost = np.zeros(nf)
         row_lb = np.r_[np.zeros(D), np.full(N + inp.L, -np.inf)]
     else:

@@ -174,24 +174,24 @@ class MarketResult:
         lines = [
             f"scenario {ds.attrs['scenario']} | {variant} | demand scale {ds.attrs['demand_scale']:g}",
             f"latency limits (ms): {ds.attrs['latency_limits_ms']}",
-            f"total operating cost: {self.objective:,.2f} $/h  "
-            + "(" + ", ".join(f"{c} {float(ds['cost'].sel(component=c)):,.2f}"
+            f"total operating cost: {self.objective:z,.2f} $/h  "
+            + "(" + ", ".join(f"{c} {float(ds['cost'].sel(component=c)):z,.2f}"
                               for c in ds["component"].values) + ")",
             "",
             "locational prices ($/M tokens):",
-            self.prices.to_pandas().to_string(float_format=lambda v: f"{v:.5f}"),
+            self.prices.to_pandas().to_string(float_format=lambda v: f"{v:z.5f}"),
             "",
             "compute: used / capacity (MW), rent ($/kWh):",
         ]
         comp = pd.DataFrame({
             "used_MW": ds["compute_used"].values / 1000, "capacity_MW": ds["compute_capacity"].values / 1000,
             "rent_$/kWh": ds["compute_rent"].values}, index=ds["node"].values)
-        lines.append(comp.to_string(float_format=lambda v: f"{v:.4f}"))
+        lines.append(comp.to_string(float_format=lambda v: f"{v:z.4f}"))
         sat = self.saturated_links()
         lines.append("")
         lines.append(f"saturated links ({len(sat)}): " + (", ".join(sat) if sat else "none"))
         for link in sat:
-            lines.append(f"  {link}: congestion rent {float(ds['congestion_rent'].sel(link=link)):.5f} $/GB")
+            lines.append(f"  {link}: congestion rent {float(ds['congestion_rent'].sel(link=link)):z.5f} $/GB")
         full = [str(n) for n in ds["node"].values[ds["compute_rent"].values > 1e-9]]
         lines.append("binding compute: " + (", ".join(full) if full else "none"))
         return "\n".join(lines)
@@ -228,7 +228,7 @@ class MarketResult:
     def __repr__(self) -> str:
         a = self.dataset.attrs
         return (f"<MarketResult {a['scenario']} transfer_aware={a['transfer_aware']} "
-                f"scale={a['demand_scale']:g} objective={self.objective:,.2f} $/h>")
+                f"scale={a['demand_scale']:g} objective={self.objective:z,.2f} $/h>")
 
 
 # ---------------------------------------------------------------------- construction

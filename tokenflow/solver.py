@@ -80,6 +80,45 @@ class LiveLP:
         self.arr: LPArrays | None = None
         self.rebuilds = 0
         self.run_seconds = 0.0
+        self._checkpoints: list[dict] = []
+
+    # ------------------------------------------------------------------ transactions
+    def checkpoint(self) -> dict:
+        """Mark the current state (model and basis); :meth:`restore` brings it back.  The
+        basis is read only when the model is first touched after the mark."""
+        ck = {"arr": self.arr, "touched": False, "basis": None}
+        self._checkpoints.append(ck)
+        return ck
+
+    def release(self, ck: dict) -> None:
+        """Forget checkpoint ``ck`` (the change it guarded is kept)."""
+        self._checkpoints = [c for c in self._checkpoints if c is not ck]
+
+    def restore(self, ck: dict) -> None:
+        """Bring back the model and basis of checkpoint ``ck`` (and forget it)."""
+        self.release(ck)
+        if not ck["touched"]:
+            return
+        if ck["arr"] is None:
+            self.h, self.arr = None, None
+            return
+        self.sync(ck["arr"])
+        if ck["basis"] is not None:
+            self.h.setBasis(ck["basis"])
+        else:
+            self.h.clearSolver()
+
+    def _touch(self) -> None:
+        """Called before the model or its basis changes: open checkpoints save the basis."""
+        todo = [c for c in self._checkpoints if not c["touched"]]
+        if not todo:
+            return
+        basis = None
+        if self.h is not None and self.arr is not None:
+            b = self.h.getBasis()
+            basis = b if b.valid and len(b.col_status) == self.arr.n_cols else None
+        for c in todo:
+            c["touched"], c["basis"] = True, basis
 
     # ------------------------------------------------------------------ syncing
     def _scaled(self, arr: LPArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -89,6 +128,7 @@ class LiveLP:
     def _pass(self, arr: LPArrays) -> None:
         import highspy
 
+        self._touch()
         basis = None
         if self.h is not None and self.arr is not None and self.arr.n_rows == arr.n_rows:
             b = self.h.getBasis()
@@ -126,6 +166,7 @@ class LiveLP:
                 or not np.array_equal(old.data, arr.data[:nnz]):
             self._pass(arr)
             return
+        self._touch()
         h = self.h
         if arr.n_cols > nc:
             data, _, _ = self._scaled(arr)
@@ -151,6 +192,7 @@ class LiveLP:
 
         import highspy
 
+        self._touch()
         t0 = time.perf_counter()
         try:
             self.h.run()

@@ -112,3 +112,24 @@ def test_figure_fit_reading_size():
     assert fig.get_size_inches()[0] == pytest.approx(style.COLUMN_WIDTH_IN)
     assert style.smallest_font(fig) >= style.MIN_FONT_PT
     plt.close(fig)
+
+
+def test_figure_fit_survives_colour_bars(tmp_path):
+    """A wide two-panel figure with a colour bar per panel (the referees' step-time figure)
+    is brought to the column without the layout engine failing."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from tokenflow import plotting as tp
+
+    fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw={"wspace": 0.25})
+    for ax in axes:
+        sc = ax.scatter(np.arange(5), np.arange(5), c=np.arange(5))
+        ax.set_xscale("log")
+        plt.colorbar(sc, ax=ax, label="context")
+    paths = tp.save(fig, tmp_path, "fig")
+    assert all(p.stat().st_size > 0 for p in paths)
+    plt.close(fig)

@@ -168,8 +168,11 @@ def _collapses(fig: Figure) -> bool:
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        for _ in range(2):  # constrained layout starts from the last positions: judge the second pass
-            fig.canvas.draw()
+        try:
+            for _ in range(2):  # constrained layout starts from the last positions: judge the second pass
+                fig.canvas.draw()
+        except (ZeroDivisionError, ValueError):  # e.g. colour bars squeezed to no height
+            return True
     return any("collapsed" in str(c.message) for c in caught)
 
 

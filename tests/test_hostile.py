@@ -650,3 +650,283 @@ def test_sweep_unknown_scenario_and_bad_frames(us5):
 def test_from_netcdf_of_a_damaged_file(tmp_path):
     bad = write_text(tmp_path, b"CDF\x01 truncated", "r.nc")
     api_error(lambda: tf.MarketResult.from_netcdf(bad), "r.nc")
+
+
+# =====================================================================================
+# Issue 15 (second hostile round): the serving layer, the traces, the book and archive
+# (tests/test_reproduce.py, tests/test_archive.py), scheduler addresses and output paths.
+# =====================================================================================
+
+from tokenflow import queueing as Q  # noqa: E402
+from tokenflow import simulate as SIM  # noqa: E402
+from tokenflow import traces as TR  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def prof(us5):
+    return Q.default_profiles(us5)
+
+
+@pytest.fixture(scope="module")
+def path35(us5):
+    return tf.solve(us5, demand_scale=35, formulation="path")
+
+
+NAN, INF = float("nan"), float("inf")
+RNG = np.random.default_rng(0)
+
+# name -> (call(profiles) , words the message must hold)
+SERVING_CASES = {
+    "erlang_c_c_text": (lambda P: Q.erlang_c("3", 1.0), ["erlang_c", "c (servers)"]),
+    "erlang_c_c_zero": (lambda P: Q.erlang_c(0, 1.0), ["c (servers)", "at least 1"]),
+    "erlang_c_c_fraction": (lambda P: Q.erlang_c(2.5, 1.0), ["c (servers)", "whole"]),
+    "erlang_c_load_nan": (lambda P: Q.erlang_c(3, NAN), ["offered load", "finite"]),
+    "erlang_c_load_negative": (lambda P: Q.erlang_c(3, -1.0), ["offered load"]),
+    "erlang_c_c_bool": (lambda P: Q.erlang_c(True, 0.5), ["c (servers)"]),
+    "ggc_ca2_negative": (lambda P: Q.ggc_wait(1.0, 0.5, 2, ca2=-5), ["ggc_wait", "ca2"]),
+    "ggc_cs2_nan": (lambda P: Q.ggc_wait(1.0, 0.5, 2, cs2=NAN), ["cs2"]),
+    "ggc_service_zero": (lambda P: Q.ggc_wait(1.0, 0.0, 2), ["mean_service"]),
+    "ggc_rate_negative": (lambda P: Q.ggc_wait(-1.0, 0.5, 2), ["lam"]),
+    "ggc_servers_fraction": (lambda P: Q.ggc_wait(1.0, 0.5, 2.5), ["c (servers)"]),
+    "latency_replicas_negative": (lambda P: Q.replica_latency(P["chat"], 0.5, replicas=-1), ["replicas"]),
+    "latency_replicas_fraction": (lambda P: Q.replica_latency(P["chat"], 0.5, replicas=1.5), ["replicas", "whole"]),
+    "latency_ca2_negative": (lambda P: Q.replica_latency(P["chat"], 0.5, ca2=-5), ["ca2"]),
+    "latency_q_above_one": (lambda P: Q.replica_latency(P["chat"], 0.5, q=1.5), ["q (quantile)"]),
+    "latency_q_nan": (lambda P: Q.replica_latency(P["chat"], 0.5, q=NAN), ["q (quantile)"]),
+    "latency_rho_nan": (lambda P: Q.replica_latency(P["chat"], NAN), ["rho"]),
+    "latency_rho_text": (lambda P: Q.replica_latency(P["chat"], "0.5"), ["rho"]),
+    "latency_profile_name": (lambda P: Q.replica_latency("chat", 0.5), ["ServiceProfile"]),
+    "latency_profile_no_batch": (lambda P: Q.replica_latency(__import__("dataclasses").replace(P["chat"], max_batch=0),
+                                                             0.5), ["max_batch"]),
+    "max_util_tol_zero": (lambda P: Q.max_utilisation(P["chat"], 500, tol=0), ["tol"]),
+    "max_util_tol_nan": (lambda P: Q.max_utilisation(P["chat"], 500, tol=NAN), ["tol"]),
+    "max_util_budget_nan": (lambda P: Q.max_utilisation(P["chat"], NAN), ["budget_ms"]),
+    "max_util_budget_inf": (lambda P: Q.max_utilisation(P["chat"], INF), ["budget_ms"]),
+    "max_util_replicas_zero": (lambda P: Q.max_utilisation(P["chat"], 500, replicas=0), ["replicas"]),
+    "pool_replicas_nan": (lambda P: Q.pool_replicas(NAN, 0.5, P["chat"]), ["capacity_kw"]),
+    "pool_replicas_text": (lambda P: Q.pool_replicas("x", 0.5, P["chat"]), ["capacity_kw"]),
+    "pool_replicas_share": (lambda P: Q.pool_replicas(100.0, 1.5, P["chat"]), ["share"]),
+    "thinned_scv_negative": (lambda P: Q.thinned_scv(-1.0, 2), ["ca2"]),
+    "with_limits_nan": (lambda P: Q.with_limits(P, {"chat": NAN}), ["limits_ms", "chat"]),
+    "with_limits_list": (lambda P: Q.with_limits(P, [1]), ["mapping"]),
+    "default_profiles_name": (lambda P: Q.default_profiles("us5"), ["default_profiles", "load_scenario"]),
+    "energy_mix_name": (lambda P: Q.energy_mix("us5"), ["energy_mix", "Scenario"]),
+    "sim_replicas_negative": (lambda P: SIM.simulate_pool(P["chat"], 0.5, replicas=-1), ["replicas"]),
+    "sim_replicas_huge": (lambda P: SIM.simulate_pool(P["chat"], 0.5, replicas=10**6), ["replicas", "limit"]),
+    "sim_requests_huge": (lambda P: SIM.simulate_pool(P["chat"], 0.5, n_requests=10**9), ["n_requests", "limit"]),
+    "sim_too_many_steps": (lambda P: SIM.simulate_pool(P["chat"], 0.1, replicas=64, n_requests=200_000),
+                           ["generation steps", "limit"]),
+    "sim_implied_requests_too_many": (lambda P: SIM.simulate_pool(P["chat"], 0.5, replicas=4096, n_requests=100),
+                                      ["replicas", "limit"]),
+    "sim_requests_fraction": (lambda P: SIM.simulate_pool(P["chat"], 0.5, n_requests=10.5), ["n_requests"]),
+    "sim_rtt_negative": (lambda P: SIM.simulate_pool(P["chat"], 0.5, rtt_ms=[-100]), ["rtt_ms", ">= 0"]),
+    "sim_rtt_empty": (lambda P: SIM.simulate_pool(P["chat"], 0.5, rtt_ms=[]), ["rtt_ms"]),
+    "sim_weights_short": (lambda P: SIM.simulate_pool(P["chat"], 0.5, rtt_ms=[1, 2, 3], weights=[1]),
+                          ["weights", "one per route"]),
+    "sim_weights_zero": (lambda P: SIM.simulate_pool(P["chat"], 0.5, rtt_ms=[1, 2], weights=[0, 0]), ["weights"]),
+    "sim_weights_nan": (lambda P: SIM.simulate_pool(P["chat"], 0.5, rtt_ms=[1, 2], weights=[NAN, 1]), ["weights"]),
+    "sim_dispatch_typo": (lambda P: SIM.simulate_pool(P["chat"], 0.5, dispatch="rand"), ["dispatch"]),
+    "sim_cv_negative": (lambda P: SIM.simulate_pool(P["chat"], 0.5, arrival_cv=-1), ["arrival_cv"]),
+    "sim_rho_nan": (lambda P: SIM.simulate_pool(P["chat"], NAN), ["rho"]),
+    "sim_warmup_one": (lambda P: SIM.simulate_pool(P["chat"], 0.5, warmup=1.0), ["warmup"]),
+    "sample_kind_typo": (lambda P: TR.trace_stats("conv").sample(RNG, 3, "genrated"), ["what", "generated"]),
+    "sample_n_negative": (lambda P: TR.trace_stats("conv").sample(RNG, -3), ["sample", "n"]),
+    "sample_rng_seed": (lambda P: TR.trace_stats("conv").sample(0, 3), ["rng", "Generator"]),
+    "prompt_quantile_above_one": (lambda P: TR.trace_stats("conv").prompt_quantile(2.0), ["[0, 1]"]),
+    "trace_stats_list": (lambda P: TR.trace_stats(["conv"]), ["trace_stats", "name"]),
+    "trace_stats_unknown": (lambda P: TR.trace_stats("chat"), ["unknown trace"]),
+    "peak_to_mean_empty": (lambda P: TR.peak_to_mean(np.array([]), 1.0), ["t_s", "at least 2"]),
+    "peak_to_mean_one_row": (lambda P: TR.peak_to_mean(np.array([5.0]), 1.0), ["t_s", "at least 2"]),
+    "peak_to_mean_window_zero": (lambda P: TR.peak_to_mean(np.arange(100.0), 0), ["window_s"]),
+    "peak_to_mean_nan_time": (lambda P: TR.peak_to_mean([0.0, NAN, 5.0], 1.0), ["t_s", "finite"]),
+}
+
+
+@pytest.mark.parametrize("case", list(SERVING_CASES))
+def test_serving_layer_arguments(case, prof):
+    call, needles = SERVING_CASES[case]
+    t0 = time.perf_counter()
+    msg = api_error(lambda: call(prof), *needles, exc=tf.ScenarioError if case != "trace_stats_unknown" else None)
+    assert time.perf_counter() - t0 < 10, f"HANG: {msg}"
+
+
+def test_serving_layer_accepts_numpy_scalars(prof):
+    p = prof["chat"]
+    ref = Q.replica_latency(p, 0.5, 1.0, 0.99, 2)
+    got = Q.replica_latency(p, np.float32(0.5), np.float32(1.0), np.float64(0.99), np.int64(2))
+    assert got["p_ms"] == pytest.approx(ref["p_ms"], rel=1e-6)
+    assert Q.erlang_c(np.int32(3), np.float32(1.0)) == pytest.approx(Q.erlang_c(3, 1.0), rel=1e-6)
+    assert Q.max_utilisation(p, np.float32(500.0), replicas=np.int64(2)) == Q.max_utilisation(p, 500.0, replicas=2)
+    assert Q.pool_replicas(np.float32(1000.0), np.float64(0.5), p) == Q.pool_replicas(1000.0, 0.5, p)
+
+
+def test_max_utilisation_tiny_tolerance_is_bounded(prof):
+    t0 = time.perf_counter()
+    rho = Q.max_utilisation(prof["chat"], 500.0, tol=1e-300)
+    assert time.perf_counter() - t0 < 5, "HANG"
+    assert Q.replica_latency(prof["chat"], rho)["p_ms"] <= 500.0
+    assert abs(rho - Q.max_utilisation(prof["chat"], 500.0, tol=1e-6)) < 1e-5
+
+
+def test_negative_budget_is_zero_utilisation_not_an_error(prof):
+    """The round trip alone can exceed the limit (latency_clearing passes limit - RTT)."""
+    assert Q.max_utilisation(prof["chat"], -5.0) == 0.0
+
+
+def test_simulation_ignores_a_route_of_zero_weight(prof):
+    one = SIM.simulate_pool(prof["chat"], 0.5, n_requests=300, rtt_ms=[7.0], seed=3)
+    two = SIM.simulate_pool(prof["chat"], 0.5, n_requests=300, rtt_ms=[7.0, 500.0], weights=[1.0, 0.0], seed=3)
+    assert two["p99_ms"] == pytest.approx(one["p99_ms"]) and two["mean_ms"] == pytest.approx(one["mean_ms"])
+
+
+def test_market_latency_of_another_scenarios_result(us5, path35):
+    us20 = tf.load_scenario("us20")
+    api_error(lambda: Q.market_latency(path35, us20), "market_latency", "not a result of scenario",
+              exc=tf.ScenarioError)
+    api_error(lambda: SIM.simulate_market(path35, us20), "simulate_market", "not a result", exc=tf.ScenarioError)
+    api_error(lambda: Q.route_rtts(path35, us20), "route_rtts", exc=tf.ScenarioError)
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"q": 1.0}, "q (quantile)"), ({"peak": "yes"}, "peak"), ({"dispatch": "rr"}, "dispatch"),
+    ({"capacity_kw": [1.0]}, "capacity_kw"), ({"shares": "all"}, "shares")])
+def test_market_latency_arguments(us5, path35, kwargs, needle):
+    api_error(lambda: Q.market_latency(path35, us5, **kwargs), needle, exc=tf.ScenarioError)
+
+
+def test_market_latency_negative_or_unknown_utilisation(us5, path35):
+    u = Q.pool_utilisation(path35)
+    api_error(lambda: Q.market_latency(path35, us5, utilisation=-u), "utilisation", exc=tf.ScenarioError)
+    api_error(lambda: Q.market_latency(path35, us5, utilisation=u.rename(index={"dallas": "dalas"})),
+              "utilisation", "dalas", exc=tf.ScenarioError)
+    api_error(lambda: Q.market_latency("result", us5), "market result", exc=tf.ScenarioError)
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("", "not a readable CSV"), ("TIMESTAMP,ContextTokens,GeneratedTokens\n", "at least two"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,44\n", "at least two"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,0\n2023-11-16 18:16:46,3,4\n",
+     "GeneratedTokens"),
+    ("TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:15:46,374,4\n2023-11-16 18:15:46,3,4\n",
+     "duration 0"),
+    ("TIMESTAMP,Prompt\n2023-11-16 18:15:46,3\n", "missing columns")])
+def test_summarize_trace_of_short_or_bad_files(tmp_path, text, needle):
+    f = write_text(tmp_path, text, "trace.csv")
+    api_error(lambda: TR.summarize_trace(f), needle)
+
+
+def test_summarize_trace_missing_file_and_folder(tmp_path):
+    api_error(lambda: TR.summarize_trace(tmp_path / "nope.csv"), "no such trace file")
+    api_error(lambda: TR.summarize_trace(tmp_path), "not a readable CSV")
+
+
+# ------------------------------------------------------------------ scheduler addresses
+
+@pytest.mark.parametrize("address, needle", [
+    ("http://127.0.0.1:8787", "unsupported address scheme 'http://'"),
+    ("ucx://127.0.0.1:8786", "unsupported address scheme 'ucx://'"),
+    ("inproc://192.0.2.1/1/1", "unsupported address scheme 'inproc://'"),
+    ("tcp://host:99999", "port"), ("tcp://:8786", "address")])
+def test_cli_scheduler_scheme_is_a_clean_exit_2(address, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_text(tmp_path, "scenario: us5\ngrid: {demand_scale: [1, 2]}\n", "spec.yaml")
+    cli(["sweep", "spec.yaml", "--scheduler", address], capsys, 2, "--scheduler", needle)
+    assert not (tmp_path / "sweep.nc").exists()
+
+
+def _listener(kind: str):
+    """A local TCP server that accepts and never answers ("silent") or answers as HTTP."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    conns = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            conns.append(c)
+            if kind == "http":
+                try:
+                    c.recv(65536)
+                    c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\r\nbad request" * 50)
+                except OSError:
+                    pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return srv, conns
+
+
+@pytest.mark.parametrize("kind", ["silent", "http"])
+def test_scheduler_that_is_not_dask_times_out_clearly(kind, capsys, tmp_path, monkeypatch):
+    sw = importlib.import_module("tokenflow.sweep")  # (tokenflow.sweep is also the function)
+    monkeypatch.setattr(sw, "CONNECT_TIMEOUT_S", 2.0)
+    monkeypatch.chdir(tmp_path)
+    write_text(tmp_path, "scenario: us5\ngrid: {demand_scale: [1, 2]}\n", "spec.yaml")
+    srv, conns = _listener(kind)
+    try:
+        t0 = time.perf_counter()
+        err = cli(["sweep", "spec.yaml", "--scheduler", f"tcp://127.0.0.1:{srv.getsockname()[1]}"], capsys, 4,
+                  "not a Dask scheduler")
+        assert time.perf_counter() - t0 < 2.0 + 10, "HANG"
+        assert "memory" not in err.lower()
+    finally:
+        srv.close()
+        for c in conns:
+            c.close()
+    assert not (tmp_path / "sweep.nc").exists()
+
+
+def test_scheduler_refused_port_is_exit_4(capsys, tmp_path, monkeypatch):
+    import socket
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now
+    monkeypatch.chdir(tmp_path)
+    write_text(tmp_path, "scenario: us5\ngrid: {demand_scale: [1, 2]}\n", "spec.yaml")
+    cli(["sweep", "spec.yaml", "--scheduler", f"tcp://127.0.0.1:{port}"], capsys, 4, "cannot connect")
+
+
+def test_sweep_api_scheduler_checks(us5):
+    from tokenflow.errors import ClusterError
+
+    api_error(lambda: tf.sweep(us5, grid={"demand_scale": [1]}, scheduler="ucx://h:1", progress=False),
+              "unsupported address scheme", exc=tf.ScenarioError)
+    api_error(lambda: tf.sweep(us5, grid={"demand_scale": [1]}, scheduler=8786, progress=False),
+              "scheduler", exc=tf.ScenarioError)
+    api_error(lambda: tf.sweep(us5, grid={"demand_scale": [1]}, scheduler="inproc://192.0.2.9/1/1",
+                               progress=False), "no Dask scheduler", exc=ClusterError)
+
+
+# ------------------------------------------------------------------ output paths
+
+def test_out_is_a_symlink_loop(tmp_path, capsys):
+    (tmp_path / "a.mps").symlink_to(tmp_path / "b.mps")
+    (tmp_path / "b.mps").symlink_to(tmp_path / "a.mps")
+    cli(["solve", "us5", "--out", tmp_path / "a.mps"], capsys, 5, "symbolic link loop")
+    cli(["export-lp", "us5", tmp_path / "b.mps"], capsys, 5, "symbolic link loop")
+
+
+@pytest.mark.parametrize("target", ["/proc/tokenflow-test.nc", "/sys/tokenflow-test.nc"])
+def test_out_on_a_virtual_file_system_is_not_disk_full(target, capsys):
+    if not Path(target).parent.is_dir():
+        pytest.skip(f"no {Path(target).parent}")
+    err = cli(["solve", "us5", "--out", target], capsys, 5, target)
+    assert "disk full" not in err
+
+
+def test_nested_atomic_write_names_the_target(tmp_path):
+    from tokenflow.io import atomic_write
+
+    def inner(tmp):
+        raise tf.OutputError(f"cannot write x {tmp}: permission denied")
+
+    msg = api_error(lambda: atomic_write(tmp_path / "r.nc", inner, what="result file"), exc=tf.OutputError)
+    assert str(tmp_path / "r.nc") in msg and ".tmp" not in msg

@@ -82,3 +82,176 @@ def test_every_toc_notebook_is_reproduced():
     on_disk = {p.stem for p in (root / "notebooks").glob("*.ipynb")}
     assert in_toc <= set(rp.NOTEBOOKS)
     assert in_toc & on_disk == in_toc
+
+
+# ------------------------------------------------------- issue 15: a transactional book
+
+
+def _set_cell(root, name: str, code: str) -> None:
+    src = root / "notebooks" / f"{name}.ipynb"
+    nb = nbformat.read(src, as_version=4)
+    nb.cells[1].source = code
+    nbformat.write(nb, src)
+
+
+def _snapshot(folder):
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_failing_notebook_leaves_the_previous_generated_folder(tiny):
+    rp.run_notebooks(tiny)
+    gen = tiny / "book" / "generated"
+    before = _snapshot(gen)
+    _set_cell(tiny, "tiny", "raise ValueError('boom')")
+    with pytest.raises(TokenflowError, match=r"failed in cell \d+: ValueError: boom.*previous book/generated "
+                                             "is unchanged"):
+        rp.run_notebooks(tiny)
+    assert _snapshot(gen) == before
+    assert not list(gen.rglob(".*.running.ipynb"))
+    _set_cell(tiny, "tiny", "print('fixed', n)")
+    rp.run_notebooks(tiny)
+    assert rp.last_status() == {"tiny": "executed"}
+    assert "fixed 3" in (gen / "tiny.ipynb").read_text()
+    assert not (tiny / rp.STAGING).exists() and not (tiny / rp.OLD).exists()
+
+
+def test_a_run_resumes_the_notebooks_a_failed_run_executed(tiny, monkeypatch):
+    nb = nbformat.read(tiny / "notebooks" / "tiny.ipynb", as_version=4)
+    nbformat.write(nb, tiny / "notebooks" / "second.ipynb")
+    monkeypatch.setattr(rp, "NOTEBOOKS", {"tiny": ({"n": 3}, {"n": 2}), "second": ({"n": 3}, {"n": 2})})
+    _set_cell(tiny, "second", "raise RuntimeError('later')")
+    with pytest.raises(TokenflowError, match="second.ipynb failed"):
+        rp.run_notebooks(tiny)
+    assert not (tiny / "book" / "generated").exists()  # nothing swapped in
+    _set_cell(tiny, "second", "print('ok')")
+    rp.run_notebooks(tiny)
+    assert rp.last_status() == {"tiny": "reused", "second": "executed"}
+
+
+def test_interrupt_during_a_notebook_keeps_the_previous_folder(tiny, monkeypatch):
+    rp.run_notebooks(tiny)
+    gen = tiny / "book" / "generated"
+    before = _snapshot(gen)
+
+    def interrupted(src, dst, *a):
+        dst.write_text("half")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rp, "_execute", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="previous book/generated is unchanged"):
+        rp.run_notebooks(tiny, force=True)
+    assert _snapshot(gen) == before
+    assert not list((tiny / rp.STAGING).glob(".*.running.ipynb"))
+
+
+def test_swap_cut_between_its_renames_is_recovered(tiny):
+    rp.run_notebooks(tiny)
+    gen, old = tiny / "book" / "generated", tiny / rp.OLD
+    before = _snapshot(gen)
+    gen.rename(old)  # as if killed between the two renames of the swap
+    rp.run_notebooks(tiny)
+    assert rp.last_status() == {"tiny": "reused"} and _snapshot(gen) == before and not old.exists()
+
+
+def test_reproduce_refuses_another_folders_package(tiny, capsys):
+    (tiny / "tokenflow").mkdir()
+    (tiny / "tokenflow" / "__init__.py").write_text("__version__ = 'other'\n")
+    with pytest.raises(TokenflowError, match="other code"):
+        rp.run_notebooks(tiny)
+    from tokenflow.cli import main
+
+    assert main(["reproduce", "--root", str(tiny), "--no-build"]) == 2
+    err = capsys.readouterr().err
+    assert "PYTHONPATH=" in err and "Traceback" not in err
+
+
+FAKE_JB = r"""
+import pathlib, sys
+args = sys.argv[1:]
+root, out, builder = pathlib.Path(args[1]), pathlib.Path(args[args.index("--path-output") + 1]), \
+    args[args.index("--builder") + 1]
+html = out / "_build" / builder
+html.mkdir(parents=True)
+(html / "index.html").write_text((root / "page.txt").read_text())
+if (root / "FAIL").exists():
+    print("WARNING: a broken reference"); sys.exit(1)
+"""
+
+
+@pytest.fixture
+def fake_book(tmp_path, monkeypatch):
+    import sys
+
+    (tmp_path / "fake_jb.py").write_text(FAKE_JB)
+    (tmp_path / "_config.yml").write_text("title: t\n")
+    (tmp_path / "_toc.yml").write_text("root: page\n")
+    (tmp_path / "book").mkdir()
+    (tmp_path / "page.txt").write_text("v1")
+    monkeypatch.setattr(rp, "jupyter_book", lambda: [sys.executable, str(tmp_path / "fake_jb.py")])
+    return tmp_path
+
+
+def test_failed_book_build_keeps_the_previous_book(fake_book):
+    assert rp.build_book(fake_book)[1] is True
+    html = fake_book / "_build" / "html"
+    assert (html / "index.html").read_text() == "v1"
+    assert rp.build_book(fake_book)[1] is False  # same key: reused
+    (fake_book / "page.txt").write_text("v2")
+    (fake_book / "book" / "edit.md").write_text("changed")
+    (fake_book / "FAIL").write_text("")
+    with pytest.raises(TokenflowError, match="failed; the previous book in .* is unchanged"):
+        rp.build_book(fake_book)
+    assert (html / "index.html").read_text() == "v1"
+    assert not (fake_book / "_build" / ".staging-html").exists()
+    (fake_book / "FAIL").unlink()
+    assert rp.build_book(fake_book)[1] is True
+    assert (html / "index.html").read_text() == "v2"
+
+
+def test_interrupted_book_build_keeps_the_previous_book(fake_book, monkeypatch):
+    rp.build_book(fake_book)
+    (fake_book / "book" / "edit.md").write_text("changed")
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rp.subprocess, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt, match="previous book"):
+        rp.build_book(fake_book)
+    assert (fake_book / "_build" / "html" / "index.html").read_text() == "v1"
+
+
+@pytest.mark.slow
+def test_ctrl_c_prints_one_line_and_keeps_the_book(tmp_path):
+    """A real SIGINT to `tokenflow reproduce` while a notebook sleeps: exit 130, one line."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("papermill")
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell('output_dir = "results"')
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell("import time\ntime.sleep(60)")]
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nb, tmp_path / "notebooks" / "scorecard.ipynb")
+    gen = tmp_path / "book" / "generated"
+    gen.mkdir(parents=True)
+    (gen / "scorecard.ipynb").write_text("previous")
+    proc = subprocess.Popen([sys.executable, "-m", "tokenflow.cli", "reproduce", "--root", str(tmp_path),
+                             "--no-build", "--only", "scorecard"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((tmp_path / rp.STAGING).glob(".scorecard.running.ipynb")):
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err and err.strip().count("\n") == 0, err
+    assert "interrupted; the previous book/generated is unchanged" in err
+    assert (gen / "scorecard.ipynb").read_text() == "previous"
+    assert not list(gen.glob(".*"))

@@ -183,16 +183,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.max_points is not None:
         spec["max_points"] = args.max_points
     check_output_path(args.out, "sweep results")
-    if args.scheduler is not None:
-        from distributed.comm.addressing import parse_address, parse_host_port
+    if args.scheduler is not None:  # tcp:// or tls:// only (exit 2); unreachable: exit 4
+        from .sweep import check_scheduler_address
 
         try:
-            scheme, loc = parse_address(args.scheduler)
-            if scheme in ("tcp", "tls"):
-                parse_host_port(loc)
-        except (ValueError, TypeError) as exc:
-            raise TokenflowError(f"--scheduler {args.scheduler!r}: not a Dask scheduler address "
-                                 f"(e.g. tcp://host:8786): {exc}") from None
+            check_scheduler_address(args.scheduler)
+        except TokenflowError as exc:
+            raise TokenflowError(f"--{exc}") from None
     print(f"tokenflow: running sweep {args.spec} -> {args.out}", file=sys.stderr, flush=True)
     try:
         ds = sweep(spec.pop("scenario"), scheduler=args.scheduler, n_workers=args.workers, **spec)
@@ -259,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
                         "transfer_aware, latency.<workload>, param.<name>, workload.<workload>.<field>, "
                         "scale.<electricity|capacity|payload|bandwidth>.")
     sp.add_argument("spec", help="sweep specification (YAML)")
-    sp.add_argument("--scheduler", help="address of an existing Dask scheduler (default: local cluster)")
+    sp.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://host:port or tls://host:port "
+                    "(default: local cluster); exit 4 when none answers within 10 s")
     sp.add_argument("--workers", type=_count(0, "--workers"), default=None,
                     help="local cluster size (0: no Dask, in this process)")
     sp.add_argument("--max-points", type=_count(1, "--max-points"), default=None,
@@ -295,11 +293,11 @@ def _run(args: argparse.Namespace) -> int:
         pass
     try:
         return args.func(args)
-    except _Terminated:
-        print("tokenflow: terminated (SIGTERM); no output was written", file=sys.stderr)
+    except _Terminated as exc:  # the message (reproduce) says what was kept
+        print(f"tokenflow: terminated (SIGTERM); {exc or 'no output was written'}", file=sys.stderr)
         return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print("tokenflow: interrupted; no output was written", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        print(f"tokenflow: interrupted; {exc or 'no output was written'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except InfeasibleMarketError as exc:
         _error("infeasible", exc)

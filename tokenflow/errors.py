@@ -42,6 +42,11 @@ class SolverError(TokenflowError):
     """HiGHS did not return an optimal solution for a reason other than infeasibility."""
 
 
+class ClusterError(TokenflowError, RuntimeError):
+    """A Dask scheduler could not be reached or is not one (CLI exit 4), e.g. nothing answers
+    within :data:`tokenflow.sweep.CONNECT_TIMEOUT_S` seconds."""
+
+
 class OutputError(TokenflowError):
     """An output file (netCDF, MPS/LP, sweep results) could not be written.
 

@@ -35,9 +35,20 @@ def check_output_path(path: str | Path, what: str = "output") -> Path:
         raise OutputError(f"cannot write {what}: no file name given")
     if not isinstance(path, (str, os.PathLike)):
         raise OutputError(f"cannot write {what}: file name must be a path, got {path!r}")
-    path = Path(path)
+    try:
+        return _check_output_path(Path(path), what)
+    except OSError as exc:  # e.g. ELOOP, ENAMETOOLONG from stat()
+        raise OutputError(f"cannot write {what} {path}: {exc.strerror or exc}") from None
+
+
+def _check_output_path(path: Path, what: str) -> Path:
     if path.is_symlink():  # write where the link points, keep the link
-        path = path.resolve()
+        try:
+            path = path.resolve(strict=False)
+        except (RuntimeError, OSError):  # RuntimeError: Python < 3.13's "Symlink loop"
+            raise OutputError(f"cannot write {what} {path}: a symbolic link loop") from None
+        if path.is_symlink():  # resolve() gave up inside a loop (Python >= 3.13)
+            raise OutputError(f"cannot write {what} {path}: a symbolic link loop")
     folder = path.parent
     if path.exists() and not path.is_dir() and not path.is_file():
         raise OutputError(f"cannot write {what} {path}: not a regular file (a device, pipe or socket)")
@@ -49,9 +60,20 @@ def check_output_path(path: str | Path, what: str = "output") -> Path:
         raise OutputError(f"cannot write {what} {path}: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write {what} {path}: permission denied on folder {folder}")
+    if _virtual(folder):
+        raise OutputError(f"cannot write {what} {path}: folder {folder} is on a virtual file system "
+                          "(like /proc or /sys), not on a disk")
     if path.exists() and not os.access(path, os.W_OK) and not os.access(folder, os.W_OK):
         raise OutputError(f"cannot write {what} {path}: permission denied")
     return path
+
+
+def _virtual(folder: Path) -> bool:
+    """A kernel file system without storage (/proc, /sys, cgroup...): statvfs reports 0 blocks."""
+    try:
+        return os.statvfs(folder).f_blocks == 0
+    except OSError:
+        return False
 
 
 def _cause(exc: BaseException, tmp: Path) -> str:
@@ -77,7 +99,7 @@ def _cause(exc: BaseException, tmp: Path) -> str:
         if soft != resource.RLIM_INFINITY and size >= soft:
             return f"file-size limit reached (ulimit -f: {soft} bytes)"
         st = os.statvfs(tmp.parent)
-        if st.f_bavail * st.f_frsize < 1 << 20:
+        if st.f_blocks > 0 and st.f_bavail * st.f_frsize < 1 << 20:  # (a virtual fs has no blocks)
             return "disk full"
     except OSError:
         pass
@@ -121,6 +143,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any], *, what: str = 
                 os.umask(umask)
                 os.chmod(tmp, 0o666 & ~umask)
             os.replace(tmp, path)
+        except OutputError as exc:  # a writer that itself writes atomically: name this target
+            text = str(exc)
+            reason = (text.split(f"{tmp}: ", 1)[1] if f"{tmp}: " in text
+                      else _cause(exc.__cause__ if exc.__cause__ is not None else exc, tmp))
+            raise OutputError(f"cannot write {what} {path}: {reason}") from exc
         except TokenflowError:  # the writer's own verdict (e.g. infeasible market) passes unchanged
             raise
         except Exception as exc:  # noqa: BLE001 - any writer failure becomes one clear message

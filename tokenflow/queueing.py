@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import validate as _v
 from .errors import TokenflowError
 from .scenario import IMAGE_TOKENS_PER_IMAGE
 from .traces import trace_stats
@@ -161,6 +162,7 @@ def default_profiles(s) -> dict[str, ServiceProfile]:
     ``peak_trace``: the trace whose 1-minute peak-to-mean rate sets the within-hour peak load
     (conversation for chat and, as an assumption, image; code for code_review).
     """
+    _v.scenario(s, "s", "default_profiles")
     e = s.workloads["energy_kwh_per_mtok"]
     tflops = HARDWARE["h100_bf16_tflops"][0] * 1e12 * HARDWARE["prefill_mfu"][0]
     hbm = HARDWARE["h100_hbm_tb_per_s"][0] * 1e12
@@ -193,10 +195,8 @@ def default_profiles(s) -> dict[str, ServiceProfile]:
 def erlang_c(c: int, a: float) -> float:
     """Probability that an arrival waits in an M/M/c queue with offered load ``a`` = lambda/mu
     (Erlang B recursion, numerically stable for large ``c``); 1 when a >= c."""
-    if c < 1 or int(c) != c:
-        raise TokenflowError(f"erlang_c: c must be a positive integer, got {c!r}")
-    if a < 0 or not math.isfinite(a):
-        raise TokenflowError(f"erlang_c: offered load must be finite and >= 0, got {a!r}")
+    c = _v.integer(c, "c (servers)", "erlang_c", lo=1)
+    a = _v.number(a, "a (offered load)", "erlang_c", lo=0.0)
     if a >= c:
         return 1.0
     if a == 0:
@@ -217,6 +217,12 @@ def erlang_c(c: int, a: float) -> float:
 def ggc_wait(lam: float, mean_service: float, c: int, ca2: float = 1.0, cs2: float = 1.0) -> tuple[float, float]:
     """(P(wait), mean wait in s) of a G/G/c queue by Allen-Cunneen: the M/M/c wait scaled by
     (ca^2 + cs^2)/2.  Exact for M/M/c (ca2 = cs2 = 1).  Infinite wait at or above saturation."""
+    fn = "ggc_wait"
+    lam = _v.number(lam, "lam (arrival rate, 1/s)", fn, lo=0.0)
+    mean_service = _v.number(mean_service, "mean_service (s)", fn, lo=0.0, lo_open=True)
+    c = _v.integer(c, "c (servers)", fn, lo=1)
+    ca2 = _v.number(ca2, "ca2 (arrival SCV)", fn, lo=0.0)
+    cs2 = _v.number(cs2, "cs2 (service SCV)", fn, lo=0.0)
     a = lam * mean_service
     if a >= c:
         return 1.0, math.inf
@@ -256,10 +262,12 @@ def replica_latency(p: ServiceProfile, rho: float, ca2: float = 1.0, q: float = 
     ``p_ms`` (the ``q`` quantile) of the processing latency (wait + prefill + first step, or
     + all steps for ``metric="completion"``), ``wait_mean_ms``, ``step_ms`` (time per output
     token at the mean batch) and ``batch`` (mean sequences in the batch), ``p_wait``."""
-    if not (isinstance(rho, (int, float)) and rho >= 0):
-        raise TokenflowError(f"utilisation must be a number >= 0, got {rho!r}")
-    if not 0 < q < 1:
-        raise TokenflowError(f"quantile must be in (0, 1), got {q!r}")
+    fn = "replica_latency"
+    _v.profile(p, "p", fn)
+    rho = _v.number(rho, "rho (utilisation)", fn, lo=0.0)
+    ca2 = _v.number(ca2, "ca2 (arrival SCV)", fn, lo=0.0)
+    q = _v.quantile(q, "q (quantile)", fn)
+    replicas = _v.integer(replicas, "replicas", fn, lo=1)
     if not rho < 1:
         inf = math.inf
         return {"rho": rho, "batch": float(p.max_batch), "step_ms": p.step_time(p.max_batch) * 1e3,
@@ -290,7 +298,14 @@ def max_utilisation(p: ServiceProfile, budget_ms: float, ca2: float = 1.0, q: fl
     """Largest rho at which the ``q`` quantile of the processing latency stays within
     ``budget_ms`` (0 when even an idle replica misses it).  Memoised: the fixed-point
     iteration asks for the same pools again and again."""
-    return _max_utilisation(p, float(budget_ms), float(ca2), float(q), int(replicas), float(tol))
+    fn = "max_utilisation"
+    _v.profile(p, "p", fn)
+    budget_ms = _v.number(budget_ms, "budget_ms", fn)  # < 0 allowed: the round trip alone misses the limit
+    ca2 = _v.number(ca2, "ca2 (arrival SCV)", fn, lo=0.0)
+    q = _v.quantile(q, "q (quantile)", fn)
+    replicas = _v.integer(replicas, "replicas", fn, lo=1)
+    tol = _v.number(tol, "tol", fn, lo=0.0, hi=0.5, lo_open=True)
+    return _max_utilisation(p, budget_ms, ca2, q, replicas, max(tol, _v.MIN_TOL))
 
 
 @lru_cache(maxsize=4096)
@@ -298,7 +313,9 @@ def _max_utilisation(p: ServiceProfile, budget_ms: float, ca2: float, q: float, 
     if budget_ms <= 0 or replica_latency(p, 0.0, ca2, q, replicas)["p_ms"] > budget_ms:
         return 0.0
     lo, hi = 0.0, 1.0
-    while hi - lo > tol:
+    for _ in range(_v.MAX_BISECTION_STEPS):  # bounded: tol >= MIN_TOL needs about 40 steps
+        if hi - lo <= tol:
+            break
         mid = 0.5 * (lo + hi)
         if replica_latency(p, mid, ca2, q, replicas)["p_ms"] <= budget_ms:
             lo = mid
@@ -309,11 +326,14 @@ def _max_utilisation(p: ServiceProfile, budget_ms: float, ca2: float, q: float, 
 
 def thinned_scv(ca2: float, n: float) -> float:
     """SCV of a renewal stream split at random over ``n`` replicas: 1 + (ca2 - 1)/n."""
+    ca2 = _v.number(ca2, "ca2 (arrival SCV)", "thinned_scv", lo=0.0)
+    n = _v.number(n, "n (replicas)", "thinned_scv", lo=0.0)
     return 1.0 + (ca2 - 1.0) / max(n, 1.0)
 
 
 def arrival_scv(p: ServiceProfile) -> float:
     """Squared CV of the trace's inter-arrival times (1 = Poisson when no trace)."""
+    _v.profile(p, "p", "arrival_scv")
     return trace_stats(p.trace).interarrival_cv ** 2 if p.trace else 1.0
 
 
@@ -325,6 +345,7 @@ def route_rtt_ms(s) -> pd.DataFrame:
     cleared market uses; for those see :func:`route_rtts`."""
     from .network import candidate_paths
 
+    _v.scenario(s, "s", "route_rtt_ms")
     ps = candidate_paths(s, 1)
     nodes = s.node_ids
     out = pd.DataFrame(np.inf, index=pd.Index(nodes, name="origin"), columns=pd.Index(nodes, name="node"))
@@ -336,11 +357,15 @@ def route_rtt_ms(s) -> pd.DataFrame:
 def pool_replicas(capacity_kw: float, share: float, p: ServiceProfile) -> int:
     """Replicas of profile ``p`` at a node with ``capacity_kw`` of AI compute of which the share
     ``share`` serves this workload (at least 1)."""
+    capacity_kw = _v.number(capacity_kw, "capacity_kw", "pool_replicas", lo=0.0)
+    share = _v.number(share, "share", "pool_replicas", lo=0.0, hi=1.0)
+    _v.profile(p, "p", "pool_replicas")
     return max(1, int(round(capacity_kw * share / GPU_KW / p.gpus_per_replica)))
 
 
 def load_shares(result, s) -> pd.DataFrame:
     """Share of each node's compute load (kW) taken by each workload (node x workload)."""
+    _v.result_of(result, s, "load_shares")
     load = result.dataset["processing"].to_pandas() * s.workloads["energy_kwh_per_mtok"]
     return load.div(load.sum(axis=1).replace(0, np.nan), axis=0).fillna(0.0)
 
@@ -356,6 +381,8 @@ def _origin_flows(ds: xr.Dataset) -> np.ndarray:
 def pool_utilisation(result, utilisation: pd.DataFrame | None = None) -> pd.DataFrame:
     """Utilisation of each pool (node x workload): the node's cleared compute utilisation for
     every workload, or ``utilisation`` (node x workload) where given."""
+    _v.result_of(result, None, "pool_utilisation")
+    _v.frame(utilisation, "utilisation", "pool_utilisation", result.dataset, complete=True)
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     if utilisation is not None:
@@ -383,10 +410,16 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
     workload), ``rtt_ms`` (worst route in use) and ``rtt_mean_ms`` (flow-weighted), ``e2e_p_ms``
     (worst-route RTT + processing quantile; all three origin x node x workload, NaN where no
     flow), ``limit_ms`` and ``lp_limit_ms`` (workload)."""
-    if dispatch not in ("pooled", "random"):
-        raise TokenflowError(f"dispatch must be 'pooled' or 'random', got {dispatch!r}")
+    fn = "market_latency"
+    _v.choice(dispatch, "dispatch", fn, ("pooled", "random"))
+    _v.result_of(result, s, fn)
+    q = _v.quantile(q, "q (quantile)", fn)
+    peak = _v.flag(peak, "peak", fn)
     ds = result.dataset
-    profiles = default_profiles(s) if profiles is None else profiles
+    profiles = default_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
+    _v.frame(utilisation, "utilisation", fn, ds)
+    _v.frame(shares, "shares", fn, ds, hi=1.0)
+    _v.series(capacity_kw, "capacity_kw", fn, ds)
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     util = pool_utilisation(result, utilisation)
     cap = ds["compute_capacity"].to_pandas() if capacity_kw is None else capacity_kw
@@ -404,6 +437,9 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
                 continue
             reps = pool_replicas(cap[n], share.loc[n, w], p)
             rho = float(util.loc[n, w]) * (p.peak_to_mean() if peak else 1.0)
+            if not math.isfinite(rho):
+                raise _v.ScenarioError(f"market_latency: utilisation of the {w} pool at {n} is {rho!r} "
+                                       "although the market sends it flow")
             if dispatch == "pooled":
                 lat = replica_latency(p, min(rho, 1.0), ca2, q, reps)
             else:
@@ -440,10 +476,14 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
 
 def with_limits(profiles: dict[str, ServiceProfile], limits_ms: dict[str, float | None]) -> dict[str, ServiceProfile]:
     """Profiles with some end-to-end latency limits changed (ms; None removes the limit)."""
-    out = dict(profiles)
+    out = dict(_v.profiles(profiles, "profiles", "with_limits"))
+    if not hasattr(limits_ms, "items"):
+        raise _v.ScenarioError(f"with_limits: limits_ms must be a mapping workload -> ms, got {limits_ms!r:.80}")
     for w, v in limits_ms.items():
         if w not in out:
             raise TokenflowError(f"no service profile for workload {w!r}")
+        if v is not None:
+            v = _v.number(v, f"limits_ms[{w!r}]", "with_limits", lo=0.0, lo_open=True, unit="ms")
         out[w] = replace(out[w], limit_ms=v)
     return out
 
@@ -457,7 +497,8 @@ def energy_mix(s, profiles: dict[str, ServiceProfile] | None = None) -> pd.DataF
     ``prompt_per_generated`` (trace), ``weighted_j`` = decode_j + ratio x prefill_j and
     ``factor`` = weighted_j / decode_j.  Read as: how much the energy per market token would
     grow if the scenario's figure covered generation only and the requests looked like the trace."""
-    profiles = default_profiles(s) if profiles is None else profiles
+    _v.scenario(s, "s", "energy_mix")
+    profiles = default_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", "energy_mix")
     rows = {}
     for w, p in profiles.items():
         if p.trace is None:
@@ -489,6 +530,8 @@ def route_rtts(result, s, tol: float = 1e-9) -> xr.Dataset:
 
     from .network import arc_table
 
+    _v.result_of(result, s, "route_rtts")
+    tol = _v.number(tol, "tol", "route_rtts", lo=0.0)
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     pos = {n: i for i, n in enumerate(nodes)}

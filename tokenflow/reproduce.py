@@ -7,6 +7,19 @@ a SHA-256 over the notebook file, its parameters, the package source and data
 kept in ``book/generated/.reproduce.json``; ``force=True`` ignores them.  The book build is
 skipped the same way when no page, notebook or configuration file changed.
 
+Transactional: a run never damages the last good book.  Notebooks execute into a staging
+copy of ``book/generated`` (``_build/.generated.staging``; the copy of a previous failed or
+interrupted run is resumed) that replaces ``book/generated`` only when every notebook of
+the run succeeded; the book is built into ``_build/.staging-<builder>`` and replaces
+``_build/<builder>`` only when the whole build succeeded.  A failed or interrupted run
+leaves both as they were and says so.  Each notebook runs in a child process (papermill)
+in its own session, so Ctrl-C stops the run with one line, no kernel tracebacks; the
+temporary ``.NAME.running.ipynb`` never reaches ``book/generated``.
+
+``reproduce --root CLONE`` refuses to run when the ``tokenflow`` this command imports is
+not ``CLONE/tokenflow``: the notebooks would run, and the content keys be computed, against
+other code.  The notebooks' kernel gets the root first on ``PYTHONPATH``.
+
 Executed notebooks carry no machine path: papermill is given a *relative* ``output_dir``
 (notebooks run with ``book/generated`` as working directory) and the injected-parameters
 cell is tagged ``remove-cell``, so the page shows only the notebook's own ``parameters``
@@ -43,6 +56,8 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
                              "ks": [3], "grid_points": 5}),
 }
 OUT = Path("book") / "generated"
+STAGING = Path("_build") / ".generated.staging"  # notebooks execute here; same depth as OUT
+OLD = Path("_build") / ".generated.old"  # the previous OUT during the swap (removed after)
 RESULTS = "results"  # relative to OUT, the notebooks' working directory
 STATE = ".reproduce.json"
 FACTS = "build_facts.md"  # included by book/artifact.md: this build's machine and notebook times
@@ -96,6 +111,119 @@ def _save_state(out: Path, state: dict) -> None:
     tmp.replace(out / STATE)
 
 
+def _swap_in(new: Path, target: Path, old: Path) -> None:
+    """Replace folder ``target`` by ``new`` (two renames on one file system; ``old`` holds the
+    previous ``target`` between them and is removed after)."""
+    shutil.rmtree(old, ignore_errors=True)
+    old.parent.mkdir(parents=True, exist_ok=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _recover(target: Path, old: Path) -> None:
+    """Undo a swap that was cut between its two renames (``target`` gone, ``old`` present)."""
+    if not target.exists() and old.exists():
+        os.replace(old, target)
+    else:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _is_temporary(p: Path) -> bool:
+    """A temporary file of a run (``.NAME.running.ipynb``, ``.*.tmp``): never part of the book."""
+    return p.name.startswith(".") and (p.name.endswith(".running.ipynb") or p.name.endswith(".tmp"))
+
+
+def _prepare_stage(out: Path, stage: Path) -> None:
+    """The staging folder: the leftover of a failed or interrupted run (resumed: its state
+    file says which notebooks it executed), else a copy of the current ``book/generated``."""
+    if stage.is_dir():
+        for p in list(stage.rglob(".*")):
+            if p.is_file() and _is_temporary(p):
+                p.unlink()
+        return
+    tmp = stage.with_name(stage.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        shutil.copytree(out, tmp, symlinks=True,
+                        ignore=lambda d, names: [n for n in names if _is_temporary(Path(d) / n)])
+    else:
+        tmp.mkdir()
+    os.replace(tmp, stage)
+
+
+def check_package(root: Path) -> None:
+    """Refuse when ``root`` holds a ``tokenflow`` package other than the one running."""
+    from .errors import TokenflowError
+
+    here = Path(__file__).resolve().parent
+    theirs = Path(root).resolve() / "tokenflow"
+    if (theirs / "__init__.py").is_file() and theirs.resolve() != here:
+        raise TokenflowError(
+            f"reproduce --root {root}: that folder's package is {theirs}, but this command imports tokenflow "
+            f"from {here}; the notebooks would run against other code. Run the folder's own package: "
+            f"PYTHONPATH={Path(root).resolve()} tokenflow reproduce --root {Path(root).resolve()}")
+
+
+# the child that executes one notebook (papermill in its own process and session)
+_CHILD = r"""
+import json, sys
+src, dst, params, cwd, result = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
+try:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+    try:
+        pm.execute_notebook(src, dst, parameters=params, kernel_name="python3", cwd=cwd, progress_bar=False,
+                            log_output=False)
+        out = {"ok": True}
+    except PapermillExecutionError as exc:
+        out = {"ok": False, "cell": exc.exec_count, "ename": exc.ename, "evalue": str(exc.evalue)}
+except Exception as exc:
+    out = {"ok": False, "ename": type(exc).__name__, "evalue": str(exc)}
+with open(result, "w") as f:
+    json.dump(out, f)
+"""
+
+
+def _execute(src: Path, dst: Path, params: dict, cwd: Path, root: Path) -> dict:
+    """Run ``src`` with papermill in a child process writing ``dst``; the child's outcome
+    (``ok``; else ``cell``, ``ename``, ``evalue``).
+
+    The child has its own session: Ctrl-C reaches only this process, which stops the
+    child (and with it the kernel) and re-raises :class:`KeyboardInterrupt`."""
+    import signal
+    import tempfile
+
+    env = dict(os.environ)
+    if (root / "tokenflow" / "__init__.py").is_file():
+        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
+    with tempfile.TemporaryDirectory(prefix="tokenflow-nb-") as td:
+        result, log = Path(td) / "result.json", Path(td) / "log.txt"
+        with open(log, "wb") as logf:
+            proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(src), str(dst), json.dumps(params),
+                                     str(cwd), str(result)], stdout=logf, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            try:
+                proc.wait()
+            except BaseException:
+                for sig in (signal.SIGTERM, signal.SIGKILL):
+                    try:
+                        os.killpg(proc.pid, sig)
+                        proc.wait(timeout=5.0)
+                        break
+                    except (ProcessLookupError, subprocess.TimeoutExpired):
+                        continue
+                raise
+        try:
+            return json.loads(result.read_text())
+        except (OSError, ValueError):
+            tail = " ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
+            return {"ok": False, "ename": "ChildFailed", "evalue": f"exit status {proc.returncode}: {tail}"}
+
+
 def _clean_executed(path: Path, name: str) -> None:
     """Tag papermill's injected-parameters cell ``remove-cell`` (the book does not show it) and
     replace the absolute paths papermill records in the notebook metadata by repository paths."""
@@ -120,30 +248,34 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
 
     Notebooks whose content key is unchanged since the last run (and whose executed copy
     exists) are reused, not executed; :func:`last_status` tells which.  A failing cell raises
-    :class:`~tokenflow.errors.TokenflowError` naming the notebook and cell.
+    :class:`~tokenflow.errors.TokenflowError` naming the notebook and cell; Ctrl-C raises
+    :class:`KeyboardInterrupt` whose message says what was kept.  Either way ``book/generated``
+    is left as it was (see the module docstring: the run is staged and swapped in whole).
     """
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
     from .errors import TokenflowError
 
-    root = Path(root)
-    out = root / OUT
-    (out / RESULTS).mkdir(parents=True, exist_ok=True)
+    root = Path(root).resolve()
     names = list(names or NOTEBOOKS)
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:
         raise TokenflowError(f"unknown notebook(s) {', '.join(unknown)}; known: {', '.join(NOTEBOOKS)}")
-    state = _load_state(out)
+    for name in names:
+        if not (root / "notebooks" / f"{name}.ipynb").is_file():
+            raise TokenflowError(f"notebook {root / 'notebooks' / (name + '.ipynb')} not found")
+    check_package(root)
+    out, stage = root / OUT, root / STAGING
+    _recover(out, root / OLD)
+    _prepare_stage(out, stage)
+    (stage / RESULTS).mkdir(parents=True, exist_ok=True)
+    state = _load_state(stage)
     package = package_fingerprint()
     times: dict[str, float] = {}
     _STATUS.clear()
+    kept = "the previous book/generated is unchanged" if out.is_dir() else "book/generated was not created"
     for i, name in enumerate(names, 1):
         full, quick = NOTEBOOKS[name]
         params = {**(quick if fast else full), "output_dir": RESULTS}
-        src, dst = root / "notebooks" / f"{name}.ipynb", out / f"{name}.ipynb"
-        if not src.is_file():
-            raise TokenflowError(f"notebook {src} not found")
+        src, dst = root / "notebooks" / f"{name}.ipynb", stage / f"{name}.ipynb"
         key = notebook_key(src, params, package)
         print(f"[{i}/{len(names)}] {name} ...", end=" ", flush=True)
         if not force and dst.is_file() and state.get(name, {}).get("key") == key:
@@ -152,24 +284,33 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
             print("reused (unchanged)", flush=True)
             continue
         t0 = time.perf_counter()
-        tmp = out / f".{name}.running.ipynb"
+        tmp = stage / f".{name}.running.ipynb"
         try:
-            pm.execute_notebook(str(src), str(tmp), parameters=params, kernel_name="python3",
-                                cwd=str(out), progress_bar=False, log_output=False)
-        except PapermillExecutionError as exc:
-            print("FAILED")
-            tmp.replace(dst)
+            outcome = _execute(src, tmp, params, stage, root)
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (the CLI's _Terminated)
+            print("interrupted", flush=True)
+            tmp.unlink(missing_ok=True)
+            raise type(exc)(f"{kept}; _build/ is unchanged") from None
+        if not outcome.get("ok"):
+            print("FAILED", flush=True)
             state.pop(name, None)
-            _save_state(out, state)
-            raise TokenflowError(f"notebook {name}.ipynb failed in cell {exc.exec_count}: "
-                                 f"{exc.ename}: {exc.evalue} (executed copy: {dst})") from None
+            _save_state(stage, state)
+            where = f" in cell {outcome['cell']}" if outcome.get("cell") is not None else ""
+            if tmp.is_file():
+                tmp.replace(dst)
+                seen = f"executed copy with the error: {dst}"
+            else:
+                seen = "no executed copy"
+            raise TokenflowError(f"notebook {name}.ipynb failed{where}: {outcome.get('ename')}: "
+                                 f"{outcome.get('evalue')} ({seen}); {kept}")
         _clean_executed(tmp, name)
         tmp.replace(dst)  # the executed copy appears whole or not at all
         times[name] = time.perf_counter() - t0
         _STATUS[name] = "executed"
         state[name] = {"key": key, "parameters": params, "seconds": round(times[name], 2)}
-        _save_state(out, state)
+        _save_state(stage, state)
         print(f"{times[name]:.1f} s", flush=True)
+    _swap_in(stage, out, root / OLD)  # every notebook of the run succeeded
     return times
 
 
@@ -247,28 +388,44 @@ def build_book(root: Path, builder: str = "html", force: bool = False) -> tuple[
     """``jupyter-book build`` of the repository root, warnings as errors.
 
     Returns (seconds, rebuilt).  The build is skipped when ``_build/<builder>`` holds a build
-    of the same :func:`book_key`.
+    of the same :func:`book_key`.  It is made in ``_build/.staging-<builder>`` and replaces
+    ``_build/<builder>`` only when it succeeded: a failed or interrupted build leaves the
+    previous book (the error says so).
     """
     from .errors import TokenflowError
 
     t0 = time.perf_counter()
     root = Path(root)
     target = root / "_build" / builder
+    old = root / "_build" / f".{builder}.old"
+    _recover(target, old)
     stamp = target / BOOK_STAMP
     key = book_key(root)
     if not force and stamp.is_file() and stamp.read_text().strip() == key:
         return time.perf_counter() - t0, False
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.rmtree(root / "_build" / ".doctrees", ignore_errors=True)
-    shutil.rmtree(root / "_build" / "jupyter_execute", ignore_errors=True)
-    jb = shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))
-    proc = subprocess.run([jb, "build", str(root), "--builder", builder, "-W", "--keep-going"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
-        raise TokenflowError(f"jupyter-book build ({builder}) failed:\n{tail}")
-    stamp.write_text(key + "\n")
+    stage = root / "_build" / f".staging-{builder}"
+    shutil.rmtree(stage, ignore_errors=True)
+    kept = f"the previous book in {target} is unchanged" if target.is_dir() else f"no book in {target}"
+    try:
+        proc = subprocess.run([*jupyter_book(), "build", str(root), "--builder", builder, "--path-output",
+                               str(stage), "-W", "--keep-going"], capture_output=True, text=True,
+                              stdin=subprocess.DEVNULL)
+        built = stage / "_build" / builder
+        if proc.returncode != 0 or not built.is_dir():
+            tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-30:])
+            raise TokenflowError(f"jupyter-book build ({builder}) failed; {kept}:\n{tail}")
+        (built / BOOK_STAMP).write_text(key + "\n")
+        _swap_in(built, target, old)
+    except KeyboardInterrupt as exc:
+        raise type(exc)(kept) from None
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return time.perf_counter() - t0, True
+
+
+def jupyter_book() -> list[str]:
+    """The ``jupyter-book`` command of this environment."""
+    return [shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))]
 
 
 def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, force: bool = False,

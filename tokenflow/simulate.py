@@ -14,6 +14,15 @@ Measured: time to first token (or completion for images) including the RTT, wait
 and served throughput (tokens generated per second, counted step by step) relative to the
 offered load, after a warm-up.  Seeded; a few thousand
 requests per pool run in well under a second.
+
+Size limits (checked before simulating): at most
+:data:`~tokenflow.validate.MAX_SIM_REQUESTS` requests (2,000,000) and
+:data:`~tokenflow.validate.MAX_SIM_REPLICAS` replicas (4,096) per pool, and at most
+:data:`~tokenflow.validate.MAX_SIM_STEPS` generation steps (5,000,000: requests x mean
+generated tokens / the analytic mean batch), whether asked for or implied by the rule that a
+run lasts three long requests.  A step costs about 20-30 us of CPU (measured: 20,000 chat
+requests on 2 replicas at rho = 0.5, 0.33 M steps, 6 s; on 64 replicas at rho = 0.1,
+2.3 M steps, 65 s), so the largest simulation allowed runs for about two minutes.
 """
 
 from __future__ import annotations
@@ -26,7 +35,7 @@ import pandas as pd
 import simpy
 import xarray as xr
 
-from .errors import TokenflowError
+from . import validate as _v
 from .queueing import ServiceProfile, default_profiles, pool_utilisation, replica_latency, route_rtts
 from .traces import trace_stats
 
@@ -54,13 +63,20 @@ def simulate_pool(p: ServiceProfile, rho: float, *, replicas: int = 2, n_request
     ``p50_ms``, ``p99_ms`` of the latency (RTT + wait + prefill + first step, or completion),
     ``wait_mean_ms``, ``served_ratio`` (tokens generated / tokens offered in the measured
     window) and ``n`` measured requests."""
-    if not 0 < rho < 1.5:
-        raise TokenflowError(f"simulate_pool: utilisation must be in (0, 1.5), got {rho!r}")
-    if dispatch not in ("pooled", "random"):
-        raise TokenflowError(f"dispatch must be 'pooled' or 'random', got {dispatch!r}")
+    fn = "simulate_pool"
+    _v.profile(p, "p", fn)
+    rho = _v.number(rho, "rho (utilisation)", fn, lo=0.0, hi=1.5, lo_open=True, hi_open=True)
+    replicas = _v.integer(replicas, "replicas", fn, lo=1, hi=_v.MAX_SIM_REPLICAS)
+    n_requests = _v.integer(n_requests, "n_requests", fn, lo=1, hi=_v.MAX_SIM_REQUESTS)
+    _v.choice(dispatch, "dispatch", fn, ("pooled", "random"))
+    seed = _v.integer(seed, "seed", fn, lo=0)
+    warmup = _v.number(warmup, "warmup", fn, lo=0.0, hi=1.0, hi_open=True)
+    rtts = _v.vector(rtt_ms, "rtt_ms", fn, lo=0.0) / 1e3
+    w = np.ones(len(rtts)) if weights is None else _v.vector(weights, "weights", fn, lo=0.0, length=len(rtts),
+                                                              positive_sum=True)
+    if arrival_cv is not None:
+        arrival_cv = _v.number(arrival_cv, "arrival_cv", fn, lo=0.0)
     rng = np.random.default_rng(seed)
-    rtts = np.asarray(rtt_ms, dtype=float) / 1e3
-    w = np.ones(len(rtts)) if weights is None else np.asarray(weights, dtype=float)
     w = w / w.sum()
     cv = (trace_stats(p.trace).interarrival_cv if p.trace else 1.0) if arrival_cv is None else arrival_cv
     lam = rho * p.saturation_rate() * replicas
@@ -72,9 +88,23 @@ def simulate_pool(p: ServiceProfile, rho: float, *, replicas: int = 2, n_request
                   + float(np.interp(0.999, t.generated_levels, t.generated_quantiles)) * p.step_time(p.max_batch))
     else:
         long_s = float(p.fixed_steps) * p.step_time(p.max_batch)
-    n_requests = max(int(n_requests), int(math.ceil(lam * 3.0 * long_s)))
+    need = lam * 3.0 * long_s
+    if not need <= _v.MAX_SIM_REQUESTS:
+        raise _v.ScenarioError(f"simulate_pool: three long requests at this load take {need:.3g} requests, "
+                               f"more than the limit of {_v.MAX_SIM_REQUESTS:,} per pool (fewer replicas)")
+    n_requests = max(int(n_requests), int(math.ceil(need)))
+    g_mean = p.steps_moments()[0]
+    batch = max(1.0, float(replica_latency(p, min(rho, 1.0), 1.0, 0.5, 1)["batch"]))
+    steps_est = n_requests * g_mean / batch
+    if steps_est > _v.MAX_SIM_STEPS:
+        raise _v.ScenarioError(f"simulate_pool: {n_requests:,} requests of about {g_mean:.0f} steps at a mean batch "
+                               f"of {batch:.1f} take about {steps_est:.3g} generation steps, more than the limit of "
+                               f"{_v.MAX_SIM_STEPS:,} (about two minutes); ask for fewer n_requests, or fewer "
+                               "replicas (a run lasts at least three long requests)")
     times, route = [], []
     for i, wi in enumerate(w):
+        if wi <= 0:  # a route without flow sends no requests
+            continue
         m = max(1, int(round(n_requests * wi)))
         t = _arrivals(rng, lam * wi, cv, m)
         times.append(t)
@@ -179,8 +209,16 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
     origin and per link, not per path, so the replay takes the conservative route).
     Returns simulated and analytic (same reduced pool) latency per node and workload
     (ms), and the served ratio.  ``max_steps`` caps the generation steps simulated per pool."""
+    fn = "simulate_market"
+    _v.result_of(result, s, fn)
+    replicas = _v.integer(replicas, "replicas", fn, lo=1, hi=_v.MAX_SIM_REPLICAS)
+    n_requests = _v.integer(n_requests, "n_requests", fn, lo=1, hi=_v.MAX_SIM_REQUESTS)
+    max_steps = _v.integer(max_steps, "max_steps", fn, lo=1)
+    _v.choice(dispatch, "dispatch", fn, ("pooled", "random"))
+    seed = _v.integer(seed, "seed", fn, lo=0)
+    q = _v.quantile(q, "q (quantile)", fn)
     ds = result.dataset
-    profiles = default_profiles(s) if profiles is None else profiles
+    profiles = default_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     util = pool_utilisation(result, utilisation)
     rtts = route_rtts(result, s)["rtt_max_ms"]

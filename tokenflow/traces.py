@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import validate as _v
 from .errors import TokenflowError
 
 SUMMARY_FILE = "azure_trace_summary.json"
@@ -68,7 +69,9 @@ def _dist(x: np.ndarray) -> dict:
 def peak_to_mean(t_s: np.ndarray, window_s: float) -> float:
     """Largest request count in a window of ``window_s`` seconds over the mean count per window
     (complete windows only; arrival times ``t_s`` in seconds)."""
-    t = np.asarray(t_s, dtype=float) - float(np.min(t_s))
+    window_s = _v.number(window_s, "window_s", "peak_to_mean", lo=0.0, lo_open=True, unit="s")
+    t = _v.vector(t_s, "t_s (arrival times)", "peak_to_mean", lo=None, min_len=2)
+    t = t - float(t.min())
     n_full = int(np.floor(t.max() / window_s))
     if n_full < 1:
         raise TokenflowError(f"trace shorter than one {window_s:g} s window")
@@ -80,17 +83,37 @@ def summarize_trace(csv_path: str | Path, bytes_per_token: float = BYTES_PER_TOK
     """Summary of one Azure trace CSV (columns ``TIMESTAMP``, ``ContextTokens``, ``GeneratedTokens``).
 
     Used by ``tools/build_trace_summary.py``; the package itself reads the bundled summary."""
-    d = pd.read_csv(csv_path)
+    bytes_per_token = _v.number(bytes_per_token, "bytes_per_token", "summarize_trace", lo=0.0, lo_open=True)
+    try:
+        d = pd.read_csv(csv_path)
+    except FileNotFoundError:
+        raise TokenflowError(f"{csv_path}: no such trace file") from None
+    except (OSError, ValueError, UnicodeDecodeError) as exc:  # pandas' parser errors are ValueErrors
+        raise TokenflowError(f"{csv_path}: not a readable CSV trace ({type(exc).__name__}: {exc})") from None
     missing = {"TIMESTAMP", "ContextTokens", "GeneratedTokens"} - set(d.columns)
     if missing:
         raise TokenflowError(f"{csv_path}: missing columns {sorted(missing)}")
-    t = pd.to_datetime(d["TIMESTAMP"])
+    if len(d) < 2:
+        raise TokenflowError(f"{csv_path}: a trace needs at least two requests, got {len(d)}")
+    try:
+        t = pd.to_datetime(d["TIMESTAMP"])
+        prompt_raw = d["ContextTokens"].to_numpy(dtype=float)
+        gen_raw = d["GeneratedTokens"].to_numpy(dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise TokenflowError(f"{csv_path}: unreadable TIMESTAMP or token counts ({exc})") from None
+    if t.isna().any():
+        raise TokenflowError(f"{csv_path}: TIMESTAMP has {int(t.isna().sum())} missing value(s)")
+    for col, v in (("ContextTokens", prompt_raw), ("GeneratedTokens", gen_raw)):
+        if not np.isfinite(v).all() or (v < 1).any():
+            raise TokenflowError(f"{csv_path}: {col} must be finite token counts >= 1")
     order = np.argsort(t.values, kind="stable")
     secs = ((t - t.min()).dt.total_seconds().to_numpy())[order]
-    prompt = d["ContextTokens"].to_numpy(dtype=float)[order]
-    gen = d["GeneratedTokens"].to_numpy(dtype=float)[order]
+    prompt = prompt_raw[order]
+    gen = gen_raw[order]
     ia = np.diff(secs)
     duration = float(secs[-1] - secs[0])
+    if not duration > 0:
+        raise TokenflowError(f"{csv_path}: every request has the same TIMESTAMP (duration 0 s)")
     return {
         "file": Path(csv_path).name,
         "n_requests": int(len(d)),
@@ -157,18 +180,34 @@ class TraceStats:
     generated_scv: float
 
     def sample(self, rng: np.random.Generator, n: int, what: str = "generated") -> np.ndarray:
-        """``n`` token counts drawn by inverse CDF from the stored quantile grid (integers >= 1)."""
+        """``n`` token counts drawn by inverse CDF from the stored quantile grid (integers >= 1);
+        ``what`` is ``"generated"`` or ``"prompt"``."""
+        if not isinstance(rng, np.random.Generator):
+            raise _v.ScenarioError(f"sample: rng must be a numpy Generator (np.random.default_rng(seed)), "
+                                   f"got {type(rng).__name__}")
+        n = _v.integer(n, "n", "sample", lo=0, hi=_v.MAX_SIM_REQUESTS * 10)
+        _v.choice(what, "what", "sample", ("generated", "prompt"))
         lv, q = ((self.generated_levels, self.generated_quantiles) if what == "generated"
                  else (self.prompt_levels, self.prompt_quantiles))
         return np.maximum(1.0, np.round(np.interp(rng.random(n), lv, q)))
 
     def prompt_quantile(self, p: np.ndarray | float) -> np.ndarray:
+        """Prompt tokens at probability level(s) ``p`` (each in [0, 1])."""
+        arr = np.asarray(p, dtype=float) if not isinstance(p, (str, bytes)) else None
+        if arr is None or not np.isfinite(arr).all() or (arr < 0).any() or (arr > 1).any():
+            raise _v.ScenarioError(f"prompt_quantile: p must be probability levels in [0, 1], got {p!r:.80}")
         return np.interp(p, self.prompt_levels, self.prompt_quantiles)
 
 
-@lru_cache(maxsize=8)
 def trace_stats(name: str) -> TraceStats:
     """:class:`TraceStats` of the bundled trace ``"conv"`` or ``"code"``."""
+    if not isinstance(name, str):
+        raise _v.ScenarioError(f"trace_stats: name must be a trace name ({', '.join(TRACES)}), got {name!r:.80}")
+    return _trace_stats(name)
+
+
+@lru_cache(maxsize=8)
+def _trace_stats(name: str) -> TraceStats:
     traces = load_trace_summary()["traces"]
     if name not in traces:
         raise TokenflowError(f"unknown trace {name!r}: the bundled traces are {', '.join(traces)}")

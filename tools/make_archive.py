@@ -9,24 +9,85 @@ Contents, under one top folder ``tokenflow-<version>-artifact/``:
     scenarios/            the packaged scenario files (tokenflow/data/*.yaml)
     environment/          pip-freeze.txt (exact versions used), python.txt, pyproject.toml, environment.yml
     README.md CITATION.cff .zenodo.json CHANGELOG.md LICENSE
+    MANIFEST.json         the PDF's page count (pdfinfo) and the number of files, recorded at build
     SHA256SUMS            sha256 of every other file, `sha256sum -c` format
 
-``--check ZIP`` verifies a bundle: every required part present and every checksum right.
+Temporary files of a run (``.NAME.running.ipynb``, ``*.tmp``, any dot-file under
+``book/generated``) are never collected.  ``--check ZIP`` verifies a bundle: every required
+part present, every checksum right, the PDF a PDF (``%PDF-`` header, ``%%EOF`` trailer) with
+the page count recorded in MANIFEST.json (counted by ``pdfinfo`` from poppler-utils), and no
+stray file (anything outside the layout above).
 
 Usage: python tools/make_archive.py [--check dist/tokenflow-<v>-artifact.zip]
+Exit codes: 0 complete; 1 the bundle is incomplete or damaged (each problem listed);
+2 the archive could not be built (a part missing, the PDF not a PDF) or bad usage.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import platform
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TOP_FILES = ["README.md", "CITATION.cff", ".zenodo.json", "CHANGELOG.md", "LICENSE"]
+ENV_FILES = {"pip-freeze.txt", "python.txt", "pyproject.toml", "environment.yml"}
+MANIFEST = "MANIFEST.json"
+
+
+def _temporary(name: str) -> bool:
+    """A run's temporary file (never archived, a stray file when found in a bundle)."""
+    return name.endswith((".tmp", ".running.ipynb")) or name.startswith(".") and name.endswith(".ipynb")
+
+
+def pdf_pages(data: bytes) -> int:
+    """Pages of a PDF: ``pdfinfo`` (poppler-utils) when installed, else a count of its
+    ``/Type /Page`` objects.  Raises ValueError when the bytes are not a PDF."""
+    if not data.startswith(b"%PDF-"):
+        raise ValueError("not a PDF (no %PDF- header)")
+    if b"%%EOF" not in data[-2048:]:
+        raise ValueError("a truncated PDF (no %%EOF trailer)")
+    exe = shutil.which("pdfinfo")
+    if exe:
+        with tempfile.NamedTemporaryFile(suffix=".pdf") as f:
+            f.write(data)
+            f.flush()
+            proc = subprocess.run([exe, f.name], capture_output=True, text=True)
+        m = re.search(r"^Pages:\s+(\d+)", proc.stdout, re.M)
+        if proc.returncode != 0 or not m:
+            raise ValueError(f"not a readable PDF (pdfinfo: {(proc.stderr or proc.stdout).strip()[:200]})")
+        return int(m.group(1))
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data))
+
+
+def stray(rel: str, pdf_name: str | None = None) -> bool:
+    """Whether bundle member ``rel`` (relative to the top folder) is outside the layout."""
+    parts = rel.split("/")
+    name, top = parts[-1], parts[0]
+    if _temporary(name) or any(".staging" in p for p in parts):
+        return True
+    if len(parts) == 1:
+        return not (name in {"SHA256SUMS", MANIFEST, *TOP_FILES}
+                    or (re.fullmatch(r"tokenflow-[^/]+\.pdf", name) and (pdf_name is None or name == pdf_name)))
+    if top == "html":
+        return False
+    if top == "notebooks":
+        return len(parts) != 2 or not name.endswith(".ipynb") or name.startswith(".")
+    if top == "results":
+        return any(p.startswith(".") for p in parts[1:])
+    if top == "scenarios":
+        return len(parts) != 2 or not name.endswith(".yaml") or name.startswith(".")
+    if top == "environment":
+        return len(parts) != 2 or name not in ENV_FILES
+    return True
 
 
 def version() -> str:
@@ -53,15 +114,25 @@ def collect(root: Path, v: str) -> dict[str, bytes | Path]:
     if missing:
         raise TokenflowError("cannot build the archive, missing " + "; ".join(missing))
     members: dict[str, bytes | Path] = {}
+    if not pdf.is_file():
+        raise TokenflowError(f"cannot build the archive: the PDF {pdf} is not a file")
+    try:
+        pages = pdf_pages(pdf.read_bytes())
+    except ValueError as exc:
+        raise TokenflowError(f"cannot build the archive: {pdf} is {exc}; rebuild it (make pdf)") from None
+    if pages < 1:
+        raise TokenflowError(f"cannot build the archive: {pdf} has no pages; rebuild it (make pdf)")
     for p in sorted(html.rglob("*")):
-        if p.is_file() and not p.name.startswith(".tokenflow-book"):
+        if p.is_file() and not p.name.startswith(".tokenflow-book") and not _temporary(p.name):
             members[f"html/{p.relative_to(html).as_posix()}"] = p
     members[pdf.name] = pdf
     for p in sorted(gen.glob("*.ipynb")):
-        members[f"notebooks/{p.name}"] = p
+        if not p.name.startswith(".") and p.is_file():  # never a run's .NAME.running.ipynb
+            members[f"notebooks/{p.name}"] = p
     for p in sorted((gen / "results").rglob("*")):
-        if p.is_file():
-            members[f"results/{p.relative_to(gen / 'results').as_posix()}"] = p
+        rel = p.relative_to(gen / "results")
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts) and not _temporary(p.name):
+            members[f"results/{rel.as_posix()}"] = p
     for p in sorted((root / "tokenflow" / "data").glob("*.yaml")):
         members[f"scenarios/{p.name}"] = p
     freeze = subprocess.run([sys.executable, "-m", "pip", "freeze", "--exclude-editable"], capture_output=True,
@@ -75,6 +146,8 @@ def collect(root: Path, v: str) -> dict[str, bytes | Path]:
     for name in TOP_FILES:
         if (root / name).is_file():
             members[name] = root / name
+    members[MANIFEST] = (json.dumps({"version": v, "pdf": pdf.name, "pdf_pages": pages,
+                                     "files": len(members) + 2}, indent=1) + "\n").encode()
     return members
 
 
@@ -104,45 +177,115 @@ def build(root: Path = ROOT) -> Path:
 
 
 def check(zip_path: Path) -> list[str]:
-    """Problems with a bundle (empty list: complete and every checksum right)."""
+    """Problems with a bundle (empty list: complete, every checksum right, the PDF a PDF of
+    the recorded page count, no stray file).  A path that is missing or not a zip is one
+    problem, never an exception."""
+    zip_path = Path(zip_path)
+    if not zip_path.exists():
+        return [f"no such file: {zip_path}"]
+    if not zip_path.is_file():
+        return [f"not a file: {zip_path}"]
+    try:
+        z = zipfile.ZipFile(zip_path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        return [f"not a zip archive: {zip_path} ({exc})"]
+    try:
+        with z:
+            return _check_open(z)
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError) as exc:  # damaged or encrypted members
+        return [f"damaged zip archive: {zip_path} ({type(exc).__name__}: {exc})"]
+
+
+def _sha256_member(z: zipfile.ZipFile, name: str) -> str:
+    """SHA-256 of one member, read in 1 MiB pieces (a huge member is not held in memory)."""
+    h = hashlib.sha256()
+    with z.open(name) as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_open(z: zipfile.ZipFile) -> list[str]:
     problems = []
-    with zipfile.ZipFile(zip_path) as z:
-        names = z.namelist()
-        tops = {n.split("/", 1)[0] for n in names}
-        if len(tops) != 1:
-            return [f"expected one top folder, found {sorted(tops)}"]
-        top = tops.pop()
-        rel = {n.split("/", 1)[1] for n in names if not n.endswith("/")}
-        required = {
-            "HTML book": lambda r: "html/index.html" in r,
-            "math bundled (MathJax)": lambda r: any(n.startswith("html/_static/mathjax/tex-chtml") for n in r),
-            "PDF": lambda r: any(n.endswith(".pdf") and "/" not in n for n in r),
-            "executed notebooks": lambda r: sum(n.startswith("notebooks/") and n.endswith(".ipynb") for n in r) > 0,
-            "result files (netCDF)": lambda r: any(n.startswith("results/") and n.endswith(".nc") for n in r),
-            "scenario files": lambda r: any(n.startswith("scenarios/") and n.endswith(".yaml") for n in r),
-            "pip freeze": lambda r: "environment/pip-freeze.txt" in r,
-            "SHA256SUMS": lambda r: "SHA256SUMS" in r,
-            "citation metadata": lambda r: {"CITATION.cff", ".zenodo.json"} <= r,
-        }
-        problems += [f"missing {what}" for what, ok in required.items() if not ok(rel)]
-        if "SHA256SUMS" in rel:
-            listed = {}
-            for line in z.read(f"{top}/SHA256SUMS").decode().splitlines():
-                digest, name = line.split("  ", 1)
-                listed[name] = digest
+    names = z.namelist()
+    if not names:
+        return ["empty zip archive"]
+    tops = {n.split("/", 1)[0] for n in names}
+    if len(tops) != 1 or any("/" not in n for n in names):
+        return [f"expected one top folder, found {sorted(tops)[:5]}"]
+    top = tops.pop()
+    rel = {n.split("/", 1)[1] for n in names if not n.endswith("/")}
+    required = {
+        "HTML book": lambda r: "html/index.html" in r,
+        "math bundled (MathJax)": lambda r: any(n.startswith("html/_static/mathjax/tex-chtml") for n in r),
+        "PDF": lambda r: any(n.endswith(".pdf") and "/" not in n for n in r),
+        "executed notebooks": lambda r: sum(n.startswith("notebooks/") and n.endswith(".ipynb")
+                                            and not n.split("/")[-1].startswith(".") for n in r) > 0,
+        "result files (netCDF)": lambda r: any(n.startswith("results/") and n.endswith(".nc") for n in r),
+        "scenario files": lambda r: any(n.startswith("scenarios/") and n.endswith(".yaml") for n in r),
+        "pip freeze": lambda r: "environment/pip-freeze.txt" in r,
+        "SHA256SUMS": lambda r: "SHA256SUMS" in r,
+        MANIFEST: lambda r: MANIFEST in r,
+        "citation metadata": lambda r: {"CITATION.cff", ".zenodo.json"} <= r,
+    }
+    problems += [f"missing {what}" for what, ok in required.items() if not ok(rel)]
+    manifest: dict = {}
+    if MANIFEST in rel:
+        try:
+            manifest = json.loads(z.read(f"{top}/{MANIFEST}").decode("utf-8"))
+            if not isinstance(manifest, dict) or not isinstance(manifest.get("pdf_pages"), int):
+                raise ValueError("no pdf_pages")
+        except (ValueError, UnicodeDecodeError) as exc:
+            problems.append(f"malformed {MANIFEST}: {exc}")
+            manifest = {}
+    pdfs = sorted(n for n in rel if n.endswith(".pdf") and "/" not in n)
+    problems += [f"stray file: {n}" for n in sorted(rel) if stray(n, manifest.get("pdf"))]
+    for name in pdfs:
+        try:
+            pages = pdf_pages(z.read(f"{top}/{name}"))
+        except ValueError as exc:
+            problems.append(f"{name} is {exc}")
+            continue
+        if pages < 1:
+            problems.append(f"{name} has no pages")
+        elif manifest and pages != manifest["pdf_pages"]:
+            problems.append(f"{name} has {pages} pages, {MANIFEST} records {manifest['pdf_pages']}")
+    if "SHA256SUMS" in rel:
+        listed: dict[str, str] = {}
+        try:
+            text = z.read(f"{top}/SHA256SUMS").decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+            problems.append("malformed SHA256SUMS: not UTF-8 text")
+        for i, line in enumerate((text or "").splitlines(), 1):
+            m = re.fullmatch(r"([0-9a-f]{64})  (\S.*)", line)
+            if not m:
+                problems.append(f"malformed SHA256SUMS line {i}: {line[:60]!r}")
+                continue
+            listed[m.group(2)] = m.group(1)
+        if text is not None:
             unlisted = rel - set(listed) - {"SHA256SUMS"}
             problems += [f"not in SHA256SUMS: {n}" for n in sorted(unlisted)]
             for name, digest in listed.items():
                 if name not in rel:
                     problems.append(f"listed but absent: {name}")
-                elif hashlib.sha256(z.read(f"{top}/{name}")).hexdigest() != digest:
+                elif _sha256_member(z, f"{top}/{name}") != digest:
                     problems.append(f"checksum mismatch: {name}")
+    if manifest.get("files") is not None and manifest["files"] != len(rel):
+        problems.append(f"{len(rel)} files, {MANIFEST} records {manifest['files']}")
     return problems
 
 
 def main(argv: list[str]) -> int:
+    from tokenflow.errors import TokenflowError
+
     if "--check" in argv:
-        path = Path(argv[argv.index("--check") + 1])
+        i = argv.index("--check")
+        if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+            print("make_archive: error: --check needs the path of a bundle (.zip)", file=sys.stderr)
+            return 2
+        path = Path(argv[i + 1])
         problems = check(path)
         if problems:
             print(f"archive {path.name} INCOMPLETE:")
@@ -151,9 +294,20 @@ def main(argv: list[str]) -> int:
             return 1
         with zipfile.ZipFile(path) as z:
             n = len(z.namelist())
-        print(f"archive {path.name} complete: {n} files, every checksum verified")
+        print(f"archive {path.name} complete: {n} files, every checksum verified, the PDF's pages as recorded")
         return 0
-    out = build()
+    if argv:
+        print(f"make_archive: error: unknown arguments {argv}; usage: make_archive.py [--check ZIP]",
+              file=sys.stderr)
+        return 2
+    try:
+        out = build()
+    except TokenflowError as exc:
+        print(f"make_archive: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"make_archive: error: {exc}", file=sys.stderr)
+        return 2
     print(f"archive: {out.relative_to(ROOT)} ({out.stat().st_size / 1e6:.1f} MB)")
     return main(["--check", str(out)])
 

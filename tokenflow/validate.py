@@ -1,0 +1,229 @@
+"""Argument checks of the serving layer (queueing, simulation, traces).
+
+One place for the checks the public functions of :mod:`tokenflow.queueing`,
+:mod:`tokenflow.simulate` and :mod:`tokenflow.traces` make before computing: each raises
+:class:`~tokenflow.errors.ScenarioError` (a :class:`~tokenflow.errors.TokenflowError`)
+naming the function and the argument.  Numbers may be Python or numpy scalars
+(``np.float32(0.5)`` is as good as ``0.5``); booleans and strings are never numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from .errors import ScenarioError
+
+# Documented size limits of the discrete-event simulation (tokenflow.simulate).
+MAX_SIM_REQUESTS = 2_000_000  # requests per simulated pool
+MAX_SIM_REPLICAS = 4096  # replicas per simulated pool
+MAX_SIM_STEPS = 5_000_000  # generation steps per simulated pool (about 25 us each: two minutes)
+# Bisection bounds (tokenflow.queueing.max_utilisation): the tolerance is clipped below at
+# MIN_TOL so a bisection of [0, 1] takes at most log2(1/MIN_TOL) ~ 40 steps.
+MIN_TOL = 1e-12
+MAX_BISECTION_STEPS = 60
+
+
+def _where(fn: str, name: str) -> str:
+    return f"{fn}: {name}" if fn else name
+
+
+def number(value: object, name: str, fn: str = "", *, lo: float | None = None, hi: float | None = None,
+           lo_open: bool = False, hi_open: bool = False, finite: bool = True, unit: str = "") -> float:
+    """A real number (Python or numpy scalar, not bool) within the given bounds; returned as float."""
+    what = _where(fn, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        if isinstance(value, np.ndarray) and value.ndim == 0 and np.issubdtype(value.dtype, np.number) \
+                and not np.issubdtype(value.dtype, np.bool_):
+            value = value.item()
+        else:
+            raise ScenarioError(f"{what}: expected a number{' of ' + unit if unit else ''}, got {value!r:.80}")
+    v = float(value)
+    if math.isnan(v) or (finite and not math.isfinite(v)):
+        raise ScenarioError(f"{what}: must be a finite number, got {value!r}")
+    bad = ((lo is not None and (v < lo or (lo_open and v == lo)))
+           or (hi is not None and (v > hi or (hi_open and v == hi))))
+    if bad:
+        left = "-inf" if lo is None else f"{lo:g}"
+        right = "inf" if hi is None else f"{hi:g}"
+        rng = f"{'(' if lo_open or lo is None else '['}{left}, {right}{')' if hi_open or hi is None else ']'}"
+        raise ScenarioError(f"{what}: must be in {rng}, got {value!r}")
+    return v
+
+
+def integer(value: object, name: str, fn: str = "", *, lo: int | None = None, hi: int | None = None) -> int:
+    """A whole number (int, numpy integer, or a float with no fractional part) within bounds."""
+    what = _where(fn, name)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ScenarioError(f"{what}: expected a whole number, got {value!r:.80}")
+    v = float(value)
+    if not math.isfinite(v) or v != int(v):
+        raise ScenarioError(f"{what}: must be a whole number, got {value!r}")
+    i = int(v)
+    if lo is not None and i < lo:
+        raise ScenarioError(f"{what}: must be at least {lo}, got {value!r}")
+    if hi is not None and i > hi:
+        raise ScenarioError(f"{what}: must be at most {hi} (documented limit), got {value!r}")
+    return i
+
+
+def quantile(value: object, name: str = "q", fn: str = "", *, closed: bool = False) -> float:
+    """A probability level: in (0, 1) (``closed``: in [0, 1])."""
+    return number(value, name, fn, lo=0.0, hi=1.0, lo_open=not closed, hi_open=not closed)
+
+
+def choice(value: object, name: str, fn: str, options: tuple[str, ...]) -> str:
+    """One of ``options`` exactly (a typo is refused, never mapped to a default)."""
+    if not isinstance(value, str) or value not in options:
+        raise ScenarioError(f"{_where(fn, name)}: must be one of {', '.join(map(repr, options))}, got {value!r:.80}")
+    return value
+
+
+def vector(value: object, name: str, fn: str = "", *, lo: float | None = 0.0, min_len: int = 1,
+           length: int | None = None, positive_sum: bool = False) -> np.ndarray:
+    """A 1-d array of finite numbers >= ``lo`` (length ``length`` when given)."""
+    what = _where(fn, name)
+    if isinstance(value, (str, bytes)):
+        raise ScenarioError(f"{what}: expected a sequence of numbers, got {value!r:.80}")
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{what}: expected a sequence of numbers, got {value!r:.80}") from None
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1:
+        raise ScenarioError(f"{what}: expected a 1-d sequence, got shape {arr.shape}")
+    if len(arr) < min_len:
+        raise ScenarioError(f"{what}: needs at least {min_len} value(s), got {len(arr)}")
+    if length is not None and len(arr) != length:
+        raise ScenarioError(f"{what}: has {len(arr)} values but must have {length} (one per route)")
+    if not np.isfinite(arr).all():
+        raise ScenarioError(f"{what}: values must be finite, got {value!r:.80}")
+    if lo is not None and (arr < lo).any():
+        raise ScenarioError(f"{what}: values must be >= {lo:g}, got {arr[arr < lo][0]:g}")
+    if positive_sum and not arr.sum() > 0:
+        raise ScenarioError(f"{what}: values must not all be zero")
+    return arr
+
+
+def profile(p: object, name: str = "p", fn: str = "") -> None:
+    """``p`` must be a :class:`~tokenflow.queueing.ServiceProfile` with a usable step model."""
+    from .queueing import ServiceProfile
+
+    what = _where(fn, name)
+    if not isinstance(p, ServiceProfile):
+        raise ScenarioError(f"{what}: expected a tokenflow.queueing.ServiceProfile, got {type(p).__name__}")
+    integer(p.gpus_per_replica, "gpus_per_replica", what, lo=1)
+    integer(p.max_batch, "max_batch", what, lo=1)
+    for f in ("step_fixed_s", "step_slope_s", "prefill_s_per_token"):
+        number(getattr(p, f), f, what, lo=0.0)
+    number(p.tokens_per_step, "tokens_per_step", what, lo=0.0, lo_open=True)
+    if p.step_fixed_s + p.step_slope_s <= 0:
+        raise ScenarioError(f"{what}: step time t(1) = step_fixed_s + step_slope_s must be > 0")
+    if p.trace is None and (p.fixed_steps is None or not isinstance(p.fixed_steps, numbers.Real)
+                            or isinstance(p.fixed_steps, bool) or not (p.fixed_steps > 0)
+                            or not math.isfinite(p.fixed_steps)):
+        raise ScenarioError(f"{what}: a profile without a trace needs fixed_steps > 0, got {p.fixed_steps!r}")
+    if p.limit_ms is not None:
+        number(p.limit_ms, "limit_ms", what, lo=0.0, lo_open=True)
+    choice(p.metric, "metric", what, ("ttft", "completion"))
+
+
+def flag(value: object, name: str, fn: str = "") -> bool:
+    """A real boolean (numpy booleans accepted), never a string or a number."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ScenarioError(f"{_where(fn, name)}: expected True or False, got {value!r:.80}")
+
+
+def scenario(s: object, name: str = "s", fn: str = ""):
+    """``s`` must be a loaded :class:`~tokenflow.scenario.Scenario`."""
+    from .scenario import Scenario
+
+    if not isinstance(s, Scenario):
+        hint = f"; load it first: tokenflow.load_scenario({s!r})" if isinstance(s, str) else ""
+        raise ScenarioError(f"{_where(fn, name)}: expected a tokenflow.Scenario, got {type(s).__name__}{hint}")
+    return s
+
+
+def result_of(result: object, s: object | None, fn: str, name: str = "result") -> None:
+    """``result`` must be a cleared market result (``.dataset``) and, with ``s``, a result of
+    a scenario with the same nodes and workloads (a result of another scenario is refused)."""
+    ds = getattr(result, "dataset", None)
+    if ds is None or not hasattr(ds, "coords") or "node" not in ds.coords or "workload" not in ds.coords:
+        raise ScenarioError(f"{_where(fn, name)}: expected a market result (tokenflow.solve(...)), "
+                            f"got {type(result).__name__}")
+    if s is None:
+        return
+    scenario(s, "s", fn)
+    nodes, wls = [str(n) for n in ds["node"].values], [str(w) for w in ds["workload"].values]
+    s_nodes, s_wls = [str(n) for n in s.nodes.index], [str(w) for w in s.workloads.index]
+    if set(nodes) != set(s_nodes) or set(wls) != set(s_wls):
+        diff = [f"{axis} {sorted(set(a) - set(b))[:4]} not in the scenario" for axis, a, b in
+                (("nodes", nodes, s_nodes), ("workloads", wls, s_wls)) if set(a) - set(b)]
+        diff += [f"scenario {axis} {sorted(set(b) - set(a))[:4]} not in the result" for axis, a, b in
+                 (("nodes", nodes, s_nodes), ("workloads", wls, s_wls)) if set(b) - set(a)]
+        raise ScenarioError(f"{fn}: the result is not a result of scenario {getattr(s, 'name', '?')!r}: "
+                            + "; ".join(diff))
+
+
+def profiles(value: object, name: str, fn: str) -> dict:
+    """A mapping workload -> :class:`~tokenflow.queueing.ServiceProfile` (each checked)."""
+    if not hasattr(value, "items"):
+        raise ScenarioError(f"{_where(fn, name)}: expected a mapping workload -> ServiceProfile, "
+                            f"got {type(value).__name__}")
+    for w, p in value.items():
+        profile(p, f"{name}[{w!r}]", fn)
+    return dict(value)
+
+
+def _labels(got, want, what: str, axis: str, *, complete: bool) -> None:
+    got, want = [str(x) for x in got], [str(x) for x in want]
+    extra = [x for x in got if x not in want]
+    if extra:
+        raise ScenarioError(f"{what}: unknown {axis} {extra[:5]} (the result's are {want[:8]})")
+    missing = [x for x in want if x not in got]
+    if complete and missing:
+        raise ScenarioError(f"{what}: missing {axis} {missing[:5]}")
+
+
+def frame(df: object, name: str, fn: str, ds, *, hi: float | None = None, complete: bool = False) -> None:
+    """``None`` or a node x workload DataFrame of finite values >= 0 (<= ``hi``) or NaN (no pool)
+    over the result's labels (with ``complete``, every node and workload present)."""
+    if df is None:
+        return
+    import pandas as pd
+
+    what = _where(fn, name)
+    if not isinstance(df, pd.DataFrame):
+        raise ScenarioError(f"{what}: expected a pandas DataFrame (node x workload), got {type(df).__name__}")
+    _labels(df.index, ds["node"].values, what, "nodes", complete=complete)
+    _labels(df.columns, ds["workload"].values, what, "workloads", complete=complete)
+    try:
+        vals = df.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{what}: values must be numbers") from None
+    vals = vals[~np.isnan(vals)]  # NaN: no pool (skipped where there is no flow)
+    if not np.isfinite(vals).all() or (vals < 0).any() or (hi is not None and (vals > hi).any()):
+        rng = f"[0, {hi:g}]" if hi is not None else ">= 0"
+        raise ScenarioError(f"{what}: values must be finite numbers {rng} (or NaN for no pool)")
+
+
+def series(sr: object, name: str, fn: str, ds) -> None:
+    """``None`` or a Series indexed by every node of the result, finite values >= 0."""
+    if sr is None:
+        return
+    import pandas as pd
+
+    what = _where(fn, name)
+    if not isinstance(sr, pd.Series):
+        raise ScenarioError(f"{what}: expected a pandas Series indexed by node, got {type(sr).__name__}")
+    _labels(sr.index, ds["node"].values, what, "nodes", complete=True)
+    try:
+        vals = sr.to_numpy(dtype=float)
+    except (TypeError, ValueError):
+        raise ScenarioError(f"{what}: values must be numbers") from None
+    if not np.isfinite(vals).all() or (vals < 0).any():
+        raise ScenarioError(f"{what}: values must be finite numbers >= 0")

@@ -9,3 +9,15 @@ def glue_text(key: str, text: str) -> None:
     from myst_nb import glue
 
     glue(key, Markdown(text), display=False)
+
+
+def _install() -> None:
+    """House style for the book's kernels: tables (:mod:`tokenflow.tables`) and figures
+    (:mod:`tokenflow.style`) for every page, without the notebooks asking."""
+    from . import style, tables
+
+    tables.install()
+    style.install()
+
+
+_install()

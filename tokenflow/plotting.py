@@ -16,33 +16,38 @@ import xarray as xr
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import FancyArrowPatch, Patch, Wedge
 
-# Okabe-Ito colour-blind-safe palette, one colour per workload
-WORKLOAD_COLORS = {
-    "chat": "#0072B2",
-    "image": "#E69F00",
-    "code_review": "#009E73",
-    "batch_training": "#CC79A7",
-}
-WORKLOAD_LABELS = {"chat": "chat", "image": "image", "code_review": "code review",
-                   "batch_training": "batch training"}
+from .style import WORKLOAD_COLORS, WORKLOAD_LABELS, color, fit  # noqa: F401  (re-exported)
+
 EXTENT = (-125.0, -66.5, 24.0, 50.0)
 
 
-def color(workload: str) -> str:
-    return WORKLOAD_COLORS.get(workload, "#555555")
-
-
 def workload_legend(ax, workloads, **kw) -> None:
+    """Legend of workload colours.  On a figure it goes below every axes and its tick
+    labels ("outside lower center", constrained layout), never over data or labels; a
+    ``loc``/``bbox_to_anchor`` given for a figure is ignored for that reason."""
+    from matplotlib.figure import Figure
+
     handles = [Patch(color=color(w), label=WORKLOAD_LABELS.get(w, w)) for w in workloads]
+    if isinstance(ax, Figure):
+        if ax.get_layout_engine() is None:
+            try:
+                ax.set_layout_engine("constrained")
+            except RuntimeError:
+                pass
+        kw = {k: v for k, v in kw.items() if k not in {"loc", "bbox_to_anchor"}}
+        kw["loc"] = "outside lower center"
+        kw.setdefault("ncol", len(handles))
     ax.legend(handles=handles, **{"fontsize": 8, "frameon": False, **kw})
 
 
 def save(fig, folder: str | Path, name: str) -> list[Path]:
-    """Save ``fig`` as PNG (150 dpi) and PDF in ``folder``; return the paths."""
+    """Bring ``fig`` to the text column (:func:`tokenflow.style.fit`), save it as PNG
+    (200 dpi) and PDF in ``folder``; return the paths."""
+    fit(fig)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight")
     return paths
 
@@ -153,7 +158,7 @@ def dispatch_map(ax, transform, result, *, max_width: float = 6.0, top_per_workl
     ax.scatter(xy[idle, 0], xy[idle, 1], s=12, marker="o", facecolors="none", edgecolors="#4d4d4d", zorder=4)
     if labels:
         for i, name in enumerate(ds["node"].values):
-            ax.annotate(short_name(str(name)), xy[i], xytext=(4, 4), textcoords="offset points", fontsize=7,
+            ax.annotate(short_name(str(name)), xy[i], xytext=(4, 4), textcoords="offset points", fontsize=8,
                         zorder=5)
 
 
@@ -165,7 +170,7 @@ def short_name(node: str) -> str:
 
 
 def node_label(node: str, price_usd_per_kwh: float) -> str:
-    return f"{short_name(node)} (${price_usd_per_kwh:.3f})"
+    return f"{short_name(node)}\n(${price_usd_per_kwh:.3f})"
 
 
 # --------------------------------------------------------------------------- bars and curves
@@ -222,3 +227,121 @@ def link_label(link: str) -> str:
     """Display name of a directed link, e.g. "a->b" -> "A → B"."""
     a, b = link.split("->")
     return f"{short_name(a)} → {short_name(b)}"
+
+
+# --------------------------------------------------------------------------- the link map
+
+SATURATION = 0.999  # a link counts as saturated at >= 99.9 % utilisation (as claim C1)
+
+
+def topology_note(scenario: str) -> str:
+    """Where the packaged scenario's backbone comes from (its ``links_note``), for captions."""
+    from importlib import resources
+
+    import yaml
+
+    from .errors import TokenflowError
+
+    path = resources.files("tokenflow") / "data" / f"{scenario}.yaml"
+    if not path.is_file():
+        raise TokenflowError(f"no packaged scenario {scenario!r} to read the topology note from")
+    doc = yaml.safe_load(path.read_text())
+    return str(doc.get("links_note", "backbone as listed in the scenario file's links section"))
+
+
+def link_map(ax, transform, result, *, threshold: float = SATURATION, max_width: float = 6.0,
+             cmap: str = "cividis", label_saturated: bool = True, node_labels: bool = True):
+    """The backbone's directed links on a map: one curve per direction (a -> b bends to
+    one side, b -> a to the other), coloured by utilisation (0-100 %), width growing with
+    the link's congestion rent ($/GB, the capacity dual); links at or above ``threshold``
+    utilisation get a vermillion halo and, with ``label_saturated``, a label "A → B".
+    Returns the colour mapping (for a colour bar) and the saturated links."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from .errors import TokenflowError
+
+    ds = result.dataset
+    if "link" not in ds.dims or "link_utilization" not in ds or "congestion_rent" not in ds:
+        raise TokenflowError("link_map needs a market result with link_utilization and congestion_rent by link")
+    nodes = [str(n) for n in ds["node"].values]
+    xy = dict(zip(nodes, _projected(ax, transform, ds["lon"].values, ds["lat"].values)))
+    util = ds["link_utilization"].values.astype(float)
+    rent = ds["congestion_rent"].values.astype(float)
+    rmax = float(np.nanmax(rent)) if rent.size and np.nanmax(rent) > 0 else 0.0
+    norm = Normalize(0.0, 100.0)
+    cm = plt.get_cmap(cmap)
+    saturated = []
+    order = np.argsort(util)  # saturated links drawn last, on top
+    for k in order:
+        link = str(ds["link"].values[k])
+        a, b = link.split("->")
+        if a not in xy or b not in xy:
+            raise TokenflowError(f"link {link!r} joins a node the result has no position for")
+        width = 1.0 + (max_width * rent[k] / rmax if rmax > 0 else 0.0)
+        sat = util[k] >= threshold
+        style = f"arc3,rad={0.12}"
+        if sat:
+            saturated.append(link)
+            ax.add_patch(FancyArrowPatch(xy[a], xy[b], connectionstyle=style, arrowstyle="-", linewidth=width + 4,
+                                         color=style_accent(), alpha=0.55, zorder=3, shrinkA=5, shrinkB=5))
+        ax.add_patch(FancyArrowPatch(xy[a], xy[b], connectionstyle=style, arrowstyle="-|>",
+                                     mutation_scale=7 + width, linewidth=width, color=cm(norm(100 * util[k])),
+                                     zorder=4, shrinkA=5, shrinkB=5))
+    pts = np.array(list(xy.values()))
+    ax.scatter(pts[:, 0], pts[:, 1], s=18, color="#333333", zorder=5, edgecolors="white", linewidths=0.6)
+    if node_labels:
+        for n, p in xy.items():
+            ax.annotate(short_name(n), p, xytext=(4, -9), textcoords="offset points", fontsize=8, zorder=6,
+                        color="#222222")
+    if label_saturated:  # numbered marks on the curves; the numbers are keyed in the legend
+        for i, link in enumerate(saturated, start=1):
+            a, b = link.split("->")
+            p, q = np.asarray(xy[a]), np.asarray(xy[b])
+            d = q - p
+            mid = (p + q) / 2 + 0.5 * 0.12 * np.array([d[1], -d[0]])  # arc3 curve midpoint
+            ax.annotate(str(i), mid, fontsize=8, ha="center", va="center", zorder=7, color="white",
+                        fontweight="bold", bbox={"boxstyle": "circle,pad=0.2", "fc": style_accent(), "ec": "white"})
+    sm = ScalarMappable(norm=norm, cmap=cm)
+    sm.set_array([])
+    return sm, saturated
+
+
+def style_accent() -> str:
+    from .style import ACCENT
+
+    return ACCENT
+
+
+def link_map_figure(result, *, title: str | None = None, threshold: float = SATURATION, width: float | None = None):
+    """A column-wide figure: :func:`link_map` on a CONUS map, a colour bar for utilisation
+    and a key for line width (congestion rent) and the saturation halo.  Returns
+    ``(fig, saturated links)``."""
+    from matplotlib.lines import Line2D
+
+    from .style import ACCENT, COLUMN_WIDTH_IN
+
+    w = width or COLUMN_WIDTH_IN
+    fig = plt.figure(figsize=(w, 0.62 * w), layout="constrained")
+    ax, tr = map_axes(fig, 111)
+    sm, sat = link_map(ax, tr, result, threshold=threshold)
+    fig.colorbar(sm, ax=ax, orientation="horizontal", shrink=0.55, pad=0.02, aspect=40,
+                 label="link utilisation (% of capacity, as the model counts traffic)")
+    rent = result.dataset["congestion_rent"].values
+    rmax = float(np.nanmax(rent)) if rent.size else 0.0
+    handles = [Line2D([], [], color="#555555", lw=1.0, label="no congestion rent"),
+               Line2D([], [], color="#555555", lw=7.0, label=f"rent {rmax:.3g} $/GB (largest)"),
+               Line2D([], [], color=ACCENT, lw=6, alpha=0.55, label=f"saturated (≥ {100 * threshold:g} %)")]
+    if rmax <= 0:
+        handles = [handles[0], handles[2]]
+    util = result.dataset["link_utilization"]
+    keyed = [Line2D([], [], ls="", marker=f"${i}$", markersize=7, color=ACCENT,
+                    label=f"{link_label(lk)} ({100 * float(util.sel(link=lk)):.1f} %)")
+             for i, lk in enumerate(sat, start=1)]
+    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False)
+    if keyed:
+        fig.legend(handles=keyed, loc="outside lower center", ncol=min(len(keyed), 3), fontsize=8,
+                   frameon=False, title="saturated links", title_fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return fig, sat

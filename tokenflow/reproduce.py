@@ -54,6 +54,7 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "scorecard": ({}, {}),
     "identifiability": ({}, {"choices": {"payload_direction": ["request"], "capacity_measure": ["as_published"]},
                              "ks": [3], "grid_points": 5}),
+    "results": ({}, {}),  # last: reads the robustness draws of this build
 }
 OUT = Path("book") / "generated"
 STAGING = Path("_build") / ".generated.staging"  # notebooks execute here; same depth as OUT
@@ -65,6 +66,21 @@ BOOK_STAMP = ".tokenflow-book.sha256"
 # packages whose version changes results or pages: part of every content key
 STACK = ("linopy", "highspy", "numpy", "scipy", "pandas", "xarray", "matplotlib", "cartopy", "papermill",
          "jupyter-book", "myst-nb", "sphinx-mathjax-offline", "simpy", "distributed")
+
+
+# Quiet console: kernels log at ERROR (not ipykernel's TCP-transport warning once per
+# notebook) and the notebook runner's third-party deprecation chatter is not printed; the
+# notebooks' own warnings still reach their outputs, where the book check fails on them.
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+QUIET_MODULES = ("jupyter_client", "jupyter_core", "nbclient", "nbformat", "papermill", "zmq", "traitlets")
+
+
+def _quiet() -> None:
+    import warnings
+
+    os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")  # jupyter_core's path-migration warning
+    for mod in QUIET_MODULES:
+        warnings.filterwarnings("ignore", module=rf"{mod}(\.|$)")
 
 
 def _sha256_files(h: hashlib._Hash, files: list[Path], base: Path) -> None:
@@ -177,7 +193,7 @@ try:
     from papermill.exceptions import PapermillExecutionError
     try:
         pm.execute_notebook(src, dst, parameters=params, kernel_name="python3", cwd=cwd, progress_bar=False,
-                            log_output=False)
+                            log_output=False, extra_arguments=json.loads(sys.argv[6]))
         out = {"ok": True}
     except PapermillExecutionError as exc:
         out = {"ok": False, "cell": exc.exec_count, "ename": exc.ename, "evalue": str(exc.evalue)}
@@ -204,8 +220,9 @@ def _execute(src: Path, dst: Path, params: dict, cwd: Path, root: Path) -> dict:
         result, log = Path(td) / "result.json", Path(td) / "log.txt"
         with open(log, "wb") as logf:
             proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(src), str(dst), json.dumps(params),
-                                     str(cwd), str(result)], stdout=logf, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+                                     str(cwd), str(result), json.dumps(KERNEL_ARGS)], stdout=logf,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                    start_new_session=True)
             try:
                 proc.wait()
             except BaseException:
@@ -254,6 +271,7 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
     """
     from .errors import TokenflowError
 
+    _quiet()
     root = Path(root).resolve()
     names = list(names or NOTEBOOKS)
     unknown = [n for n in names if n not in NOTEBOOKS]

@@ -10,11 +10,16 @@ Selenium) with every network request sent to a dead proxy, waits for MathJax, an
 - an image that did not load, or fewer figures than a reproduced-figure page must show;
 - stderr output, a warning, an error or a traceback on a page or in an executed notebook;
 - an absolute path of this machine (the repository root, /home, /tmp, site-packages ...);
-- a glue reference left unrendered.
+- a glue reference left unrendered;
+- layout at 1280 px: an element wider than the text column (unless inside a scrolling
+  wrapper), a table cell reading nan, inf, True or False, a figure displayed narrower than
+  its intended width (its pixel width at :data:`tokenflow.style.DISPLAY_DPI`, or the column).
 
 ``--pdf FILE`` checks the PDF instead (poppler-utils): at least one page per book chapter,
 at least as many embedded images as the HTML pages' required figures, no raw TeX, no
-stderr or absolute path in its text.
+stderr or absolute path in its text, no code-cell toggle text, a page number on every page
+and a contents list with page numbers (tables that overflow the page make
+``tools/build_pdf.py`` fail before a PDF is written).
 
 Usage: python tools/check_book.py [_build/html] [book/generated] [--pdf _build/pdf/book.pdf]
 """
@@ -111,7 +116,7 @@ def chromium(log_network: bool = True):
                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
                 "--disable-dev-shm-usage", "--proxy-server=http://127.0.0.1:9",
                 "--proxy-bypass-list=<-loopback>", "--allow-file-access-from-files",
-                "--window-size=1400,1000", f"--user-data-dir={profile}"):
+                "--window-size=1280,1000", f"--user-data-dir={profile}"):
         opts.add_argument(arg)
     if log_network:
         opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
@@ -152,6 +157,49 @@ return {
   text: document.body.innerText,
 };
 """
+
+
+LAYOUT_JS = """
+const art = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+const box = art.getBoundingClientRect();
+const scrolls = el => { for (let a = el.parentElement; a && a !== art; a = a.parentElement) {
+  const o = getComputedStyle(a).overflowX; if (o === 'auto' || o === 'scroll' || o === 'hidden') return true; }
+  return false; };
+const name = el => el.tagName.toLowerCase() + (el.className && typeof el.className === 'string' ?
+  '.' + el.className.trim().split(/\\s+/).slice(0, 2).join('.') : '');
+const wide = [];
+for (const el of art.querySelectorAll('*')) {
+  const r = el.getBoundingClientRect();
+  if (!r.width || getComputedStyle(el).visibility === 'hidden') continue;
+  if (r.right > box.right + 2 && !scrolls(el) && !el.closest('mjx-container, .MathJax, pre, .highlight')) {
+    wide.push(name(el) + ' ' + Math.round(r.width) + ' px > ' + Math.round(box.width) + ' px');
+    if (wide.length > 5) break;
+  }
+}
+const BAD = new Set(['nan', 'NaN', 'inf', '-inf', 'True', 'False', 'None', '<NA>']);
+const cells = Array.from(art.querySelectorAll('td, th')).map(c => c.innerText.trim()).filter(t => BAD.has(t));
+const narrow = [];
+for (const img of art.querySelectorAll('.cell_output img, .output img')) {
+  if (!img.naturalWidth) continue;
+  const shown = img.getBoundingClientRect().width;
+  const avail = img.parentElement.getBoundingClientRect().width;
+  const intended = Math.min(img.naturalWidth * 96 / arguments[0], avail);
+  if (shown < 0.95 * intended) narrow.push(Math.round(shown) + ' px < ' + Math.round(intended) + ' px');
+}
+return {wide: wide, cells: cells.slice(0, 5), n_cells: cells.length, narrow: narrow};
+"""
+
+
+def layout_problems(driver) -> list[str]:
+    """Wide elements, raw table values and squeezed figures on the open page."""
+    from tokenflow.style import DISPLAY_DPI
+
+    f = driver.execute_script(LAYOUT_JS, DISPLAY_DPI)
+    bad = [f"element wider than the text column: {w}" for w in f["wide"]]
+    if f["n_cells"]:
+        bad.append(f"{f['n_cells']} table cell(s) read {sorted(set(f['cells']))}")
+    bad += [f"figure shown narrower than intended: {n}" for n in f["narrow"]]
+    return bad
 
 
 def network_requests(driver) -> list[str]:
@@ -205,6 +253,7 @@ def check_html(html: Path) -> tuple[list[str], int]:
             for p in paths:
                 if p.search(body) or (p.pattern == re.escape(str(ROOT)) and p.search(source)):
                     bad.append(f"page shows a machine path ({p.pattern})")
+            bad += layout_problems(driver)
             if rel in INTERACTIVE:
                 bad += check_interactive(driver, INTERACTIVE[rel])
             problems += [f"{rel}: {b}" for b in bad]
@@ -279,8 +328,29 @@ def check_pdf(pdf: Path) -> list[str]:
     for p in absolute_path_patterns():
         if p.search(text):
             problems.append(f"PDF shows a machine path ({p.pattern})")
+    problems += print_problems(text, pages)
     print(f"PDF {pdf.name}: {pages} pages (need >= {need_pages}), {len(figures)} figures "
           f"(need >= {need_figures}), {len(raw)} raw TeX delimiters")
+    return problems
+
+
+TOGGLE_TEXT = ("Show code cell source", "Hide code cell source", "Show code cell output",
+               "Show code cell content", "Hide code cell output")
+PAGE_NUMBER_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$", re.M)
+
+
+def print_problems(text: str, pages: int) -> list[str]:
+    """A printed book: no code-cell toggles, a page number on every page, a contents list
+    whose entries carry page numbers (``pdftotext -layout`` text, pages split by form feeds)."""
+    problems = [f"PDF shows a code toggle ({t!r})" for t in TOGGLE_TEXT if t in text]
+    page_texts = [t for t in text.split("\f")][:pages]
+    unnumbered = [i for i, t in enumerate(page_texts, 1)
+                  if not any(int(m.group(1)) == i for m in PAGE_NUMBER_RE.finditer(t))]
+    if unnumbered:
+        problems.append(f"{len(unnumbered)} PDF page(s) without their page number (first: {unnumbered[0]})")
+    head = "\n".join(page_texts[:3])
+    if "Contents" not in head or len(re.findall(r"\.{3,}\s*\d+\s*$|\s\d+\s*$", head, re.M)) < 3:
+        problems.append("PDF has no contents list with page numbers on its first pages")
     return problems
 
 

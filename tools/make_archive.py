@@ -8,7 +8,8 @@ Contents, under one top folder ``tokenflow-<version>-artifact/``:
     results/              result files (netCDF) and figures the notebooks wrote
     scenarios/            the packaged scenario files (tokenflow/data/*.yaml)
     environment/          pip-freeze.txt (exact versions used), python.txt, pyproject.toml, environment.yml
-    README.md CITATION.cff .zenodo.json CHANGELOG.md LICENSE
+    README.md CITATION.cff .zenodo.json CHANGELOG.md LICENSE   (citation files with the commit filled in)
+    results.json results.csv   the citable results (see the "Results at a glance" chapter)
     MANIFEST.json         the PDF's page count (pdfinfo) and the number of files, recorded at build
     SHA256SUMS            sha256 of every other file, `sha256sum -c` format
 
@@ -75,7 +76,7 @@ def stray(rel: str, pdf_name: str | None = None) -> bool:
     if _temporary(name) or any(".staging" in p for p in parts):
         return True
     if len(parts) == 1:
-        return not (name in {"SHA256SUMS", MANIFEST, *TOP_FILES}
+        return not (name in {"SHA256SUMS", MANIFEST, *TOP_FILES, "results.json", "results.csv"}
                     or (re.fullmatch(r"tokenflow-[^/]+\.pdf", name) and (pdf_name is None or name == pdf_name)))
     if top == "html":
         return False
@@ -146,6 +147,14 @@ def collect(root: Path, v: str) -> dict[str, bytes | Path]:
     for name in TOP_FILES:
         if (root / name).is_file():
             members[name] = root / name
+    # citable results at the top (written by the results chapter); citation files with the commit
+    for name in ("results.json", "results.csv"):
+        if (gen / "results" / name).is_file():
+            members[name] = gen / "results" / name
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from citation import filled
+
+    members.update(filled(root))
     members[MANIFEST] = (json.dumps({"version": v, "pdf": pdf.name, "pdf_pages": pages,
                                      "files": len(members) + 2}, indent=1) + "\n").encode()
     return members

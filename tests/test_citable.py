@@ -1,0 +1,68 @@
+"""Citable results (tokenflow.citable) and the citation files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from tokenflow import __version__, citable
+from tokenflow.errors import TokenflowError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def results():
+    return citable.collect()
+
+
+def test_identifiers_and_statuses(results):
+    ids = [r.id for r in results]
+    assert {"C1", "C2", "C3", "C4", "F1", "F2", "F3", "F4"} <= set(ids)
+    assert len(ids) == len(set(ids))
+    st = {r.id: r.status for r in results}
+    assert st["C2"] == "calibrated" and st["C3"] == "calibrated"  # calibration targets say so
+    assert st["C1"] == "conditional"
+    for r in results:
+        assert r.page and (ROOT / "notebooks" / f"{r.page}.ipynb").is_file(), r.id
+        if r.status != "independent":
+            assert r.status_on, r.id
+
+
+def test_write_roundtrip(results, tmp_path):
+    meta = {"software": "tokenflow", "version": __version__, "commit": "abc123"}
+    j, c = citable.write(results, tmp_path, meta)
+    doc = json.loads(j.read_text())
+    assert doc["commit"] == "abc123" and doc["version"] == __version__
+    assert [r["id"] for r in doc["results"]] == [r.id for r in results]
+    rows = list(csv.DictReader(c.open()))
+    assert [r["id"] for r in rows] == [r.id for r in results]
+    assert all(r["status"] in citable.STATUSES for r in rows)
+    assert "nan" not in c.read_text().lower().split(",")
+
+
+def test_bad_status_and_duplicates(results, tmp_path):
+    with pytest.raises(TokenflowError, match="status"):
+        citable.Result("X1", "x", 1.0, "x", "tuned", "results")
+    with pytest.raises(TokenflowError, match="duplicate"):
+        citable.write([results[0], results[0]], tmp_path, {})
+
+
+def test_bibtex_carries_version_commit_id(results):
+    bib = citable.bibtex(results[0], {"version": "9.9.9", "commit": "0123456789abcdef"})
+    assert "9.9.9" in bib and "0123456789ab" in bib and results[0].id in bib
+
+
+def test_citation_files_filled():
+    sys.path.insert(0, str(ROOT / "tools"))
+    from citation import filled
+
+    files = filled(ROOT, sha="feedface")
+    assert 'commit: "feedface"' in files["CITATION.cff"].decode()
+    assert f"version: {__version__}" in files["CITATION.cff"].decode()
+    zen = json.loads(files[".zenodo.json"])
+    assert zen["version"] == __version__ and "feedface" in zen["notes"]

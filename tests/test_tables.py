@@ -1,0 +1,114 @@
+"""The house table style (tokenflow.tables) and figure style (tokenflow.style)."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tokenflow import tables
+from tokenflow.errors import TokenflowError
+
+
+def cells(html: str) -> list[str]:
+    """Text of every <td>/<th> (and block <dd>) of rendered HTML."""
+    return [re.sub(r"<[^>]+>", "", m).strip() for m in re.findall(r"<(?:td|th|dd)[^>]*>(.*?)</(?:td|th|dd)>",
+                                                                    html, flags=re.S)]
+
+
+@pytest.fixture
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({"links": [4.0, 5.0, np.nan], "price": [0.0123456, 123.456, np.inf],
+                         "calibrated": [True, False, True], "latency_ms": [1.5, -np.inf, 0.0],
+                         "note": ["a", None, "c"]}, index=["C1", "C2", "C3"])
+
+
+def test_no_raw_values(frame):
+    html = tables.render(frame, caption="Claims", units={"price": "$/M tokens"})
+    text = cells(html)
+    for bad in ("nan", "NaN", "inf", "True", "False", "None"):
+        assert bad not in text, bad
+    assert "yes" in text and "no" in text and "unbounded" in text and "–" in text
+
+
+def test_integers_units_caption(frame):
+    html = tables.render(frame, caption="Claims of the paper", units={"price": "$/M tokens"})
+    text = cells(html)
+    assert "4" in text and "5" in text and "4.0" not in html and "4.000" not in html
+    assert "price ($/M tokens)" in text
+    assert "latency (ms)" in text  # snake-case unit suffix as a unit
+    assert "<caption>Claims of the paper</caption>" in html
+
+
+def test_significant_figures(frame):
+    assert tables.significant(0.0123456, 3) == "0.0123"
+    assert tables.significant(123456.7, 3) == "123,457"  # no digits are dropped from the integer part
+    assert tables.significant(-0.0, 3) == "0"
+    assert tables.significant(2.5, 4) == "2.5"  # no trailing zeros
+    assert tables.significant(-1234.5678, 4) == "−1,235"
+    assert tables.significant(1.23456e-7, 3) == "1.23e-07"
+    text = cells(tables.render(frame, sig={"price": 2}))
+    assert "0.012" in text and "123" in text
+    with pytest.raises(TokenflowError):
+        tables.significant(1.0, 0)
+
+
+def test_bad_units_column(frame):
+    with pytest.raises(TokenflowError, match="not in the table"):
+        tables.table(frame, units={"nope": "s"})
+
+
+def test_wrapper_scrolls(frame):
+    html = tables.render(frame)
+    assert html.startswith('<div class="tf-table-wrap"') and "overflow-x:auto" in html
+
+
+def test_restyled_styler_keeps_formats(frame):
+    html = tables.render(frame.style.format(precision=3))
+    text = cells(html)
+    assert "123.456" in text  # the chapter's own format for ordinary numbers
+    for bad in ("nan", "inf", "True", "False"):
+        assert bad not in text
+    assert "4" in text and "4.000" not in text
+
+
+def test_wide_text_table_becomes_blocks():
+    long = "a long reference to a data source with a URL https://example.org/" + "x" * 60
+    df = pd.DataFrame({"value": [1.5, 2.0], "unit": ["MW", "kW"], "kind": ["sourced", "assumption"],
+                       "reference": [long, long], "a_priori": [np.nan, 3.0]},
+                      index=["parameters.link_bandwidth_gbps", "parameters.other_opex_usd_per_kwh"])
+    assert tables.too_wide(df)
+    html = tables.render(df)
+    assert html.count('class="tf-block"') == 2
+    text = cells(html)
+    assert "nan" not in text and "–" in text
+
+
+def test_install_registers_formatter():
+    IPython = pytest.importorskip("IPython")
+    from IPython.core.interactiveshell import InteractiveShell
+
+    ip = InteractiveShell.instance()
+    assert tables.install(ip)
+    data, _ = ip.display_formatter.format(pd.DataFrame({"ok": [True]}))
+    assert "tf-table-wrap" in data["text/html"] and ">yes<" in data["text/html"]
+    assert IPython
+
+
+def test_figure_fit_reading_size():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tokenflow import style
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    axes[0].set_xlabel("x", fontsize=5)
+    axes[1].tick_params(labelsize=4)
+    style.fit(fig)
+    assert fig.get_size_inches()[0] == pytest.approx(style.COLUMN_WIDTH_IN)
+    assert style.smallest_font(fig) >= style.MIN_FONT_PT
+    plt.close(fig)

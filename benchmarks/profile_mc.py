@@ -6,7 +6,7 @@ uniform over its sourced range, every modelling choice uniform over its values);
 is evaluated in this process with the sweep's own claims evaluator under cProfile, then
 (``--sweep``) the whole Monte Carlo is timed through :func:`tokenflow.sweep` on N workers.
 
-Run:  python benchmarks/profile_mc.py [--draws 100] [--top 25] [--sweep 2000 --workers 2]
+Run:  python benchmarks/profile_mc.py [--draws 100] [--top 25] [--baseline] [--sweep 2000 --workers 2]
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--sweep", type=int, default=0, help="also time this many draws through tokenflow.sweep")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--baseline", action="store_true", help="also time the batch without the choice-set cache")
     args = ap.parse_args()
 
     import tokenflow as tf
@@ -60,7 +61,9 @@ def main() -> None:
 
     s5, s20 = tf.load_scenario("us5"), tf.load_scenario("us20")
     pts = mc_points(args.draws)
-    _run_points(evaluate_claims, s5, pts[:3], {"s20": s20})  # warm the pooled markets
+    # warm the pooled markets and one-time imports (xarray's dask check on the first s.demand)
+    _run_points(evaluate_claims, s5, pts[:3], {"s20": s20})
+    _ = s5.demand
     prof = cProfile.Profile()
     t0 = time.perf_counter()
     prof.enable()
@@ -74,11 +77,24 @@ def main() -> None:
     st.print_stats(args.top)
     st.sort_stats("tottime").print_stats(args.top)
 
-    t0 = time.perf_counter()
-    _run_points(evaluate_claims, s5, pts, {"s20": s20})
-    wall = time.perf_counter() - t0
-    print(f"same batch without the profiler: {wall:.2f} s = {args.draws / wall:.1f} draws/s on one process "
-          f"[{load()}]")
+    def timed(label: str) -> None:
+        t0, c0 = time.perf_counter(), time.process_time()
+        _run_points(evaluate_claims, s5, pts, {"s20": s20})
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        print(f"{label}: {wall:.2f} s = {args.draws / wall:.1f} draws/s on one process; CPU time of this "
+              f"process {1000 * cpu / args.draws:.1f} ms per draw (what a quiet core would take, about) [{load()}]")
+
+    timed("same batch without the profiler")
+    if args.baseline:
+        import sys
+
+        sw = sys.modules["tokenflow.sweep"]  # the module (tokenflow.sweep is also the function's name)
+        cached = sw._with_choices
+        sw._with_choices = lambda s, choices: s.with_choices(**choices)  # one validated copy per draw
+        try:
+            timed("same batch, choice sets not cached (as before issue 20)")
+        finally:
+            sw._with_choices = cached
     if args.sweep:
         pts = mc_points(args.sweep)
         t0 = time.perf_counter()

@@ -415,10 +415,13 @@ class Scenario:
             frames[label] = frame
         # only the cells given are fixed; the others stay population x rate (NaN = not overridden),
         # so a later change of population or demand rate still moves them
-        override = pd.DataFrame(np.nan, index=pd.Index(self.node_ids, name="node"),
-                                columns=pd.Index(self.workload_ids, name="workload"))
-        if self.demand_override is not None:
-            override = self.demand_override.reindex(index=override.index, columns=override.columns).astype(float)
+        override = None
+        if demand:  # the override table is built only when demand changes (replace() is called per draw)
+            override = pd.DataFrame(np.nan, index=pd.Index(self.node_ids, name="node"),
+                                    columns=pd.Index(self.workload_ids, name="workload"))
+            if self.demand_override is not None:
+                override = self.demand_override.reindex(index=override.index,
+                                                        columns=override.columns).astype(float)
         for node, cols in (demand or {}).items():
             if not isinstance(cols, Mapping):
                 problems.append(f"replace: demand.{node} must be a mapping of workload to M tokens/h, got {cols!r}")

@@ -14,7 +14,8 @@
    prints the ratios and the 1-min load average next to each figure.
 
 Targets (2-core machine): 1,000-node arc LP < 60 s and < 4 GiB; the sweep >= 1.8x faster
-on two workers than on one.
+on two workers than on one; the 1,000-node path market with its s* at most 3x HiGHS alone
+and at most 4 GiB (issue 20).
 
 Run:  python benchmarks/bench_scale.py [--nodes 100 300 1000] [--path-max 300] [--points 500]
       python benchmarks/bench_scale.py --latency-nodes 1000 [--nodes] [--points 0]

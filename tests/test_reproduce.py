@@ -272,8 +272,8 @@ def fake_runs(tmp_path, monkeypatch):
     for n in names:
         nbformat.write(nb, tmp_path / "notebooks" / f"{n}.ipynb")
     monkeypatch.setattr(rp, "NOTEBOOKS", {n: ({}, {}) for n in names})
-    log = {"active": 0, "max": 0, "started": [], "finished": [], "fail": set()}
-    lock = threading.Lock()
+    log = {"active": 0, "max": 0, "started": [], "finished": [], "fail": set(), "expect": 1}
+    lock, together = threading.Lock(), threading.Event()
 
     def fake_execute(src, dst, params, cwd, root):
         name = src.stem
@@ -281,6 +281,10 @@ def fake_runs(tmp_path, monkeypatch):
             log["active"] += 1
             log["max"] = max(log["max"], log["active"])
             log["started"].append((name, set(log["finished"])))
+            if log["active"] >= log["expect"]:
+                together.set()
+        if name != "results":  # the first notebooks wait (a while at most) for their companions
+            together.wait(timeout=5.0)
         time.sleep(0.3)
         nbformat.write(nbformat.v4.new_notebook(), dst)
         with lock:
@@ -298,6 +302,7 @@ def fake_runs(tmp_path, monkeypatch):
 @pytest.mark.parametrize("jobs", [1, 2, 3])
 def test_jobs_run_notebooks_at_once_and_results_last(fake_runs, jobs):
     root, names, log = fake_runs
+    log["expect"] = min(jobs, 3)
     times = rp.run_notebooks(root, jobs=jobs)
     assert log["max"] == min(jobs, 3)  # three notebooks can overlap; results waits for all of them
     assert list(times) == names  # the timing table keeps the notebooks' order

@@ -12,6 +12,7 @@ Prints, in one run:
 * optionally (``--scale``) the 200-node path LP (peak memory) and the 1,000-node arc LP.
 
 Run:  python benchmarks/bench_engine.py [--draws 500] [--workers 2] [--scale]
+      python benchmarks/bench_engine.py --breakdown 200   (where a warm re-solve's time goes)
 """
 
 from __future__ import annotations
@@ -124,6 +125,35 @@ def resolves(case: str, q) -> None:
     q.put(rows)
 
 
+def breakdown(case: str, n: int, q) -> None:
+    """Where a warm demand-scale re-solve's time goes: cProfile over ``n`` re-solves of one live
+    market; per re-solve, HiGHS's own ``run`` against tokenflow's fixed Python work by function."""
+    import cProfile
+    import io
+    import pstats
+
+    import tokenflow as tf
+
+    s = tf.load_scenario(case)
+    m = tf.Market(s)
+    s_star = m.scale_limit().max_scale
+    xs = [s_star * (0.3 + 0.6 * i / (n - 1)) for i in range(n)]
+    m.solve(demand_scale=xs[0])
+    t0, hs = time.perf_counter(), 0.0
+    for x in xs:  # unprofiled first: the figure to compare
+        m.solve(demand_scale=x)
+        hs += m._main.run_seconds
+    wall = time.perf_counter() - t0
+    prof = cProfile.Profile()
+    prof.enable()
+    for x in xs:
+        m.solve(demand_scale=x)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("cumulative").print_stats(r"tokenflow|highspy", 18)
+    q.put((wall / n, hs / n, buf.getvalue()))
+
+
 def monte_carlo(draws: int, workers: int, q) -> None:
     import tokenflow as tf
 
@@ -176,7 +206,19 @@ def main() -> None:
     ap.add_argument("--scale", action="store_true", help="also the 200-node path and 1,000-node arc LPs")
     ap.add_argument("--draws-only", action="store_true", help="only the Monte Carlo")
     ap.add_argument("--no-mc", action="store_true", help="skip the Monte Carlo")
+    ap.add_argument("--breakdown", type=int, default=0, metavar="N",
+                    help="only: profile N warm demand-scale re-solves on us5 and us20 (fixed Python cost)")
     args = ap.parse_args()
+    if args.breakdown:
+        import os
+
+        for case in ("us5", "us20"):
+            per, hs, table = run(breakdown, case, args.breakdown)
+            print(f"{case}: warm demand-scale re-solve {1000 * per:.3f} ms, HiGHS run {1000 * hs:.3f} ms "
+                  f"({per / hs:.1f}x; fixed Python cost {1000 * (per - hs):.3f} ms per re-solve) "
+                  f"[load {os.getloadavg()[0]:.1f}]")
+            print(table)
+        return
 
     print(f"{'what':<34} {'tokenflow s':>12} {'HiGHS warm s':>13} {'HiGHS cold s':>13} "
           f"{'x warm':>7} {'x cold':>7}")

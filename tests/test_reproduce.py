@@ -284,3 +284,90 @@ def test_an_identical_copy_of_the_package_is_accepted(tiny):
     (tiny / "tokenflow" / "extra.py").write_text("x = 1\n")
     with pytest.raises(TokenflowError, match="other code"):
         rp.check_package(tiny)
+# ----------------------------------------------------------------------------- --jobs (fakes)
+
+@pytest.fixture
+def fake_runs(tmp_path, monkeypatch):
+    """Four notebooks (one of them ``results``, which must run last) executed by a fake
+    ``_execute`` that records how many ran at once and in which order they started."""
+    import threading
+    import time
+
+    nb = nbformat.v4.new_notebook()
+    (tmp_path / "notebooks").mkdir()
+    names = ["a", "b", "results", "c"]
+    for n in names:
+        nbformat.write(nb, tmp_path / "notebooks" / f"{n}.ipynb")
+    monkeypatch.setattr(rp, "NOTEBOOKS", {n: ({}, {}) for n in names})
+    log = {"active": 0, "max": 0, "started": [], "finished": [], "fail": set(), "expect": 1}
+    lock, together = threading.Lock(), threading.Event()
+
+    def fake_execute(src, dst, params, cwd, root):
+        name = src.stem
+        with lock:
+            log["active"] += 1
+            log["max"] = max(log["max"], log["active"])
+            log["started"].append((name, set(log["finished"])))
+            if log["active"] >= log["expect"]:
+                together.set()
+        if name != "results":  # the first notebooks wait (a while at most) for their companions
+            together.wait(timeout=5.0)
+        time.sleep(0.3)
+        nbformat.write(nbformat.v4.new_notebook(), dst)
+        with lock:
+            log["active"] -= 1
+            log["finished"].append(name)
+        if name in log["fail"]:
+            return {"ok": False, "cell": 1, "ename": "ValueError", "evalue": "boom"}
+        return {"ok": True}
+
+    monkeypatch.setattr(rp, "_execute", fake_execute)
+    monkeypatch.setattr(rp, "check_package", lambda root: None)
+    return tmp_path, names, log
+
+
+@pytest.mark.parametrize("jobs", [1, 2, 3])
+def test_jobs_run_notebooks_at_once_and_results_last(fake_runs, jobs):
+    root, names, log = fake_runs
+    log["expect"] = min(jobs, 3)
+    times = rp.run_notebooks(root, jobs=jobs)
+    assert log["max"] == min(jobs, 3)  # three notebooks can overlap; results waits for all of them
+    assert list(times) == names  # the timing table keeps the notebooks' order
+    assert all(t > 0.25 for t in times.values())
+    started = dict(log["started"])
+    assert started["results"] == {"a", "b", "c"}
+    assert rp.last_status() == {n: "executed" for n in names}
+    assert sorted(p.name for p in (root / "book" / "generated").glob("*.ipynb")) == sorted(f"{n}.ipynb" for n in names)
+    # the per-notebook cache holds with jobs too
+    log["started"].clear()
+    rp.run_notebooks(root, jobs=jobs)
+    assert log["started"] == [] and set(rp.last_status().values()) == {"reused"}
+
+
+def test_jobs_failure_lets_running_notebooks_finish_and_keeps_them(fake_runs):
+    root, names, log = fake_runs
+    log["fail"].add("a")
+    with pytest.raises(TokenflowError, match=r"a.ipynb failed in cell 1: ValueError: boom"):
+        rp.run_notebooks(root, jobs=2)
+    assert not (root / "book" / "generated").exists()  # nothing swapped in
+    assert "results" not in [n for n, _ in log["started"]]  # nothing new after the failure
+    log["fail"].clear()
+    log["started"].clear()
+    rp.run_notebooks(root, jobs=2)
+    status = rp.last_status()
+    assert status["b"] == "reused" and status["a"] == "executed"  # b ran beside a and was kept
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_jobs_must_be_a_positive_whole_number(fake_runs, bad):
+    with pytest.raises(TokenflowError, match="jobs must be a whole number"):
+        rp.run_notebooks(fake_runs[0], jobs=bad)
+
+
+def test_cli_jobs_refuses_zero(capsys):
+    from tokenflow.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["reproduce", "--jobs", "0"])
+    assert exc.value.code == 2
+    assert "--jobs/-j: must be a whole number >= 1" in capsys.readouterr().err

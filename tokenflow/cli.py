@@ -216,11 +216,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (e.g. ``--jobs``)."""
+    try:
+        v = int(text)
+    except ValueError:
+        v = 0
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return v
+
+
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
     return reproduce(root=Path(args.root), fast=args.fast, build=not args.no_build, force=args.force,
-                     only=args.only)
+                     only=args.only, jobs=args.jobs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--no-build", action="store_true", help="run notebooks only")
     sp.add_argument("--force", action="store_true", help="re-execute even notebooks whose inputs are unchanged")
     sp.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks (names without .ipynb)")
+    sp.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
+                    help="notebooks run at once (default: the number of cores)")
     sp.set_defaults(func=cmd_reproduce)
 
     args = p.parse_args(argv)

@@ -58,6 +58,8 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
                              "ks": [3], "grid_points": 5}),
     "results": ({}, {}),  # last: reads the robustness draws of this build
 }
+# notebooks that read what the others of the same run wrote: with --jobs they start last
+RUN_LAST = frozenset({"results"})
 OUT = Path("book") / "generated"
 STAGING = Path("_build") / ".generated.staging"  # notebooks execute here; same depth as OUT
 OLD = Path("_build") / ".generated.old"  # the previous OUT during the swap (removed after)
@@ -218,13 +220,28 @@ with open(result, "w") as f:
 """
 
 
+_LIVE: set = set()  # notebook children running now (stopped together on Ctrl-C with --jobs > 1)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """Stop a notebook child and its kernel (its own process group): TERM, then KILL."""
+    import signal
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=5.0)
+            break
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            continue
+
+
 def _execute(src: Path, dst: Path, params: dict, cwd: Path, root: Path) -> dict:
     """Run ``src`` with papermill in a child process writing ``dst``; the child's outcome
     (``ok``; else ``cell``, ``ename``, ``evalue``).
 
     The child has its own session: Ctrl-C reaches only this process, which stops the
     child (and with it the kernel) and re-raises :class:`KeyboardInterrupt`."""
-    import signal
     import tempfile
 
     env = dict(os.environ)
@@ -234,20 +251,17 @@ def _execute(src: Path, dst: Path, params: dict, cwd: Path, root: Path) -> dict:
         result, log = Path(td) / "result.json", Path(td) / "log.txt"
         with open(log, "wb") as logf:
             proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(src), str(dst), json.dumps(params),
-                                     str(cwd), str(result), json.dumps(KERNEL_ARGS)],
-                                    stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                     str(cwd), str(result), json.dumps(KERNEL_ARGS)], stdout=logf,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                     start_new_session=True)
+            _LIVE.add(proc)
             try:
                 proc.wait()
             except BaseException:
-                for sig in (signal.SIGTERM, signal.SIGKILL):
-                    try:
-                        os.killpg(proc.pid, sig)
-                        proc.wait(timeout=5.0)
-                        break
-                    except (ProcessLookupError, subprocess.TimeoutExpired):
-                        continue
+                _stop(proc)
                 raise
+            finally:
+                _LIVE.discard(proc)
         try:
             return json.loads(result.read_text())
         except (OSError, ValueError):
@@ -273,9 +287,20 @@ def _clean_executed(path: Path, name: str) -> None:
     nbformat.write(nb, path)
 
 
+def default_jobs() -> int:
+    """Notebooks run at once by default: one per core."""
+    return max(1, os.cpu_count() or 1)
+
+
 def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None,
-                  force: bool = False) -> dict[str, float]:
-    """Execute notebooks into ``book/generated``; return seconds per notebook.
+                  force: bool = False, jobs: int | None = None) -> dict[str, float]:
+    """Execute notebooks into ``book/generated``; return seconds per notebook (in the order
+    of ``names``: the timing table's order, whatever order they finished in).
+
+    ``jobs`` notebooks run at once (default :func:`default_jobs`, one per core), each in its
+    own child process and kernel; a notebook of :data:`RUN_LAST` starts only when every other
+    notebook of the run has finished.  After a failure no new notebook starts; those already
+    running finish and are kept in the staging copy (the next run resumes them).
 
     Notebooks whose content key is unchanged since the last run (and whose executed copy
     exists) are reused, not executed; :func:`last_status` tells which.  A failing cell raises
@@ -294,6 +319,10 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
     for name in names:
         if not (root / "notebooks" / f"{name}.ipynb").is_file():
             raise TokenflowError(f"notebook {root / 'notebooks' / (name + '.ipynb')} not found")
+    if jobs is None:
+        jobs = default_jobs()
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise TokenflowError(f"jobs must be a whole number >= 1, got {jobs!r}")
     check_package(root)
     out, stage = root / OUT, root / STAGING
     _recover(out, root / OLD)
@@ -304,44 +333,81 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
     times: dict[str, float] = {}
     _STATUS.clear()
     kept = "the previous book/generated is unchanged" if out.is_dir() else "book/generated was not created"
+    todo: list[tuple[int, str, dict, Path, Path, str]] = []
     for i, name in enumerate(names, 1):
         full, quick = NOTEBOOKS[name]
         params = {**(quick if fast else full), "output_dir": RESULTS}
         src, dst = root / "notebooks" / f"{name}.ipynb", stage / f"{name}.ipynb"
         key = notebook_key(src, params, package)
-        print(f"[{i}/{len(names)}] {name} ...", end=" ", flush=True)
         if not force and dst.is_file() and state.get(name, {}).get("key") == key:
             times[name] = 0.0
             _STATUS[name] = "reused"
-            print("reused (unchanged)", flush=True)
+            print(f"[{i}/{len(names)}] {name} ... reused (unchanged)", flush=True)
             continue
-        t0 = time.perf_counter()
-        tmp = stage / f".{name}.running.ipynb"
-        try:
-            outcome = _execute(src, tmp, params, stage, root)
-        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (the CLI's _Terminated)
-            print("interrupted", flush=True)
+        todo.append((i, name, params, src, dst, key))
+    # notebooks of RUN_LAST wait for all others; the rest start in order, ``jobs`` at a time
+    todo.sort(key=lambda job: job[1] in RUN_LAST)
+    failure: TokenflowError | None = None
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="notebook")
+    running: dict = {}
+    try:
+        while (todo and failure is None) or running:
+            while todo and failure is None and len(running) < jobs \
+                    and not (todo[0][1] in RUN_LAST and running):
+                i, name, params, src, dst, key = todo.pop(0)
+                tmp = stage / f".{name}.running.ipynb"
+                print(f"[{i}/{len(names)}] {name} ...", end=" " if jobs == 1 else " started\n", flush=True)
+                fut = pool.submit(_execute, src, tmp, params, stage, root)
+                running[fut] = (i, name, params, dst, key, tmp, time.perf_counter())
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in done:
+                i, name, params, dst, key, tmp, t0 = running[fut]
+                outcome = fut.result()  # KeyboardInterrupt raised in the worker surfaces here
+                del running[fut]
+                seconds = time.perf_counter() - t0
+                label = "" if jobs == 1 else f"[{i}/{len(names)}] {name}: "
+                if not outcome.get("ok"):
+                    print(f"{label}FAILED", flush=True)
+                    state.pop(name, None)
+                    _save_state(stage, state)
+                    where = f" in cell {outcome['cell']}" if outcome.get("cell") is not None else ""
+                    if tmp.is_file():
+                        failed = root / FAILED / f"{name}.ipynb"
+                        failed.parent.mkdir(parents=True, exist_ok=True)
+                        tmp.replace(failed)  # for reading, never part of the book
+                        seen = f"executed copy with the error: {failed}"
+                    else:
+                        seen = "no executed copy"
+                    failure = failure or TokenflowError(
+                        f"notebook {name}.ipynb failed{where}: {outcome.get('ename')}: "
+                        f"{outcome.get('evalue')} ({seen}); {kept}")
+                    continue
+                _clean_executed(tmp, name)
+                tmp.replace(dst)  # the executed copy appears whole or not at all
+                times[name] = seconds
+                _STATUS[name] = "executed"
+                state[name] = {"key": key, "parameters": params, "seconds": round(seconds, 2)}
+                _save_state(stage, state)
+                print(f"{label}{seconds:.1f} s", flush=True)
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (the CLI's _Terminated)
+        print("interrupted", flush=True)
+        for proc in list(_LIVE):
+            _stop(proc)
+        pool.shutdown(wait=True, cancel_futures=True)
+        for *_, tmp, _t0 in running.values():
             tmp.unlink(missing_ok=True)
-            raise type(exc)(f"{kept}; _build/ is unchanged") from None
-        if not outcome.get("ok"):  # the staged copy and its state stay the last good ones
-            print("FAILED", flush=True)
-            where = f" in cell {outcome['cell']}" if outcome.get("cell") is not None else ""
-            if tmp.is_file():
-                failed = root / FAILED / f"{name}.ipynb"
-                failed.parent.mkdir(parents=True, exist_ok=True)
-                tmp.replace(failed)  # for reading, never part of the book
-                seen = f"executed copy with the error: {failed}"
-            else:
-                seen = "no executed copy"
-            raise TokenflowError(f"notebook {name}.ipynb failed{where}: {outcome.get('ename')}: "
-                                 f"{outcome.get('evalue')} ({seen}); {kept}")
-        _clean_executed(tmp, name)
-        tmp.replace(dst)  # the executed copy appears whole or not at all
-        times[name] = time.perf_counter() - t0
-        _STATUS[name] = "executed"
-        state[name] = {"key": key, "parameters": params, "seconds": round(times[name], 2)}
-        _save_state(stage, state)
-        print(f"{times[name]:.1f} s", flush=True)
+        raise type(exc)(f"{kept}; _build/ is unchanged") from None
+    except BaseException:  # an unexpected error of this process: stop the children, keep the folders
+        for proc in list(_LIVE):
+            _stop(proc)
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    if failure is not None:
+        raise failure
+    times = {n: times[n] for n in names if n in times}
     _swap_in(stage, out, root / OLD)  # every notebook of the run succeeded
     return times
 
@@ -463,15 +529,16 @@ def jupyter_book() -> list[str]:
 
 
 def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, force: bool = False,
-              only: list[str] | None = None) -> int:
-    """Execute notebooks (all, or ``only`` these names) and build the book; print timings."""
+              only: list[str] | None = None, jobs: int | None = None) -> int:
+    """Execute notebooks (all, or ``only`` these names; ``jobs`` at once, default one per
+    core) and, when the last one has finished, build the book; print timings."""
     from .errors import TokenflowError
 
     root = Path(root).resolve()
     if not (root / "notebooks").is_dir():
         raise TokenflowError(f"{root} has no notebooks/ folder: run from the repository root or pass --root")
     t0 = time.perf_counter()
-    times = run_notebooks(root, fast=fast, names=only, force=force)
+    times = run_notebooks(root, fast=fast, names=only, force=force, jobs=jobs)
     status = last_status()
     write_build_facts(root)
     if build:

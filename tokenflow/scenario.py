@@ -414,20 +414,20 @@ class Scenario:
                         if not isinstance(v, str):
                             problems.append(f"replace: nodes.{row}.{col}: must be text, got {v!r}")
                         else:
-                            frame.loc[row, col] = v
+                            _set_cell(frame, row, col, v)
                         continue
                     if col not in _NUMERIC[label] or (col not in frame.columns and col != "pue"):
                         problems.append(f"replace: unknown {label[:-1]} field {col!r}")
                     elif (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
                         problems.append(f"replace: {label}.{row}.{col}: {why}")
                     else:
-                        frame.loc[row, col] = float(v)
+                        _set_cell(frame, row, col, float(v))
                         if label == "nodes" and col in RESOLVED_NODE_FIELDS:
                             # the value in force is the one of the current choice
                             name, raw_cols = RESOLVED_NODE_FIELDS[col]
-                            frame.loc[row, raw_cols[self.choices[name]]] = float(v)
+                            _set_cell(frame, row, raw_cols[self.choices[name]], float(v))
                         if label == "workloads" and col == "energy_kwh_per_mtok" and ENERGY_RAW_COLUMN in frame:
-                            frame.loc[row, ENERGY_RAW_COLUMN] = float(v)  # the decode figure (see CHOICE_DOCS)
+                            _set_cell(frame, row, ENERGY_RAW_COLUMN, float(v))  # the decode figure (see CHOICE_DOCS)
                 if label == "workloads" and isinstance(cols, Mapping):
                     try:
                         _resplit_payload(frame, row, cols, f"replace: workloads.{row}")
@@ -436,10 +436,13 @@ class Scenario:
             frames[label] = frame
         # only the cells given are fixed; the others stay population x rate (NaN = not overridden),
         # so a later change of population or demand rate still moves them
-        override = pd.DataFrame(np.nan, index=pd.Index(self.node_ids, name="node"),
-                                columns=pd.Index(self.workload_ids, name="workload"))
-        if self.demand_override is not None:
-            override = self.demand_override.reindex(index=override.index, columns=override.columns).astype(float)
+        override = None
+        if demand:  # the override table is built only when demand changes (replace() is called per draw)
+            override = pd.DataFrame(np.nan, index=pd.Index(self.node_ids, name="node"),
+                                    columns=pd.Index(self.workload_ids, name="workload"))
+            if self.demand_override is not None:
+                override = self.demand_override.reindex(index=override.index,
+                                                        columns=override.columns).astype(float)
         for node, cols in (demand or {}).items():
             if not isinstance(cols, Mapping):
                 problems.append(f"replace: demand.{node} must be a mapping of workload to M tokens/h, got {cols!r}")
@@ -520,20 +523,29 @@ def _resplit_payload(frame: pd.DataFrame, row: str, cols: Mapping[str, Any], whe
     the part they vary, e.g. ``response_bytes_per_token``); a single new part keeps the other
     part and sets the total."""
     keys = ("payload_bytes_per_token", "request_bytes_per_token", "response_bytes_per_token")
-    given = {k: float(frame.loc[row, k]) for k in keys if k in cols}
+    given = {k: float(frame.at[row, k]) for k in keys if k in cols}
     if not given:
         return
     if set(given) == {"payload_bytes_per_token"}:
-        req0, resp0 = float(frame.loc[row, keys[1]]), float(frame.loc[row, keys[2]])
+        req0, resp0 = float(frame.at[row, keys[1]]), float(frame.at[row, keys[2]])
         old = req0 + resp0
         share = req0 / old if old > 0 else 1.0
         given["request_bytes_per_token"] = given["payload_bytes_per_token"] * share
         given["response_bytes_per_token"] = given["payload_bytes_per_token"] * (1.0 - share)
     elif "payload_bytes_per_token" not in given:
         for k in keys[1:]:
-            given.setdefault(k, float(frame.loc[row, k]))
+            given.setdefault(k, float(frame.at[row, k]))
     for k, v in split_payload(given, where).items():
-        frame.loc[row, k] = float(v)
+        _set_cell(frame, row, k, float(v))
+
+
+def _set_cell(frame: pd.DataFrame, row: Any, col: str, v: Any) -> None:
+    """``frame.loc[row, col] = v`` for one existing row: ``.at`` (several times faster, which
+    a Monte Carlo of many :meth:`Scenario.replace` calls notices) when the column exists."""
+    if col in frame.columns and (not isinstance(v, str) or frame[col].dtype == object):
+        frame.at[row, col] = v
+    else:
+        frame.loc[row, col] = v
 
 
 def link_weights_gb(s: Scenario, transfer_aware: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -53,6 +53,26 @@ def check_key(key: str, s: Scenario) -> None:
                             f"bandwidth> or choice.<{'|'.join(CHOICES)}>")
 
 
+_CHOSEN: dict[tuple, tuple[Scenario, Scenario]] = {}
+_CHOSEN_SIZE = 256
+
+
+def _with_choices(s: Scenario, choices: dict[str, str]) -> Scenario:
+    """``s.with_choices(**choices)``, built once per process for each scenario and set of
+    choices (a Monte Carlo over the modelling choices draws the same few sets again and
+    again; a scenario is immutable, so the copy is shared).  The cache holds ``s`` itself,
+    so its ``id`` cannot be reused while the entry lives."""
+    key = (id(s), tuple(sorted(choices.items())))
+    hit = _CHOSEN.get(key)
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    out = s.with_choices(**choices)
+    _CHOSEN[key] = (s, out)
+    while len(_CHOSEN) > _CHOSEN_SIZE:
+        _CHOSEN.pop(next(iter(_CHOSEN)))
+    return out
+
+
 def apply_inputs(s: Scenario, point: dict[str, Any]) -> tuple[Scenario, dict[str, Any]]:
     """The scenario and solve keyword arguments for one sweep point."""
     params, workloads, nodes, links = {}, {}, {}, {}
@@ -60,7 +80,7 @@ def apply_inputs(s: Scenario, point: dict[str, Any]) -> tuple[Scenario, dict[str
     # modelling choices first: multipliers and values then apply to the chosen inputs
     choices = {k.split(".", 1)[1]: v for k, v in point.items() if k.startswith("choice.")}
     if choices:
-        s = s.with_choices(**check_choices(choices, "sweep: choice"))
+        s = _with_choices(s, check_choices(choices, "sweep: choice"))
     # multipliers first, so that a specific value given in the same point wins over them
     ordered = sorted(point.items(), key=lambda kv: not kv[0].startswith("scale."))
     for key, val in ordered:

@@ -147,7 +147,8 @@ def collect(*, claims=None, figures=None, mc_file: Path | None = None, scale: fl
         value, unit = f_value[f][0](v.detail), f_value[f][1]
         out.append(Result(f, f"Figure {f[1]}: {cl.PAPER_FIGURES[f]['check']}", value, unit, "conditional",
                           PAGES[f], f_on[f], paper=_num(cl.PAPER_CLAIMS["C1"]["paper"]) if f == "F4" else None,
-                          verdict=f"{v.verdict} with the paper's caption ({v.computed})",
+                          verdict=("agrees with" if v.agrees else "differs from")
+                          + f" the paper's caption ({v.computed})",
                           detail={**{k: _num(x) if isinstance(x, (float, np.generic)) else x
                                      for k, x in v.detail.items()}, "agrees": bool(v.agrees)}))
     if "F2" in figs:

@@ -33,6 +33,29 @@ def test_identifiers_and_statuses(results):
             assert r.status_on, r.id
 
 
+def test_figure_verdicts_agree_with_the_scorecard(results):
+    """F1-F4 are the scorecard's figure verdicts (tokenflow.claims.figure_verdicts), not a
+    second computation that could disagree with it."""
+    from tokenflow.claims import figure_verdicts
+
+    by = {r.id: r for r in results}
+    figs = figure_verdicts()
+    assert [v.figure for v in figs] == ["F1", "F2", "F3", "F4"]
+    for v in figs:
+        r = by[v.figure]
+        assert r.detail["agrees"] is bool(v.agrees), v.figure
+        assert r.verdict.startswith("agrees" if v.agrees else "differs"), v.figure
+        if v.figure != "F3":  # F3's text quotes a round-off-sized price fall that differs between solves
+            assert v.computed in r.verdict, v.figure
+    assert by["F1"].value == pytest.approx(figs[0].detail["merit_order_spearman"])
+    assert by["F2"].value == pytest.approx(100 * figs[1].detail["cheap_share"])
+    assert by["F4"].value == figs[3].detail["saturated_every"]
+    # a verdict that differs is reported as differing (given verdicts are used as they are)
+    flipped = [type(v)(v.figure, v.caption, v.check, v.computed, not v.agrees, v.detail) for v in figs]
+    again = {r.id: r for r in citable.collect(claims=[], figures=flipped)}
+    assert all(again[v.figure].detail["agrees"] is (not v.agrees) for v in figs)
+
+
 def test_write_roundtrip(results, tmp_path):
     meta = {"software": "tokenflow", "version": __version__, "commit": "abc123"}
     j, c = citable.write(results, tmp_path, meta)

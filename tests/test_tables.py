@@ -133,3 +133,27 @@ def test_figure_fit_survives_colour_bars(tmp_path):
     paths = tp.save(fig, tmp_path, "fig")
     assert all(p.stat().st_size > 0 for p in paths)
     plt.close(fig)
+
+
+def test_panel_letters_survive_reflow():
+    """Panels are named by letter in their titles (font size kept), so a caption that says
+    (a), (b), (c) still matches after fit() re-lays a one-row figure in rows of two."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tokenflow import plotting as tp
+    from tokenflow import style
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    axes[0].set_title("prices", fontsize=9)
+    axes[1].set_title("costs")
+    assert tp.panel_letters(axes) == ["a", "b", "c"]
+    style.fit(fig)
+    assert axes[0].get_title() == "(a) prices" and axes[0].title.get_fontsize() >= style.MIN_FONT_PT
+    assert axes[1].get_title() == "(b) costs"
+    assert axes[2].get_title(loc="left") == "(c)"
+    rows = sorted({round(a.get_position().y0, 3) for a in axes})
+    assert len(rows) == 2  # re-laid in rows of two: "left/right" would no longer be true
+    plt.close(fig)

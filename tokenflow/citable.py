@@ -104,9 +104,11 @@ def monte_carlo(path: Path | None) -> dict[str, tuple[float, float, int]]:
         return out
 
 
-def collect(*, claims=None, mc_file: Path | None = None, scale: float | None = None) -> list[Result]:
+def collect(*, claims=None, figures=None, mc_file: Path | None = None, scale: float | None = None) -> list[Result]:
     """Every citable result, computed now (claims from fresh solves unless ``claims``, a
-    list of :class:`~tokenflow.claims.ClaimResult` with a-priori values, is given)."""
+    list of :class:`~tokenflow.claims.ClaimResult` with a-priori values, is given; the
+    figure verdicts F1-F4 from :func:`tokenflow.claims.figure_verdicts` unless ``figures``,
+    its output, is given: the same verdicts as the scorecard)."""
     from . import claims as cl
     from .market import solve
     from .scenario import load_scenario
@@ -127,50 +129,41 @@ def collect(*, claims=None, mc_file: Path | None = None, scale: float | None = N
     us5, us20 = load_scenario("us5"), load_scenario("us20")
     bw_on = "parameters.link_bandwidth_gbps (calibrated on C2)"
 
-    # F1: 20-node map, merit-order geography (rank correlation of energy cost and utilisation)
-    rho = by["C4"].detail.get("merit_order_spearman") if "C4" in by else None
-    if rho is None:
-        rho = cl.merit_order_correlation(solve(us20, demand_scale=scale), us20)
-    out.append(Result("F1", "Figure 1: merit-order geography (rank correlation of a node's energy cost and its "
-                      f"compute utilisation, 20 nodes, {scale:g}x)", _num(float(rho)), "Spearman rho",
-                      "conditional", PAGES["F1"], bw_on,
-                      verdict="merit order visible" if rho < -0.5 else "merit order not visible"))
+    # F1-F4: the verdicts on the paper's figures, exactly as the scorecard evaluates them
+    figs = {v.figure: v for v in (figures if figures is not None else cl.figure_verdicts(us5, us20))}
+    f_on = {"F1": bw_on, "F2": bw_on, "F3": "parameters.other_opex_usd_per_kwh (calibrated on C3); " + bw_on,
+            "F4": bw_on}
+    f_value = {
+        "F1": (lambda d: _num(float(d["merit_order_spearman"])), "Spearman rho"),
+        "F2": (lambda d: _num(100 * float(d["cheap_share"])), "% of tokens at the two cheapest nodes"),
+        "F3": (lambda d: _num(100 * max(float(d["largest_relative_step_down"]), 0.0)),
+               "% (largest fall of a mean price between neighbouring demand scales)"),
+        "F4": (lambda d: int(d["saturated_every"]), "links saturated in every optimum"),
+    }
+    for f in ("F1", "F2", "F3", "F4"):
+        if f not in figs:
+            continue
+        v = figs[f]
+        value, unit = f_value[f][0](v.detail), f_value[f][1]
+        out.append(Result(f, f"Figure {f[1]}: {cl.PAPER_FIGURES[f]['check']}", value, unit, "conditional",
+                          PAGES[f], f_on[f], paper=_num(cl.PAPER_CLAIMS["C1"]["paper"]) if f == "F4" else None,
+                          verdict=("agrees with" if v.agrees else "differs from")
+                          + f" the paper's caption ({v.computed})",
+                          detail={**{k: _num(x) if isinstance(x, (float, np.generic)) else x
+                                     for k, x in v.detail.items()}, "agrees": bool(v.agrees)}))
+    if "F2" in figs:
+        d = figs["F2"].detail
+        img, chat = 100 * float(d["image_local"]), 100 * float(d["chat_local"])
+        out.append(Result("B1", f"Image tokens processed at their origin minus chat tokens processed at their origin "
+                          f"(5 nodes, {scale:g}x; the paper's Figure 2 reads image as staying near demand)",
+                          _num(img - chat), "percentage points", "conditional", PAGES["B1"], bw_on,
+                          verdict="image stays nearer demand than chat" if img > chat
+                          else "image does not stay nearer demand than chat",
+                          detail={"local_share_pct": {"image": img, "chat": chat}}))
 
-    # F2: 5-node market: share of tokens processed at the two cheapest nodes; image vs chat locality
-    r5 = solve(us5, demand_scale=scale)
-    proc = r5.processing
-    elec = us5.nodes["electricity_usd_per_kwh"]
-    cheap = [str(n) for n in elec.sort_values().index[:2]]
-    share = 100 * float(proc.sel(node=cheap).sum() / proc.sum())
-    out.append(Result("F2", f"Figure 2: share of all tokens processed at the two cheapest nodes (5 nodes, {scale:g}x)",
-                      _num(share), "%", "conditional", PAGES["F2"], bw_on,
-                      verdict="cheap nodes carry most load" if share > 50 else "cheap nodes do not carry most load",
-                      detail={"nodes": cheap}))
-    local = local_shares(r5)
-    out.append(Result("B1", f"Image tokens processed at their origin minus chat tokens processed at their origin "
-                      f"(5 nodes, {scale:g}x; the paper's Figure 2 reads image as staying near demand)",
-                      _num(local.get("image", math.nan) - local.get("chat", math.nan)), "percentage points",
-                      "conditional", PAGES["B1"], bw_on,
-                      verdict="image stays nearer demand than chat" if local.get("image", 0) > local.get("chat", 0)
-                      else "image does not stay nearer demand than chat", detail={"local_share_pct": local}))
-
-    # F3: demand growth: mean chat price at the case scale over base demand
-    r1 = solve(us5, demand_scale=1.0)
-    p35, p1 = mean_price(r5, "chat"), mean_price(r1, "chat")
-    out.append(Result("F3", f"Figure 3: mean chat price at {scale:g}x over its value at 1x (5 nodes)",
-                      _num(p35 / p1), "ratio", "conditional", PAGES["F3"],
-                      "parameters.other_opex_usd_per_kwh (calibrated on C3); " + bw_on,
-                      verdict="prices rise with demand" if p35 > p1 else "prices do not rise with demand",
-                      detail={"chat_usd_per_mtok_1x": p1, f"chat_usd_per_mtok_{scale:g}x": p35}))
-
-    # F4 / B2: the token-equivalent dispatch on the real payloads
+    # B2: the token-equivalent dispatch on the real payloads
     bl = solve(us5, transfer_aware=False, demand_scale=scale)
     phys = 100 * float(bl.dataset["link_utilization_physical"].max())
-    n_sat = len(cl.saturated(r5))
-    out.append(Result("F4", f"Figure 4: directed links saturated by the transfer-aware LP (5 nodes, {scale:g}x)",
-                      n_sat, "links", "conditional", PAGES["F4"], bw_on, paper=_num(cl.PAPER_CLAIMS["C1"]["paper"]),
-                      verdict="as the paper's figure" if n_sat == cl.PAPER_CLAIMS["C1"]["paper"] else
-                      "differs from the paper's figure"))
     out.append(Result("B2", "Busiest link's physical utilisation when the token-equivalent dispatch carries the "
                       f"real payloads (5 nodes, {scale:g}x)", _num(phys), "% of capacity", "conditional",
                       PAGES["B2"], bw_on, verdict="the baseline overloads links" if phys > 100 else

@@ -16,7 +16,7 @@ import xarray as xr
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import FancyArrowPatch, Patch, Wedge
 
-from .style import WORKLOAD_COLORS, WORKLOAD_LABELS, color, fit  # noqa: F401  (re-exported)
+from .style import WORKLOAD_COLORS, WORKLOAD_LABELS, color, fit, panel_letters  # noqa: F401  (re-exported)
 
 EXTENT = (-125.0, -66.5, 24.0, 50.0)
 

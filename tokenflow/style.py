@@ -100,6 +100,23 @@ def reflow(fig: Figure, per_row: int = 2) -> int:
     return rows
 
 
+def panel_letters(axes, start: str = "a") -> list[str]:
+    """Prefix each panel's title with a letter, (a), (b), ... in the order given, so that a
+    caption can name panels by letter whatever :func:`fit` does to the layout (a one-row
+    figure may be re-laid in rows of two, or stacked).  A panel without a title gets the
+    letter alone, at its left.  Returns the letters used (without brackets)."""
+    letters = []
+    for i, ax in enumerate(axes):
+        letter = chr(ord(start) + i)
+        title = ax.get_title()
+        if title:  # keep the title's own font size and place
+            ax.title.set_text(f"({letter}) {title}")
+        else:
+            ax.set_title(f"({letter})", loc="left")
+        letters.append(letter)
+    return letters
+
+
 CRAMPED_IN = 1.6  # a panel narrower than this after layout is stacked instead (one-row figures)
 
 

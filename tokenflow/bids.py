@@ -192,6 +192,7 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     :class:`BidResult`.  Unbid pairs keep the scenario's demand at ``demand_scale``.
     ``formulation``: ``"path"`` (exact column generation, latency limits exact; default) or
     ``"arc"`` (refuses binding latency limits rather than relax them)."""
+    from .engine import first_token_prices
     from .inputs import check_formulation
 
     s = check_scenario(scenario)
@@ -271,6 +272,10 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     used = np.maximum(x[nK + nbid:nK + nbid + noff], 0.0)
     mu = np.maximum(-y[nb:nb + N], 0.0)
     rho = np.maximum(-y[nb + N:nb + N + inp.L], 0.0)
+    # zero-demand cells: the engine's price of the first token at these rents
+    lam = np.array(lam, dtype=float)
+    first_token_prices(new, lam, mu, rho, 1.0, arc=st if formulation == "arc" else None)
+    lam = lam + 0.0
     unserved = np.maximum(x[:nK], 0).reshape(N, K)
     np.add.at(unserved, (b_n, b_k), declined)
     load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)

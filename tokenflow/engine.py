@@ -760,47 +760,10 @@ class Market:
         return MarketResult.from_solution(snap)
 
     def _first_token_prices(self, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, scale: float) -> dict:
-        """Where demand is zero the LP's dual is not unique; the price is the marginal cost of
-        the first token: the cheapest admissible route at the current rents (or the VoLL).
-        Demand below :data:`DEMAND_RESOLUTION` is below the solver's resolution and priced
-        the same way (its price tends to that value as demand vanishes)."""
-        inp = self.inp
-        zero = (scale * inp.base_demand) < DEMAND_RESOLUTION
-        if not zero.any():
-            return {}
+        """The engine's rule for prices at zero-demand cells: :func:`first_token_prices`."""
         if self.formulation == "path":
-            best = cheapest(inp, self._graph, mu, rho, zero)
-        else:
-            best = self._arc_cheapest(mu, rho, zero)
-        for o, k in np.argwhere(zero):
-            c = best.get((int(o), int(k)), (np.nan,))[0]
-            v = inp.voll[k]
-            lam[o, k] = np.nanmin([c, v]) + 0.0 if np.isfinite(c) or np.isfinite(v) else np.nan
-        return best
-
-    def _arc_cheapest(self, mu: np.ndarray, rho: np.ndarray, rows: np.ndarray) -> dict:
-        from scipy.sparse import csr_array
-        from scipy.sparse.csgraph import dijkstra
-
-        inp, st = self.inp, self.arc
-        node_cost = inp.proc_cost + inp.intensity[None, :] * mu[:, None]
-        lengths = arc_lengths(inp, rho, True) if inp.L else np.zeros((inp.K, 0))
-        out = {}
-        for o, k in np.argwhere(rows):
-            ci = st.commodity(int(o), int(k))
-            arcs, nodes = st.allowed(ci)
-            if len(arcs):
-                ln = lengths[k][arcs]
-                g = csr_array((ln + 1e-12 * (1 + ln.max()), (inp.au[arcs], inp.av[arcs])), shape=(inp.N, inp.N))
-                dist = dijkstra(g, directed=True, indices=int(o))
-            else:
-                dist = np.where(np.arange(inp.N) == o, 0.0, np.inf)
-            if len(nodes):
-                full = node_cost[nodes, k] + dist[nodes]
-                i = int(np.argmin(full))
-                if np.isfinite(full[i]):
-                    out[(int(o), int(k))] = (float(full[i]), int(nodes[i]), None)
-        return out
+            return first_token_prices(self.inp, lam, mu, rho, scale, graph=self._graph)
+        return first_token_prices(self.inp, lam, mu, rho, scale, arc=self.arc)
 
     # ------------------------------------------------------------------ link load range
     def link_load_range(self, links: list[str] | None = None, *, rel_tol: float = 1e-9, **changes) -> xr.Dataset:
@@ -1020,3 +983,52 @@ def pooled_scale_limit(scenario: Scenario, *, transfer_aware: bool = True, formu
     if scenario is not m.scenario:
         return m.scale_limit(scenario=scenario)
     return m.scale_limit()
+
+
+def first_token_prices(inp: Inputs, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, scale: float, *,
+                       graph: Graph | None = None, arc: ArcStructure | None = None) -> dict:
+    """Where demand is zero the LP's dual is not unique; the price is the marginal cost of
+    the first token: the cheapest admissible route at the current rents (or the VoLL).
+    Demand below :data:`DEMAND_RESOLUTION` is below the solver's resolution and priced
+    the same way (its price tends to that value as demand vanishes).  ``lam`` (node x
+    workload, $/M tokens) is overwritten in place at those cells; ``mu`` ($/kWh) and ``rho``
+    ($/GB) are the rents of the LP that produced ``lam``.  Routes by the path formulation's
+    exact search (``graph``, built from ``inp`` when not given) or, with ``arc``, over that
+    arc structure's admissible arcs.  Returns {(o, k): (cost, node, arcs)} of the cells
+    priced.  Used by :class:`Market`, :func:`tokenflow.plan` and :func:`tokenflow.clear_bids`."""
+    zero = (scale * inp.base_demand) < DEMAND_RESOLUTION
+    if not zero.any():
+        return {}
+    if arc is None:
+        best = cheapest(inp, graph if graph is not None else Graph(inp), mu, rho, zero)
+    else:
+        best = _arc_cheapest(inp, arc, mu, rho, zero)
+    for o, k in np.argwhere(zero):
+        c = best.get((int(o), int(k)), (np.nan,))[0]
+        v = inp.voll[k]
+        lam[o, k] = np.nanmin([c, v]) + 0.0 if np.isfinite(c) or np.isfinite(v) else np.nan
+    return best
+
+
+def _arc_cheapest(inp: Inputs, st: ArcStructure, mu: np.ndarray, rho: np.ndarray, rows: np.ndarray) -> dict:
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import dijkstra
+
+    node_cost = inp.proc_cost + inp.intensity[None, :] * mu[:, None]
+    lengths = arc_lengths(inp, rho, True) if inp.L else np.zeros((inp.K, 0))
+    out = {}
+    for o, k in np.argwhere(rows):
+        ci = st.commodity(int(o), int(k))
+        arcs, nodes = st.allowed(ci)
+        if len(arcs):
+            ln = lengths[k][arcs]
+            g = csr_array((ln + 1e-12 * (1 + ln.max()), (inp.au[arcs], inp.av[arcs])), shape=(inp.N, inp.N))
+            dist = dijkstra(g, directed=True, indices=int(o))
+        else:
+            dist = np.where(np.arange(inp.N) == o, 0.0, np.inf)
+        if len(nodes):
+            full = node_cost[nodes, k] + dist[nodes]
+            i = int(np.argmin(full))
+            if np.isfinite(full[i]):
+                out[(int(o), int(k))] = (float(full[i]), int(nodes[i]), None)
+    return out

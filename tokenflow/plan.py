@@ -323,6 +323,7 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
 
     Raises :class:`ScenarioError` for bad arguments, :class:`TokenflowError` when no plan
     can serve the demand, :class:`SolverError` if HiGHS fails."""
+    from .engine import first_token_prices
     from .inputs import check_formulation
     from .results import _flows
 
@@ -385,13 +386,18 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
     add_kw = np.maximum(x[nK + F:nK + F + N], 0.0)
     mu = np.maximum(-y[nb:nb + N], 0.0)
     rho = np.maximum(-y[nb + N:nb + N + inp.L], 0.0)
+    cap_kw = inp.capacity_kw + add_kw
+    # zero-demand cells: the engine's price of the first token, at the long-run rents
+    lam = np.array(lam, dtype=float)
+    planned_inp = dataclasses.replace(inp, capacity_kw=cap_kw)
+    first_token_prices(planned_inp, lam, mu, rho, scale, arc=st if formulation == "arc" else None)
+    lam = lam + 0.0
     capital = float(add_gbps @ link_cost_year + add_kw / 1000.0 @ node_cost_year) / hours
     unserved = np.maximum(x[:nK], 0).reshape(N, K)
     load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)
     transfer = float((link_tok * (inp.fwd_gb[None, :] * inp.arc_cost[:, None]
                                   + inp.rev_gb[None, :] * inp.arc_cost[inp.rev_arc][:, None])).sum()) if inp.L else 0.0
     cap_gbh = inp.arc_capacity_gbh + GBPS_TO_GB_PER_H * np.repeat(add_gbps, 2)
-    cap_kw = inp.capacity_kw + add_kw
     today_gbps = inp.arc_capacity_gbh[0::2] / GBPS_TO_GB_PER_H
 
     def da(values, dims, unit, desc):

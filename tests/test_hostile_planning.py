@@ -34,3 +34,57 @@ def test_zero_demand_cells_priced_as_the_engine(zero_cells, fn, formulation):
     assert float(want.sel(node="dallas", workload="image")) > 0.1
     np.testing.assert_allclose(got.values, want.values, rtol=1e-9, atol=1e-12)
     assert not np.signbit(got.values).any()
+
+
+# ---------------------------------------------------------------- finding 3: consistent unit counted once
+def test_consistent_values_of_a_consistent_scenario_count_prefill_once(us5, monkeypatch):
+    import tokenflow.consistent as cons
+
+    seen = {}
+
+    def fake_entry(claim, fn, s, scale, s_star, s_star_go, binding):
+        seen[claim] = (s_star, s_star_go)
+        return {"value": 0.0, "passed": False, "scale": scale, "s_star": s_star, "s_star_generated_only": s_star_go,
+                "binding": binding, "detail": ""}
+
+    monkeypatch.setattr(cons, "_entry", fake_entry)
+    monkeypatch.setattr(cons, "_evaluate", lambda claim, f, s: type("R", (), {"reproduced": 0.0, "passed": False,
+                                                                            "detail": ""})())
+    monkeypatch.setattr(cons, "solve", lambda *a, **k: (_ for _ in ()).throw(InfeasibleMarketError(1.0, 0.5, "x")))
+    us20 = tf.load_scenario("us20")
+    plain = cons.consistent_values(us5, us20)
+    twice = cons.consistent_values(cons.consistent_scenario(us5), cons.consistent_scenario(us20))
+    for claim in ("C1", "C4"):
+        assert twice[claim]["energy_factor"] == pytest.approx(plain[claim]["energy_factor"], rel=1e-12)
+        assert twice[claim]["s_star_generated_only"] == pytest.approx(plain[claim]["s_star_generated_only"])
+        assert twice[claim]["s_star"] == pytest.approx(plain[claim]["s_star"])
+    assert plain["C1"]["energy_factor"]["code_review"] > 10  # the prefill share, counted once
+    assert plain["C1"]["s_star_generated_only"] > plain["C1"]["s_star"]
+
+
+# ---------------------------------------------------------------- finding 4: repeated assets
+def test_upgrade_values_repeated_asset_same_saving(us5):
+    from tokenflow.upgrades import upgrade_values
+
+    m = tf.Market(us5)
+    m.solve(demand_scale=45)
+    v = upgrade_values(m, links=[], nodes=["dallas", "dallas"])["cost_saving"].values
+    assert v[0] > 1.0
+    assert v[1] == pytest.approx(v[0], rel=1e-9)
+    w = upgrade_values(m, links=["n_virginia--new_york", "chicago--dallas", "n_virginia--new_york"],
+                       nodes=[])["cost_saving"].values
+    assert w[0] > 1.0 and w[2] == pytest.approx(w[0], rel=1e-9)
+
+
+# ---------------------------------------------------------------- finding 6: recalibrate when C2 never clears
+def test_recalibrate_reports_c2_out_of_reach(us5, monkeypatch):
+    import tokenflow.identifiability as idf
+
+    def never(sc):
+        raise InfeasibleMarketError(35.0, 30.0, "baseline does not clear")
+
+    monkeypatch.setattr(idf, "_uplift", never)
+    out = idf.recalibrate(us5, rounds=1, grid_points=2)
+    assert out["c2_hit"] is False
+    assert out["bandwidth_gbps"] == pytest.approx(float(us5.params["link_bandwidth_gbps"]))
+    assert "C2 out of reach" in out["note"]

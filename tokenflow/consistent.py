@@ -18,7 +18,7 @@ from typing import Any
 from .claims import CASE_SCALE, PAPER_CLAIMS, _evaluate, evaluate_c1, evaluate_c2, evaluate_c3, evaluate_c4
 from .errors import InfeasibleMarketError
 from .market import demand_scale_limit, solve
-from .scenario import Scenario, load_scenario
+from .scenario import ENERGY_RAW_COLUMN, Scenario, load_scenario
 
 ACCOUNTING = "prefill_and_decode"
 
@@ -26,6 +26,11 @@ ACCOUNTING = "prefill_and_decode"
 def consistent_scenario(s: Scenario) -> Scenario:
     """``s`` with ``energy_accounting="prefill_and_decode"`` (all other choices as they are)."""
     return s.with_choices(energy_accounting=ACCOUNTING)
+
+
+def _generated_only(s: Scenario) -> Scenario:
+    """``s`` with ``energy_accounting="generated_only"`` (all other choices as they are)."""
+    return s.with_choices(energy_accounting="generated_only")
 
 
 def _entry(claim: str, fn, s: Scenario, scale: float, s_star: float, s_star_go: float, binding: str) -> dict[str, Any]:
@@ -48,12 +53,14 @@ def consistent_values(us5: Scenario | None = None, us20: Scenario | None = None,
     that cannot clear, at the equivalent load (its ``scale`` field says which)."""
     from .serving import energy_terms
 
-    base5 = us5 or load_scenario("us5")
-    base20 = us20 or load_scenario("us20")
+    # the generated-only reference whatever accounting the caller's scenarios carry (a
+    # scenario already under prefill_and_decode must not be counted twice)
+    base5 = _generated_only(us5 or load_scenario("us5"))
+    base20 = _generated_only(us20 or load_scenario("us20"))
     c5, c20 = consistent_scenario(base5), consistent_scenario(base20)
     lim5, lim5_go = demand_scale_limit(c5), demand_scale_limit(base5)
     factors = {str(w): float(f) for w, f in
-               energy_terms(base5.workloads["energy_kwh_per_mtok"])["factor"].items()}
+               energy_terms(base5.workloads[ENERGY_RAW_COLUMN])["factor"].items()}
     out: dict[str, dict[str, Any]] = {}
     for claim, fn in (("C1", evaluate_c1), ("C2", evaluate_c2), ("C3", evaluate_c3)):
         e = _entry(claim, fn, c5, scale, lim5.max_scale, lim5_go.max_scale, lim5.binding)
@@ -80,7 +87,7 @@ def consistent_values(us5: Scenario | None = None, us20: Scenario | None = None,
     e = _entry("C4", evaluate_c4, c20, s4, lim20.max_scale, lim20_go.max_scale, lim20.binding)
     e["cleared"] = cleared
     e["energy_factor"] = {str(w): float(f) for w, f in
-                          energy_terms(base20.workloads["energy_kwh_per_mtok"])["factor"].items()}
+                          energy_terms(base20.workloads[ENERGY_RAW_COLUMN])["factor"].items()}
     out["C4"] = e
     for k, v in out.items():
         v["paper"] = PAPER_CLAIMS[k]["paper"]

@@ -174,6 +174,8 @@ def recalibrate(s5: Scenario, *, rounds: int = 3, grid_points: int = GRID_POINTS
             return _uplift(cur.replace(params={BW: b}))
 
         new_bw, out["c2_hit"], out["c2_min"], out["c2_max"] = _scan(g2, lo, hi, c2t, bw, grid_points, BW)
+        if math.isnan(new_bw):  # C2's markets clear nowhere on the bandwidth grid: keep the value in force
+            new_bw = bw
         cur = cur.replace(params={BW: new_bw})
 
         def g3(o: float, cur: Scenario = cur) -> float:
@@ -190,7 +192,9 @@ def recalibrate(s5: Scenario, *, rounds: int = 3, grid_points: int = GRID_POINTS
             break
     out["bandwidth_gbps"], out["opex_usd_per_kwh"] = bw, opex
     notes = []
-    if not out["c2_hit"]:
+    if not out["c2_hit"] and math.isnan(out["c2_min"]):
+        notes.append(f"C2 out of reach: its markets do not clear at any bandwidth in {lo:.4g}..{hi:.4g} Gbps")
+    elif not out["c2_hit"]:
         notes.append(f"C2 reachable only in {out['c2_min']:.3g}..{out['c2_max']:.3g} % for "
                      f"{lo:.4g}..{hi:.4g} Gbps")
     if not out["c3_hit"]:

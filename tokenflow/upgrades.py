@@ -84,7 +84,8 @@ def upgrade_values(market: Market | Scenario, *, demand_scale: float | None = No
         rows = []
         for lk in link_list:
             i = fibre.index(lk)
-            ch = {"link_bandwidth_gbps": {lk: bw[lk] + link_step, **restore.get("link_bandwidth_gbps", {})}}
+            # the previous asset's restore first, this asset's new value last (it wins on a repeat)
+            ch = {"link_bandwidth_gbps": {**restore.get("link_bandwidth_gbps", {}), lk: bw[lk] + link_step}}
             if "capacity_mw" in restore:
                 ch["capacity_mw"] = restore["capacity_mw"]
             r = m.solve(**ch)
@@ -94,7 +95,7 @@ def upgrade_values(market: Market | Scenario, *, demand_scale: float | None = No
                          obj0 - r.objective, cong0 - cong, comp0 - comp))
         for n in node_list:
             j = inp.node_ids.index(n)
-            ch = {"capacity_mw": {n: cap_mw[n] + node_step / ai_share, **restore.get("capacity_mw", {})}}
+            ch = {"capacity_mw": {**restore.get("capacity_mw", {}), n: cap_mw[n] + node_step / ai_share}}
             if "link_bandwidth_gbps" in restore:
                 ch["link_bandwidth_gbps"] = restore["link_bandwidth_gbps"]
             r = m.solve(**ch)

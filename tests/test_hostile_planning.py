@@ -88,3 +88,64 @@ def test_recalibrate_reports_c2_out_of_reach(us5, monkeypatch):
     assert out["c2_hit"] is False
     assert out["bandwidth_gbps"] == pytest.approx(float(us5.params["link_bandwidth_gbps"]))
     assert "C2 out of reach" in out["note"]
+
+
+# ---------------------------------------------------------------- finding 5: a generator of names
+def test_plan_expandable_nodes_generator_same_as_list(us5):
+    a = plan(us5, demand_scale=60, expandable_nodes=["dallas"])
+    b = plan(us5, demand_scale=60, expandable_nodes=(n for n in ["dallas"]))
+    assert float(a.dataset["node_added_mw"].sel(node="dallas")) > 1.0
+    assert b.objective == pytest.approx(a.objective, rel=1e-9)
+    np.testing.assert_array_equal(b.dataset["node_expandable"].values, a.dataset["node_expandable"].values)
+
+
+# ---------------------------------------------------------------- finding 7: the engine's size checks
+@pytest.mark.parametrize("offer_mw", [1e-12, 1e300])
+def test_clear_bids_offer_sizes_checked(us5, offer_mw):
+    with pytest.raises(ScenarioError, match="capacity"):
+        clear_bids(us5, offers=[dict(provider="p", node="dallas", capacity_mw=offer_mw, price=0.0)])
+
+
+def test_clear_bids_bid_quantity_checked(us5):
+    with pytest.raises(ScenarioError, match="demand"):
+        clear_bids(us5, [dict(node="dallas", workload="chat", quantity=1e300, price=1.0)])
+
+
+@pytest.mark.parametrize("hours", [1e-300, 0.5, 1e6])
+def test_plan_hours_bounded(us5, hours):
+    with pytest.raises(ScenarioError, match="hours"):
+        plan(us5, hours=hours)
+
+
+# ---------------------------------------------------------------- finding 8: annuity edge cases
+@pytest.mark.parametrize("costs", [{"it_equipment_life_years": 1e-300}, {"dc_facility_life_years": 1e-17},
+                                   {"discount_rate": 1e308}, {"discount_rate": -0.1},
+                                   {"it_equipment_life_years": 1e9}])
+def test_plan_cost_lives_and_rate_bounded(us5, costs):
+    with pytest.raises(ScenarioError, match=next(iter(costs))):
+        plan(us5, costs=costs)
+
+
+@pytest.mark.parametrize("rate, years", [(1e308, 5), (0.08, 1e-300), (2.0, 5), (0.08, float("inf"))])
+def test_annuity_refuses_out_of_range(rate, years):
+    from tokenflow.plan import annuity
+
+    with pytest.raises(ScenarioError):
+        annuity(rate, years)
+
+
+def test_annuity_by_hand():
+    from tokenflow.plan import annuity
+
+    assert annuity(0.08, 20) == pytest.approx(0.08 * 1.08**20 / (1.08**20 - 1), rel=1e-13)
+    assert annuity(0.0, 4) == 0.25
+    assert annuity(1e-12, 10) == pytest.approx(0.1, rel=1e-9)  # no cancellation at tiny rates
+
+
+# ---------------------------------------------------------------- finding 9: plan's infeasibility text
+def test_plan_infeasible_message_names_capacity_and_s_star(us5):
+    with pytest.raises(TokenflowError) as e:
+        plan(us5, demand_scale=60, expandable_nodes=[], expandable_links=[])
+    msg = str(e.value)
+    assert "today's capacity" in msg and "s* with today's capacity" in msg
+    assert "cannot reach any node" not in msg

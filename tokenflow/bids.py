@@ -192,8 +192,9 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     :class:`BidResult`.  Unbid pairs keep the scenario's demand at ``demand_scale``.
     ``formulation``: ``"path"`` (exact column generation, latency limits exact; default) or
     ``"arc"`` (refuses binding latency limits rather than relax them)."""
-    from .engine import first_token_prices
+    from .engine import check_sizes, first_token_prices
     from .inputs import check_formulation
+    from .model import check_magnitudes
 
     s = check_scenario(scenario)
     formulation = check_formulation(formulation)
@@ -225,6 +226,11 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     if not (cap_kw > 0).any():
         raise ScenarioError("offers: no node would have compute capacity")
     new = dataclasses.replace(inp, base_demand=demand, capacity_kw=cap_kw)
+    # the engine's size checks: offered capacity within the solver's range and resolution,
+    # demand (bid quantities) and the bid and offer prices representable
+    check_sizes(new, 1.0)
+    check_magnitudes("bid price", b["price"].to_numpy(float), "$/M tokens")
+    check_magnitudes("offer price", o["price"].to_numpy(float), "$/kWh")
     zero_cap = dataclasses.replace(new, capacity_kw=np.zeros(N))  # compute rows: sum g y - sum offers <= 0
     nK = N * K
     nbid, noff = len(b), len(o)

@@ -640,16 +640,8 @@ class Market:
         return self.cols.add(items)
 
     def _check_resolution(self) -> None:
-        """A compute capacity that is positive but serves less than one token per hour
-        (:data:`DEMAND_RESOLUTION`) of the most energy-intensive workload is below what the
-        solver resolves: its rent, and so the prices, would be arbitrary.  Refuse it."""
-        inp = self.inp
-        gmax = float(np.max(inp.intensity))
-        tiny = (inp.capacity_kw > 0) & (inp.capacity_kw < DEMAND_RESOLUTION * gmax)
-        if tiny.any():
-            raise ScenarioError([f"capacity_mw.{inp.node_ids[i]}: {inp.capacity_kw[i] / 1000 / inp.ai_share:g} MW "
-                                 "serves less than one token per hour, below what the LP solver resolves; "
-                                 "set it to 0 (no compute) or to a real capacity" for i in np.nonzero(tiny)[0]])
+        """:func:`check_resolution` of the market's inputs."""
+        check_resolution(self.inp)
 
     def _check_demand_span(self) -> None:
         """The max-scale LP has one column with the demand cells as coefficients (relative
@@ -678,10 +670,7 @@ class Market:
         if self._pre is None or self._pre[0] is not inp:
             no_voll = np.isnan(inp.voll)
             load = float((inp.base_demand[:, no_voll] * inp.intensity[None, no_voll]).sum())
-            check_magnitudes("compute capacity", inp.capacity_kw, "kW")
-            wmax = max(float(np.max(np.r_[inp.fwd_gb, inp.rev_gb])), 1e-300)
-            check_magnitudes("link capacity / link weight", inp.arc_capacity_gbh / wmax, "M tokens/h")
-            self._check_resolution()
+            check_sizes(inp)
             self._pre = (inp, load, float(inp.capacity_kw.sum()), float(inp.base_demand.max(initial=0.0)))
         _, load, cap, dmax = self._pre
         if scale * load > cap * (1 + 1e-9):
@@ -1032,3 +1021,29 @@ def _arc_cheapest(inp: Inputs, st: ArcStructure, mu: np.ndarray, rho: np.ndarray
             if np.isfinite(full[i]):
                 out[(int(o), int(k))] = (float(full[i]), int(nodes[i]), None)
     return out
+
+
+def check_resolution(inp: Inputs, what: str = "capacity_mw") -> None:
+    """A compute capacity that is positive but serves less than one token per hour
+    (:data:`DEMAND_RESOLUTION`) of the most energy-intensive workload is below what the
+    solver resolves: its rent, and so the prices, would be arbitrary.  Refuse it."""
+    gmax = float(np.max(inp.intensity))
+    tiny = (inp.capacity_kw > 0) & (inp.capacity_kw < DEMAND_RESOLUTION * gmax)
+    if tiny.any():
+        raise ScenarioError([f"{what}.{inp.node_ids[i]}: {inp.capacity_kw[i] / 1000 / inp.ai_share:g} MW "
+                             "serves less than one token per hour, below what the LP solver resolves; "
+                             "set it to 0 (no compute) or to a real capacity" for i in np.nonzero(tiny)[0]])
+
+
+def check_sizes(inp: Inputs, scale: float | None = None) -> None:
+    """The engine's size checks of one market's inputs (used by :class:`Market` and by
+    :func:`tokenflow.plan` and :func:`tokenflow.clear_bids`, which build their own LPs):
+    compute capacity and link capacity per token within what the LP solver represents,
+    no capacity below its resolution (:func:`check_resolution`) and, with ``scale``, the
+    demand at that scale within range.  Raises :class:`ScenarioError`."""
+    check_magnitudes("compute capacity", inp.capacity_kw, "kW")
+    wmax = max(float(np.max(np.r_[inp.fwd_gb, inp.rev_gb], initial=0.0)), 1e-300)
+    check_magnitudes("link capacity / link weight", inp.arc_capacity_gbh / wmax, "M tokens/h")
+    check_resolution(inp)
+    if scale is not None:
+        check_magnitudes("demand (demand_scale x base demand)", scale * inp.base_demand, "M tokens/h")

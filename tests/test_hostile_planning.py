@@ -149,3 +149,15 @@ def test_plan_infeasible_message_names_capacity_and_s_star(us5):
     msg = str(e.value)
     assert "today's capacity" in msg and "s* with today's capacity" in msg
     assert "cannot reach any node" not in msg
+
+
+# ---------------------------------------------------------------- finding 9b: infeasible with one tiny cell
+@pytest.mark.parametrize("formulation", ["path", "arc"])
+def test_infeasible_scale_with_a_tiny_cell_is_infeasible_market(us5, formulation):
+    m = tf.Market(us5, formulation=formulation)
+    m.solve(demand={"dallas": {"image": 1e-5}})
+    with pytest.raises(InfeasibleMarketError) as e:
+        m.solve(demand_scale=1000)
+    assert np.isnan(e.value.max_scale) and "9 orders" in e.value.binding
+    with pytest.raises(ScenarioError, match="9 orders"):  # s* itself is still refused
+        m.scale_limit()

@@ -660,8 +660,26 @@ class Market:
                 "the LP solver cannot resolve s* for them (set the negligible cells to 0)")
 
     def _infeasible(self, scale: float) -> InfeasibleMarketError:
-        lim = self._scale_limit()
+        lim = self._explain_limit(scale)
         return InfeasibleMarketError(scale, lim.max_scale, lim.binding)
+
+    def _explain_limit(self, scale: float) -> ScaleLimit:
+        """s* to explain a scale already known not to clear.  Where s* itself cannot be
+        resolved (demand cells spanning more than nine orders of magnitude, which
+        :meth:`scale_limit` refuses) the market is still infeasible at ``scale``: raise
+        :class:`InfeasibleMarketError` with s* = NaN and the reason, not a ScenarioError
+        (only for demand this market has cleared before; other demand is refused as such)."""
+        try:
+            return self._scale_limit()
+        except ScenarioError as exc:
+            # demand this market has cleared before (at a smaller scale) makes it infeasible
+            # here; demand never cleared is refused as such (a refused change is undone)
+            cleared = getattr(self, "_cleared_demand", None)
+            if "span more than 9 orders" not in str(exc) or cleared is None \
+                    or cleared.shape != self.inp.base_demand.shape or not np.array_equal(cleared,
+                                                                                       self.inp.base_demand):
+                raise
+            raise InfeasibleMarketError(scale, math.nan, f"s* not computed: {exc}") from None
 
     def _precheck(self, scale: float) -> None:
         """Demand beyond aggregate capacity is infeasible whatever its magnitude (no solve
@@ -713,7 +731,7 @@ class Market:
                     inp.voll[None, :], (inp.N, inp.K)).reshape(-1))].sum()) > 1e-9 * max(
                     1.0, float(scale * inp.base_demand.sum()))
                 if sol is None or short:
-                    lim = self._scale_limit()  # exact s*; adds the columns that serve it
+                    lim = self._explain_limit(scale)  # exact s*; adds the columns that serve it
                     if scale > lim.max_scale * (1 + 1e-9):
                         raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
                 cond, more, sol = self._cg(self._main, scale)
@@ -726,7 +744,7 @@ class Market:
             sol = (*self._main.solution(), arr) if cond == "optimal" else None
             n_first = len(self.arc.r_c)
             if cond == "infeasible":
-                lim = self._scale_limit()
+                lim = self._explain_limit(scale)
                 if scale > lim.max_scale * (1 + 1e-9):
                     raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
         if cond != "optimal":
@@ -739,6 +757,7 @@ class Market:
         first = self._first_token_prices(lam, mu, rho, scale)
         t2 = time.perf_counter()
         self.n_solves += 1
+        self._cleared_demand = inp.base_demand.copy()  # read by _explain_limit
         info = {"objective": obj, "build_s": t1 - t0, "solve_s": t2 - t1, "highs_s": self._main.run_seconds,
                 "n_vars": arr.n_cols, "n_cons": arr.n_rows, "cg_rounds": rounds}
         if self.formulation == "path":

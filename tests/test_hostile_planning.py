@@ -63,17 +63,22 @@ def test_consistent_values_of_a_consistent_scenario_count_prefill_once(us5, monk
 
 
 # ---------------------------------------------------------------- finding 4: repeated assets
-def test_upgrade_values_repeated_asset_same_saving(us5):
+def test_upgrade_values_repeated_asset_refused_and_order_free(us5):
+    """A repeated asset used to be valued at ~0 (reset to today's capacity before its solve):
+    repeats are refused, and each asset's saving does not depend on what was valued before."""
     from tokenflow.upgrades import upgrade_values
 
     m = tf.Market(us5)
     m.solve(demand_scale=45)
-    v = upgrade_values(m, links=[], nodes=["dallas", "dallas"])["cost_saving"].values
-    assert v[0] > 1.0
-    assert v[1] == pytest.approx(v[0], rel=1e-9)
-    w = upgrade_values(m, links=["n_virginia--new_york", "chicago--dallas", "n_virginia--new_york"],
-                       nodes=[])["cost_saving"].values
-    assert w[0] > 1.0 and w[2] == pytest.approx(w[0], rel=1e-9)
+    with pytest.raises(ScenarioError, match="repeated"):
+        upgrade_values(m, links=[], nodes=["dallas", "dallas"])
+    with pytest.raises(ScenarioError, match="repeated"):
+        upgrade_values(m, links=["n_virginia--new_york", "chicago--dallas", "n_virginia--new_york"], nodes=[])
+    both = upgrade_values(m, links=["n_virginia--new_york"], nodes=["dallas", "chicago"])["cost_saving"]
+    alone = upgrade_values(m, links=[], nodes=["dallas"])["cost_saving"]
+    assert float(both.sel(asset="dallas")) > 1.0
+    assert float(both.sel(asset="dallas")) == pytest.approx(float(alone.sel(asset="dallas")), rel=1e-9)
+    assert m.solve().objective == pytest.approx(tf.solve(us5, demand_scale=45).objective, rel=1e-9)
 
 
 # ---------------------------------------------------------------- finding 6: recalibrate when C2 never clears
@@ -161,3 +166,123 @@ def test_infeasible_scale_with_a_tiny_cell_is_infeasible_market(us5, formulation
     assert np.isnan(e.value.max_scale) and "9 orders" in e.value.binding
     with pytest.raises(ScenarioError, match="9 orders"):  # s* itself is still refused
         m.scale_limit()
+
+
+# ---------------------------------------------------------------- finding 11: hostile inputs (reviewer's list)
+def _serving_csv(tmp_path, edit):
+    from importlib import resources
+
+    import pandas as pd
+
+    with resources.as_file(resources.files("tokenflow") / "data" / "serving_measurements.csv") as f:
+        good = pd.read_csv(f, dtype=str, keep_default_na=False)
+    edit(good)
+    path = tmp_path / "serving.csv"
+    good.to_csv(path, index=False)
+    return path
+
+
+def _slow_throughput(df):
+    df.loc[2:9, "value"] = "1"  # 1 tok/s: the step-time fit gets a negative coefficient
+
+
+HOSTILE = {
+    # plan
+    "plan expandable_links=5": (lambda s: plan(s, expandable_links=5), "expandable_links"),
+    "plan expandable_links=string": (lambda s: plan(s, expandable_links="chicago--dallas"), "expandable_links"),
+    "plan expandable_nodes=None element": (lambda s: plan(s, expandable_nodes=[None]), "expandable_nodes"),
+    "plan expandable_nodes=unhashable": (lambda s: plan(s, expandable_nodes=[["dallas"]]), "expandable_nodes"),
+    "plan expandable_nodes=duplicates": (lambda s: plan(s, expandable_nodes=["dallas", "dallas"]),
+                                         "expandable_nodes"),
+    "plan expandable_nodes=mapping": (lambda s: plan(s, expandable_nodes={"dallas": 1}), "expandable_nodes"),
+    "plan it life 1e-300": (lambda s: plan(s, costs={"it_equipment_life_years": 1e-300}), "it_equipment_life_years"),
+    "annuity(1e308, 5)": (lambda s: __import__("tokenflow.plan", fromlist=["annuity"]).annuity(1e308, 5),
+                          "discount_rate"),
+    # upgrades
+    "upgrade_values nodes=5": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(s, nodes=5),
+                               "nodes"),
+    "upgrade_values bogus keyword": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(
+        s, bogus=1), "bogus"),
+    "upgrade_values links=string": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(
+        s, links="chicago--dallas", nodes=[]), "string"),
+    "upgrade_values links=[] nodes=[]": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(
+        s, links=[], nodes=[]), "nothing to value"),
+    "upgrade_values repeated node": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(
+        s, links=[], nodes=["dallas", "dallas"]), "repeated"),
+    "rank_upgrades(None)": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).rank_upgrades(None), "values"),
+    "upgrade_sweep(s, 5)": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_sweep(s, 5),
+                            "demand_scales"),
+    "upgrade_sweep(s, '12')": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_sweep(s, "12"),
+                               "demand_scales"),
+    # serving
+    "load_serving_data(5)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).load_serving_data(5), "path"),
+    "serving_models(garbage frame)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).serving_models(
+        __import__("pandas").DataFrame({"a": [1]})), "columns"),
+    "serving_models(list)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).serving_models([1]), "data"),
+    "energy_terms(None)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).energy_terms(None), "Series"),
+    "energy_terms([0.1])": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).energy_terms([0.1]), "Series"),
+    "energy_terms(text)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).energy_terms(
+        __import__("pandas").Series({"chat": "x"})), "chat"),
+    "energy_terms(negative)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).energy_terms(
+        __import__("pandas").Series({"chat": -1.0})), "chat"),
+    # topology
+    "knn_links(None, 2)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).knn_links(None, 2), "Scenario"),
+    "is_connected(None)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).is_connected(None), "Scenario"),
+    "with_links(s, 'ab')": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(s, "ab"), "links"),
+    "with_links(s, triples)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(
+        s, [("dallas", "chicago", "x")]), "pairs"),
+    "with_links(s, None)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(s, None), "links"),
+    "with_links(s, unhashable)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(
+        s, [(["dallas"], "chicago")]), "pairs"),
+    "with_links(s, [])": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(s, []), "no links"),
+    "with_links(s, disconnected)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(
+        s, [("dallas", "chicago")]), "unreachable"),
+    # identifiability
+    "choice_sets(5)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).choice_sets(5), "mapping"),
+    "choice_sets(duplicates)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).choice_sets(
+        {"payload_direction": ["both", "both"]}), "repeated"),
+    "choice_sets(int value)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).choice_sets(
+        {"payload_direction": [5]}), "payload_direction"),
+    "backbones(s, s, ks=3)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).backbones(s, s, ks=3),
+                              "ks"),
+    "backbones(repeated ks)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).backbones(
+        s, s, ks=[2, 2]), "repeated"),
+    "holds({'c1': 'x'})": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).holds({"c1": "x"}), "c1"),
+    "holds(None)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).holds(None), "mapping"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_input_names_the_argument(us5, case):
+    call, needle = HOSTILE[case]
+    with pytest.raises(ScenarioError, match=needle):
+        call(us5)
+
+
+@pytest.mark.parametrize("top", [-1, 0, "3", 1.5, True])
+def test_rank_upgrades_top_must_be_positive_whole(us5, top):
+    from tokenflow.upgrades import rank_upgrades, upgrade_values
+
+    v = upgrade_values(us5, nodes=[], links=["chicago--dallas", "chicago--new_york"])
+    assert len(rank_upgrades(v, top=1)) == 1 and len(rank_upgrades(v)) == 2
+    with pytest.raises(ScenarioError, match="top"):
+        rank_upgrades(v, top=top)
+
+
+def test_serving_fit_with_negative_coefficient_refused(tmp_path):
+    from tokenflow.serving import load_serving_data, serving_models
+
+    with pytest.raises(ScenarioError, match="negative coefficient"):
+        serving_models(load_serving_data(_serving_csv(tmp_path, _slow_throughput)))
+
+
+def test_with_links_provenance_describes_the_new_backbone(us5):
+    from tokenflow.topology import knn_backbone, with_links
+
+    b = knn_backbone(us5, 4)
+    row = b.provenance[b.provenance["item"] == "links"].iloc[0]
+    assert row["value"].startswith(f"{len(b.links)} links between 5 nodes")
+    assert "4 nearest metros" in row["reference"]
+    # the same links give the same market
+    same = with_links(us5, list(zip(us5.links["a"], us5.links["b"])))
+    assert tf.solve(same).objective == pytest.approx(tf.solve(us5).objective, rel=1e-12)

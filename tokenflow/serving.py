@@ -105,6 +105,9 @@ def _label(path: str | Path | None) -> str:
 
 
 def _read(path: str | Path | None) -> pd.DataFrame:
+    if path is not None and not isinstance(path, (str, Path)):
+        raise ScenarioError(f"load_serving_data: path must be a file path (str or pathlib.Path) or None, "
+                            f"got {type(path).__name__} {path!r:.80}")
     label = _label(path)
     try:
         if path is None:
@@ -268,6 +271,10 @@ def _build(data: pd.DataFrame, accelerator: str, model: str) -> ServingModel:
     A = np.c_[np.ones(len(pts)), pts["batch"], pts["batch"] * pts["context"]]
     coef, *_ = np.linalg.lstsq(A, pts["step_s"].to_numpy(float), rcond=None)
     pts["fit_s"] = A @ coef
+    if (coef < 0).any() or not (pts["fit_s"] > 0).all():
+        raise ScenarioError(f"{label}: the step-time fit t = a + c b + d b x context has a negative coefficient "
+                            f"(a, c, d = {coef[0]:.3g}, {coef[1]:.3g}, {coef[2]:.3g}) or a step time <= 0: the "
+                            "output-throughput rows are inconsistent with the first-token latencies")
     me = d[d["quantity"] == "decode_energy"][["batch", "input_tokens", "value", "engine", "source_locator"]].rename(
         columns={"value": "j_per_token_gpu"})
     return ServingModel(accelerator, model, gpus, float(pw["value"].iloc[0]), slope, pts,
@@ -278,6 +285,12 @@ def serving_models(data: pd.DataFrame | None = None) -> dict[tuple[str, str], Se
     """One :class:`ServingModel` per (accelerator, model) in ``data`` (default: the bundled file)."""
     if data is None:
         return dict(_bundled_models())
+    if not isinstance(data, pd.DataFrame):
+        raise ScenarioError(f"serving_models: data must be a DataFrame of load_serving_data(), "
+                            f"got {type(data).__name__}")
+    missing = [c for c in COLUMNS if c not in data.columns]
+    if missing:
+        raise ScenarioError(f"serving_models: data lacks columns {missing} (pass load_serving_data(path))")
     pairs = data[["accelerator", "model"]].drop_duplicates().itertuples(index=False)
     return {(a, m): _build(data, a, m) for a, m in pairs}
 
@@ -300,6 +313,13 @@ def energy_terms(generated_only_kwh_per_mtok: pd.Series,
     ``decode_j_serving`` (the serving data's decode energy at the serving batch and the trace's
     mean context, server level, GPUs at their power limit).  Workloads without a prompt trace
     keep their figure (factor 1)."""
+    from . import validate as _v
+
+    if not isinstance(generated_only_kwh_per_mtok, pd.Series):
+        raise ScenarioError("energy_terms: expected a pandas Series of kWh per M generated tokens indexed by "
+                            f"workload, got {type(generated_only_kwh_per_mtok).__name__}")
+    for w, e in generated_only_kwh_per_mtok.items():
+        _v.number(e, f"generated_only_kwh_per_mtok[{w!r}]", "energy_terms", lo=0.0, unit="kWh per M tokens")
     models = serving_models() if models is None else models
     rows = {}
     for w, e in generated_only_kwh_per_mtok.items():

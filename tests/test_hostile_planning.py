@@ -286,3 +286,29 @@ def test_with_links_provenance_describes_the_new_backbone(us5):
     # the same links give the same market
     same = with_links(us5, list(zip(us5.links["a"], us5.links["b"])))
     assert tf.solve(same).objective == pytest.approx(tf.solve(us5).objective, rel=1e-12)
+
+
+# ---------------------------------------------------------------- finding 10: fully declined pairs
+def test_fully_declined_pair_priced_at_most_its_highest_bid(us5):
+    from tokenflow.bids import voll_bids
+
+    r = clear_bids(us5, voll_bids(us5, 60, 5.0))
+    ds = r.dataset
+    declined = (ds["unserved"] >= ds["demand"] * (1 - 1e-9)) & ds["has_bid"] & (ds["demand"] > 0)
+    assert bool(declined.any())  # the case the reviewer found: image fully declined somewhere
+    assert float(r.prices.where(declined).max()) <= 5.0 + 1e-12
+    st = r.settlement()
+    assert abs(float(st["imbalance"])) < 1e-6 and abs(float(st["surplus_identity"])) < 1e-6
+    ref = tf.solve(us5, demand_scale=60, value_of_lost_load=5.0)
+    assert r.objective == pytest.approx(ref.objective, rel=1e-9)
+
+
+# ---------------------------------------------------------------- finding 9c: the accounting by name
+def test_prefill_and_decode_warns_when_no_workload_has_a_trace():
+    import pandas as pd
+
+    from tokenflow.serving import consistent_energy
+
+    with pytest.warns(UserWarning, match="changes nothing"):
+        out = consistent_energy(pd.Series({"chatbot": 0.1, "pictures": 0.2}))
+    assert list(out) == [0.1, 0.2]

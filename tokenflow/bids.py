@@ -284,6 +284,16 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     lam = lam + 0.0
     unserved = np.maximum(x[:nK], 0).reshape(N, K)
     np.add.at(unserved, (b_n, b_k), declined)
+    # a pair whose bids are all declined trades nothing; its dual is degenerate there (anything
+    # from its highest bid up is optimal): report the highest bid, the engine's convention
+    # (a price at the value of lost load where everything is lost), never above every bid
+    qty = b["quantity"].to_numpy(float)
+    accepted_pair = np.zeros((N, K))
+    np.add.at(accepted_pair, (b_n, b_k), qty - declined)
+    top_bid = np.full((N, K), -np.inf)
+    np.maximum.at(top_bid, (b_n, b_k), b["price"].to_numpy(float))
+    all_declined = has_bid & (accepted_pair <= 1e-9 * np.maximum(1.0, totals))
+    lam = np.where(all_declined, np.minimum(lam, top_bid), lam) + 0.0
     load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)
     transfer = float((link_tok * (inp.fwd_gb[None, :] * inp.arc_cost[:, None]
                                   + inp.rev_gb[None, :] * inp.arc_cost[inp.rev_arc][:, None])).sum()) if inp.L else 0.0

@@ -2,8 +2,14 @@
 
 Everything else stays at the defaults (calibrated inputs as in the scenario files).  Each
 generated token then carries its share of prompt processing, measured on serving hardware
-(:mod:`tokenflow.serving`), so energy and compute use per token grow (chat about 1.3x, code
-review about 17x with the bundled data) and the networks fill at a lower demand scale.
+(:mod:`tokenflow.serving`), so energy and compute use per token grow and the networks fill
+at a lower demand scale.  The growth (``energy_factor``) is relative to the *scenario's*
+decode figure: the prefill term comes from the serving measurements, the decode term from the
+scenario, and for code review the serving data's own decode estimate is several times the
+scenario's, so on one basis the factor would be much smaller.  It is the ratio of what the LP
+uses under the two accountings, not a property of the workload (see :mod:`tokenflow.serving`).
+A scenario passed in under any ``energy_accounting`` is first set back to ``generated_only``
+(the reference), so nothing is counted twice.
 
 Where the paper's case scale (35x) cannot clear, the entry says so, gives the largest scale
 that clears (s*) and what binds, and evaluates the claim at the *equivalent load*: the scale

@@ -33,6 +33,19 @@ energy per prompt token of the model class that serves ``w`` (:data:`WORKLOAD_SE
 Workloads without a prompt trace (image, batch training) are unchanged.  Since the LP's
 compute use is energy per token, the same factor moves compute use per token.
 
+**What the "factor" is relative to.**  ``factor = E_w / e_w`` mixes two sources: the decode
+term ``e_w`` is the *scenario's* figure, the prefill term comes from the serving
+measurements (TensorRT-LLM FP8 first-token latencies, GPUs at their power limit).  It is a
+ratio to the scenario's decode figure, not a property of the workload: the same serving data's
+own decode estimate (``decode_j_serving`` of :func:`energy_terms`) differs from the scenario's
+(for code review it is several times larger), and on that one basis the factor would be
+much smaller.  The absolute energy ``E_w`` (what enters the LP) does not depend on this
+reading; quote it, or quote the factor with its basis.
+
+The mapping is by workload *name* (:data:`WORKLOAD_SERVING`): a scenario that names its chat
+workload differently gets factor 1 for it.  When no workload of a scenario has a prompt
+trace, ``prefill_and_decode`` changes nothing and :func:`consistent_energy` warns.
+
 Bad input (missing column, non-positive value, unknown accelerator, model, quantity or unit)
 is a :class:`~tokenflow.errors.ScenarioError` naming the file, the row and the field.
 """
@@ -309,7 +322,8 @@ def energy_terms(generated_only_kwh_per_mtok: pd.Series,
 
     Columns: ``trace``, ``model``, ``prompt_per_generated`` (trace), ``prefill_j_per_prompt_token``,
     ``decode_j`` (the scenario's figure), ``prefill_j`` (= ratio x prefill J), ``consistent_j``,
-    ``factor`` (consistent / generated-only), ``consistent_kwh_per_mtok``; and, for comparison,
+    ``factor`` (consistent / the *scenario's* generated-only figure: a ratio across two sources,
+    see the module docstring), ``consistent_kwh_per_mtok``; and, for comparison,
     ``decode_j_serving`` (the serving data's decode energy at the serving batch and the trace's
     mean context, server level, GPUs at their power limit).  Workloads without a prompt trace
     keep their figure (factor 1)."""
@@ -346,5 +360,13 @@ def energy_terms(generated_only_kwh_per_mtok: pd.Series,
 
 def consistent_energy(generated_only_kwh_per_mtok: pd.Series) -> pd.Series:
     """Energy per generated token under ``energy_accounting="prefill_and_decode"`` (kWh/M tokens),
-    same index as the input."""
+    same index as the input.  Warns (``UserWarning``) when no workload has a prompt trace in
+    :data:`WORKLOAD_SERVING` (the choice then changes nothing)."""
+    if len(generated_only_kwh_per_mtok) and not any(w in WORKLOAD_SERVING for w in generated_only_kwh_per_mtok.index):
+        import warnings
+
+        warnings.warn("energy_accounting='prefill_and_decode' changes nothing: no workload of this scenario "
+                      f"({', '.join(map(str, generated_only_kwh_per_mtok.index[:6]))}) has a prompt trace in "
+                      f"tokenflow.serving.WORKLOAD_SERVING (known: {', '.join(WORKLOAD_SERVING)}); the mapping "
+                      "is by workload name", UserWarning, stacklevel=2)
     return energy_terms(generated_only_kwh_per_mtok)["consistent_kwh_per_mtok"].astype(float)

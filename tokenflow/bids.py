@@ -192,7 +192,9 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     :class:`BidResult`.  Unbid pairs keep the scenario's demand at ``demand_scale``.
     ``formulation``: ``"path"`` (exact column generation, latency limits exact; default) or
     ``"arc"`` (refuses binding latency limits rather than relax them)."""
+    from .engine import check_sizes, first_token_prices
     from .inputs import check_formulation
+    from .model import check_magnitudes
 
     s = check_scenario(scenario)
     formulation = check_formulation(formulation)
@@ -224,6 +226,11 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     if not (cap_kw > 0).any():
         raise ScenarioError("offers: no node would have compute capacity")
     new = dataclasses.replace(inp, base_demand=demand, capacity_kw=cap_kw)
+    # the engine's size checks: offered capacity within the solver's range and resolution,
+    # demand (bid quantities) and the bid and offer prices representable
+    check_sizes(new, 1.0)
+    check_magnitudes("bid price", b["price"].to_numpy(float), "$/M tokens")
+    check_magnitudes("offer price", o["price"].to_numpy(float), "$/kWh")
     zero_cap = dataclasses.replace(new, capacity_kw=np.zeros(N))  # compute rows: sum g y - sum offers <= 0
     nK = N * K
     nbid, noff = len(b), len(o)
@@ -271,8 +278,22 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     used = np.maximum(x[nK + nbid:nK + nbid + noff], 0.0)
     mu = np.maximum(-y[nb:nb + N], 0.0)
     rho = np.maximum(-y[nb + N:nb + N + inp.L], 0.0)
+    # zero-demand cells: the engine's price of the first token at these rents
+    lam = np.array(lam, dtype=float)
+    first_token_prices(new, lam, mu, rho, 1.0, arc=st if formulation == "arc" else None)
+    lam = lam + 0.0
     unserved = np.maximum(x[:nK], 0).reshape(N, K)
     np.add.at(unserved, (b_n, b_k), declined)
+    # a pair whose bids are all declined trades nothing; its dual is degenerate there (anything
+    # from its highest bid up is optimal): report the highest bid, the engine's convention
+    # (a price at the value of lost load where everything is lost), never above every bid
+    qty = b["quantity"].to_numpy(float)
+    accepted_pair = np.zeros((N, K))
+    np.add.at(accepted_pair, (b_n, b_k), qty - declined)
+    top_bid = np.full((N, K), -np.inf)
+    np.maximum.at(top_bid, (b_n, b_k), b["price"].to_numpy(float))
+    all_declined = has_bid & (accepted_pair <= 1e-9 * np.maximum(1.0, totals))
+    lam = np.where(all_declined, np.minimum(lam, top_bid), lam) + 0.0
     load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)
     transfer = float((link_tok * (inp.fwd_gb[None, :] * inp.arc_cost[:, None]
                                   + inp.rev_gb[None, :] * inp.arc_cost[inp.rev_arc][:, None])).sum()) if inp.L else 0.0

@@ -640,16 +640,8 @@ class Market:
         return self.cols.add(items)
 
     def _check_resolution(self) -> None:
-        """A compute capacity that is positive but serves less than one token per hour
-        (:data:`DEMAND_RESOLUTION`) of the most energy-intensive workload is below what the
-        solver resolves: its rent, and so the prices, would be arbitrary.  Refuse it."""
-        inp = self.inp
-        gmax = float(np.max(inp.intensity))
-        tiny = (inp.capacity_kw > 0) & (inp.capacity_kw < DEMAND_RESOLUTION * gmax)
-        if tiny.any():
-            raise ScenarioError([f"capacity_mw.{inp.node_ids[i]}: {inp.capacity_kw[i] / 1000 / inp.ai_share:g} MW "
-                                 "serves less than one token per hour, below what the LP solver resolves; "
-                                 "set it to 0 (no compute) or to a real capacity" for i in np.nonzero(tiny)[0]])
+        """:func:`check_resolution` of the market's inputs."""
+        check_resolution(self.inp)
 
     def _check_demand_span(self) -> None:
         """The max-scale LP has one column with the demand cells as coefficients (relative
@@ -668,8 +660,26 @@ class Market:
                 "the LP solver cannot resolve s* for them (set the negligible cells to 0)")
 
     def _infeasible(self, scale: float) -> InfeasibleMarketError:
-        lim = self._scale_limit()
+        lim = self._explain_limit(scale)
         return InfeasibleMarketError(scale, lim.max_scale, lim.binding)
+
+    def _explain_limit(self, scale: float) -> ScaleLimit:
+        """s* to explain a scale already known not to clear.  Where s* itself cannot be
+        resolved (demand cells spanning more than nine orders of magnitude, which
+        :meth:`scale_limit` refuses) the market is still infeasible at ``scale``: raise
+        :class:`InfeasibleMarketError` with s* = NaN and the reason, not a ScenarioError
+        (only for demand this market has cleared before; other demand is refused as such)."""
+        try:
+            return self._scale_limit()
+        except ScenarioError as exc:
+            # demand this market has cleared before (at a smaller scale) makes it infeasible
+            # here; demand never cleared is refused as such (a refused change is undone)
+            cleared = getattr(self, "_cleared_demand", None)
+            if "span more than 9 orders" not in str(exc) or cleared is None \
+                    or cleared.shape != self.inp.base_demand.shape or not np.array_equal(cleared,
+                                                                                       self.inp.base_demand):
+                raise
+            raise InfeasibleMarketError(scale, math.nan, f"s* not computed: {exc}") from None
 
     def _precheck(self, scale: float) -> None:
         """Demand beyond aggregate capacity is infeasible whatever its magnitude (no solve
@@ -678,10 +688,7 @@ class Market:
         if self._pre is None or self._pre[0] is not inp:
             no_voll = np.isnan(inp.voll)
             load = float((inp.base_demand[:, no_voll] * inp.intensity[None, no_voll]).sum())
-            check_magnitudes("compute capacity", inp.capacity_kw, "kW")
-            wmax = max(float(np.max(np.r_[inp.fwd_gb, inp.rev_gb])), 1e-300)
-            check_magnitudes("link capacity / link weight", inp.arc_capacity_gbh / wmax, "M tokens/h")
-            self._check_resolution()
+            check_sizes(inp)
             self._pre = (inp, load, float(inp.capacity_kw.sum()), float(inp.base_demand.max(initial=0.0)))
         _, load, cap, dmax = self._pre
         if scale * load > cap * (1 + 1e-9):
@@ -724,7 +731,7 @@ class Market:
                     inp.voll[None, :], (inp.N, inp.K)).reshape(-1))].sum()) > 1e-9 * max(
                     1.0, float(scale * inp.base_demand.sum()))
                 if sol is None or short:
-                    lim = self._scale_limit()  # exact s*; adds the columns that serve it
+                    lim = self._explain_limit(scale)  # exact s*; adds the columns that serve it
                     if scale > lim.max_scale * (1 + 1e-9):
                         raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
                 cond, more, sol = self._cg(self._main, scale)
@@ -737,7 +744,7 @@ class Market:
             sol = (*self._main.solution(), arr) if cond == "optimal" else None
             n_first = len(self.arc.r_c)
             if cond == "infeasible":
-                lim = self._scale_limit()
+                lim = self._explain_limit(scale)
                 if scale > lim.max_scale * (1 + 1e-9):
                     raise InfeasibleMarketError(scale, lim.max_scale, lim.binding)
         if cond != "optimal":
@@ -750,6 +757,7 @@ class Market:
         first = self._first_token_prices(lam, mu, rho, scale)
         t2 = time.perf_counter()
         self.n_solves += 1
+        self._cleared_demand = inp.base_demand.copy()  # read by _explain_limit
         info = {"objective": obj, "build_s": t1 - t0, "solve_s": t2 - t1, "highs_s": self._main.run_seconds,
                 "n_vars": arr.n_cols, "n_cons": arr.n_rows, "cg_rounds": rounds}
         if self.formulation == "path":
@@ -760,47 +768,10 @@ class Market:
         return MarketResult.from_solution(snap)
 
     def _first_token_prices(self, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, scale: float) -> dict:
-        """Where demand is zero the LP's dual is not unique; the price is the marginal cost of
-        the first token: the cheapest admissible route at the current rents (or the VoLL).
-        Demand below :data:`DEMAND_RESOLUTION` is below the solver's resolution and priced
-        the same way (its price tends to that value as demand vanishes)."""
-        inp = self.inp
-        zero = (scale * inp.base_demand) < DEMAND_RESOLUTION
-        if not zero.any():
-            return {}
+        """The engine's rule for prices at zero-demand cells: :func:`first_token_prices`."""
         if self.formulation == "path":
-            best = cheapest(inp, self._graph, mu, rho, zero)
-        else:
-            best = self._arc_cheapest(mu, rho, zero)
-        for o, k in np.argwhere(zero):
-            c = best.get((int(o), int(k)), (np.nan,))[0]
-            v = inp.voll[k]
-            lam[o, k] = np.nanmin([c, v]) + 0.0 if np.isfinite(c) or np.isfinite(v) else np.nan
-        return best
-
-    def _arc_cheapest(self, mu: np.ndarray, rho: np.ndarray, rows: np.ndarray) -> dict:
-        from scipy.sparse import csr_array
-        from scipy.sparse.csgraph import dijkstra
-
-        inp, st = self.inp, self.arc
-        node_cost = inp.proc_cost + inp.intensity[None, :] * mu[:, None]
-        lengths = arc_lengths(inp, rho, True) if inp.L else np.zeros((inp.K, 0))
-        out = {}
-        for o, k in np.argwhere(rows):
-            ci = st.commodity(int(o), int(k))
-            arcs, nodes = st.allowed(ci)
-            if len(arcs):
-                ln = lengths[k][arcs]
-                g = csr_array((ln + 1e-12 * (1 + ln.max()), (inp.au[arcs], inp.av[arcs])), shape=(inp.N, inp.N))
-                dist = dijkstra(g, directed=True, indices=int(o))
-            else:
-                dist = np.where(np.arange(inp.N) == o, 0.0, np.inf)
-            if len(nodes):
-                full = node_cost[nodes, k] + dist[nodes]
-                i = int(np.argmin(full))
-                if np.isfinite(full[i]):
-                    out[(int(o), int(k))] = (float(full[i]), int(nodes[i]), None)
-        return out
+            return first_token_prices(self.inp, lam, mu, rho, scale, graph=self._graph)
+        return first_token_prices(self.inp, lam, mu, rho, scale, arc=self.arc)
 
     # ------------------------------------------------------------------ link load range
     def link_load_range(self, links: list[str] | None = None, *, rel_tol: float = 1e-9, **changes) -> xr.Dataset:
@@ -1020,3 +991,78 @@ def pooled_scale_limit(scenario: Scenario, *, transfer_aware: bool = True, formu
     if scenario is not m.scenario:
         return m.scale_limit(scenario=scenario)
     return m.scale_limit()
+
+
+def first_token_prices(inp: Inputs, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, scale: float, *,
+                       graph: Graph | None = None, arc: ArcStructure | None = None) -> dict:
+    """Where demand is zero the LP's dual is not unique; the price is the marginal cost of
+    the first token: the cheapest admissible route at the current rents (or the VoLL).
+    Demand below :data:`DEMAND_RESOLUTION` is below the solver's resolution and priced
+    the same way (its price tends to that value as demand vanishes).  ``lam`` (node x
+    workload, $/M tokens) is overwritten in place at those cells; ``mu`` ($/kWh) and ``rho``
+    ($/GB) are the rents of the LP that produced ``lam``.  Routes by the path formulation's
+    exact search (``graph``, built from ``inp`` when not given) or, with ``arc``, over that
+    arc structure's admissible arcs.  Returns {(o, k): (cost, node, arcs)} of the cells
+    priced.  Used by :class:`Market`, :func:`tokenflow.plan` and :func:`tokenflow.clear_bids`."""
+    zero = (scale * inp.base_demand) < DEMAND_RESOLUTION
+    if not zero.any():
+        return {}
+    if arc is None:
+        best = cheapest(inp, graph if graph is not None else Graph(inp), mu, rho, zero)
+    else:
+        best = _arc_cheapest(inp, arc, mu, rho, zero)
+    for o, k in np.argwhere(zero):
+        c = best.get((int(o), int(k)), (np.nan,))[0]
+        v = inp.voll[k]
+        lam[o, k] = np.nanmin([c, v]) + 0.0 if np.isfinite(c) or np.isfinite(v) else np.nan
+    return best
+
+
+def _arc_cheapest(inp: Inputs, st: ArcStructure, mu: np.ndarray, rho: np.ndarray, rows: np.ndarray) -> dict:
+    from scipy.sparse import csr_array
+    from scipy.sparse.csgraph import dijkstra
+
+    node_cost = inp.proc_cost + inp.intensity[None, :] * mu[:, None]
+    lengths = arc_lengths(inp, rho, True) if inp.L else np.zeros((inp.K, 0))
+    out = {}
+    for o, k in np.argwhere(rows):
+        ci = st.commodity(int(o), int(k))
+        arcs, nodes = st.allowed(ci)
+        if len(arcs):
+            ln = lengths[k][arcs]
+            g = csr_array((ln + 1e-12 * (1 + ln.max()), (inp.au[arcs], inp.av[arcs])), shape=(inp.N, inp.N))
+            dist = dijkstra(g, directed=True, indices=int(o))
+        else:
+            dist = np.where(np.arange(inp.N) == o, 0.0, np.inf)
+        if len(nodes):
+            full = node_cost[nodes, k] + dist[nodes]
+            i = int(np.argmin(full))
+            if np.isfinite(full[i]):
+                out[(int(o), int(k))] = (float(full[i]), int(nodes[i]), None)
+    return out
+
+
+def check_resolution(inp: Inputs, what: str = "capacity_mw") -> None:
+    """A compute capacity that is positive but serves less than one token per hour
+    (:data:`DEMAND_RESOLUTION`) of the most energy-intensive workload is below what the
+    solver resolves: its rent, and so the prices, would be arbitrary.  Refuse it."""
+    gmax = float(np.max(inp.intensity))
+    tiny = (inp.capacity_kw > 0) & (inp.capacity_kw < DEMAND_RESOLUTION * gmax)
+    if tiny.any():
+        raise ScenarioError([f"{what}.{inp.node_ids[i]}: {inp.capacity_kw[i] / 1000 / inp.ai_share:g} MW "
+                             "serves less than one token per hour, below what the LP solver resolves; "
+                             "set it to 0 (no compute) or to a real capacity" for i in np.nonzero(tiny)[0]])
+
+
+def check_sizes(inp: Inputs, scale: float | None = None) -> None:
+    """The engine's size checks of one market's inputs (used by :class:`Market` and by
+    :func:`tokenflow.plan` and :func:`tokenflow.clear_bids`, which build their own LPs):
+    compute capacity and link capacity per token within what the LP solver represents,
+    no capacity below its resolution (:func:`check_resolution`) and, with ``scale``, the
+    demand at that scale within range.  Raises :class:`ScenarioError`."""
+    check_magnitudes("compute capacity", inp.capacity_kw, "kW")
+    wmax = max(float(np.max(np.r_[inp.fwd_gb, inp.rev_gb], initial=0.0)), 1e-300)
+    check_magnitudes("link capacity / link weight", inp.arc_capacity_gbh / wmax, "M tokens/h")
+    check_resolution(inp)
+    if scale is not None:
+        check_magnitudes("demand (demand_scale x base demand)", scale * inp.base_demand, "M tokens/h")

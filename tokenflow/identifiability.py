@@ -23,18 +23,28 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from . import validate as _v
 from .calibration import OPEX_RANGE, _rise, _root, _uplift, feasible_bandwidth_range
 from .claims import CASE_SCALE, CHAT_LIMITS_MS, PAPER_CLAIMS, SATURATION
 from .engine import pooled_scale_limit, pooled_solve
 from .errors import InfeasibleMarketError, ScenarioError, TokenflowError
 from .scenario import CHOICES, Scenario, check_choices, load_scenario
 from .topology import check_k, knn_backbone
+
+
+def _is_nan(x: object) -> bool:
+    try:
+        return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isnan(float(x))
+    except (TypeError, ValueError):
+        return False
+
 
 BW, OPEX = "link_bandwidth_gbps", "other_opex_usd_per_kwh"
 GRID_POINTS = 7  # grid points per 1-D scan (first round)
@@ -45,9 +55,13 @@ def choice_sets(choices: Mapping[str, Sequence[str]] | None = None) -> list[dict
     :func:`itertools.product` order).  ``choices`` may restrict some names to some values;
     unknown names or values raise :class:`ScenarioError`."""
     spec = {k: tuple(v) for k, v in CHOICES.items()}
+    if choices is not None and not isinstance(choices, Mapping):
+        raise ScenarioError(f"choice_sets: choices must be a mapping name -> list of values, got "
+                            f"{type(choices).__name__} {choices!r:.80}")
     for k, vals in (choices or {}).items():
         if isinstance(vals, str) or not isinstance(vals, Sequence) or not vals:
-            raise ScenarioError(f"identifiability: choices.{k} must be a non-empty list of values, got {vals!r}")
+            raise ScenarioError(f"identifiability: choices.{k} must be a non-empty list of values, got {vals!r:.80}")
+        vals = _v.names(vals, f"choices.{k}", "identifiability", min_len=1, kind="values")
         for v in vals:
             check_choices({k: v}, "identifiability: choices")
         spec[k] = tuple(vals)
@@ -104,7 +118,10 @@ def claims_at(s5: Scenario, s20: Scenario, scale: float = CASE_SCALE) -> dict[st
 def holds(values: Mapping[str, Any]) -> dict[str, bool]:
     """Whether C1-C4 (keys ``c1``..``c4`` of :func:`claims_at`) are within the paper's tolerance."""
     spec = PAPER_CLAIMS
-    c = {k: float(values.get(k, math.nan)) for k in ("c1", "c2", "c3", "c4")}
+    if not isinstance(values, Mapping):
+        raise ScenarioError(f"holds: values must be a mapping with keys c1..c4, got {type(values).__name__}")
+    c = {k: _v.number(values.get(k, math.nan), k, "holds", finite=False) if not _is_nan(values.get(k, math.nan))
+         else math.nan for k in ("c1", "c2", "c3", "c4")}
     return {"C1": c["c1"] == spec["C1"]["paper"],
             "C2": abs(c["c2"] - spec["C2"]["paper"]) <= spec["C2"]["tolerance"],
             "C3": abs(c["c3"] - spec["C3"]["paper"]) <= spec["C3"]["tolerance"],
@@ -174,6 +191,8 @@ def recalibrate(s5: Scenario, *, rounds: int = 3, grid_points: int = GRID_POINTS
             return _uplift(cur.replace(params={BW: b}))
 
         new_bw, out["c2_hit"], out["c2_min"], out["c2_max"] = _scan(g2, lo, hi, c2t, bw, grid_points, BW)
+        if math.isnan(new_bw):  # C2's markets clear nowhere on the bandwidth grid: keep the value in force
+            new_bw = bw
         cur = cur.replace(params={BW: new_bw})
 
         def g3(o: float, cur: Scenario = cur) -> float:
@@ -190,7 +209,9 @@ def recalibrate(s5: Scenario, *, rounds: int = 3, grid_points: int = GRID_POINTS
             break
     out["bandwidth_gbps"], out["opex_usd_per_kwh"] = bw, opex
     notes = []
-    if not out["c2_hit"]:
+    if not out["c2_hit"] and math.isnan(out["c2_min"]):
+        notes.append(f"C2 out of reach: its markets do not clear at any bandwidth in {lo:.4g}..{hi:.4g} Gbps")
+    elif not out["c2_hit"]:
         notes.append(f"C2 reachable only in {out['c2_min']:.3g}..{out['c2_max']:.3g} % for "
                      f"{lo:.4g}..{hi:.4g} Gbps")
     if not out["c3_hit"]:
@@ -271,6 +292,11 @@ def backbones(s5: Scenario, s20: Scenario, ks: Sequence[int] = (2, 3, 4)) -> dic
     """label -> (us5, us20) for the packaged backbones ("packaged") and each metro linked to
     its k nearest metros ("k = 2", ...), the same k on both networks.  A bad k raises
     :class:`ScenarioError`."""
+    _v.scenario(s5, "s5", "backbones")
+    _v.scenario(s20, "s20", "backbones")
+    ks = _v.items_of(ks, "ks", "backbones", kind="whole numbers k")
+    if len(set(map(repr, ks))) != len(ks):
+        raise ScenarioError(f"backbones: ks has repeated values {ks!r:.80}")
     for k in ks:
         check_k(k, min(len(s5.node_ids), len(s20.node_ids)))
     out = {"packaged": (s5, s20)}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import validate as _v
 from .arc import ArcStructure
 from .errors import ScenarioError, SolverError, TokenflowError
 from .inputs import GBPS_TO_GB_PER_H, build_inputs, check_bool, check_number, check_scenario
@@ -43,18 +45,25 @@ from .scenario import Scenario
 from .solver import LiveLP, verify
 
 HOURS_PER_YEAR = 8760.0
+HOURS_PER_LEAP_YEAR = 8784.0  # the most hours a representative hour can stand for
 COST_FILE = Path(__file__).resolve().parent / "data" / "capital_costs.csv"
 COST_FIELDS = ("link_usd_per_gbps_km_year", "dc_facility_usd_per_mw", "dc_facility_life_years",
                "it_equipment_usd_per_mw", "it_equipment_life_years", "discount_rate")
 
 
+LIFE_RANGE_YEARS = (0.5, 200.0)  # asset lives the plan accepts
+RATE_RANGE = (0.0, 1.0)  # discount rates per year the plan accepts (0 .. 100 %)
+
+
 def annuity(rate: float, years: float) -> float:
-    """Capital recovery factor: the yearly payment per $ of capital at ``rate`` over ``years``."""
-    rate = check_number(rate, "discount_rate", "per year")
-    years = check_number(years, "life", "years", allow_zero=False)
+    """Capital recovery factor: the yearly payment per $ of capital at ``rate`` (per year,
+    in [0, 1]) over ``years`` (in [0.5, 200]).  Computed as ``rate / (1 - (1 + rate)^-years)``
+    with ``expm1``/``log1p`` (no overflow, no cancellation at small rates)."""
+    rate = _v.number(rate, "discount_rate", "annuity", lo=RATE_RANGE[0], hi=RATE_RANGE[1], unit="per year")
+    years = _v.number(years, "life", "annuity", lo=LIFE_RANGE_YEARS[0], hi=LIFE_RANGE_YEARS[1], unit="years")
     if rate == 0:
         return 1.0 / years
-    return rate * (1 + rate) ** years / ((1 + rate) ** years - 1)
+    return rate / -math.expm1(-years * math.log1p(rate))
 
 
 @functools.lru_cache(maxsize=1)
@@ -90,7 +99,13 @@ class CapitalCosts:
                                 f"known: {', '.join(COST_FIELDS)}")
         vals = {f: float(t.loc[f, column]) for f in COST_FIELDS}
         for k, v in overrides.items():
-            vals[k] = check_number(v, k, str(t.loc[k, "unit"]), allow_zero=not k.endswith("life_years"))
+            if k.endswith("life_years"):
+                vals[k] = _v.number(v, k, "capital costs", lo=LIFE_RANGE_YEARS[0], hi=LIFE_RANGE_YEARS[1],
+                                    unit="years")
+            elif k == "discount_rate":
+                vals[k] = _v.number(v, k, "capital costs", lo=RATE_RANGE[0], hi=RATE_RANGE[1], unit="per year")
+            else:
+                vals[k] = check_number(v, k, str(t.loc[k, "unit"]))
         return cls(**vals)
 
     @property
@@ -119,12 +134,8 @@ def _costs(costs: CapitalCosts | Mapping | None) -> CapitalCosts:
 def _subset(given: Sequence[str] | None, allowed: list[str], name: str) -> np.ndarray:
     if given is None:
         return np.ones(len(allowed), dtype=bool)
-    if isinstance(given, str):
-        raise ScenarioError(f"{name}: expected a list of names, got the string {given!r}")
-    bad = [x for x in given if x not in allowed]
-    if bad:
-        raise ScenarioError(f"{name}: unknown {bad} (known: {', '.join(allowed)})")
-    return np.isin(np.array(allowed, dtype=object), np.array(list(given), dtype=object))
+    chosen = _v.names(given, name, "plan", allowed=allowed, kind="names")  # read once (a generator too)
+    return np.isin(np.array(allowed, dtype=object), np.array(chosen, dtype=object))
 
 
 class PlanResult:
@@ -273,7 +284,7 @@ def path_column_generation(inp_lp, inp_price, scale: float, extend, what: str) -
     out = run(False)
     if out is None:  # the first columns cannot serve the demand: phase 1 finds the routes that can
         p1 = run(True)
-        tol = 1e-9 * max(1.0, float(np.abs(inp_lp.base_demand).sum()))
+        tol = 1e-9 * max(1.0, scale * float(np.abs(inp_lp.base_demand).sum()))
         if p1 is None or float(p1[0][:nK][p1[6]].sum()) > tol:
             raise _infeasible(what, scale)
         out = run(False)
@@ -289,10 +300,22 @@ def path_column_generation(inp_lp, inp_price, scale: float, extend, what: str) -
 
 def _infeasible(what: str, scale: float) -> TokenflowError:
     if what == "plan":
-        return TokenflowError(f"plan: no plan serves demand scale {scale:g} (demand that cannot reach any node "
-                              "that may be expanded within its latency limit)")
+        return TokenflowError(f"plan: no plan serves demand scale {scale:g}: demand exceeds what today's capacity "
+                              "plus the expandable links and nodes can serve within the latency limits; allow more "
+                              "links or nodes to be expanded, or lower the demand scale")
     return TokenflowError(f"{what}: the market cannot clear: demand without bids or value of lost load exceeds "
                           "what the offered capacity and the links can serve within the latency limits")
+
+
+def _with_today_s_star(exc: TokenflowError, s: Scenario, settings: dict) -> TokenflowError:
+    """``exc`` (plan infeasible) with s* of today's capacities appended, when it can be computed."""
+    from .engine import Market
+
+    try:
+        lim = Market(s, **settings).scale_limit().max_scale
+    except TokenflowError:
+        return exc
+    return TokenflowError(f"{exc} (s* with today's capacity = {lim:.6g})")
 
 
 def _solve_live(live: LiveLP, arr: LPArrays, scale: float, what: str = "plan") -> tuple[np.ndarray, np.ndarray,
@@ -323,13 +346,15 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
 
     Raises :class:`ScenarioError` for bad arguments, :class:`TokenflowError` when no plan
     can serve the demand, :class:`SolverError` if HiGHS fails."""
+    from .engine import check_sizes, first_token_prices
     from .inputs import check_formulation
+    from .model import check_magnitudes
     from .results import _flows
 
     s = check_scenario(scenario)
     formulation = check_formulation(formulation)
     scale = check_number(demand_scale, "demand_scale", "(multiplier)")
-    hours = check_number(hours, "hours", "h per year", allow_zero=False)
+    hours = _v.number(hours, "hours", "plan", lo=1.0, hi=HOURS_PER_LEAP_YEAR, unit="h per year")
     transfer_aware = check_bool(transfer_aware, "transfer_aware")
     cc = _costs(costs)
     inp = build_inputs(s, transfer_aware=transfer_aware, latency_limits_ms=latency_limits_ms,
@@ -345,32 +370,42 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
     link_cost_year = cc.link_usd_per_gbps_km_year * route_km  # $ per Gbps-year
     node_cost_year = np.full(N, cc.node_usd_per_mw_year)  # $ per MW-year
     lc_h, nc_h = link_cost_year / hours, node_cost_year / 1000.0 / hours
+    # the engine's size checks (capacities, demand) and the capital costs per hour
+    check_sizes(inp, scale)
+    check_magnitudes("link capital cost per Gbps-hour", lc_h, "$/h")
+    check_magnitudes("node capital cost per kW-hour", nc_h, "$/h")
     nK = N * K
-    rounds = 1
-    if formulation == "arc":
-        st = ArcStructure(sinp)
-        if np.any(st.com_o >= 0):
-            binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
-            raise TokenflowError(f"plan: latency limits bind for {', '.join(binding)}; the arc formulation would "
-                                 "relax them - use formulation='path' (exact)")
-        arr = st.lp(inp, scale)
-        nb = len(st.r_c)
-        full = _with_expansions(arr, nK, nb, N, F, lc_h, nc_h, link_ok, node_ok)
-        x, y, obj = _solve_live(LiveLP(), full, scale)
-        lam = y[st.origin_row.reshape(-1)].reshape(N, K)
-        xs = np.r_[x[:nK], x[nK + F + N:]]
-        f = xs[nK:nK + st.n_flow]
-        yv = xs[nK + st.n_flow:]
-        proc = np.zeros((N, K))
-        np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
-        link_tok = np.zeros((inp.L, K))
-        np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
-    else:
-        nb = nK
-        x, y, obj, full, _, rounds, sol = path_column_generation(
-            inp, sinp, scale, lambda arr: _with_expansions(arr, nK, nK, N, F, lc_h, nc_h, link_ok, node_ok), "plan")
-        lam = sol.lam
-        proc, _, link_tok, _, _ = _flows(sol, origins=False)
+    try:
+        rounds = 1
+        if formulation == "arc":
+            st = ArcStructure(sinp)
+            if np.any(st.com_o >= 0):
+                binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
+                raise TokenflowError(f"plan: latency limits bind for {', '.join(binding)}; the arc formulation would "
+                                     "relax them - use formulation='path' (exact)")
+            arr = st.lp(inp, scale)
+            nb = len(st.r_c)
+            full = _with_expansions(arr, nK, nb, N, F, lc_h, nc_h, link_ok, node_ok)
+            x, y, obj = _solve_live(LiveLP(), full, scale)
+            lam = y[st.origin_row.reshape(-1)].reshape(N, K)
+            xs = np.r_[x[:nK], x[nK + F + N:]]
+            f = xs[nK:nK + st.n_flow]
+            yv = xs[nK + st.n_flow:]
+            proc = np.zeros((N, K))
+            np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
+            link_tok = np.zeros((inp.L, K))
+            np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
+        else:
+            nb = nK
+            x, y, obj, full, _, rounds, sol = path_column_generation(
+                inp, sinp, scale, lambda arr: _with_expansions(arr, nK, nK, N, F, lc_h, nc_h, link_ok, node_ok), "plan")
+            lam = sol.lam
+            proc, _, link_tok, _, _ = _flows(sol, origins=False)
+    except TokenflowError as exc:
+        if type(exc) is TokenflowError and str(exc).startswith("plan: no plan serves"):
+            raise _with_today_s_star(exc, s, {"transfer_aware": transfer_aware, "latency_limits_ms": latency_limits_ms,
+                                              "value_of_lost_load": value_of_lost_load}) from None
+        raise
     n_exp = nK + np.arange(F + N)
 
     def row_name(i: int) -> str:
@@ -385,13 +420,18 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
     add_kw = np.maximum(x[nK + F:nK + F + N], 0.0)
     mu = np.maximum(-y[nb:nb + N], 0.0)
     rho = np.maximum(-y[nb + N:nb + N + inp.L], 0.0)
+    cap_kw = inp.capacity_kw + add_kw
+    # zero-demand cells: the engine's price of the first token, at the long-run rents
+    lam = np.array(lam, dtype=float)
+    planned_inp = dataclasses.replace(inp, capacity_kw=cap_kw)
+    first_token_prices(planned_inp, lam, mu, rho, scale, arc=st if formulation == "arc" else None)
+    lam = lam + 0.0
     capital = float(add_gbps @ link_cost_year + add_kw / 1000.0 @ node_cost_year) / hours
     unserved = np.maximum(x[:nK], 0).reshape(N, K)
     load_gbh = link_tok @ inp.fwd_gb + link_tok[inp.rev_arc] @ inp.rev_gb if inp.L else np.zeros(0)
     transfer = float((link_tok * (inp.fwd_gb[None, :] * inp.arc_cost[:, None]
                                   + inp.rev_gb[None, :] * inp.arc_cost[inp.rev_arc][:, None])).sum()) if inp.L else 0.0
     cap_gbh = inp.arc_capacity_gbh + GBPS_TO_GB_PER_H * np.repeat(add_gbps, 2)
-    cap_kw = inp.capacity_kw + add_kw
     today_gbps = inp.arc_capacity_gbh[0::2] / GBPS_TO_GB_PER_H
 
     def da(values, dims, unit, desc):

@@ -33,6 +33,19 @@ energy per prompt token of the model class that serves ``w`` (:data:`WORKLOAD_SE
 Workloads without a prompt trace (image, batch training) are unchanged.  Since the LP's
 compute use is energy per token, the same factor moves compute use per token.
 
+**What the "factor" is relative to.**  ``factor = E_w / e_w`` mixes two sources: the decode
+term ``e_w`` is the *scenario's* figure, the prefill term comes from the serving
+measurements (TensorRT-LLM FP8 first-token latencies, GPUs at their power limit).  It is a
+ratio to the scenario's decode figure, not a property of the workload: the same serving data's
+own decode estimate (``decode_j_serving`` of :func:`energy_terms`) differs from the scenario's
+(for code review it is several times larger), and on that one basis the factor would be
+much smaller.  The absolute energy ``E_w`` (what enters the LP) does not depend on this
+reading; quote it, or quote the factor with its basis.
+
+The mapping is by workload *name* (:data:`WORKLOAD_SERVING`): a scenario that names its chat
+workload differently gets factor 1 for it.  When no workload of a scenario has a prompt
+trace, ``prefill_and_decode`` changes nothing and :func:`consistent_energy` warns.
+
 Bad input (missing column, non-positive value, unknown accelerator, model, quantity or unit)
 is a :class:`~tokenflow.errors.ScenarioError` naming the file, the row and the field.
 """
@@ -105,6 +118,9 @@ def _label(path: str | Path | None) -> str:
 
 
 def _read(path: str | Path | None) -> pd.DataFrame:
+    if path is not None and not isinstance(path, (str, Path)):
+        raise ScenarioError(f"load_serving_data: path must be a file path (str or pathlib.Path) or None, "
+                            f"got {type(path).__name__} {path!r:.80}")
     label = _label(path)
     try:
         if path is None:
@@ -268,6 +284,10 @@ def _build(data: pd.DataFrame, accelerator: str, model: str) -> ServingModel:
     A = np.c_[np.ones(len(pts)), pts["batch"], pts["batch"] * pts["context"]]
     coef, *_ = np.linalg.lstsq(A, pts["step_s"].to_numpy(float), rcond=None)
     pts["fit_s"] = A @ coef
+    if (coef < 0).any() or not (pts["fit_s"] > 0).all():
+        raise ScenarioError(f"{label}: the step-time fit t = a + c b + d b x context has a negative coefficient "
+                            f"(a, c, d = {coef[0]:.3g}, {coef[1]:.3g}, {coef[2]:.3g}) or a step time <= 0: the "
+                            "output-throughput rows are inconsistent with the first-token latencies")
     me = d[d["quantity"] == "decode_energy"][["batch", "input_tokens", "value", "engine", "source_locator"]].rename(
         columns={"value": "j_per_token_gpu"})
     return ServingModel(accelerator, model, gpus, float(pw["value"].iloc[0]), slope, pts,
@@ -278,6 +298,12 @@ def serving_models(data: pd.DataFrame | None = None) -> dict[tuple[str, str], Se
     """One :class:`ServingModel` per (accelerator, model) in ``data`` (default: the bundled file)."""
     if data is None:
         return dict(_bundled_models())
+    if not isinstance(data, pd.DataFrame):
+        raise ScenarioError(f"serving_models: data must be a DataFrame of load_serving_data(), "
+                            f"got {type(data).__name__}")
+    missing = [c for c in COLUMNS if c not in data.columns]
+    if missing:
+        raise ScenarioError(f"serving_models: data lacks columns {missing} (pass load_serving_data(path))")
     pairs = data[["accelerator", "model"]].drop_duplicates().itertuples(index=False)
     return {(a, m): _build(data, a, m) for a, m in pairs}
 
@@ -296,10 +322,18 @@ def energy_terms(generated_only_kwh_per_mtok: pd.Series,
 
     Columns: ``trace``, ``model``, ``prompt_per_generated`` (trace), ``prefill_j_per_prompt_token``,
     ``decode_j`` (the scenario's figure), ``prefill_j`` (= ratio x prefill J), ``consistent_j``,
-    ``factor`` (consistent / generated-only), ``consistent_kwh_per_mtok``; and, for comparison,
+    ``factor`` (consistent / the *scenario's* generated-only figure: a ratio across two sources,
+    see the module docstring), ``consistent_kwh_per_mtok``; and, for comparison,
     ``decode_j_serving`` (the serving data's decode energy at the serving batch and the trace's
     mean context, server level, GPUs at their power limit).  Workloads without a prompt trace
     keep their figure (factor 1)."""
+    from . import validate as _v
+
+    if not isinstance(generated_only_kwh_per_mtok, pd.Series):
+        raise ScenarioError("energy_terms: expected a pandas Series of kWh per M generated tokens indexed by "
+                            f"workload, got {type(generated_only_kwh_per_mtok).__name__}")
+    for w, e in generated_only_kwh_per_mtok.items():
+        _v.number(e, f"generated_only_kwh_per_mtok[{w!r}]", "energy_terms", lo=0.0, unit="kWh per M tokens")
     models = serving_models() if models is None else models
     rows = {}
     for w, e in generated_only_kwh_per_mtok.items():
@@ -326,5 +360,13 @@ def energy_terms(generated_only_kwh_per_mtok: pd.Series,
 
 def consistent_energy(generated_only_kwh_per_mtok: pd.Series) -> pd.Series:
     """Energy per generated token under ``energy_accounting="prefill_and_decode"`` (kWh/M tokens),
-    same index as the input."""
+    same index as the input.  Warns (``UserWarning``) when no workload has a prompt trace in
+    :data:`WORKLOAD_SERVING` (the choice then changes nothing)."""
+    if len(generated_only_kwh_per_mtok) and not any(w in WORKLOAD_SERVING for w in generated_only_kwh_per_mtok.index):
+        import warnings
+
+        warnings.warn("energy_accounting='prefill_and_decode' changes nothing: no workload of this scenario "
+                      f"({', '.join(map(str, generated_only_kwh_per_mtok.index[:6]))}) has a prompt trace in "
+                      f"tokenflow.serving.WORKLOAD_SERVING (known: {', '.join(WORKLOAD_SERVING)}); the mapping "
+                      "is by workload name", UserWarning, stacklevel=2)
     return energy_terms(generated_only_kwh_per_mtok)["consistent_kwh_per_mtok"].astype(float)

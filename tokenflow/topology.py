@@ -18,6 +18,7 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from . import validate as _v
 from .errors import ScenarioError
 from .network import haversine_km
 from .scenario import LINK_FIELDS, Scenario
@@ -43,6 +44,7 @@ def knn_links(s: Scenario, k: int) -> list[tuple[str, str]]:
     nearest nodes by great-circle distance, then components joined by the shortest link
     between the component of the first node and the rest until the network is connected
     (the rule of ``tools/build_scenarios.py``).  Ties are broken by node id."""
+    _v.scenario(s, "s", "knn_links")
     ids = s.node_ids
     k = check_k(k, len(ids))
     d = _distances(s)
@@ -72,9 +74,20 @@ def with_links(s: Scenario, links: list[tuple[str, str]], note: str = "") -> Sce
     Links already in ``s`` keep their per-link figures; new ones use the scenario-wide
     bandwidth and transfer cost.  Unknown nodes, self-links or duplicates raise
     :class:`ScenarioError`."""
+    _v.scenario(s, "s", "with_links")
+    if not isinstance(note, str):
+        raise ScenarioError(f"with_links: note must be a string, got {type(note).__name__}")
+    pairs = _v.items_of(links, "links", "with_links", kind="(node, node) pairs")
+    for p in pairs:
+        if isinstance(p, (str, bytes)) or not hasattr(p, "__len__") or len(p) != 2 \
+                or not all(isinstance(x, (str, np.str_)) for x in p):
+            raise ScenarioError(f"with_links: links must be (node, node) pairs of node names, got {p!r:.80}")
+    if len(s.node_ids) > 1 and not pairs:
+        raise ScenarioError(f"with_links: no links between {len(s.node_ids)} nodes (a backbone must connect them)")
     nodes = set(s.node_ids)
     problems, rows = [], {}
-    for a, b in links:
+    for a, b in pairs:
+        a, b = str(a), str(b)
         lid = "--".join(sorted((str(a), str(b))))
         if a not in nodes or b not in nodes:
             problems.append(f"topology: link {a}--{b}: unknown node")
@@ -91,7 +104,30 @@ def with_links(s: Scenario, links: list[tuple[str, str]], note: str = "") -> Sce
     frame = pd.DataFrame.from_dict(rows, orient="index", columns=["a", "b", *LINK_FIELDS])
     frame.index.name = "link"
     title = f"{s.title} ({note})" if note else s.title
-    return dataclasses.replace(s, links=frame, title=title)
+    out = dataclasses.replace(s, links=frame, title=title)
+    if not is_connected(out):
+        raise ScenarioError(f"with_links: the backbone leaves nodes unreachable from {s.node_ids[0]!r} "
+                            "(every node must be connected)")
+    return _relabel_links_provenance(out, len(frame), note)
+
+
+def _relabel_links_provenance(s: Scenario, n_links: int, note: str) -> Scenario:
+    """``s`` with the provenance row of its links (if any) describing the new backbone."""
+    prov = getattr(s, "provenance", None)
+    if not isinstance(prov, pd.DataFrame) or prov.empty:
+        return s
+    text = prov.astype(str)
+    hit = np.zeros(len(prov), dtype=bool)
+    for col in [c for c in ("field", "parameter", "item", "name", "quantity") if c in prov.columns]:
+        hit |= text[col].str.fullmatch(r"links(\..*)?|links_note|backbone").to_numpy()
+    if not hit.any():
+        return s
+    prov = prov.copy()
+    prov.loc[hit, "value"] = f"{n_links} links between {len(s.node_ids)} nodes"
+    if "reference" in prov.columns:
+        prov.loc[hit, "reference"] = (f"backbone topology replaced: {note or 'links given by the caller'} "
+                                      "(tokenflow.topology.with_links)")
+    return dataclasses.replace(s, provenance=prov)
 
 
 def knn_backbone(s: Scenario, k: int) -> Scenario:
@@ -101,6 +137,7 @@ def knn_backbone(s: Scenario, k: int) -> Scenario:
 
 def is_connected(s: Scenario) -> bool:
     """Whether every node of ``s`` can reach every other over its links."""
+    _v.scenario(s, "s", "is_connected")
     ids = s.node_ids
     adj: dict[str, set[str]] = {i: set() for i in ids}
     for a, b in zip(s.links["a"], s.links["b"]):

@@ -23,12 +23,20 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from . import validate as _v
 from .engine import Market
 from .errors import ScenarioError
 from .inputs import GBPS_TO_GB_PER_H, check_number
 from .scenario import Scenario
 
+MARKET_KEYWORDS = ("transfer_aware", "formulation", "latency_limits_ms", "value_of_lost_load")
 RANK_BY = ("cost_saving", "congestion_rent_reduction", "rent_reduction", "marginal_value")
+
+
+def _check_market_kwargs(kwargs: Mapping, fn: str) -> None:
+    unknown = sorted(set(kwargs) - set(MARKET_KEYWORDS))
+    if unknown:
+        raise ScenarioError(f"{fn}: unknown keyword(s) {unknown}; a Market takes {', '.join(MARKET_KEYWORDS)}")
 
 
 def _rents(r) -> tuple[float, float, np.ndarray, np.ndarray]:
@@ -54,6 +62,7 @@ def upgrade_values(market: Market | Scenario, *, demand_scale: float | None = No
     ``congestion_rent_reduction``, ``compute_rent_reduction`` and ``rent_reduction`` ($/h);
     attrs: the base objective and rents."""
     if isinstance(market, Scenario):
+        _check_market_kwargs(market_kwargs, "upgrade_values")
         m = Market(market, **market_kwargs)
     elif isinstance(market, Market):
         if market_kwargs:
@@ -68,11 +77,12 @@ def upgrade_values(market: Market | Scenario, *, demand_scale: float | None = No
     s = m.scenario
     inp = m.inp
     fibre = list(s.links.index)
-    link_list = fibre if links is None else list(links)
-    node_list = list(inp.node_ids) if nodes is None else list(nodes)
-    bad = [x for x in link_list if x not in fibre] + [x for x in node_list if x not in inp.node_ids]
-    if bad:
-        raise ScenarioError(f"upgrade_values: unknown link(s)/node(s) {bad}; links are named like {fibre[0]!r}")
+    link_list = fibre if links is None else _v.names(links, "links", "upgrade_values", allowed=fibre,
+                                                       kind="fibre link names")
+    node_list = list(inp.node_ids) if nodes is None else _v.names(nodes, "nodes", "upgrade_values",
+                                                                  allowed=inp.node_ids, kind="node names")
+    if not link_list and not node_list:
+        raise ScenarioError("upgrade_values: links and nodes are both empty: nothing to value")
     bw = dict(zip(fibre, inp.arc_capacity_gbh[0::2] / GBPS_TO_GB_PER_H))
     cap_mw = dict(zip(inp.node_ids, s.nodes["capacity_mw"].to_numpy(float)))
     ai_share = float(inp.ai_share)
@@ -84,7 +94,8 @@ def upgrade_values(market: Market | Scenario, *, demand_scale: float | None = No
         rows = []
         for lk in link_list:
             i = fibre.index(lk)
-            ch = {"link_bandwidth_gbps": {lk: bw[lk] + link_step, **restore.get("link_bandwidth_gbps", {})}}
+            # the previous asset's restore first, this asset's new value last (it wins on a repeat)
+            ch = {"link_bandwidth_gbps": {**restore.get("link_bandwidth_gbps", {}), lk: bw[lk] + link_step}}
             if "capacity_mw" in restore:
                 ch["capacity_mw"] = restore["capacity_mw"]
             r = m.solve(**ch)
@@ -94,7 +105,7 @@ def upgrade_values(market: Market | Scenario, *, demand_scale: float | None = No
                          obj0 - r.objective, cong0 - cong, comp0 - comp))
         for n in node_list:
             j = inp.node_ids.index(n)
-            ch = {"capacity_mw": {n: cap_mw[n] + node_step / ai_share, **restore.get("capacity_mw", {})}}
+            ch = {"capacity_mw": {**restore.get("capacity_mw", {}), n: cap_mw[n] + node_step / ai_share}}
             if "link_bandwidth_gbps" in restore:
                 ch["link_bandwidth_gbps"] = restore["link_bandwidth_gbps"]
             r = m.solve(**ch)
@@ -126,8 +137,13 @@ def upgrade_values(market: Market | Scenario, *, demand_scale: float | None = No
 
 def rank_upgrades(values: xr.Dataset, by: str = "cost_saving", top: int | None = None) -> pd.DataFrame:
     """The upgrades of :func:`upgrade_values` as a table, largest ``by`` first."""
-    if by not in RANK_BY:
-        raise ScenarioError(f"rank_upgrades: by must be one of {', '.join(RANK_BY)}, got {by!r}")
+    if not isinstance(values, xr.Dataset) or "asset" not in values.dims or "cost_saving" not in values:
+        raise ScenarioError(f"rank_upgrades: values must be the Dataset of upgrade_values(), "
+                            f"got {type(values).__name__}")
+    if not isinstance(by, str) or by not in RANK_BY:
+        raise ScenarioError(f"rank_upgrades: by must be one of {', '.join(RANK_BY)}, got {by!r:.80}")
+    if top is not None:
+        top = _v.integer(top, "top", "rank_upgrades", lo=1)
     df = values.to_dataframe()
     df = df.sort_values(by, ascending=False, kind="stable")
     return df if top is None else df.head(top)
@@ -138,9 +154,11 @@ def upgrade_sweep(scenario: Scenario, demand_scales: Sequence[float], *, link_st
     """:func:`upgrade_values` at each demand scale on one live market (dims ``demand_scale``,
     ``asset``).  Scales at which the market cannot clear raise
     :class:`~tokenflow.errors.InfeasibleMarketError`."""
-    scales = [check_number(x, "demand_scales", "(multiplier)") for x in demand_scales]
+    scales = [check_number(x, "demand_scales", "(multiplier)")
+              for x in _v.items_of(demand_scales, "demand_scales", "upgrade_sweep", kind="demand scales")]
     if not scales:
         raise ScenarioError("demand_scales: give at least one demand scale")
+    _check_market_kwargs(market_kwargs, "upgrade_sweep")
     m = Market(scenario, **market_kwargs)
     parts = [upgrade_values(m, demand_scale=x, link_step_gbps=link_step_gbps, node_step_mw=node_step_mw)
              for x in scales]

@@ -241,3 +241,55 @@ def series(sr: object, name: str, fn: str, ds) -> None:
         raise ScenarioError(f"{what}: values must be numbers") from None
     if not np.isfinite(vals).all() or (vals < 0).any():
         raise ScenarioError(f"{what}: values must be finite numbers >= 0")
+
+
+def names(value: object, name: str, fn: str = "", *, allowed=None, min_len: int = 0, kind: str = "names",
+          unique: bool = True) -> list:
+    """A list of names (strings) from a list, tuple, set, generator or other iterable, read
+    once (a generator is materialised).  Refused, naming the argument: a single string (a
+    name is not a list of its characters), a non-iterable (``None``, a number), an element
+    that is not a string (unhashable ones included), a repeated name (``unique``), fewer than
+    ``min_len`` names, and (``allowed`` given) a name not in ``allowed``."""
+    what = _where(fn, name)
+    if isinstance(value, (str, bytes)):
+        raise ScenarioError(f"{what}: expected a list of {kind}, got the string {value!r:.80} "
+                            f"(write [{value!r:.60}] for one)")
+    if hasattr(value, "items") and not hasattr(value, "__array__"):
+        raise ScenarioError(f"{what}: expected a list of {kind}, got a mapping ({type(value).__name__})")
+    try:
+        items = list(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ScenarioError(f"{what}: expected a list of {kind}, got {type(value).__name__} {value!r:.80}") from None
+    bad = [x for x in items if not isinstance(x, (str, np.str_))]
+    if bad:
+        raise ScenarioError(f"{what}: {kind} must be strings, got {bad[0]!r:.80} ({type(bad[0]).__name__})")
+    items = [str(x) for x in items]
+    if len(items) < min_len:
+        raise ScenarioError(f"{what}: needs at least {min_len} {kind}, got {len(items)}")
+    if unique:
+        seen: set = set()
+        dup = [x for x in items if x in seen or seen.add(x)]  # type: ignore[func-returns-value]
+        if dup:
+            raise ScenarioError(f"{what}: repeated {kind} {sorted(set(dup))[:5]} (give each once)")
+    if allowed is not None:
+        allowed = [str(x) for x in allowed]
+        unknown = [x for x in items if x not in allowed]
+        if unknown:
+            raise ScenarioError(f"{what}: unknown {kind} {unknown[:5]} (known: {', '.join(allowed[:25])}"
+                                f"{', ...' if len(allowed) > 25 else ''})")
+    return items
+
+
+def items_of(value: object, name: str, fn: str = "", *, kind: str = "values", min_len: int = 0) -> list:
+    """Any non-string iterable read once into a list (a generator is materialised); a single
+    string, a mapping or a non-iterable is refused naming the argument."""
+    what = _where(fn, name)
+    if isinstance(value, (str, bytes)) or (hasattr(value, "items") and not hasattr(value, "__array__")):
+        raise ScenarioError(f"{what}: expected a list of {kind}, got {type(value).__name__} {value!r:.80}")
+    try:
+        items = list(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise ScenarioError(f"{what}: expected a list of {kind}, got {type(value).__name__} {value!r:.80}") from None
+    if len(items) < min_len:
+        raise ScenarioError(f"{what}: needs at least {min_len} {kind}, got {len(items)}")
+    return items

@@ -111,6 +111,12 @@ def _same_voll(a, b) -> bool:
         return False
 
 
+def _price_inputs(inp: Inputs) -> tuple:
+    """Every input :func:`~tokenflow.routes.price` reads besides the duals and the graph."""
+    return (inp.proc_cost, inp.intensity, inp.capacity_kw > 0, inp.arc_cost, inp.fwd_gb, inp.rev_gb,
+            inp.rev_arc, inp.latency_ms)
+
+
 def _structure(s: Scenario) -> tuple:
     return (tuple(s.node_ids), tuple(s.workload_ids), tuple(zip(s.links["a"], s.links["b"])))
 
@@ -163,6 +169,8 @@ class Market:
         self._pre: tuple | None = None
         self._pending: list[dict] = []  # number changes applied to the arrays, not yet to the Scenario
         self.n_solves = 0
+        self._price_memo: tuple | None = None  # see _price
+        self.price_skips = 0
         if self.formulation == "path":
             self.cols = PathColumns()
             self._ent: tuple | None = None
@@ -508,10 +516,34 @@ class Market:
                 return cond, rounds, None
             x, y, obj = live.solution()
             lam, mu, rho = self._duals(y, inp.N * inp.K)
-            new = price(inp, self._graph, lam, mu, rho, with_costs=scale is not None, exists=self.cols.exists)
+            new = self._price(lam, mu, rho, scale is not None)
             if not new or not self.cols.add([(o, n, arcs, k) for o, n, arcs, k, _ in new]):
                 return "optimal", rounds, (x, y, obj, arr)
         raise SolverError(f"column generation did not converge in {MAX_CG_ROUNDS} rounds")
+
+    def _price(self, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, with_costs: bool) -> list:
+        """:func:`~tokenflow.routes.price`, skipped when it is known to find nothing.
+
+        ``price`` is a deterministic function of the duals (lam, mu, rho), of the inputs it
+        reads (:func:`_price_inputs`), of the graph and of the columns the LP already has,
+        and a column is priced out iff its reduced cost at these duals is >= -tol.  When the
+        last call at exactly these duals, inputs and graph found no column, a new call finds
+        none either: the column set only grows, and a larger set only skips more candidates
+        (a route that was not in the LP and had negative reduced cost would have been
+        returned then).  This is the common warm re-solve where only the demand right-hand
+        side moved and the optimal basis, hence the duals, stayed the same."""
+        memo, inp = self._price_memo, self.inp
+        if memo is not None and memo[0] is self._graph and memo[1] == with_costs and memo[2] is self.cols \
+                and np.array_equal(memo[3], lam) and np.array_equal(memo[4], mu) and np.array_equal(memo[5], rho) \
+                and (memo[6] is inp or all(np.array_equal(a, b) for a, b in zip(memo[7], _price_inputs(inp)))):
+            # (Inputs arrays are never changed in place: a change makes a new Inputs)
+            self.price_skips += 1
+            return []
+        new = price(inp, self._graph, lam, mu, rho, with_costs=with_costs, exists=self.cols.exists)
+        if not new:
+            self._price_memo = (self._graph, with_costs, self.cols, lam.copy(), mu.copy(), rho.copy(), inp,
+                                tuple(np.array(a, copy=True) for a in _price_inputs(inp)))
+        return new
 
     # ------------------------------------------------------------------ names for messages
     def _row_name(self, n_first: int):

@@ -37,7 +37,7 @@ from .inputs import (
     per_workload,
 )
 from .model import LARGE, SMALL, LPArrays, PathColumns, check_magnitudes, path_lp, row_layout
-from .routes import LAT_TOL, Graph, arc_lengths, cheapest, price
+from .routes import LAT_TOL, arc_lengths, cheapest, price, shared_graph
 from .scenario import Scenario
 from .solver import LiveLP, verify
 
@@ -117,8 +117,20 @@ def _price_inputs(inp: Inputs) -> tuple:
             inp.rev_arc, inp.latency_ms)
 
 
+_STRUCTURES: dict[int, tuple[Scenario, tuple]] = {}
+
+
 def _structure(s: Scenario) -> tuple:
-    return (tuple(s.node_ids), tuple(s.workload_ids), tuple(zip(s.links["a"], s.links["b"])))
+    """Nodes, workloads and links of ``s`` (remembered per scenario object: a Scenario is
+    immutable, and the entry holds ``s`` so that its ``id`` cannot be reused meanwhile)."""
+    hit = _STRUCTURES.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    out = (tuple(s.node_ids), tuple(s.workload_ids), tuple(zip(s.links["a"], s.links["b"])))
+    _STRUCTURES[id(s)] = (s, out)
+    while len(_STRUCTURES) > 64:
+        _STRUCTURES.pop(next(iter(_STRUCTURES)))
+    return out
 
 
 class Market:
@@ -163,7 +175,7 @@ class Market:
                                 value_of_lost_load=value_of_lost_load)
         self.demand_scale = 1.0
         self._main, self._smax = LiveLP(), LiveLP()
-        self._graph = Graph(self.inp)
+        self._graph = shared_graph(self.inp)
         self._limit_cache: ScaleLimit | None = None
         self._arr_cache: dict = {}
         self._pre: tuple | None = None
@@ -263,7 +275,7 @@ class Market:
             self._arr_cache = {}
             lat_changed = not np.array_equal(old.arc_latency_ms, inp.arc_latency_ms)
             if lat_changed:
-                self._graph = Graph(inp)
+                self._graph = shared_graph(inp)
             if self.formulation == "arc":
                 new_arc = ArcStructure(inp)
                 if new_arc.key() != self.arc.key():

@@ -105,6 +105,26 @@ class Graph:
             self.latdist_rev = self.latdist
 
 
+_GRAPHS: dict[bytes, Graph] = {}
+GRAPH_CACHE_SIZE = 16
+
+
+def shared_graph(inp: Inputs) -> Graph:
+    """``Graph(inp)``, shared between the markets of this process whose networks are the
+    same (nodes, arcs and arc latencies: everything a Graph is computed from); a Graph is
+    never changed after it is built, except for its caches of pure functions of it."""
+    key = b"|".join((np.int64(inp.N).tobytes(), np.ascontiguousarray(inp.au, dtype=np.int64).tobytes(),
+                     np.ascontiguousarray(inp.av, dtype=np.int64).tobytes(),
+                     np.ascontiguousarray(inp.arc_latency_ms, dtype=float).tobytes()))
+    G = _GRAPHS.pop(key, None)
+    if G is None:
+        G = Graph(inp)
+    _GRAPHS[key] = G  # most recently used last
+    while len(_GRAPHS) > GRAPH_CACHE_SIZE:
+        _GRAPHS.pop(next(iter(_GRAPHS)))
+    return G
+
+
 def arc_lengths(inp: Inputs, rho: np.ndarray, with_costs: bool) -> np.ndarray:
     """K x L: length of each arc for each workload ($/M tokens)."""
     ell = (inp.arc_cost if with_costs else 0.0) + np.maximum(rho, 0.0)

@@ -162,10 +162,14 @@ class LiveLP:
             self._pass(arr)
             return
         nc, nnz = old.n_cols, int(old.indptr[-1])
-        same_pattern = (np.array_equal(old.indptr, arr.indptr[:nc + 1])
-                        and np.array_equal(old.indices, arr.indices[:nnz]))
-        if not same_pattern or not np.array_equal(old.row_scale, arr.row_scale) \
-                or not np.array_equal(old.data, arr.data[:nnz]):
+
+        def same(a: np.ndarray, b: np.ndarray, n: int | None = None) -> bool:
+            # the same array object is equal to itself (copies made by dataclasses.replace
+            # share the arrays they do not change): no element-wise comparison needed
+            return a is b or np.array_equal(a, b if n is None else b[:n])
+
+        same_pattern = same(old.indptr, arr.indptr, nc + 1) and same(old.indices, arr.indices, nnz)
+        if not same_pattern or not same(old.row_scale, arr.row_scale) or not same(old.data, arr.data, nnz):
             self._pass(arr)
             return
         self._touch()
@@ -175,12 +179,14 @@ class LiveLP:
             start = (arr.indptr[nc:-1] - nnz).astype(np.int32)
             h.addCols(arr.n_cols - nc, arr.cost[nc:], arr.col_lb[nc:], arr.col_ub[nc:], len(data) - nnz,
                       start, arr.indices[nnz:], data[nnz:])
-        idx = np.nonzero(old.cost != arr.cost[:nc])[0].astype(np.int32)
-        if len(idx):
-            h.changeColsCost(len(idx), idx, arr.cost[idx])
-        idx = np.nonzero((old.col_lb != arr.col_lb[:nc]) | (old.col_ub != arr.col_ub[:nc]))[0].astype(np.int32)
-        if len(idx):
-            h.changeColsBounds(len(idx), idx, arr.col_lb[idx], arr.col_ub[idx])
+        if old.cost is not arr.cost:
+            idx = np.nonzero(old.cost != arr.cost[:nc])[0].astype(np.int32)
+            if len(idx):
+                h.changeColsCost(len(idx), idx, arr.cost[idx])
+        if old.col_lb is not arr.col_lb or old.col_ub is not arr.col_ub:
+            idx = np.nonzero((old.col_lb != arr.col_lb[:nc]) | (old.col_ub != arr.col_ub[:nc]))[0].astype(np.int32)
+            if len(idx):
+                h.changeColsBounds(len(idx), idx, arr.col_lb[idx], arr.col_ub[idx])
         idx = np.nonzero((old.row_lb != arr.row_lb) | (old.row_ub != arr.row_ub))[0].astype(np.int32)
         if len(idx):
             rs = arr.row_scale[idx]

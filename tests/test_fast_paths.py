@@ -131,3 +131,19 @@ def test_dijkstra_cache_is_exact_and_read_only():
         assert not x.flags.writeable
     with pytest.raises(ValueError):
         a[0][0, 0] = 1.0
+
+
+def test_markets_share_a_graph_only_for_the_same_network():
+    s = tf.load_scenario("us5")
+    a, b = Market(s), Market(s, transfer_aware=False)
+    assert a._graph is b._graph
+    far = s.replace(params={"route_factor": 2.0 * s.params["route_factor"]})  # other arc latencies
+    c = Market(far)
+    assert c._graph is not a._graph
+    np.testing.assert_allclose(c._graph.lat, 2.0 * a._graph.lat)
+    # a market moved to the other network and back gets the right graph each time
+    r_far = a.solve(scenario=far, demand_scale=5.0)
+    assert a._graph is c._graph
+    assert r_far.objective == pytest.approx(tf.solve(far, demand_scale=5.0).objective, rel=1e-9)
+    a.solve(scenario=s, demand_scale=5.0)
+    assert a._graph is b._graph

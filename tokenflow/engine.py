@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -118,6 +119,7 @@ def _price_inputs(inp: Inputs) -> tuple:
 
 
 _STRUCTURES: dict[int, tuple[Scenario, tuple]] = {}
+_STRUCTURES_LOCK = threading.Lock()
 
 
 def _structure(s: Scenario) -> tuple:
@@ -127,9 +129,10 @@ def _structure(s: Scenario) -> tuple:
     if hit is not None and hit[0] is s:
         return hit[1]
     out = (tuple(s.node_ids), tuple(s.workload_ids), tuple(zip(s.links["a"], s.links["b"])))
-    _STRUCTURES[id(s)] = (s, out)
-    while len(_STRUCTURES) > 64:
-        _STRUCTURES.pop(next(iter(_STRUCTURES)))
+    with _STRUCTURES_LOCK:  # (threads share the memo)
+        _STRUCTURES[id(s)] = (s, out)
+        while len(_STRUCTURES) > 64:
+            _STRUCTURES.pop(next(iter(_STRUCTURES)))
     return out
 
 

@@ -23,6 +23,7 @@ over *all* admissible routes.
 from __future__ import annotations
 
 import heapq
+import threading
 
 import numpy as np
 from scipy.sparse import csr_array
@@ -106,6 +107,7 @@ class Graph:
 
 
 _GRAPHS: dict[bytes, Graph] = {}
+_LOCK = threading.Lock()
 GRAPH_CACHE_SIZE = 16
 
 
@@ -116,12 +118,14 @@ def shared_graph(inp: Inputs) -> Graph:
     key = b"|".join((np.int64(inp.N).tobytes(), np.ascontiguousarray(inp.au, dtype=np.int64).tobytes(),
                      np.ascontiguousarray(inp.av, dtype=np.int64).tobytes(),
                      np.ascontiguousarray(inp.arc_latency_ms, dtype=float).tobytes()))
-    G = _GRAPHS.pop(key, None)
+    with _LOCK:
+        G = _GRAPHS.pop(key, None)
     if G is None:
         G = Graph(inp)
-    _GRAPHS[key] = G  # most recently used last
-    while len(_GRAPHS) > GRAPH_CACHE_SIZE:
-        _GRAPHS.pop(next(iter(_GRAPHS)))
+    with _LOCK:
+        _GRAPHS[key] = G  # most recently used last
+        while len(_GRAPHS) > GRAPH_CACHE_SIZE:
+            _GRAPHS.pop(next(iter(_GRAPHS)))
     return G
 
 
@@ -147,9 +151,10 @@ def _dijkstra_all(G: Graph, length: np.ndarray) -> tuple[np.ndarray, np.ndarray,
     out = (dist, pred, _tree_latency(G, pred))
     for a in out:
         a.setflags(write=False)  # shared by later calls: nobody may change them
-    if len(G.dj_cache) >= DJ_CACHE_SIZE:
-        G.dj_cache.pop(next(iter(G.dj_cache)))
-    G.dj_cache[key] = out
+    with _LOCK:  # a Graph is shared by the markets of every thread of the process
+        while len(G.dj_cache) >= DJ_CACHE_SIZE:
+            G.dj_cache.pop(next(iter(G.dj_cache)))
+        G.dj_cache[key] = out
     return out
 
 

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from .inputs import (
     per_workload,
 )
 from .model import LARGE, SMALL, LPArrays, PathColumns, check_magnitudes, path_lp, row_layout
-from .routes import LAT_TOL, Graph, arc_lengths, cheapest, price
+from .routes import LAT_TOL, arc_lengths, cheapest, price, shared_graph
 from .scenario import Scenario
 from .solver import LiveLP, verify
 
@@ -111,8 +112,28 @@ def _same_voll(a, b) -> bool:
         return False
 
 
+def _price_inputs(inp: Inputs) -> tuple:
+    """Every input :func:`~tokenflow.routes.price` reads besides the duals and the graph."""
+    return (inp.proc_cost, inp.intensity, inp.capacity_kw > 0, inp.arc_cost, inp.fwd_gb, inp.rev_gb,
+            inp.rev_arc, inp.latency_ms)
+
+
+_STRUCTURES: dict[int, tuple[Scenario, tuple]] = {}
+_STRUCTURES_LOCK = threading.Lock()
+
+
 def _structure(s: Scenario) -> tuple:
-    return (tuple(s.node_ids), tuple(s.workload_ids), tuple(zip(s.links["a"], s.links["b"])))
+    """Nodes, workloads and links of ``s`` (remembered per scenario object: a Scenario is
+    immutable, and the entry holds ``s`` so that its ``id`` cannot be reused meanwhile)."""
+    hit = _STRUCTURES.get(id(s))
+    if hit is not None and hit[0] is s:
+        return hit[1]
+    out = (tuple(s.node_ids), tuple(s.workload_ids), tuple(zip(s.links["a"], s.links["b"])))
+    with _STRUCTURES_LOCK:  # (threads share the memo)
+        _STRUCTURES[id(s)] = (s, out)
+        while len(_STRUCTURES) > 64:
+            _STRUCTURES.pop(next(iter(_STRUCTURES)))
+    return out
 
 
 class Market:
@@ -157,12 +178,14 @@ class Market:
                                 value_of_lost_load=value_of_lost_load)
         self.demand_scale = 1.0
         self._main, self._smax = LiveLP(), LiveLP()
-        self._graph = Graph(self.inp)
+        self._graph = shared_graph(self.inp)
         self._limit_cache: ScaleLimit | None = None
         self._arr_cache: dict = {}
         self._pre: tuple | None = None
         self._pending: list[dict] = []  # number changes applied to the arrays, not yet to the Scenario
         self.n_solves = 0
+        self._price_memo: tuple | None = None  # see _price
+        self.price_skips = 0
         if self.formulation == "path":
             self.cols = PathColumns()
             self._ent: tuple | None = None
@@ -255,7 +278,7 @@ class Market:
             self._arr_cache = {}
             lat_changed = not np.array_equal(old.arc_latency_ms, inp.arc_latency_ms)
             if lat_changed:
-                self._graph = Graph(inp)
+                self._graph = shared_graph(inp)
             if self.formulation == "arc":
                 new_arc = ArcStructure(inp)
                 if new_arc.key() != self.arc.key():
@@ -508,10 +531,34 @@ class Market:
                 return cond, rounds, None
             x, y, obj = live.solution()
             lam, mu, rho = self._duals(y, inp.N * inp.K)
-            new = price(inp, self._graph, lam, mu, rho, with_costs=scale is not None, exists=self.cols.exists)
+            new = self._price(lam, mu, rho, scale is not None)
             if not new or not self.cols.add([(o, n, arcs, k) for o, n, arcs, k, _ in new]):
                 return "optimal", rounds, (x, y, obj, arr)
         raise SolverError(f"column generation did not converge in {MAX_CG_ROUNDS} rounds")
+
+    def _price(self, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, with_costs: bool) -> list:
+        """:func:`~tokenflow.routes.price`, skipped when it is known to find nothing.
+
+        ``price`` is a deterministic function of the duals (lam, mu, rho), of the inputs it
+        reads (:func:`_price_inputs`), of the graph and of the columns the LP already has,
+        and a column is priced out iff its reduced cost at these duals is >= -tol.  When the
+        last call at exactly these duals, inputs and graph found no column, a new call finds
+        none either: the column set only grows, and a larger set only skips more candidates
+        (a route that was not in the LP and had negative reduced cost would have been
+        returned then).  This is the common warm re-solve where only the demand right-hand
+        side moved and the optimal basis, hence the duals, stayed the same."""
+        memo, inp = self._price_memo, self.inp
+        if memo is not None and memo[0] is self._graph and memo[1] == with_costs and memo[2] is self.cols \
+                and np.array_equal(memo[3], lam) and np.array_equal(memo[4], mu) and np.array_equal(memo[5], rho) \
+                and (memo[6] is inp or all(np.array_equal(a, b) for a, b in zip(memo[7], _price_inputs(inp)))):
+            # (Inputs arrays are never changed in place: a change makes a new Inputs)
+            self.price_skips += 1
+            return []
+        new = price(inp, self._graph, lam, mu, rho, with_costs=with_costs, exists=self.cols.exists)
+        if not new:
+            self._price_memo = (self._graph, with_costs, self.cols, lam.copy(), mu.copy(), rho.copy(), inp,
+                                tuple(np.array(a, copy=True) for a in _price_inputs(inp)))
+        return new
 
     # ------------------------------------------------------------------ names for messages
     def _row_name(self, n_first: int):

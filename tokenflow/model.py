@@ -45,6 +45,10 @@ class LPArrays:
     sense: int = 1  # 1 minimise
     cache: dict | None = None  # matrices derived from (indptr, indices, data), shared by copies
 
+    def __post_init__(self) -> None:
+        if self.cache is None:  # made here, not on first use, so that copies made before it share it
+            self.cache = {}
+
     def matrix(self) -> dict:
         """Coordinates of the matrix entries (cached; copies made with dataclasses.replace
         share the cache as long as the matrix is the same)."""

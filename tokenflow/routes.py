@@ -23,6 +23,7 @@ over *all* admissible routes.
 from __future__ import annotations
 
 import heapq
+import threading
 
 import numpy as np
 from scipy.sparse import csr_array
@@ -31,6 +32,7 @@ from scipy.sparse.csgraph import dijkstra
 from .inputs import Inputs
 
 LAT_TOL = 1e-9  # ms, slack on latency limits (as in the scenario's own checks)
+DJ_CACHE_SIZE = 16  # all-pairs Dijkstra answers kept per graph
 
 
 class RoutePool:
@@ -89,6 +91,7 @@ class Graph:
             self.out[u].append(a)
         self.arc_of = {(int(u), int(v)): a for a, (u, v) in enumerate(zip(self.au, self.av))}
         self.W: np.ndarray | None = None
+        self.dj_cache: dict[bytes, tuple] = {}  # lengths -> _dijkstra_all's answer (oldest dropped)
         # CSR layout of the arcs, built once: per solve only the lengths change
         order = np.lexsort((self.av, self.au))
         self.csr_order = order
@@ -103,6 +106,29 @@ class Graph:
             self.latdist_rev = self.latdist
 
 
+_GRAPHS: dict[bytes, Graph] = {}
+_LOCK = threading.Lock()
+GRAPH_CACHE_SIZE = 16
+
+
+def shared_graph(inp: Inputs) -> Graph:
+    """``Graph(inp)``, shared between the markets of this process whose networks are the
+    same (nodes, arcs and arc latencies: everything a Graph is computed from); a Graph is
+    never changed after it is built, except for its caches of pure functions of it."""
+    key = b"|".join((np.int64(inp.N).tobytes(), np.ascontiguousarray(inp.au, dtype=np.int64).tobytes(),
+                     np.ascontiguousarray(inp.av, dtype=np.int64).tobytes(),
+                     np.ascontiguousarray(inp.arc_latency_ms, dtype=float).tobytes()))
+    with _LOCK:
+        G = _GRAPHS.pop(key, None)
+    if G is None:
+        G = Graph(inp)
+    with _LOCK:
+        _GRAPHS[key] = G  # most recently used last
+        while len(_GRAPHS) > GRAPH_CACHE_SIZE:
+            _GRAPHS.pop(next(iter(_GRAPHS)))
+    return G
+
+
 def arc_lengths(inp: Inputs, rho: np.ndarray, with_costs: bool) -> np.ndarray:
     """K x L: length of each arc for each workload ($/M tokens)."""
     ell = (inp.arc_cost if with_costs else 0.0) + np.maximum(rho, 0.0)
@@ -114,11 +140,22 @@ def arc_lengths(inp: Inputs, rho: np.ndarray, with_costs: bool) -> np.ndarray:
 def _dijkstra_all(G: Graph, length: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """All-pairs cheapest routes under ``length``; a tiny latency term breaks ties towards
     short routes and keeps zero-length arcs as edges.  Returns (dist, pred, eps)."""
+    key = length.tobytes()
+    hit = G.dj_cache.get(key)
+    if hit is not None:  # same lengths on the same graph: the same answer (a pure function)
+        return hit
     eps = 1e-12 * (1.0 + float(length.max(initial=0.0)))
     w = (length + eps * (1.0 + G.lat))[G.csr_order]
     g = csr_array((w, G.csr_indices, G.csr_indptr), shape=(G.N, G.N))
     dist, pred = dijkstra(g, directed=True, return_predecessors=True)
-    return dist, pred, _tree_latency(G, pred)
+    out = (dist, pred, _tree_latency(G, pred))
+    for a in out:
+        a.setflags(write=False)  # shared by later calls: nobody may change them
+    with _LOCK:  # a Graph is shared by the markets of every thread of the process
+        while len(G.dj_cache) >= DJ_CACHE_SIZE:
+            G.dj_cache.pop(next(iter(G.dj_cache)))
+        G.dj_cache[key] = out
+    return out
 
 
 def _tree_latency(G: Graph, pred: np.ndarray) -> np.ndarray:

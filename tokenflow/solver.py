@@ -116,7 +116,9 @@ class LiveLP:
         basis = None
         if self.h is not None and self.arr is not None:
             b = self.h.getBasis()
-            basis = b if b.valid and len(b.col_status) == self.arr.n_cols else None
+            # (the basis HiGHS holds is sized to its model; reading b.col_status would turn
+            # every status into a Python object, the dearest step of a warm re-solve)
+            basis = b if b.valid and self.h.getNumCol() == self.arr.n_cols else None
         for c in todo:
             c["touched"], c["basis"] = True, basis
 
@@ -160,10 +162,14 @@ class LiveLP:
             self._pass(arr)
             return
         nc, nnz = old.n_cols, int(old.indptr[-1])
-        same_pattern = (np.array_equal(old.indptr, arr.indptr[:nc + 1])
-                        and np.array_equal(old.indices, arr.indices[:nnz]))
-        if not same_pattern or not np.array_equal(old.row_scale, arr.row_scale) \
-                or not np.array_equal(old.data, arr.data[:nnz]):
+
+        def same(a: np.ndarray, b: np.ndarray, n: int | None = None) -> bool:
+            # the same array object is equal to itself (copies made by dataclasses.replace
+            # share the arrays they do not change): no element-wise comparison needed
+            return a is b or np.array_equal(a, b if n is None else b[:n])
+
+        same_pattern = same(old.indptr, arr.indptr, nc + 1) and same(old.indices, arr.indices, nnz)
+        if not same_pattern or not same(old.row_scale, arr.row_scale) or not same(old.data, arr.data, nnz):
             self._pass(arr)
             return
         self._touch()
@@ -173,12 +179,14 @@ class LiveLP:
             start = (arr.indptr[nc:-1] - nnz).astype(np.int32)
             h.addCols(arr.n_cols - nc, arr.cost[nc:], arr.col_lb[nc:], arr.col_ub[nc:], len(data) - nnz,
                       start, arr.indices[nnz:], data[nnz:])
-        idx = np.nonzero(old.cost != arr.cost[:nc])[0].astype(np.int32)
-        if len(idx):
-            h.changeColsCost(len(idx), idx, arr.cost[idx])
-        idx = np.nonzero((old.col_lb != arr.col_lb[:nc]) | (old.col_ub != arr.col_ub[:nc]))[0].astype(np.int32)
-        if len(idx):
-            h.changeColsBounds(len(idx), idx, arr.col_lb[idx], arr.col_ub[idx])
+        if old.cost is not arr.cost:
+            idx = np.nonzero(old.cost != arr.cost[:nc])[0].astype(np.int32)
+            if len(idx):
+                h.changeColsCost(len(idx), idx, arr.cost[idx])
+        if old.col_lb is not arr.col_lb or old.col_ub is not arr.col_ub:
+            idx = np.nonzero((old.col_lb != arr.col_lb[:nc]) | (old.col_ub != arr.col_ub[:nc]))[0].astype(np.int32)
+            if len(idx):
+                h.changeColsBounds(len(idx), idx, arr.col_lb[idx], arr.col_ub[idx])
         idx = np.nonzero((old.row_lb != arr.row_lb) | (old.row_ub != arr.row_ub))[0].astype(np.int32)
         if len(idx):
             rs = arr.row_scale[idx]
@@ -216,7 +224,7 @@ class LiveLP:
         sol = self.h.getSolution()
         x = np.asarray(sol.col_value)
         y = np.asarray(sol.row_dual) * self.arr.row_scale
-        return x, y, float(self.h.getInfo().objective_function_value)
+        return x, y, float(self.h.getObjectiveValue())
 
     def cold_seconds(self) -> float:
         """HiGHS alone on this LP from scratch (a fresh instance), for benchmarks."""
@@ -231,38 +239,52 @@ class LiveLP:
 
 def verify(arr: LPArrays, x: np.ndarray, y: np.ndarray, row_name, col_name) -> None:
     """Refuse (``SolverError``) a solution that is not primal feasible relative to each row's
-    scale, or whose duals break the sign conditions of an optimum."""
+    scale, or whose duals break the sign conditions of an optimum.
+
+    Every test has the form ``v / scale > tol`` with ``scale >= 1``, so ``v > tol`` is
+    necessary: the scales (the magnitude sums) are computed only for the rows and columns
+    that pass that cheap test, which is the same check at a fraction of the cost."""
     mats = arr.matrix()
     row, col, data, absdata = mats["row"], mats["col"], arr.data, mats["absdata"]
-    ax = np.bincount(row, weights=data * x[col], minlength=arr.n_rows)
-    mag = np.bincount(row, weights=absdata * np.abs(x[col]), minlength=arr.n_rows)
+    xc = x[col]
+    ax = np.bincount(row, weights=data * xc, minlength=arr.n_rows)
     lb, ub = arr.row_lb, arr.row_ub
-    scale = np.maximum.reduce([np.ones_like(ax), mag, np.where(np.isfinite(lb), np.abs(lb), 0.0),
-                               np.where(np.isfinite(ub), np.abs(ub), 0.0)])
-    viol = np.maximum(np.maximum(lb - ax, ax - ub), 0.0) / scale
-    i = int(np.argmax(viol)) if len(viol) else 0
-    if len(viol) and viol[i] > PRIMAL_TOL:
-        bound = ub[i] if ax[i] > ub[i] else lb[i]
-        ratio = f" ({ax[i] / bound:,.6g}x its bound)" if bound not in (0.0,) and np.isfinite(bound) else ""
-        raise SolverError(f"solution refused: {row_name(i)} is violated: activity {ax[i]:.6g} against bound "
-                          f"{bound:.6g}{ratio}; the LP is too badly scaled for the solver")
+    raw = np.maximum(lb - ax, ax - ub)
+    cand = np.flatnonzero(raw > PRIMAL_TOL)
+    if len(cand):
+        mag = np.bincount(row, weights=absdata * np.abs(xc), minlength=arr.n_rows)[cand]
+        lc, uc = lb[cand], ub[cand]
+        scale = np.maximum.reduce([np.ones_like(mag), mag, np.where(np.isfinite(lc), np.abs(lc), 0.0),
+                                   np.where(np.isfinite(uc), np.abs(uc), 0.0)])
+        viol = raw[cand] / scale
+        c = int(np.argmax(viol))
+        if viol[c] > PRIMAL_TOL:
+            i = int(cand[c])
+            bound = ub[i] if ax[i] > ub[i] else lb[i]
+            ratio = f" ({ax[i] / bound:,.6g}x its bound)" if bound not in (0.0,) and np.isfinite(bound) else ""
+            raise SolverError(f"solution refused: {row_name(i)} is violated: activity {ax[i]:.6g} against bound "
+                              f"{bound:.6g}{ratio}; the LP is too badly scaled for the solver")
     xs = np.maximum(arr.col_lb - x, x - arr.col_ub)
-    xs = xs / np.maximum(1.0, np.abs(x))
-    j = int(np.argmax(xs)) if len(xs) else 0
-    if len(xs) and xs[j] > PRIMAL_TOL:
-        raise SolverError(f"solution refused: {col_name(j)} = {x[j]:.6g} is outside its bounds")
+    cand = np.flatnonzero(xs > PRIMAL_TOL)
+    if len(cand):
+        v = xs[cand] / np.maximum(1.0, np.abs(x[cand]))
+        c = int(np.argmax(v))
+        if v[c] > PRIMAL_TOL:
+            j = int(cand[c])
+            raise SolverError(f"solution refused: {col_name(j)} = {x[j]:.6g} is outside its bounds")
     ymax = max(1.0, float(np.abs(y).max(initial=0.0)))
-    le = np.isinf(lb) & np.isfinite(ub)
-    bad = le & (y > DUAL_TOL * ymax)
+    bad = (y > DUAL_TOL * ymax) & np.isinf(lb) & np.isfinite(ub)
     if bad.any():
         i = int(np.nonzero(bad)[0][0])
         raise SolverError(f"solution refused: the dual of capacity row {row_name(i)} is {y[i]:.6g}, "
                           "it must be <= 0 (a rent cannot be negative)")
-    d = arr.cost - np.bincount(col, weights=data * y[row], minlength=arr.n_cols)
-    dmag = np.abs(arr.cost) + np.bincount(col, weights=absdata * np.abs(y[row]), minlength=arr.n_cols)
-    free_up = np.isinf(arr.col_ub)
-    bad = free_up & (d < -DUAL_TOL * np.maximum(1.0, dmag))
-    if bad.any():
-        j = int(np.nonzero(bad)[0][0])
-        raise SolverError(f"solution refused: {col_name(j)} has reduced cost {d[j]:.6g} < 0 at the reported "
-                          "optimum (dual infeasible)")
+    yr = y[row]
+    d = arr.cost - np.bincount(col, weights=data * yr, minlength=arr.n_cols)
+    cand = np.flatnonzero((d < -DUAL_TOL) & np.isinf(arr.col_ub))
+    if len(cand):
+        dmag = np.abs(arr.cost) + np.bincount(col, weights=absdata * np.abs(yr), minlength=arr.n_cols)
+        bad = d[cand] < -DUAL_TOL * np.maximum(1.0, dmag[cand])
+        if bad.any():
+            j = int(cand[np.nonzero(bad)[0][0]])
+            raise SolverError(f"solution refused: {col_name(j)} has reduced cost {d[j]:.6g} < 0 at the reported "
+                              "optimum (dual infeasible)")

@@ -38,7 +38,7 @@ from .inputs import (
     per_workload,
 )
 from .model import LARGE, SMALL, LPArrays, PathColumns, check_magnitudes, path_lp, row_layout
-from .routes import LAT_TOL, arc_lengths, cheapest, price, shared_graph
+from .routes import LAT_TOL, Graph, arc_lengths, cheapest, price, shared_graph
 from .scenario import Scenario
 from .solver import LiveLP, verify
 
@@ -1055,7 +1055,7 @@ def first_token_prices(inp: Inputs, lam: np.ndarray, mu: np.ndarray, rho: np.nda
     if not zero.any():
         return {}
     if arc is None:
-        best = cheapest(inp, graph if graph is not None else Graph(inp), mu, rho, zero)
+        best = cheapest(inp, graph if graph is not None else shared_graph(inp), mu, rho, zero)
     else:
         best = _arc_cheapest(inp, arc, mu, rho, zero)
     for o, k in np.argwhere(zero):

@@ -579,7 +579,10 @@ def test_killed_dask_workers_mark_the_sweep_incomplete(us5):
 
 # =========================================================================== interruption
 
-INTERRUPT_SPEC = {"scenario": "us20", "grid": {"demand_scale": [float(x) for x in np.linspace(1, 30, 400)]}}
+# 10,000 points (minutes of work): the signal must arrive while the sweep is still solving,
+# however fast the engine's re-solves become
+INTERRUPT_SPEC = {"scenario": "us20", "grid": {"demand_scale": [float(x) for x in np.linspace(1, 30, 400)],
+                                               "scale.bandwidth": [float(x) for x in np.linspace(0.5, 2.0, 25)]}}
 
 
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
@@ -601,7 +604,7 @@ def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word):
         if sel.select(timeout=1):
             started += proc.stderr.readline()
     assert "running sweep" in started, f"sweep did not start: {started}"
-    time.sleep(2)
+    time.sleep(1)
     proc.send_signal(sig)
     try:
         stdout, stderr = proc.communicate(timeout=60)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokenflow.claims import PAPER_CLAIMS, scorecard
+from tokenflow.claims import CASE_SCALE, PAPER_CLAIMS, scorecard
+from tokenflow.market import max_demand_scale
 from tokenflow.scenario import load_scenario
 
 
@@ -130,3 +131,20 @@ def test_readme_summary_matches_the_computed_scorecard(card, figures):
     assert [c for c, r in card.items() if r.status == "conditional"] == ["C1", "C4"]
     assert "Figure 2 differs" in text
     assert [f for f, v in figures.items() if not v.agrees] == ["F2"]
+
+
+def test_readme_consistent_unit_sentence_matches_computed_s_star():
+    """README rounds the consistent-unit s* of the 5-node network ("from about 52 to about
+    15"); the rounded values must be this build's."""
+    import re
+    from pathlib import Path
+
+    from tokenflow.consistent import consistent_scenario
+
+    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
+    m = re.search(r"falls from about (\d+) to about (\d+): the paper's 35x case does not clear", text)
+    assert m, "README's consistent-unit sentence changed; update this test"
+    s5 = load_scenario("us5")
+    before, after = max_demand_scale(s5), max_demand_scale(consistent_scenario(s5))
+    assert (int(m.group(1)), int(m.group(2))) == (round(before), round(after))
+    assert after < CASE_SCALE

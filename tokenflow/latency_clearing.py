@@ -15,8 +15,11 @@ limit is end to end (RTT + wait + prefill + first step, at the 99th percentile, 
 Iterate: clear -> node delays at the cleared routes and mix -> derate each node whose
 utilisation exceeds its usable share -> clear again, until no node exceeds it by more than
 ``tol``.  Capacity factors only ever decrease; the iteration stops at the tolerance or after
-``max_iter`` clearings (then ``converged`` is False); each iteration is reported.  Only the
-public market API is used (``tokenflow.solve`` and ``Scenario.replace``).
+``max_iter`` clearings (then ``converged`` is False); each iteration is reported.  Each
+clearing is tie-broken (:func:`tie_broken_solve`): node totals of an optimal dispatch are
+unique but the workload mix at a node is not, and the usable shares read the mix, so a second
+stage at the LP's optimal cost picks one dispatch by a fixed generic objective; prices are the
+LP's.
 """
 
 from __future__ import annotations

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+
 import numpy as np
+import pandas as pd
 import pytest
 
 import tokenflow as tf
-from tokenflow.latency_clearing import latency_consistent_clearing, network_limits
+from tokenflow.errors import TokenflowError
+from tokenflow.latency_clearing import latency_consistent_clearing, network_limits, tie_broken_solve
 from tokenflow.queueing import ServiceProfile, arrival_scv, default_profiles, max_utilisation, pool_replicas
 
 
@@ -165,3 +170,101 @@ def test_largest_latency_consistent_scale_by_search(two_nodes, profile):
     assert res.scale < tf.max_demand_scale(two_nodes)
     with pytest.raises(tf.TokenflowError, match="rel_tol"):
         max_latency_consistent_scale(two_nodes, rel_tol=float("nan"), profiles=profile)
+
+
+# ---------------------------------------------------------------------- unique tie-break
+def _twin_doc(tiny_doc, order):
+    """Two workloads with identical costs, payloads and limits, all demand at A: A (10 MW) is
+    full and 2,000 M tokens/h go to B, but which workload goes is not determined by the LP."""
+    doc = copy.deepcopy(tiny_doc)
+    base = doc["workloads"]["w"]
+    base["demand_mtok_per_h_per_mpeople"] = 6000.0
+    doc["workloads"] = {name: copy.deepcopy(base) for name in order}
+    doc["nodes"]["A"]["population"] = 1_000_000
+    return doc
+
+
+def _twin_profiles(profile, order):
+    p = profile["w"]
+    return {w: dataclasses.replace(p, workload=w) for w in order}
+
+
+def test_tie_break_picks_one_dispatch_and_keeps_prices(tiny_doc, load_doc):
+    outs = {}
+    for order in (("w", "v"), ("v", "w")):
+        s = load_doc(_twin_doc(tiny_doc, order))
+        lp = tf.solve(s)
+        tb = tie_broken_solve(s)
+        # hand-solved totals: A full, the rest at B; prices A = B's cost + transfer, B = its cost
+        proc = tb.processing.to_pandas()
+        assert proc.loc["A"].sum() == pytest.approx(10_000.0, rel=1e-6)
+        assert proc.loc["B"].sum() == pytest.approx(2_000.0, rel=1e-6)
+        for w in order:
+            assert proc[w].sum() == pytest.approx(6_000.0, rel=1e-6)
+            assert float(tb.prices.sel(node="A", workload=w)) == pytest.approx(0.201, abs=1e-6)
+            assert float(tb.prices.sel(node="B", workload=w)) == pytest.approx(0.20, abs=1e-6)
+        # prices are the LP's, and the dispatch is optimal with them (zero duality gap)
+        np.testing.assert_array_equal(tb.prices.values, lp.prices.values)
+        assert tb.objective == pytest.approx(lp.objective, rel=1e-8)
+        info = tb._sol.info
+        assert info["tie_break_excess_cost"] <= 1e-8 * abs(lp.objective)
+        assert info["tie_break_cs_residual"] <= 1e-7 * abs(lp.objective)
+        outs[order] = proc[["w", "v"]]
+    # the same dispatch whichever order the LP sees the workloads in
+    pd.testing.assert_frame_equal(outs[("w", "v")], outs[("v", "w")], rtol=1e-9, atol=1e-6)
+
+
+def test_two_optimal_solutions_give_one_end_point(tiny_doc, load_doc, profile):
+    """Two different optimal LP dispatches (the workloads' mix at A) exist; the clearing's end
+    point is the same from either, and every route meets its limit there."""
+    ends, lps = {}, {}
+    for order in (("w", "v"), ("v", "w")):
+        s = load_doc(_twin_doc(tiny_doc, order))
+        P = _twin_profiles(profile, order)
+        lps[order] = tf.solve(s).processing.to_pandas()[["w", "v"]]
+        lc = latency_consistent_clearing(s, 1.0, profiles=P, peak=True, tol=1e-9)
+        assert lc.converged
+        assert float((lc.latency["e2e_p_ms"] - lc.latency["limit_ms"]).max()) <= 1e-6
+        util = lc.result.dataset["compute_used"].to_pandas() / s.compute_capacity_kw
+        assert (util <= lc.capacity_factor + 1e-9).all()
+        ends[order] = (lc.result.processing.to_pandas()[["w", "v"]], lc.capacity_factor)
+    # the optimal face is not a point: the mix at A of any LP vertex is one of many
+    rng = link_free_mix_range(tiny_doc, load_doc)
+    assert rng > 1_000.0
+    a, b = ends[("w", "v")], ends[("v", "w")]
+    pd.testing.assert_frame_equal(a[0], b[0], rtol=1e-9, atol=1e-6)
+    pd.testing.assert_series_equal(a[1], b[1], rtol=1e-12)
+
+
+def link_free_mix_range(tiny_doc, load_doc) -> float:
+    """Range of workload w's processing at A over the optimal face (M tokens/h), from two
+    second stages with opposite objectives on w at A."""
+    from tokenflow.latency_clearing import secondary_weights
+
+    s = load_doc(_twin_doc(tiny_doc, ("w", "v")))
+    vals = []
+    for sign in (1.0, -1.0):
+        import tokenflow.latency_clearing as lcm
+
+        def weights(m, sign=sign):
+            w = secondary_weights(m)
+            o, n = m.cols.origin_node()
+            hit = (m.cols.k == 0) & (n == 0)
+            w = w.copy()
+            w[m.inp.N * m.inp.K:][hit] += sign * 10.0
+            return w
+
+        orig = lcm.secondary_weights
+        lcm.secondary_weights = weights
+        try:
+            vals.append(float(tie_broken_solve(s).processing.sel(node="A", workload="w")))
+        finally:
+            lcm.secondary_weights = orig
+    return abs(vals[0] - vals[1])
+
+
+def test_tie_break_bad_arguments(two_nodes):
+    with pytest.raises(TokenflowError, match="rel_tol"):
+        tie_broken_solve(two_nodes, rel_tol=-1.0)
+    with pytest.raises(TokenflowError, match="tie_break"):
+        latency_consistent_clearing(two_nodes, tie_break="yes")

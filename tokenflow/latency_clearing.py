@@ -15,14 +15,19 @@ limit is end to end (RTT + wait + prefill + first step, at the 99th percentile, 
 Iterate: clear -> node delays at the cleared routes and mix -> derate each node whose
 utilisation exceeds its usable share -> clear again, until no node exceeds it by more than
 ``tol``.  Capacity factors only ever decrease; the iteration stops at the tolerance or after
-``max_iter`` clearings (then ``converged`` is False); each iteration is reported.  Only the
-public market API is used (``tokenflow.solve`` and ``Scenario.replace``).
+``max_iter`` clearings (then ``converged`` is False); each iteration is reported.  Each
+clearing is tie-broken (:func:`tie_broken_solve`): node totals of an optimal dispatch are
+unique but the workload mix at a node is not, and the usable shares read the mix, so a second
+stage at the LP's optimal cost picks one dispatch by a fixed generic objective; prices are the
+LP's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -85,7 +90,7 @@ def _real(name: str, v, *, lo: float | None = None, hi: float | None = None, lo_
 
 
 def _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_aware, max_iter, tol,
-                damping=None) -> None:
+                damping=None, tie_break=True) -> None:
     """Every argument of :func:`latency_consistent_clearing`, each problem naming the argument."""
     from .scenario import Scenario
 
@@ -98,7 +103,7 @@ def _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_
         _real("damping", damping, lo=0.0, hi=1.0, lo_open=True)
     if isinstance(max_iter, (bool, np.bool_)) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
         raise TokenflowError(f"latency_consistent_clearing: max_iter must be a whole number >= 1, got {max_iter!r}")
-    for name, v in (("peak", peak), ("transfer_aware", transfer_aware)):
+    for name, v in (("peak", peak), ("transfer_aware", transfer_aware), ("tie_break", tie_break)):
         if not isinstance(v, (bool, np.bool_)):
             raise TokenflowError(f"latency_consistent_clearing: {name} must be True or False, got {v!r}")
     if profiles is not None:
@@ -211,8 +216,8 @@ def _summary(it: int, r, s, factor: pd.Series, share: pd.Series, util: pd.Series
 def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict[str, float] | None = None,
                                 profiles: dict[str, ServiceProfile] | None = None, q: float = 0.99,
                                 peak: bool = True, transfer_aware: bool = True, max_iter: int = 25,
-                                tol: float = 1e-6, network_only=None, damping: float | None = None
-                                ) -> LatencyClearing:
+                                tol: float = 1e-6, network_only=None, damping: float | None = None,
+                                tie_break: bool = True) -> LatencyClearing:
     """Clear ``s`` at ``demand_scale`` so that every served route meets its workload's
     end-to-end latency limit at quantile ``q`` (see the module docstring).  ``tol``: how far
     (share of capacity) a node may sit above its usable share at the fixed point;
@@ -224,9 +229,14 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
     can rise again when the mix changes; it stops when no node is above its usable share by
     more than ``tol`` and no factor moved by more than ``tol``.
 
+    ``tie_break``: True (default) clears every iteration with :func:`tie_broken_solve`, so the
+    end point does not depend on which optimal dispatch the solver returns (prices are the
+    LP's); False uses the solver's own optimal vertex.
+
     Raises :class:`InfeasibleMarketError` when the derated market cannot serve the demand and
     :class:`TokenflowError` naming the argument for a bad argument."""
-    _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_aware, max_iter, tol, damping)
+    _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_aware, max_iter, tol, damping,
+                tie_break)
     profiles = default_profiles(s) if profiles is None else profiles
     cap0 = s.nodes["capacity_mw"].astype(float)
     cap0_kw = s.compute_capacity_kw
@@ -240,7 +250,9 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
     r = None
     for it in range(max_iter):
         try:
-            r = solve(current, demand_scale=demand_scale, latency_limits_ms=net, transfer_aware=transfer_aware)
+            r = (tie_broken_solve(current, demand_scale, latency_limits_ms=net, transfer_aware=transfer_aware)
+                 if tie_break else
+                 solve(current, demand_scale=demand_scale, latency_limits_ms=net, transfer_aware=transfer_aware))
         except InfeasibleMarketError as exc:
             raise InfeasibleMarketError(demand_scale, exc.max_scale,
                                         f"latency-consistent clearing, iteration {it}: {exc.binding}") from None
@@ -323,3 +335,117 @@ def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, h
         else:
             lo, best = mid, lc
     return LatencyScale(lo, best, hi, why_hi)
+
+
+# ---------------------------------------------------------------------- unique tie-break
+def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping[str, float] | None = None,
+                     transfer_aware: bool = True, rel_tol: float = 1e-9):
+    """Clear ``s`` and pick one optimal dispatch that does not depend on the solver's choice.
+
+    Stage 1 is the market LP (path formulation), optimum ``z`` ($/h) and prices.  Stage 2
+    keeps every row of that LP, adds the row ``cost @ x <= z + rel_tol max(|z|, 1)`` (one
+    scaled cost row, as in :meth:`tokenflow.engine.Market.link_load_range`) and minimises a
+    fixed, generic linear objective (:func:`secondary_weights`: a weight per column from what
+    the column is, never from its position).  A generic objective has one optimum over the
+    optimal face, so processing, transfers and link flows no longer depend on the vertex the
+    first stage happened to return.  (HiGHS 1.16's QP solver was tried for a strictly convex
+    regulariser; its active-set method stalled on this degenerate face, so the second stage is
+    an LP.)  Prices do not move: the stage-2 dispatch is checked to cost ``z`` within the
+    tolerance, and any dispatch of cost ``z`` with the LP's duals has zero duality gap, so the
+    LP's prices are prices of the tie-broken dispatch too.  The result keeps them;
+    ``result.info`` holds ``tie_break_excess_cost`` ($/h) and ``tie_break_cs_residual``
+    (``sum_j x_j |reduced cost_j| + sum_i |y_i| |slack_i|``, $/h, zero at an exact optimum).
+
+    Exact over the routes column generation found for the LP (the market's own route set).
+    Raises :class:`InfeasibleMarketError` as :func:`tokenflow.solve` does and
+    :class:`SolverError` when the second stage fails or leaves the optimal face."""
+    from scipy.sparse import csc_array, vstack
+
+    from .engine import Market
+    from .errors import SolverError
+    from .model import SMALL, LPArrays, row_layout
+    from .results import MarketResult
+    from .solver import HIGHS_OPTIONS, PRIMAL_TOL, LiveLP, verify
+
+    _real("demand_scale", demand_scale, lo=0.0, lo_open=True)
+    _real("rel_tol", rel_tol, lo=0.0)
+    m = Market(s, transfer_aware=transfer_aware, formulation="path", latency_limits_ms=latency_limits_ms)
+    r = m.solve(demand_scale=demand_scale)
+    sol = r._sol
+    D, _, _ = row_layout(m.inp)
+    arr, _on = m._path_arrays(demand_scale)
+    z = float(r.objective)
+    if len(sol.x) != arr.n_cols:
+        raise SolverError("tie-break: the LP's columns changed after the solve")
+    A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols))
+    w2 = secondary_weights(m)
+    nz = np.abs(arr.cost[arr.cost != 0])
+    cscale = 1.0 / math.sqrt(float(nz.min()) * float(nz.max())) if len(nz) else 1.0
+    if len(nz) and float(nz.min()) * cscale < 10 * SMALL:
+        raise SolverError(f"tie-break: cost coefficients span {float(nz.max() / nz.min()):.3g}x, more than the "
+                          "solver can hold in one row")
+    slack = rel_tol * max(abs(z), 1.0)
+    full = vstack([A, csc_array(arr.cost[None, :])]).tocsc()
+    full.sort_indices()
+    lp2 = LPArrays(cost=w2, col_lb=arr.col_lb, col_ub=arr.col_ub,
+                   row_lb=np.r_[arr.row_lb, -np.inf], row_ub=np.r_[arr.row_ub, z + slack],
+                   indptr=full.indptr.astype(np.int64), indices=full.indices.astype(np.int32), data=full.data,
+                   row_scale=np.r_[arr.row_scale, cscale])
+    live = LiveLP()
+    live.sync(lp2)
+    cond = live.run()
+    if cond != "optimal":
+        raise SolverError(f"tie-break: HiGHS ended the second stage with '{cond}'")
+    x = np.asarray(live.h.getSolution().col_value)[:arr.n_cols]
+    x = np.where(np.abs(x) < 1e-12 * max(1.0, float(np.abs(x).max(initial=0.0))), 0.0, x)
+    x = np.clip(x, arr.col_lb, arr.col_ub)
+    true_cost = float(arr.cost @ x)
+    feas = float(HIGHS_OPTIONS["primal_feasibility_tolerance"])
+    allowed = slack + feas * (1.0 / cscale + float(np.abs(arr.cost) @ np.abs(x))) + PRIMAL_TOL * max(abs(z), 1.0)
+    if true_cost - z > allowed:
+        raise SolverError(f"tie-break: the stage-2 dispatch costs {true_cost - z:.6g} $/h more than the optimum "
+                          f"{z:.6g} $/h (allowed {allowed:.3g}); refused")
+    verify(dataclasses.replace(arr, cost=np.zeros(arr.n_cols)), x, np.zeros(arr.n_rows),
+           lambda i: f"tie-break: row {i}", lambda j: f"tie-break: column {j}")
+    # complementary slackness with the LP's duals (scaled back: y of the unscaled rows)
+    y = _lp_duals(m, sol, arr)
+    red = arr.cost - A.T @ y
+    ax = A @ x
+    row_slack = np.minimum(np.abs(ax - np.where(np.isfinite(arr.row_lb), arr.row_lb, np.inf)),
+                           np.abs(np.where(np.isfinite(arr.row_ub), arr.row_ub, np.inf) - ax))
+    cs = float(np.abs(x) @ np.abs(red) + np.abs(y) @ np.where(np.abs(y) > 0, row_slack, 0.0))
+    info = dict(sol.info)
+    info.update({"tie_break": "lexicographic", "tie_break_excess_cost": true_cost - z, "tie_break_cs_residual": cs,
+                 "tie_break_lp_x": sol.x})
+    new = dataclasses.replace(sol, x=x, objective=true_cost, info=info)
+    out = MarketResult.from_solution(new)
+    return out
+
+
+def _generic(label: str) -> float:
+    """A fixed number in [0, 1) from a name (CRC-32 of its UTF-8 bytes over 2**32)."""
+    return zlib.crc32(label.encode()) / 2.0 ** 32
+
+
+def secondary_weights(m) -> np.ndarray:
+    """The fixed, generic second-stage cost of every column of ``m``'s path LP (unitless, in
+    [1, 2)): a function of what the column is, by name (unserved demand of workload k at origin
+    o; workload k from origin o processed at n over the named links of its route), never of
+    its position or of the order of nodes and workloads in the scenario.  Weights are hashes
+    of those names, so the second stage has one optimum except in cases of measure zero."""
+    inp = m.inp
+    N, K = inp.N, inp.K
+    nid, wid, lid = inp.node_ids, inp.workload_ids, inp.link_ids
+    unserved = np.array([1.0 + _generic(f"unserved|{nid[i // K]}|{wid[i % K]}") for i in range(N * K)])
+    o, n = m.cols.origin_node()
+    _, _, ptr, flat = m.cols.pool.arrays()
+    flows = np.array([
+        1.0 + _generic(f"flow|{wid[k]}|{nid[a]}|{nid[b]}")
+        + 1e-3 * _generic("route|" + "|".join(lid[x] for x in flat[ptr[q]:ptr[q + 1]]))
+        for k, a, b, q in zip(m.cols.k, o, n, m.cols.route)])
+    return np.r_[unserved, flows]
+
+
+def _lp_duals(m, sol, arr) -> np.ndarray:
+    """The path LP's row duals (unscaled rows) rebuilt from the solution's prices."""
+    return np.r_[sol.lam.reshape(-1), -sol.mu, -sol.rho][:arr.n_rows]

@@ -136,8 +136,10 @@ def collect(*, claims=None, figures=None, mc_file: Path | None = None, scale: fl
     f_value = {
         "F1": (lambda d: _num(float(d["merit_order_spearman"])), "Spearman rho"),
         "F2": (lambda d: _num(100 * float(d["cheap_share"])), "% of tokens at the two cheapest nodes"),
-        "F3": (lambda d: _num(100 * max(float(d["largest_relative_step_down"]), 0.0)),
-               "% (largest fall of a mean price between neighbouring demand scales)"),
+        # a fall within the solver's round-off (the verdict's 1e-9 relative) is no fall
+        "F3": (lambda d: _num(100 * float(d["largest_relative_step_down"])
+                              if float(d["largest_relative_step_down"]) > 1e-9 else 0.0),
+               "% (largest fall of a mean price between neighbouring demand scales, beyond round-off)"),
         "F4": (lambda d: int(d["saturated_every"]), "links saturated in every optimum"),
     }
     for f in ("F1", "F2", "F3", "F4"):

@@ -324,23 +324,9 @@ def test_demand_resolution_is_one_token_per_hour():
 
 def _star(n: int, seed: int = 0) -> tf.Scenario:
     """A hub linked to ``n - 1`` leaves, every node with compute (workloads of us20)."""
-    import pandas as pd
+    from tokenflow.synthetic import star_network
 
-    rng = np.random.default_rng(seed)
-    base = tf.load_scenario("us20")
-    ids = ["hub"] + [f"leaf{i:04d}" for i in range(n - 1)]
-    pop = np.exp(rng.normal(np.log(2.5e6), 0.7, n)).round()
-    nodes = pd.DataFrame({"name": ids, "state": "", "lat": np.r_[39.0, rng.uniform(30, 45, n - 1)],
-                          "lon": np.r_[-95.0, rng.uniform(-110, -80, n - 1)], "population": pop,
-                          "electricity_usd_per_kwh": rng.uniform(0.08, 0.25, n),
-                          "capacity_mw": pop / 1e6 * 110.0 * rng.lognormal(0.0, 0.5, n)},
-                         index=pd.Index(ids, name="node"))
-    links = pd.DataFrame([{"a": "hub", "b": x, "bandwidth_gbps": np.nan, "transfer_cost_usd_per_gb": np.nan}
-                          for x in ids[1:]], index=pd.Index([f"hub--{x}" for x in ids[1:]], name="link"))
-    prov = pd.DataFrame([{"item": "all", "value": np.nan, "unit": "", "kind": "assumption", "reference": "star",
-                          "range": ""}])
-    return tf.Scenario(name="star", title="star", nodes=nodes, workloads=base.workloads.copy(), links=links,
-                       params=dict(base.params), provenance=prov)
+    return star_network(n, seed)
 
 
 NETWORKS = {

@@ -36,7 +36,7 @@ import xarray as xr
 from .arc import ArcStructure
 from .errors import ScenarioError, TokenflowError
 from .inputs import build_inputs, check_bool, check_number, check_scenario
-from .plan import _solve_live, insert_columns, path_column_generation
+from .plan import _solve_live, arc_dispatch, insert_columns, path_column_generation
 from .results import _flows
 from .scenario import Scenario
 from .solver import LiveLP, verify
@@ -257,12 +257,7 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
         x, y, obj = _solve_live(LiveLP(), full, 1.0, "clear_bids")
         lam = y[st.origin_row.reshape(-1)].reshape(N, K)
         xs = np.r_[x[:nK], x[nK + nbid + noff:]]
-        f = xs[nK:nK + st.n_flow]
-        yv = xs[nK + st.n_flow:]
-        proc = np.zeros((N, K))
-        np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
-        link_tok = np.zeros((inp.L, K))
-        np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
+        proc, link_tok = arc_dispatch(st, inp, xs, nK)
     else:
         nb = nK
 

@@ -318,6 +318,19 @@ def _with_today_s_star(exc: TokenflowError, s: Scenario, settings: dict) -> Toke
     return TokenflowError(f"{exc} (s* with today's capacity = {lim:.6g})")
 
 
+def arc_dispatch(st: ArcStructure, inp, xs: np.ndarray, n_first: int) -> tuple[np.ndarray, np.ndarray]:
+    """Processing (node x workload, M tokens/h) and directed-link token flow (link x workload)
+    of an arc-formulation solution ``xs`` whose first ``n_first`` entries are not flows."""
+    N, K = inp.N, inp.K
+    f = xs[n_first:n_first + st.n_flow]
+    yv = xs[n_first + st.n_flow:]
+    proc = np.zeros((N, K))
+    np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
+    link_tok = np.zeros((inp.L, K))
+    np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
+    return proc, link_tok
+
+
 def _solve_live(live: LiveLP, arr: LPArrays, scale: float, what: str = "plan") -> tuple[np.ndarray, np.ndarray,
                                                                                          float]:
     live.sync(arr)
@@ -389,12 +402,7 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
             x, y, obj = _solve_live(LiveLP(), full, scale)
             lam = y[st.origin_row.reshape(-1)].reshape(N, K)
             xs = np.r_[x[:nK], x[nK + F + N:]]
-            f = xs[nK:nK + st.n_flow]
-            yv = xs[nK + st.n_flow:]
-            proc = np.zeros((N, K))
-            np.add.at(proc, (st.y_n, st.com_k[st.y_c]), yv)
-            link_tok = np.zeros((inp.L, K))
-            np.add.at(link_tok, (st.f_a, st.com_k[st.f_c]), f)
+            proc, link_tok = arc_dispatch(st, inp, xs, nK)
         else:
             nb = nK
             x, y, obj, full, _, rounds, sol = path_column_generation(

@@ -66,3 +66,28 @@ def synthetic_network(n_nodes: int, seed: int = 0, degree: int = 3) -> Scenario:
     return Scenario(name=f"synthetic{n_nodes}-seed{seed}", title=f"Synthetic {n_nodes}-node network",
                     nodes=nodes, workloads=base.workloads.copy(), links=links, params=dict(base.params),
                     provenance=prov)
+
+
+def star_network(n: int, seed: int = 0) -> Scenario:
+    """A hub linked to ``n - 1`` random leaves over the central U.S., every node with compute
+    (workloads and parameters of us20): the sparse network on which s* and the path
+    formulation's column generation are stress-tested (issue 15)."""
+    if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 2:
+        from .errors import ScenarioError
+
+        raise ScenarioError(f"star_network: n must be a whole number >= 2, got {n!r}")
+    rng = np.random.default_rng(seed)
+    base = load_scenario("us20")
+    ids = ["hub"] + [f"leaf{i:04d}" for i in range(n - 1)]
+    pop = np.exp(rng.normal(np.log(2.5e6), 0.7, n)).round()
+    nodes = pd.DataFrame({"name": ids, "state": "", "lat": np.r_[39.0, rng.uniform(30, 45, n - 1)],
+                          "lon": np.r_[-95.0, rng.uniform(-110, -80, n - 1)], "population": pop,
+                          "electricity_usd_per_kwh": rng.uniform(0.08, 0.25, n),
+                          "capacity_mw": pop / 1e6 * 110.0 * rng.lognormal(0.0, 0.5, n)},
+                         index=pd.Index(ids, name="node"))
+    links = pd.DataFrame([{"a": "hub", "b": x, "bandwidth_gbps": np.nan, "transfer_cost_usd_per_gb": np.nan}
+                          for x in ids[1:]], index=pd.Index([f"hub--{x}" for x in ids[1:]], name="link"))
+    prov = pd.DataFrame([{"item": "all", "value": np.nan, "unit": "", "kind": "assumption",
+                          "reference": "synthetic star (tokenflow.synthetic.star_network)", "range": ""}])
+    return Scenario(name=f"star{n}", title=f"{n}-node star", nodes=nodes, workloads=base.workloads.copy(),
+                    links=links, params=dict(base.params), provenance=prov)

@@ -48,9 +48,17 @@ def knn_links(s: Scenario, k: int) -> list[tuple[str, str]]:
     ids = s.node_ids
     k = check_k(k, len(ids))
     d = _distances(s)
+    return knn_pairs(ids, lambda a, b: float(d.loc[a, b]), k)
+
+
+def knn_pairs(ids: list[str], dist, k: int) -> list[tuple[str, str]]:
+    """The k-nearest-neighbour rule on ``ids`` with distances ``dist(a, b)`` (km): each node
+    linked to its ``k`` nearest (symmetrised), then components joined by the shortest link
+    from the first node's component until connected; sorted pairs, sorted list.  Shared by
+    :func:`knn_links` and ``tools/build_scenarios.py`` (which made the packaged backbones)."""
     links: set[tuple[str, str]] = set()
     for a in ids:
-        near = sorted((float(d.loc[a, b]), b) for b in ids if b != a)
+        near = sorted((dist(a, b), b) for b in ids if b != a)
         for _, b in near[:k]:
             links.add(tuple(sorted((a, b))))  # type: ignore[arg-type]
     while True:
@@ -64,7 +72,7 @@ def knn_links(s: Scenario, k: int) -> list[tuple[str, str]]:
                     grew = True
         if len(comp) == len(ids):
             break
-        _, a, b = min((float(d.loc[a, b]), a, b) for a in comp for b in ids if b not in comp)
+        _, a, b = min((dist(a, b), a, b) for a in comp for b in ids if b not in comp)
         links.add(tuple(sorted((a, b))))  # type: ignore[arg-type]
     return sorted(links)
 

@@ -304,30 +304,11 @@ def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def knn_links(ids: list[str], coords: dict[str, tuple[float, float]], k: int) -> list:
-    """Each metro linked to its k nearest neighbours (symmetrised), then joined up."""
-    links: set[tuple[str, str]] = set()
-    for a in ids:
-        near = sorted((haversine_km(coords[a], coords[b]), b) for b in ids if b != a)
-        for _, b in near[:k]:
-            links.add(tuple(sorted((a, b))))
-    # join components with the shortest bridging link until connected
-    while True:
-        comp = {ids[0]}
-        grew = True
-        while grew:
-            grew = False
-            for a, b in links:
-                if (a in comp) != (b in comp):
-                    comp |= {a, b}
-                    grew = True
-        if len(comp) == len(ids):
-            break
-        best = min(
-            (haversine_km(coords[a], coords[b]), a, b)
-            for a in comp for b in ids if b not in comp
-        )
-        links.add(tuple(sorted(best[1:])))
-    return sorted(links)
+    """Each metro linked to its k nearest neighbours (symmetrised), then joined up: the rule
+    of :func:`tokenflow.topology.knn_pairs` on great-circle distances."""
+    from tokenflow.topology import knn_pairs
+
+    return knn_pairs(ids, lambda a, b: haversine_km(coords[a], coords[b]), k)
 
 
 def _family(measure: str) -> str:

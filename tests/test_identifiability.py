@@ -4,14 +4,19 @@ choice set, per-case claim evaluation, and bad input."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import math
+from importlib import resources
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import BASE, write
 
 import tokenflow as tf
 from tokenflow.identifiability import (
+    PUBLIC_MAP_LABEL,
     backbones,
     choice_sets,
     claims_at,
@@ -19,7 +24,14 @@ from tokenflow.identifiability import (
     recalibrate_choices,
 )
 from tokenflow.network import haversine_km, link_table
-from tokenflow.topology import is_connected, knn_backbone, knn_links, with_links
+from tokenflow.topology import (
+    is_connected,
+    knn_backbone,
+    knn_links,
+    public_map_backbone,
+    public_map_links,
+    with_links,
+)
 
 
 def four_nodes(tmp_path, lats: dict[str, float]) -> tf.Scenario:
@@ -158,3 +170,106 @@ def test_claims_per_case_cbre_colocation(us20):
     assert "C1" not in out["cases"] and "C4" not in out["cases"]
     with pytest.raises(tf.InfeasibleMarketError):
         tf.solve(s5, demand_scale=tf.claims.CASE_SCALE, latency_limits_ms={"chat": 15.0})
+
+
+# ------------------------------------------------------------- public long-haul map variant
+
+def _derive_tool():
+    path = Path(__file__).resolve().parents[1] / "tools" / "derive_public_map_links.py"
+    spec = importlib.util.spec_from_file_location("derive_public_map_links", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_public_map_variant_is_packaged_union_map_links(us20):
+    s5 = tf.load_scenario("us5")
+    for s in (s5, us20):
+        have = {tuple(sorted(p)) for p in zip(s.links["a"], s.links["b"])}
+        found = public_map_links(s)
+        assert found and len(set(found)) == len(found)
+        t = public_map_backbone(s)
+        assert {tuple(sorted(p)) for p in zip(t.links["a"], t.links["b"])} == have | set(found)
+        lt = link_table(t)
+        for a, b in set(found) - have:  # new links: scenario-wide figures, like knn_backbone's
+            assert lt.loc[f"{a}--{b}", "bandwidth_gbps"] == s.params["link_bandwidth_gbps"]
+    nets = backbones(s5, us20, ks=(2,), public_map=True)
+    assert list(nets) == ["packaged", "k = 2", PUBLIC_MAP_LABEL]
+    assert len(nets[PUBLIC_MAP_LABEL][1].links) > len(us20.links)
+
+
+def test_public_map_csv_is_sourced_and_physically_consistent(us20):
+    """Every row cites the Zoo; a map route between two metros matched within 80 km of
+    their nodes can be no shorter than their great-circle distance less 2 x 80 km."""
+    with resources.as_file(resources.files("tokenflow") / "data" / "public_map_links.csv") as f:
+        t = pd.read_csv(f)
+    assert set(t["scenario"]) == {"us5", "us20"}
+    assert t["source"].str.contains("topology-zoo.org").all()
+    for _, r in t.iterrows():
+        n = tf.load_scenario(r["scenario"]).nodes if r["scenario"] == "us5" else us20.nodes
+        d = haversine_km(n.loc[r["a"], "lat"], n.loc[r["a"], "lon"], n.loc[r["b"], "lat"], n.loc[r["b"], "lon"])
+        assert r["route_km"] >= d - 160.0
+        assert len(r["source_links"].split("-")) >= 2
+
+
+def test_derive_rule_on_a_hand_made_map(tmp_path):
+    """Map nodes: a (near A), m (unmatched, between B and C), b (near B), c (near C), d (near
+    D).  Edges a-b, b-m, m-c, a-d, d-c.  A-B, B-C (via m), A-D, C-D are links; A-C is not (its
+    shortest route a-b-m-c passes metro B)."""
+    tool = _derive_tool()
+    coords = {"a": (30.0, -100.0), "b": (31.0, -100.0), "m": (32.0, -100.0), "c": (33.0, -100.0), "d": (31.5, -99.0)}
+    ids = {k: i for i, k in enumerate(coords)}
+    lines = ["graph ["]
+    for k, (lat, lon) in coords.items():
+        lines += ["  node [", f"    id {ids[k]}", f'    label "{k}"', f"    Longitude {lon}",
+                  f"    Latitude {lat}", "  ]"]
+    for u, v in [("a", "b"), ("b", "m"), ("m", "c"), ("a", "d"), ("d", "c")]:
+        lines += ["  edge [", f"    source {ids[u]}", f"    target {ids[v]}", "  ]"]
+    lines.append("]")
+    gml = tmp_path / "map.gml"
+    gml.write_text("\n".join(lines))
+    doc = copy.deepcopy(BASE)
+    node = doc["nodes"]["A"]
+    doc["nodes"] = {"A": {**node, "lat": 30.2, "lon": -100.0}, "B": {**node, "lat": 31.0, "lon": -100.3},
+                    "C": {**node, "lat": 33.0, "lon": -100.0}, "D": {**node, "lat": 31.5, "lon": -99.2}}
+    doc["links"] = [{"a": "A", "b": "B"}, {"a": "B", "b": "C"}, {"a": "C", "b": "D"}]
+    path = write(tmp_path, doc)
+    tool.load_scenario = lambda name: tf.load_scenario(path)
+    out = tool.derive(gml, "tiny")
+    assert sorted(zip(out["a"], out["b"])) == [("A", "B"), ("A", "D"), ("B", "C"), ("C", "D")]
+    assert dict(zip(zip(out["a"], out["b"]), out["source_links"]))[("B", "C")] == "b-m-c"
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda r: r.update(a="atlantis"), "row 2: field a: unknown node 'atlantis'"),
+    (lambda r: r.update(b=r["a"]), "row 2: fields a, b: link joins node"),
+    (lambda r: r.update(source=""), r"row 2: empty field\(s\) \['source'\]"),
+    (lambda r: r.update(route_km="-5"), "row 2: field route_km must be a positive number"),
+    (lambda r: r.update(a="chicago", b="new_york"), "row 2: fields a, b: duplicate link chicago--new_york"),
+])
+def test_bad_public_map_rows_raise(tmp_path, edit, match):
+    rows = [{"scenario": "us5", "a": "chicago", "b": "new_york", "source_links": "CHCG-NY54", "route_km": "1145.8",
+             "source": "http://www.topology-zoo.org/", "accessed": "2026-12-02"},
+            {"scenario": "us5", "a": "dallas", "b": "chicago", "source_links": "DLLS-STLS-CHCG", "route_km": "1300.2",
+             "source": "http://www.topology-zoo.org/", "accessed": "2026-12-02"}]
+    edit(rows[1])
+    p = tmp_path / "links.csv"
+    pd.DataFrame(rows).to_csv(p, index=False)
+    with pytest.raises(tf.ScenarioError, match=match) as e:
+        public_map_links(tf.load_scenario("us5"), str(p))
+    assert "links.csv" in str(e.value)
+
+
+def test_public_map_file_problems_raise(tmp_path):
+    s = tf.load_scenario("us5")
+    p = tmp_path / "x.csv"
+    pd.DataFrame([{"scenario": "us5", "a": "chicago", "b": "new_york"}]).to_csv(p, index=False)
+    with pytest.raises(tf.ScenarioError, match="x.csv: missing columns"):
+        public_map_links(s, str(p))
+    pd.DataFrame([{"scenario": "us20", "a": "chicago", "b": "new_york", "source_links": "CHCG-NY54",
+                   "route_km": 1145.8, "source": "http://www.topology-zoo.org/", "accessed": "2026-12-02"}]
+                 ).to_csv(p, index=False)
+    with pytest.raises(tf.ScenarioError, match="no rows for scenario 'us5'"):
+        public_map_links(s, str(p))
+    with pytest.raises(tf.ScenarioError, match="cannot read"):
+        public_map_links(s, str(tmp_path / "missing.csv"))

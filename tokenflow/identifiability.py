@@ -36,7 +36,7 @@ from .claims import CASE_SCALE, CHAT_LIMITS_MS, PAPER_CLAIMS, SATURATION
 from .engine import pooled_scale_limit, pooled_solve
 from .errors import InfeasibleMarketError, ScenarioError, TokenflowError
 from .scenario import CHOICES, Scenario, check_choices, load_scenario
-from .topology import check_k, knn_backbone
+from .topology import check_k, knn_backbone, public_map_backbone
 
 
 def _is_nan(x: object) -> bool:
@@ -288,10 +288,16 @@ def recalibrate_choices(s5: Scenario | None = None, s20: Scenario | None = None,
 
 # ---------------------------------------------------------------------------- topology
 
-def backbones(s5: Scenario, s20: Scenario, ks: Sequence[int] = (2, 3, 4)) -> dict[str, tuple[Scenario, Scenario]]:
-    """label -> (us5, us20) for the packaged backbones ("packaged") and each metro linked to
-    its k nearest metros ("k = 2", ...), the same k on both networks.  A bad k raises
-    :class:`ScenarioError`."""
+PUBLIC_MAP_LABEL = "packaged + public map"
+
+
+def backbones(s5: Scenario, s20: Scenario, ks: Sequence[int] = (2, 3, 4),
+              public_map: bool = False) -> dict[str, tuple[Scenario, Scenario]]:
+    """label -> (us5, us20) for the packaged backbones ("packaged"), each metro linked to
+    its k nearest metros ("k = 2", ...), the same k on both networks, and, with
+    ``public_map``, the packaged backbones plus the long-haul links of a public U.S. map
+    (:data:`PUBLIC_MAP_LABEL`, :func:`tokenflow.topology.public_map_backbone`).  A bad k
+    raises :class:`ScenarioError`."""
     _v.scenario(s5, "s5", "backbones")
     _v.scenario(s20, "s20", "backbones")
     ks = _v.items_of(ks, "ks", "backbones", kind="whole numbers k")
@@ -299,9 +305,13 @@ def backbones(s5: Scenario, s20: Scenario, ks: Sequence[int] = (2, 3, 4)) -> dic
         raise ScenarioError(f"backbones: ks has repeated values {ks!r:.80}")
     for k in ks:
         check_k(k, min(len(s5.node_ids), len(s20.node_ids)))
+    if not isinstance(public_map, bool):
+        raise ScenarioError(f"backbones: public_map must be True or False, got {public_map!r:.40}")
     out = {"packaged": (s5, s20)}
     for k in ks:
         out[f"k = {k}"] = (knn_backbone(s5, k), knn_backbone(s20, k))
+    if public_map:
+        out[PUBLIC_MAP_LABEL] = (public_map_backbone(s5), public_map_backbone(s20))
     return out
 
 
@@ -310,14 +320,15 @@ def _links(s: Scenario) -> set[tuple[str, str]]:
 
 
 def topology_study(s5: Scenario | None = None, s20: Scenario | None = None, *, ks: Sequence[int] = (2, 3, 4),
-                   rounds: int = 3, grid_points: int = GRID_POINTS) -> pd.DataFrame:
-    """One row per backbone (:func:`backbones`, default choices): link counts, which k-NN
-    backbone equals the packaged one, C1-C4 at the packaged calibrated inputs (``fixed_*``)
-    and after rerunning both calibrations on that backbone (``recal_*``)."""
+                   rounds: int = 3, grid_points: int = GRID_POINTS, public_map: bool = False) -> pd.DataFrame:
+    """One row per backbone (:func:`backbones`, default choices; ``public_map`` adds the
+    packaged + public-map variant): link counts, whether it equals the packaged backbone,
+    C1-C4 at the packaged calibrated inputs (``fixed_*``) and after rerunning both
+    calibrations on that backbone (``recal_*``)."""
     s5 = s5 or load_scenario("us5")
     s20 = s20 or load_scenario("us20")
     rows = []
-    for label, (a, b) in backbones(s5, s20, ks).items():
+    for label, (a, b) in backbones(s5, s20, ks, public_map=public_map).items():
         row: dict[str, Any] = {"backbone": label, "us5_links": len(a.links), "us20_links": len(b.links),
                                "us5_same_as_packaged": _links(a) == _links(s5),
                                "us20_same_as_packaged": _links(b) == _links(s20)}

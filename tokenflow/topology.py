@@ -157,3 +157,76 @@ def is_connected(s: Scenario) -> bool:
             seen.add(j)
             todo.append(j)
     return len(seen) == len(ids)
+
+
+# ------------------------------------------------------------- public long-haul map links
+
+PUBLIC_MAP_FILE = "public_map_links.csv"
+PUBLIC_MAP_COLUMNS = ("scenario", "a", "b", "source_links", "route_km", "source", "accessed")
+
+
+def public_map_links(s: Scenario, path: str | None = None) -> list[tuple[str, str]]:
+    """Metro-to-metro links (sorted pairs, sorted list) that a public U.S. long-haul backbone
+    map shows between the metros of ``s`` (rows of ``tokenflow/data/public_map_links.csv``, or
+    of the CSV at ``path``, whose ``scenario`` equals ``s.name``; derived from the Internet
+    Topology Zoo's AT&T North America map by ``tools/derive_public_map_links.py``).  A missing
+    column, an empty or unknown field, a self-link, a duplicate pair, a non-positive
+    ``route_km`` or a scenario with no rows raises :class:`ScenarioError` naming file, row
+    (1 = first data row) and field."""
+    _v.scenario(s, "s", "public_map_links")
+    if path is not None and not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
+        raise ScenarioError(f"public_map_links: path must be a file path, got {type(path).__name__}")
+    where = str(path) if path is not None else f"tokenflow/data/{PUBLIC_MAP_FILE}"
+    try:
+        if path is None:
+            from importlib import resources
+            with resources.as_file(resources.files("tokenflow") / "data" / PUBLIC_MAP_FILE) as f:
+                t = pd.read_csv(f, dtype=str, keep_default_na=False)
+        else:
+            t = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise ScenarioError(f"{where}: cannot read the public-map link list ({exc})") from None
+    missing = [c for c in PUBLIC_MAP_COLUMNS if c not in t.columns]
+    if missing:
+        raise ScenarioError(f"{where}: missing columns {missing}")
+    nodes, problems, seen = set(s.node_ids), [], set()
+    out: list[tuple[str, str]] = []
+    for i, row in enumerate(t.to_dict("records"), start=1):
+        empty = [c for c in PUBLIC_MAP_COLUMNS if not str(row[c]).strip()]
+        if empty:
+            problems.append(f"{where}: row {i}: empty field(s) {empty}")
+            continue
+        try:
+            km = float(row["route_km"])
+        except ValueError:
+            km = float("nan")
+        if not km > 0 or km == float("inf"):
+            problems.append(f"{where}: row {i}: field route_km must be a positive number of km, "
+                            f"got {row['route_km']!r:.40}")
+        if row["scenario"] != s.name:
+            continue
+        a, b = row["a"], row["b"]
+        for f in ("a", "b"):
+            if row[f] not in nodes:
+                problems.append(f"{where}: row {i}: field {f}: unknown node {row[f]!r:.40} of scenario {s.name!r}")
+        if a == b:
+            problems.append(f"{where}: row {i}: fields a, b: link joins node {a!r} to itself")
+        pair = tuple(sorted((a, b)))
+        if pair in seen:
+            problems.append(f"{where}: row {i}: fields a, b: duplicate link {'--'.join(pair)}")
+        seen.add(pair)
+        out.append(pair)  # type: ignore[arg-type]
+    if problems:
+        raise ScenarioError(problems)
+    if not out:
+        raise ScenarioError(f"{where}: no rows for scenario {s.name!r} (field scenario)")
+    return sorted(out)
+
+
+def public_map_backbone(s: Scenario, path: str | None = None) -> Scenario:
+    """``s`` with its packaged backbone plus the links of :func:`public_map_links` (union;
+    links already present keep their per-link figures)."""
+    _v.scenario(s, "s", "public_map_backbone")
+    have = [tuple(sorted(p)) for p in zip(s.links["a"], s.links["b"])]
+    extra = [p for p in public_map_links(s, path) if p not in set(have)]
+    return with_links(s, have + extra, note="backbone: packaged + public long-haul map links (AT&T, Topology Zoo)")

@@ -5,7 +5,10 @@ Source: the Internet Topology Zoo's ``AttMpls.gml`` (AT&T North America IP/MPLS 
 network date 2007-2008, transcribed by the Zoo from AT&T's published map
 http://www.att.com/Common/merger/files/pdf/wired-network/Domestic_0C-768_Network.pdf;
 Knight et al., "The Internet Topology Zoo", IEEE JSAC 29(9), 2011; http://www.topology-zoo.org/).
-Each Zoo node has a city label and coordinates; each edge is a link of the map.
+Each Zoo node has a city label and coordinates; each edge is a link of the map.  The copy
+read for the packaged CSV (2026-12-02) is the one redistributed in the GitHub repository
+kucejan/unroller, ``topologies/topology-zoo/AttMpls.gml`` (commit 2b6e5c65d330); it lists a
+LA03-PHNX edge twice (once commented out), which counts once here.
 
 Rule (issue 14, item 5):
 * a source node is matched to the nearest scenario metro within ``RADIUS_KM`` (great-circle

@@ -106,13 +106,48 @@ art.insertBefore(nav, art.firstChild);
 return chapters;
 """
 
-# a table wider than the printed column gets a smaller font, then breaks inside words
+# a table wider than the printed column gets a smaller font; one that still does not fit, or
+# whose columns the browser squeezed below a readable width (words broken letter by letter),
+# is printed as one block per row (its header cells as labels), like the HTML's wide tables
 FIT_TABLES_JS = """
 const over = t => t.getBoundingClientRect().width > t.parentElement.getBoundingClientRect().width + 2;
+const squeezed = t => Array.from(t.querySelectorAll('tbody td')).some(c =>
+  c.getBoundingClientRect().width < 46 && c.textContent.trim().length > 6 && /[a-z]{4}/i.test(c.textContent));
+const toBlocks = t => {
+  const heads = Array.from(t.querySelectorAll('thead tr')).map(r => Array.from(r.children));
+  const labels = heads.length ? heads.reduce((a, b) =>
+    b.filter(c => c.textContent.trim()).length > a.filter(c => c.textContent.trim()).length ? b : a)
+    .map(c => c.textContent.trim()) : [];
+  const box = document.createElement('div');
+  box.className = 'tf-blocks tf-printed-blocks';
+  const cap = t.querySelector('caption');
+  if (cap) { const p = document.createElement('p'); p.className = 'tf-blocks-caption';
+             p.style.fontWeight = '600'; p.innerHTML = cap.innerHTML; box.appendChild(p); }
+  t.querySelectorAll('tbody tr').forEach(r => {
+    const cells = Array.from(r.children);
+    const b = document.createElement('div'); b.className = 'tf-block';
+    b.style.cssText = 'border-left:3px solid #0072B2;padding:0.2em 0 0.2em 0.6em;margin:0 0 0.6em 0;break-inside:avoid';
+    const h = document.createElement('div'); h.style.fontWeight = '700';
+    h.textContent = cells.filter(c => c.tagName === 'TH').map(c => c.textContent.trim()).join(' ');
+    b.appendChild(h);
+    const dl = document.createElement('dl'); dl.style.margin = '0.1em 0 0 0';
+    cells.forEach((c, i) => {
+      if (c.tagName === 'TH' || !c.textContent.trim()) return;
+      const dt = document.createElement('dt'); dt.textContent = labels[i] || '';
+      dt.style.cssText = 'font-weight:600;float:left;clear:left;padding-right:0.6em';
+      const dd = document.createElement('dd'); dd.innerHTML = c.innerHTML;
+      dl.appendChild(dt); dl.appendChild(dd);
+    });
+    b.appendChild(dl); box.appendChild(b);
+  });
+  const host = t.closest('.tf-table-wrap') || t;
+  host.replaceWith(box);
+};
 let n = 0;
-document.querySelectorAll('table').forEach(t => {
-  if (over(t)) { t.classList.add('tf-small'); n++; }
-  if (over(t)) t.classList.add('tf-squeeze');
+Array.from(document.querySelectorAll('table')).forEach(t => {
+  if (t.closest('.tf-blocks')) return;
+  if (over(t) || squeezed(t)) { t.classList.add('tf-small'); n++; }
+  if (over(t) || squeezed(t)) toBlocks(t);
 });
 return n;
 """

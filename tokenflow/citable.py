@@ -100,7 +100,11 @@ def monte_carlo(path: Path | None) -> dict[str, tuple[float, float, int]]:
             if var in mc:
                 v = mc[var].where(ok, drop=True)
                 if v.size:
-                    out[claim] = (float(v.quantile(0.05)), float(v.quantile(0.95)), int(v.size))
+                    lo, hi = float(v.quantile(0.05)), float(v.quantile(0.95))
+                    # percentages within solver round-off of zero (1e-9 of the range) are zero
+                    tiny = 1e-9 * max(abs(lo), abs(hi), 1.0)
+                    lo, hi = (0.0 if abs(x) < tiny else x for x in (lo, hi))
+                    out[claim] = (lo, hi, int(v.size))
         return out
 
 

@@ -472,8 +472,9 @@ class Scenario:
         new_override = override if demand else self.demand_override
         if numbers_only:
             return self._replace_numbers(new_params, frames, new_override,
-                                         {label: set(ch) for label, ch in (("workloads", workloads),
-                                                                           ("nodes", nodes), ("links", links)) if ch})
+                                         {label: {r: set(cols) for r, cols in ch.items()}
+                                          for label, ch in (("workloads", workloads), ("nodes", nodes),
+                                                            ("links", links)) if ch})
         return dataclasses.replace(self, params=new_params, **frames, demand_override=new_override)
 
     def _replace_numbers(self, params: dict[str, float], frames: dict[str, pd.DataFrame],
@@ -482,10 +483,10 @@ class Scenario:
         changed (every changed value already passed :func:`value_problem`): the same object
         the constructor would build, without resolving the choices of unchanged frames again.
         Re-checks every value of each changed row (derived ones included: payload split,
-        energy under the chosen accounting) and the cross-field rules; ``rows`` names the
-        changed rows by frame."""
+        energy under the chosen accounting) and the cross-field rules; ``rows`` is
+        {frame: {row: changed fields}}."""
         label = f"scenario {self.name!r}"
-        if "workloads" in frames:
+        if any("energy_kwh_per_mtok" in cols for cols in rows.get("workloads", {}).values()):
             _resolve_energy(frames["workloads"], self.modelling_choices["energy_accounting"])
         new = object.__new__(Scenario)
         for f in dataclasses.fields(self):
@@ -1057,7 +1058,18 @@ def _value_problems(s: Any, label: str, rows: Mapping[str, set] | None = None) -
         if rows is not None:
             if section not in rows:
                 continue
-            frame = frame.loc[[i for i in frame.index if i in rows[section]]]
+            cols = [c for c in _NUMERIC[section] if c in frame.columns]
+            for idx in (i for i in frame.index if i in rows[section]):
+                for col in cols:
+                    v = frame.at[idx, col]
+                    if isinstance(v, np.generic):
+                        v = v.item()
+                    if (section == "links" or col == "pue" or col in _BASE_FIELD) and isinstance(v, float) \
+                            and math.isnan(v):
+                        continue  # as below
+                    if (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
+                        problems.append(f"{label}: {section}.{idx}.{col}: {why}")
+            continue
         for col in _NUMERIC[section]:
             if col not in frame.columns:
                 continue
@@ -1083,12 +1095,12 @@ def _cross_problems(s: Any, label: str, rows: Mapping[str, set] | None = None, *
         for idx in wl.index:
             if rows is not None and idx not in rows.get("workloads", ()):
                 continue
-            total, parts = wl.loc[idx, "payload_bytes_per_token"], (
-                wl.loc[idx, "request_bytes_per_token"] + wl.loc[idx, "response_bytes_per_token"])
+            total, parts = wl.at[idx, "payload_bytes_per_token"], (
+                wl.at[idx, "request_bytes_per_token"] + wl.at[idx, "response_bytes_per_token"])
             if np.isfinite(total) and np.isfinite(parts) and abs(total - parts) > 1e-6 * max(1.0, abs(total)):
                 problems.append(f"{label}: workloads.{idx}.payload_bytes_per_token: {total:g} is not "
                                 f"request + response = {parts:g} B/token")
-    if capacity and not problems and (s.nodes["capacity_mw"] > 0).sum() == 0:
+    if capacity and not problems and not (s.nodes["capacity_mw"].to_numpy() > 0).any():
         problems.append(f"{label}: nodes: no node has compute capacity")
     return problems
 

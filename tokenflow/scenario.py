@@ -421,7 +421,8 @@ class Scenario:
                     problems.append(f"replace: {label}.{row} must be a mapping of field to value, got {cols!r}")
                     continue
                 for col, v in cols.items():
-                    if col not in frame.columns or col in _BASE_FIELD or (label == "nodes" and col in ("name", "state")):
+                    if col not in frame.columns or col in _BASE_FIELD or \
+                            (label == "nodes" and col in ("name", "state")):
                         numbers_only = False
                     if col in ("name", "state") and label == "nodes":
                         if not isinstance(v, str):

@@ -4,6 +4,7 @@ choices of unchanged frames again equals the constructor's, and every changed va
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import os
 import sys
 
@@ -12,14 +13,13 @@ import pandas as pd
 import pytest
 
 import tokenflow as tf
-from tokenflow import sweep as _sweep_fn  # noqa: F401 - the module is looked up below
 from tokenflow.errors import ScenarioError
 from tokenflow.scenario import Scenario
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 from profile_mc import mc_points  # noqa: E402 - the robustness notebook's draws
 
-SW = sys.modules["tokenflow.sweep"]
+SW = importlib.import_module("tokenflow.sweep")  # the module (tokenflow.sweep is also the function)
 
 
 def _slow(self, params, frames, demand_override, rows):

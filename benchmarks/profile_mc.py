@@ -5,6 +5,8 @@ The draws are built exactly as in notebooks/robustness.ipynb (every ranged input
 uniform over its sourced range, every modelling choice uniform over its values); one batch
 is evaluated in this process with the sweep's own claims evaluator under cProfile, then
 (``--sweep``) the whole Monte Carlo is timed through :func:`tokenflow.sweep` on N workers.
+``--baseline`` also times the batch without the choice-set cache and without
+:meth:`Scenario.replace`'s number-only path (each then rebuilds and re-checks the whole scenario).
 
 Run:  python benchmarks/profile_mc.py [--draws 100] [--top 25] [--baseline] [--sweep 2000 --workers 2]
 """
@@ -95,6 +97,18 @@ def main() -> None:
             timed("same batch, choice sets not cached (as before issue 20)")
         finally:
             sw._with_choices = cached
+        import dataclasses
+
+        from tokenflow.scenario import Scenario
+
+        fast = Scenario._replace_numbers
+        # Scenario.replace without its number-only path: the constructor resolves and checks all again
+        Scenario._replace_numbers = lambda self, params, frames, demand_override, rows: dataclasses.replace(
+            self, params=params, **frames, demand_override=demand_override)
+        try:
+            timed("same batch, replace() without the number-only path (as before issue 20 item 2)")
+        finally:
+            Scenario._replace_numbers = fast
     if args.sweep:
         pts = mc_points(args.sweep)
         t0 = time.perf_counter()

@@ -401,15 +401,21 @@ class Market:
         rows = inp.base_demand > 0
         if not with_voll:
             rows &= np.isnan(inp.voll)[None, :]
+        # round trip to the nearest node with compute, per origin (inf: none connected); a
+        # demand cell is reachable iff that is within its latency limit
+        # demand cell is reachable iff that is within its latency limit (no compute: none is)
+        if cap.any():
+            nearest_rtt = (2.0 * G.latdist[:, cap]).min(axis=1)
+            rows &= ~(nearest_rtt[:, None] <= inp.latency_ms[None, :] + LAT_TOL)
+        else:
+            nearest_rtt = np.full(len(cap), np.inf)
         for o, k in np.argwhere(rows):
-            rtt = 2.0 * G.latdist[o, cap]
-            if not np.any(rtt <= inp.latency_ms[k] + LAT_TOL):
-                fin = rtt[np.isfinite(rtt)]
-                nearest = f"; nearest compute is {fin.min():.1f} ms away" if len(fin) else \
-                    "; no node with compute capacity is connected to it"
-                problems.append(f"unreachable demand: {inp.workload_ids[k]} at node {inp.node_ids[o]!r} cannot "
-                                f"reach any node with compute capacity within its {inp.latency_ms[k]:g} ms "
-                                f"latency limit{nearest}")
+            fin = nearest_rtt[o]
+            nearest = f"; nearest compute is {fin:.1f} ms away" if np.isfinite(fin) else \
+                "; no node with compute capacity is connected to it"
+            problems.append(f"unreachable demand: {inp.workload_ids[k]} at node {inp.node_ids[o]!r} cannot "
+                            f"reach any node with compute capacity within its {inp.latency_ms[k]:g} ms "
+                            f"latency limit{nearest}")
         return problems
 
     def resolve(self, scenario: Scenario, *, demand_scale: float = 1.0, transfer_aware: bool = True,

@@ -48,7 +48,7 @@ NOTEBOOKS: dict[str, tuple[dict, dict]] = {
     "latency": ({"n_limits": 39}, {"n_limits": 5}),
     "us20_scaleup": ({"n_points": 25}, {"n_points": 5}),
     "formulations_settlement": ({"n_points": 25}, {"n_points": 5}),
-    "robustness": ({"n_draws": 500}, {"n_draws": 12}),
+    "robustness": ({"n_draws": 2000}, {"n_draws": 12}),
     "planner": ({}, {"n_sweep": 3}),
     "choices": ({}, {}),
     "referees": ({}, {"sim_requests": 400, "sim_rhos": [0.5, 0.9], "n_scales": 2, "us20_check": False,

@@ -209,6 +209,16 @@ def _id_problem(v: Any, what: str) -> str | None:
     return f"{what} must be text, got {v!r}"
 
 
+def _resolve_energy(wl: pd.DataFrame, accounting: str) -> None:
+    """Set ``wl.energy_kwh_per_mtok`` (kWh/M tokens) in place from the generated-only figure
+    under the ``energy_accounting`` choice ``accounting``."""
+    if accounting == "generated_only":
+        wl["energy_kwh_per_mtok"] = wl[ENERGY_RAW_COLUMN].astype(float)
+    else:
+        from .serving import consistent_energy
+        wl["energy_kwh_per_mtok"] = consistent_energy(wl[ENERGY_RAW_COLUMN].astype(float))
+
+
 PROVENANCE_COLUMNS = ["item", "value", "unit", "kind", "reference", "range", "a_priori"]
 
 
@@ -240,11 +250,7 @@ def resolve_choices(nodes: pd.DataFrame, workloads: pd.DataFrame, provenance: pd
             wl[k] = pd.Series({i: r[k] for i, r in rows.items()}, dtype=float).reindex(wl.index)
     if ENERGY_RAW_COLUMN not in wl:
         wl[ENERGY_RAW_COLUMN] = wl["energy_kwh_per_mtok"].astype(float)
-    if choices["energy_accounting"] == "generated_only":
-        wl["energy_kwh_per_mtok"] = wl[ENERGY_RAW_COLUMN].astype(float)
-    else:
-        from .serving import consistent_energy
-        wl["energy_kwh_per_mtok"] = consistent_energy(wl[ENERGY_RAW_COLUMN].astype(float))
+    _resolve_energy(wl, choices["energy_accounting"])
     nodes = nodes.copy()
     problems = []
     for resolved, (name, raw_cols) in RESOLVED_NODE_FIELDS.items():
@@ -399,8 +405,13 @@ class Scenario:
             else:
                 new_params[k] = float(v)
         frames = {}
+        # number-only changes to existing, resolved columns need no new choice resolution nor a
+        # re-check of what did not change (see _replace_numbers); anything else takes the full path
+        numbers_only = True
         for label, frame, changes in [("workloads", self.workloads, workloads),
                                       ("nodes", self.nodes, nodes), ("links", self.links, links)]:
+            if not changes:
+                continue
             frame = frame.copy()
             for row, cols in (changes or {}).items():
                 if row not in frame.index:
@@ -410,6 +421,9 @@ class Scenario:
                     problems.append(f"replace: {label}.{row} must be a mapping of field to value, got {cols!r}")
                     continue
                 for col, v in cols.items():
+                    if col not in frame.columns or col in _BASE_FIELD or \
+                            (label == "nodes" and col in ("name", "state")):
+                        numbers_only = False
                     if col in ("name", "state") and label == "nodes":
                         if not isinstance(v, str):
                             problems.append(f"replace: nodes.{row}.{col}: must be text, got {v!r}")
@@ -456,8 +470,34 @@ class Scenario:
                     override.loc[node, wk] = float(v)
         if problems:
             raise ScenarioError(problems)
-        return dataclasses.replace(self, params=new_params, **frames,
-                                   demand_override=override if demand else self.demand_override)
+        new_override = override if demand else self.demand_override
+        if numbers_only:
+            return self._replace_numbers(new_params, frames, new_override,
+                                         {label: {r: set(cols) for r, cols in ch.items()}
+                                          for label, ch in (("workloads", workloads), ("nodes", nodes),
+                                                            ("links", links)) if ch})
+        return dataclasses.replace(self, params=new_params, **frames, demand_override=new_override)
+
+    def _replace_numbers(self, params: dict[str, float], frames: dict[str, pd.DataFrame],
+                         demand_override: pd.DataFrame | None, rows: dict[str, set]) -> Scenario:
+        """The copy :meth:`replace` returns when only numbers of existing resolved columns
+        changed (every changed value already passed :func:`value_problem`): the same object
+        the constructor would build, without resolving the choices of unchanged frames again.
+        Re-checks every value of each changed row (derived ones included: payload split,
+        energy under the chosen accounting) and the cross-field rules; ``rows`` is
+        {frame: {row: changed fields}}."""
+        label = f"scenario {self.name!r}"
+        if any("energy_kwh_per_mtok" in cols for cols in rows.get("workloads", {}).values()):
+            _resolve_energy(frames["workloads"], self.modelling_choices["energy_accounting"])
+        new = object.__new__(Scenario)
+        for f in dataclasses.fields(self):
+            object.__setattr__(new, f.name, getattr(self, f.name))
+        for name, value in (("params", params), ("demand_override", demand_override), *frames.items()):
+            object.__setattr__(new, name, value)
+        problems = _value_problems(new, label, rows) + _cross_problems(new, label, rows)
+        if problems:
+            raise ScenarioError(problems)
+        return new
 
     def provenance_table(self) -> pd.DataFrame:
         """Every input with its value, unit and its source URL or assumption; the modelling
@@ -1010,6 +1050,62 @@ def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
     return Scenario(**fields), []
 
 
+def _value_problems(s: Any, label: str, rows: Mapping[str, set] | None = None) -> list[str]:
+    """Every numeric value of the frames by the rule table :func:`value_problem`; only the
+    rows named in ``rows`` ({frame: row ids}) when given (a frame not named is skipped)."""
+    problems = []
+    for section in ("nodes", "workloads", "links"):
+        frame = getattr(s, section)
+        if rows is not None:
+            if section not in rows:
+                continue
+            cols = [c for c in _NUMERIC[section] if c in frame.columns]
+            for idx in (i for i in frame.index if i in rows[section]):
+                for col in cols:
+                    v = frame.at[idx, col]
+                    if isinstance(v, np.generic):
+                        v = v.item()
+                    if (section == "links" or col == "pue" or col in _BASE_FIELD) and isinstance(v, float) \
+                            and math.isnan(v):
+                        continue  # as below
+                    if (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
+                        problems.append(f"{label}: {section}.{idx}.{col}: {why}")
+            continue
+        for col in _NUMERIC[section]:
+            if col not in frame.columns:
+                continue
+            for idx, v in frame[col].items():
+                if isinstance(v, np.generic):
+                    v = v.item()
+                if (section == "links" or col == "pue" or col in _BASE_FIELD) and isinstance(v, float) \
+                        and math.isnan(v):
+                    continue  # the scenario-wide parameter applies (alternatives: checked when chosen)
+                if (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
+                    problems.append(f"{label}: {section}.{idx}.{col}: {why}")
+    return problems
+
+
+def _cross_problems(s: Any, label: str, rows: Mapping[str, set] | None = None, *,
+                    capacity: bool = True) -> list[str]:
+    """Cross-field rules: payload = request + response per workload (only the workloads in
+    ``rows["workloads"]`` when ``rows`` is given), and (``capacity``) some node with compute
+    capacity."""
+    problems = []
+    wl = s.workloads
+    if {"request_bytes_per_token", "response_bytes_per_token", "payload_bytes_per_token"} <= set(wl.columns):
+        for idx in wl.index:
+            if rows is not None and idx not in rows.get("workloads", ()):
+                continue
+            total, parts = wl.at[idx, "payload_bytes_per_token"], (
+                wl.at[idx, "request_bytes_per_token"] + wl.at[idx, "response_bytes_per_token"])
+            if np.isfinite(total) and np.isfinite(parts) and abs(total - parts) > 1e-6 * max(1.0, abs(total)):
+                problems.append(f"{label}: workloads.{idx}.payload_bytes_per_token: {total:g} is not "
+                                f"request + response = {parts:g} B/token")
+    if capacity and not problems and not (s.nodes["capacity_mw"].to_numpy() > 0).any():
+        problems.append(f"{label}: nodes: no node has compute capacity")
+    return problems
+
+
 def _check_frames(s: Any, label: str) -> list[str]:
     """Every check on a built scenario, shared by the loader, the constructor and
     :meth:`Scenario.replace`: structure (frames, ids, columns, link ends), every value
@@ -1044,18 +1140,7 @@ def _check_frames(s: Any, label: str) -> list[str]:
         return problems
     if len(s.nodes) == 0 or len(s.workloads) == 0:
         problems.append(f"{label}: needs at least one node and one workload")
-    for section, frame in frames.items():
-        for col in _NUMERIC[section]:
-            if col not in frame.columns:
-                continue
-            for idx, v in frame[col].items():
-                if isinstance(v, np.generic):
-                    v = v.item()
-                if (section == "links" or col == "pue" or col in _BASE_FIELD) and isinstance(v, float) \
-                        and math.isnan(v):
-                    continue  # the scenario-wide parameter applies (alternatives: checked when chosen)
-                if (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
-                    problems.append(f"{label}: {section}.{idx}.{col}: {why}")
+    problems += _value_problems(s, label)
     for k in PARAMETER_FIELDS:
         if k not in s.params:
             problems.append(f"{label}: parameters.{k}: missing")
@@ -1089,16 +1174,7 @@ def _check_frames(s: Any, label: str) -> list[str]:
                         continue  # the population-based demand applies
                     if (why := value_problem("demand", v)) is not None:
                         problems.append(f"{label}: demand.{idx}.{col}: {why}")
-    wl = s.workloads
-    if {"request_bytes_per_token", "response_bytes_per_token", "payload_bytes_per_token"} <= set(wl.columns):
-        for idx in wl.index:
-            total, parts = wl.loc[idx, "payload_bytes_per_token"], (
-                wl.loc[idx, "request_bytes_per_token"] + wl.loc[idx, "response_bytes_per_token"])
-            if np.isfinite(total) and np.isfinite(parts) and abs(total - parts) > 1e-6 * max(1.0, abs(total)):
-                problems.append(f"{label}: workloads.{idx}.payload_bytes_per_token: {total:g} is not "
-                                f"request + response = {parts:g} B/token")
-    if not problems and (s.nodes["capacity_mw"] > 0).sum() == 0:
-        problems.append(f"{label}: nodes: no node has compute capacity")
+    problems += _cross_problems(s, label, capacity=not problems)
     if not problems:  # a built scenario has every choice resolved
         mc = s.modelling_choices
         if not isinstance(mc, Mapping) or set(mc) != set(CHOICES):

@@ -846,9 +846,8 @@ class Market:
         ``rel_tol max(|z|, 1)`` plus the solver's feasibility tolerance of z, and its
         column bounds and rows must hold, or the range is refused (``SolverError``).
         ``attrs["max_excess_cost"]`` ($/h) is the largest recomputed excess over z."""
-        from scipy.sparse import csc_array, vstack
+        from scipy.sparse import csc_array
 
-        from .model import SMALL
         from .solver import HIGHS_OPTIONS
 
         r = self.solve(**changes)
@@ -870,22 +869,7 @@ class Market:
         z = r.objective
         load_rows = arr.row_ub.shape[0] - inp.L + np.arange(inp.L)
         A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols)).tocsr()
-        nz = np.abs(arr.cost[arr.cost != 0])
-        # one factor for the whole cost row: geometric centre of its entries (ratios kept)
-        cscale = 1.0 / math.sqrt(float(nz.min()) * float(nz.max())) if len(nz) else 1.0
-        if len(nz) and float(nz.min()) * cscale < 10 * SMALL:
-            raise SolverError(f"link load range: cost coefficients span {float(nz.max() / nz.min()):.3g}x, "
-                              "more than the solver can hold in one row")
-        slack = rel_tol * max(abs(z), 1.0)
-        obj_row = LPArrays(
-            cost=np.zeros(arr.n_cols), col_lb=arr.col_lb, col_ub=arr.col_ub,
-            row_lb=np.r_[arr.row_lb, -np.inf], row_ub=np.r_[arr.row_ub, z + slack],
-            indptr=np.zeros(1), indices=np.zeros(0, dtype=np.int32), data=np.zeros(0),
-            row_scale=np.r_[arr.row_scale, cscale])
-        full = vstack([A, csc_array(arr.cost[None, :])]).tocsc()
-        full.sort_indices()
-        obj_row.indptr, obj_row.indices, obj_row.data = (full.indptr.astype(np.int64), full.indices.astype(np.int32),
-                                                         full.data)
+        obj_row, cscale, slack = optimal_face(arr, z, rel_tol, "link load range")
         live = LiveLP()
         live.sync(obj_row)
         feas = float(HIGHS_OPTIONS["primal_feasibility_tolerance"])
@@ -946,6 +930,36 @@ class Market:
                            else self.arc.n_flow + self.arc.n_proc, "solves": self.n_solves,
                            "rebuilds": self._main.rebuilds})
 
+
+
+def optimal_face(arr: LPArrays, z: float, rel_tol: float, what: str) -> tuple[LPArrays, float, float]:
+    """``arr`` with one more row, ``cost . x <= z + slack`` (slack = ``rel_tol`` max(|z|, 1) $/h),
+    and a zero objective: the LP of every dispatch within ``slack`` of the optimum ``z``.
+
+    The cost row is scaled by one factor, the geometric centre of its entries (their ratios
+    kept), not by 1/z: that pushed small costs (batch training's ~8e-6 $/M-token link cost)
+    below what HiGHS keeps (:data:`tokenflow.model.SMALL`).  A row whose entries span more
+    than the solver can hold raises :class:`SolverError` naming ``what``.  Returns the LP, the
+    row's scale and the slack."""
+    from scipy.sparse import csc_array, vstack
+
+    from . import model  # SMALL read at call time (tests lower the solver's threshold)
+
+    SMALL = model.SMALL
+    nz = np.abs(arr.cost[arr.cost != 0])
+    cscale = 1.0 / math.sqrt(float(nz.min()) * float(nz.max())) if len(nz) else 1.0
+    if len(nz) and float(nz.min()) * cscale < 10 * SMALL:
+        raise SolverError(f"{what}: cost coefficients span {float(nz.max() / nz.min()):.3g}x, "
+                          "more than the solver can hold in one row")
+    slack = rel_tol * max(abs(z), 1.0)
+    A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols))
+    full = vstack([A, csc_array(arr.cost[None, :])]).tocsc()
+    full.sort_indices()
+    lp = LPArrays(cost=np.zeros(arr.n_cols), col_lb=arr.col_lb, col_ub=arr.col_ub,
+                  row_lb=np.r_[arr.row_lb, -np.inf], row_ub=np.r_[arr.row_ub, z + slack],
+                  indptr=full.indptr.astype(np.int64), indices=full.indices.astype(np.int32), data=full.data,
+                  row_scale=np.r_[arr.row_scale, cscale])
+    return lp, cscale, slack
 
 GB_PER_H = GBPS_TO_GB_PER_H
 _ = (LARGE, row_layout)

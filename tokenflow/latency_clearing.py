@@ -359,11 +359,11 @@ def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping
     Exact over the routes column generation found for the LP (the market's own route set).
     Raises :class:`InfeasibleMarketError` as :func:`tokenflow.solve` does and
     :class:`SolverError` when the second stage fails or leaves the optimal face."""
-    from scipy.sparse import csc_array, vstack
+    from scipy.sparse import csc_array
 
-    from .engine import Market
+    from .engine import Market, optimal_face
     from .errors import SolverError
-    from .model import SMALL, LPArrays, row_layout
+    from .model import row_layout
     from .results import MarketResult
     from .solver import HIGHS_OPTIONS, PRIMAL_TOL, LiveLP, verify
 
@@ -379,18 +379,8 @@ def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping
         raise SolverError("tie-break: the LP's columns changed after the solve")
     A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols))
     w2 = secondary_weights(m)
-    nz = np.abs(arr.cost[arr.cost != 0])
-    cscale = 1.0 / math.sqrt(float(nz.min()) * float(nz.max())) if len(nz) else 1.0
-    if len(nz) and float(nz.min()) * cscale < 10 * SMALL:
-        raise SolverError(f"tie-break: cost coefficients span {float(nz.max() / nz.min()):.3g}x, more than the "
-                          "solver can hold in one row")
-    slack = rel_tol * max(abs(z), 1.0)
-    full = vstack([A, csc_array(arr.cost[None, :])]).tocsc()
-    full.sort_indices()
-    lp2 = LPArrays(cost=w2, col_lb=arr.col_lb, col_ub=arr.col_ub,
-                   row_lb=np.r_[arr.row_lb, -np.inf], row_ub=np.r_[arr.row_ub, z + slack],
-                   indptr=full.indptr.astype(np.int64), indices=full.indices.astype(np.int32), data=full.data,
-                   row_scale=np.r_[arr.row_scale, cscale])
+    face, cscale, slack = optimal_face(arr, z, rel_tol, "tie-break")
+    lp2 = dataclasses.replace(face, cost=w2)
     live = LiveLP()
     live.sync(lp2)
     cond = live.run()

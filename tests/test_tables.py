@@ -157,3 +157,14 @@ def test_panel_letters_survive_reflow():
     rows = sorted({round(a.get_position().y0, 3) for a in axes})
     assert len(rows) == 2  # re-laid in rows of two: "left/right" would no longer be true
     plt.close(fig)
+
+
+def test_blocks_show_a_dash_for_empty_text_and_clear_floats():
+    """An empty text value reads "–" (not a blank that lets the next block float beside it)."""
+    import pandas as pd
+
+    from tokenflow.tables import blocks
+
+    out = blocks(pd.DataFrame({"name": ["a", "b"], "note": ["", "x"]}), title="name")
+    assert '<dd style="margin:0 0 0.15em 10em">–</dd>' in out
+    assert out.count("clear:both") == 2

@@ -250,10 +250,11 @@ def blocks(df: pd.DataFrame, *, caption: str | None = None, title: str | None = 
         items = "".join(
             f'<dt style="font-weight:600;float:left;clear:left;min-width:9em;padding-right:0.8em">'
             f"{html.escape(str(c))}</dt>"
-            f'<dd style="margin:0 0 0.15em 10em">{html.escape(cell(v, sig, ints.get(c, False)))}</dd>'
+            f'<dd style="margin:0 0 0.15em 10em">{html.escape(cell(v, sig, ints.get(c, False)) or "–")}</dd>'
             for c, v in row.items() if c != title)
         parts.append(f'<div class="tf-block" style="border-left:3px solid #0072B2;padding:0.3em 0 0.3em 0.8em;'
-                     f'margin:0 0 0.8em 0;break-inside:avoid"><div style="font-weight:700">{html.escape(head)}'
+                     f'margin:0 0 0.8em 0;break-inside:avoid;clear:both;display:flow-root">'
+                     f'<div style="font-weight:700">{html.escape(head)}'
                      f'</div><dl style="margin:0.2em 0 0 0;font-size:0.85em">{items}</dl></div>')
     return f'<div class="tf-blocks" style="max-width:100%;overflow-wrap:anywhere">{"".join(parts)}</div>'
 

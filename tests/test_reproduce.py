@@ -371,3 +371,44 @@ def test_cli_jobs_refuses_zero(capsys):
         main(["reproduce", "--jobs", "0"])
     assert exc.value.code == 2
     assert "--jobs/-j: must be a whole number >= 1" in capsys.readouterr().err
+
+
+def test_a_warm_kernel_starts_each_notebook_as_a_new_kernel_would(tmp_path, monkeypatch):
+    """Notebooks of one job slot share a kernel: nothing the first one sets reaches the second,
+    and the executed copies are numbered from 1 as in a new kernel."""
+    pytest.importorskip("papermill")
+    (tmp_path / "notebooks").mkdir()
+    first = ("import os, warnings\nimport matplotlib as mpl\nimport numpy as np\nimport pandas as pd\n"
+             "import tokenflow.book\nleaked = 1\nmpl.rcParams['font.size'] = 20\nmpl.rcParams['lines.markersize'] = 20\n"
+             "pd.set_option('display.precision', 1)\nnp.set_printoptions(precision=2)\n"
+             "warnings.simplefilter('error')\nos.environ['TF_LEAK'] = '1'\nos.chdir('/')\n"
+             "from tokenflow import engine\nengine._POOL['x'] = 1\nprint(os.getpid())")
+    second = ("import os, sys, warnings\nimport matplotlib as mpl\nimport numpy as np\nimport pandas as pd\n"
+              "assert 'leaked' not in globals()\nassert 'tokenflow.book' not in sys.modules\n"
+              "import tokenflow.book\nfrom tokenflow import style\nsnap = dict(mpl.rcParams)\nstyle.apply()\n"
+              "assert dict(mpl.rcParams) == snap  # the house style is in place\n"
+              "assert mpl.rcParams['font.size'] == 9 and mpl.rcParams['lines.markersize'] != 20\n"
+              "assert pd.get_option('display.precision') == 6 and np.get_printoptions()['precision'] == 8\n"
+              "assert not any(f[0] == 'error' and f[2] is Warning for f in warnings.filters)\n"
+              "assert 'TF_LEAK' not in os.environ and os.getcwd() != '/'\n"
+              "from tokenflow import engine\nassert not engine._POOL\nprint(os.getpid())")
+    for name, code in (("first", first), ("second", second)):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        params = nbformat.v4.new_code_cell('output_dir = "results"')
+        params.metadata["tags"] = ["parameters"]
+        nb.cells = [params, nbformat.v4.new_code_cell(code)]
+        nbformat.write(nb, tmp_path / "notebooks" / f"{name}.ipynb")
+    monkeypatch.setattr(rp, "NOTEBOOKS", {"first": ({}, {}), "second": ({}, {})})
+    rp.run_notebooks(tmp_path, jobs=1)
+    gen = tmp_path / "book" / "generated"
+    pids = []
+    for name in ("first", "second"):
+        nb = nbformat.read(gen / f"{name}.ipynb", as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
+        pids.append(code[-1].outputs[-1]["text"].strip())
+    assert pids[0] == pids[1]  # the same kernel ran both
+    rp.run_notebooks(tmp_path, jobs=1, force=True, fresh=True)
+    nb = nbformat.read(gen / "second.ipynb", as_version=4)
+    assert nb.cells[-1].outputs[-1]["text"].strip() != pids[1]  # fresh: a new kernel

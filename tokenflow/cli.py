@@ -231,7 +231,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import reproduce
 
     return reproduce(root=Path(args.root), fast=args.fast, build=not args.no_build, force=args.force,
-                     only=args.only, jobs=args.jobs)
+                     only=args.only, jobs=args.jobs, fresh=args.fresh_kernels)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -293,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--only", nargs="+", metavar="NAME", help="only these notebooks (names without .ipynb)")
     sp.add_argument("--jobs", "-j", type=_positive_int, default=None, metavar="N",
                     help="notebooks run at once (default: the number of cores)")
+    sp.add_argument("--fresh-kernels", action="store_true",
+                    help="a new kernel for every notebook (default: one warm kernel per job, reset between notebooks)")
     sp.set_defaults(func=cmd_reproduce)
 
     args = p.parse_args(argv)

@@ -35,6 +35,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
@@ -199,24 +200,147 @@ def check_package(root: Path) -> None:
             f"PYTHONPATH={Path(root).resolve()} tokenflow reproduce --root {Path(root).resolve()}")
 
 
-# the child that executes one notebook (papermill in its own process and session)
-_CHILD = r"""
-import json, sys
-src, dst, params, cwd, result = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), sys.argv[4], sys.argv[5]
-kernel_args = json.loads(sys.argv[6])
-try:
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
+# the child that executes notebooks (papermill in its own process and session).  One child per
+# job slot lives for the whole run and keeps one kernel warm: the stack (numpy, pandas, xarray,
+# matplotlib, linopy, tokenflow, ...) is imported once per slot, not once per notebook.  Before
+# each later notebook the kernel is put back to the state of a new kernel (see _WARM, _RESET);
+# ``fresh=True`` starts a new kernel for every notebook instead.
+_RUNNER = r"""
+import json, os, sys
+proto = os.fdopen(os.dup(1), "w", buffering=1)  # answers go here; everything else to the log
+os.dup2(2, 1)
+sys.stdout = sys.stderr
+cwd, kernel_args, fresh, warm_code, reset_code = (sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1",
+                                                  sys.argv[4], sys.argv[5])
+import papermill as pm
+from papermill.clientwrap import PapermillNotebookClient
+from papermill.engines import NBClientEngine, papermill_engines
+from papermill.exceptions import PapermillExecutionError
+from papermill.log import logger
+
+KM = None
+
+
+class _Client(PapermillNotebookClient):
+    def execute(self, **kw):
+        try:
+            return super().execute(**kw)
+        finally:  # the kernel stays (it is not ours to stop); its client's channels do not
+            if getattr(self, "kc", None) is not None:
+                self.kc.stop_channels()
+                self.kc = None
+
+
+class WarmEngine(NBClientEngine):
+    @classmethod
+    def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
+                                 start_timeout=60, execution_timeout=None, **kwargs):
+        return _Client(nb_man, km=KM, kernel_name=kernel_name, log=logger, log_output=log_output,
+                       stdout_file=stdout_file, stderr_file=stderr_file, startup_timeout=start_timeout,
+                       timeout=execution_timeout).execute()
+
+
+papermill_engines.register("tokenflow-warm", WarmEngine)
+
+
+def run_code(code):
+    kc = KM.client()
+    kc.start_channels()
     try:
-        pm.execute_notebook(src, dst, parameters=params, kernel_name="python3", cwd=cwd, progress_bar=False,
-                            log_output=False, extra_arguments=kernel_args)
-        out = {"ok": True}
-    except PapermillExecutionError as exc:
-        out = {"ok": False, "cell": exc.exec_count, "ename": exc.ename, "evalue": str(exc.evalue)}
-except Exception as exc:
-    out = {"ok": False, "ename": type(exc).__name__, "evalue": str(exc)}
-with open(result, "w") as f:
-    json.dump(out, f)
+        kc.wait_for_ready(timeout=120)
+        reply = kc.execute_interactive(code, store_history=False, timeout=600,
+                                       output_hook=lambda msg: None)
+    finally:
+        kc.stop_channels()
+    c = reply["content"]
+    if c.get("status") != "ok":
+        raise RuntimeError(f"kernel preparation failed: {c.get('ename')}: {c.get('evalue')}")
+
+
+def start():
+    global KM
+    from jupyter_client.manager import KernelManager
+    KM = KernelManager(kernel_name="python3")
+    KM.start_kernel(cwd=cwd, extra_arguments=kernel_args)
+    run_code(warm_code)
+
+
+used = False
+for line in sys.stdin:
+    req = json.loads(line)
+    try:
+        try:
+            if fresh:
+                pm.execute_notebook(req["src"], req["dst"], parameters=req["params"], kernel_name="python3", cwd=cwd,
+                                    progress_bar=False, log_output=False, extra_arguments=kernel_args)
+            else:
+                if KM is None or not KM.is_alive():
+                    start()
+                elif used:
+                    run_code(reset_code)
+                used = True
+                pm.execute_notebook(req["src"], req["dst"], parameters=req["params"], kernel_name="python3", cwd=cwd,
+                                    progress_bar=False, log_output=False, engine_name="tokenflow-warm")
+            out = {"ok": True}
+        except PapermillExecutionError as exc:
+            out = {"ok": False, "cell": exc.exec_count, "ename": exc.ename, "evalue": str(exc.evalue)}
+    except Exception as exc:
+        out = {"ok": False, "ename": type(exc).__name__, "evalue": str(exc)}
+    proto.write(json.dumps(out) + "\n")
+if KM is not None:
+    KM.shutdown_kernel(now=True)
+"""
+
+# run once in a new kernel of a slot, before its first notebook: a snapshot of what _RESET
+# restores (standard library only: the stack is imported by the slot's first notebook, as in a
+# new kernel, and stays imported for the next ones)
+_WARM = r"""
+import os as _os, sys as _sys, types as _types, warnings as _warnings
+_sys.modules["_tokenflow_fresh_state"] = _types.SimpleNamespace(
+    filters=list(_warnings.filters), environ=dict(_os.environ), path=list(_sys.path), cwd=_os.getcwd())
+del _os, _sys, _types, _warnings
+"""
+
+# between two notebooks of a slot: an empty namespace, no figures, and the settings, caches and
+# live solver state of a kernel that has only run _WARM
+_RESET = r"""
+def _tokenflow_reset():
+    import os, sys, warnings
+    st, mods = sys.modules["_tokenflow_fresh_state"], sys.modules
+    get_ipython().run_line_magic("reset", "-f")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if "matplotlib.pyplot" in mods:
+            mods["matplotlib.pyplot"].close("all")
+        if "matplotlib" in mods:
+            mods["matplotlib"].rc_file_defaults()  # the settings matplotlib read when it was imported
+        if "pandas" in mods:
+            mods["pandas"].reset_option("all")
+    if "numpy" in mods:  # numpy's defaults
+        np = mods["numpy"]
+        np.set_printoptions(edgeitems=3, infstr="inf", linewidth=75, nanstr="nan", precision=8, suppress=False,
+                            threshold=1000, formatter=None, sign="-", floatmode="maxprec", legacy=False)
+        np.seterr(all="warn", under="ignore")
+    warnings.filters[:] = st.filters
+    if hasattr(warnings, "_filters_mutated"):
+        warnings._filters_mutated()
+    os.environ.clear()
+    os.environ.update(st.environ)
+    sys.path[:] = st.path
+    os.chdir(st.cwd)
+    # tokenflow.book installs the house style and table formatters when it is imported: the
+    # next notebook's import does it again, after its own %matplotlib inline, as in a new kernel
+    mods.pop("tokenflow.book", None)
+    if "tokenflow.engine" in mods:  # no live market, graph or memo from the previous notebook
+        mods["tokenflow.engine"]._POOL.clear()
+        mods["tokenflow.engine"]._STRUCTURES.clear()
+    if "tokenflow.routes" in mods:
+        mods["tokenflow.routes"]._GRAPHS.clear()
+    if "tokenflow.solver" in mods:
+        mods["tokenflow.solver"]._BANNER_SHOWN = False
+
+
+_tokenflow_reset()  # (its own %reset also removes this function from the namespace)
 """
 
 
@@ -236,37 +360,81 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def _execute(src: Path, dst: Path, params: dict, cwd: Path, root: Path) -> dict:
-    """Run ``src`` with papermill in a child process writing ``dst``; the child's outcome
-    (``ok``; else ``cell``, ``ename``, ``evalue``).
+class _Runner:
+    """One job slot's child process (:data:`_RUNNER`): it executes the notebooks sent to it one
+    at a time, in one warm kernel (or a new kernel each, ``fresh``), and answers each with its
+    outcome.  It has its own session: Ctrl-C reaches only the parent, which stops the child
+    and its kernel (:func:`_stop`)."""
 
-    The child has its own session: Ctrl-C reaches only this process, which stops the
-    child (and with it the kernel) and re-raises :class:`KeyboardInterrupt`."""
-    import tempfile
+    def __init__(self, cwd: Path, root: Path, fresh: bool):
+        import tempfile
 
-    env = dict(os.environ)
-    if (root / "tokenflow" / "__init__.py").is_file():
-        env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
-    with tempfile.TemporaryDirectory(prefix="tokenflow-nb-") as td:
-        result, log = Path(td) / "result.json", Path(td) / "log.txt"
-        with open(log, "wb") as logf:
-            proc = subprocess.Popen([sys.executable, "-c", _CHILD, str(src), str(dst), json.dumps(params),
-                                     str(cwd), str(result), json.dumps(KERNEL_ARGS)], stdout=logf,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                    start_new_session=True)
-            _LIVE.add(proc)
-            try:
-                proc.wait()
-            except BaseException:
-                _stop(proc)
-                raise
-            finally:
-                _LIVE.discard(proc)
+        env = dict(os.environ)
+        if (root / "tokenflow" / "__init__.py").is_file():
+            env["PYTHONPATH"] = os.pathsep.join([str(root), *filter(None, [env.get("PYTHONPATH")])])
+        self.key = (str(cwd), str(root), fresh)
+        self.logf = tempfile.TemporaryFile(prefix="tokenflow-nb-")
+        self.proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(cwd), json.dumps(KERNEL_ARGS),
+                                      "1" if fresh else "0", _WARM, _RESET], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=self.logf, env=env, start_new_session=True,
+                                     text=True, bufsize=1)
+        _LIVE.add(self.proc)
+
+    def run(self, src: Path, dst: Path, params: dict) -> dict:
         try:
-            return json.loads(result.read_text())
-        except (OSError, ValueError):
-            tail = " ".join(log.read_text(errors="replace").strip().splitlines()[-3:])
-            return {"ok": False, "ename": "ChildFailed", "evalue": f"exit status {proc.returncode}: {tail}"}
+            self.proc.stdin.write(json.dumps({"src": str(src), "dst": str(dst), "params": params}) + "\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except BaseException:
+            self.close(kill=True)
+            raise
+        if line:
+            return json.loads(line)
+        self.proc.wait()
+        self.logf.seek(0)
+        tail = " ".join(self.logf.read().decode(errors="replace").strip().splitlines()[-3:])
+        self.close(kill=True)
+        return {"ok": False, "ename": "ChildFailed", "evalue": f"exit status {self.proc.returncode}: {tail}"}
+
+    def close(self, kill: bool = False) -> None:
+        """Let the child stop its kernel and exit (``kill``: stop both at once)."""
+        if kill or self.proc.poll() is not None:
+            _stop(self.proc)
+        else:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=30)
+            except (OSError, subprocess.TimeoutExpired):
+                _stop(self.proc)
+        _LIVE.discard(self.proc)
+        self.logf.close()
+
+
+_SLOTS = threading.local()  # each worker thread of run_notebooks keeps its own runner
+_RUNNERS: list[_Runner] = []
+_FRESH = False  # run_notebooks(fresh=...) for the worker threads
+
+
+def _execute(src: Path, dst: Path, params: dict, cwd: Path, root: Path) -> dict:
+    """Run ``src`` with papermill writing ``dst`` in this thread's runner (started on first
+    use); the outcome (``ok``; else ``cell``, ``ename``, ``evalue``).  A runner whose notebook
+    failed is not used again (its kernel may hold the failed notebook's state)."""
+    r = getattr(_SLOTS, "runner", None)
+    if r is None or r.key != (str(cwd), str(root), _FRESH) or r.proc.poll() is not None:
+        r = _SLOTS.runner = _Runner(cwd, root, _FRESH)
+        _RUNNERS.append(r)
+    out = r.run(src, dst, params)
+    if not out.get("ok"):
+        r.close(kill=True)
+        _SLOTS.runner = None
+    return out
+
+
+def _close_runners(kill: bool = False) -> None:
+    while _RUNNERS:
+        r = _RUNNERS.pop()
+        if r.proc.poll() is None or not r.logf.closed:
+            r.close(kill=kill)
 
 
 def _clean_executed(path: Path, name: str) -> None:
@@ -279,6 +447,15 @@ def _clean_executed(path: Path, name: str) -> None:
         tags = cell.metadata.setdefault("tags", [])
         if "injected-parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+    # a warm kernel counts on from its previous notebook: number the cells as a new kernel would
+    n = 0
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.get("execution_count") is not None:
+            n += 1
+            cell.execution_count = n
+            for o in cell.get("outputs", []):
+                if o.get("output_type") == "execute_result":
+                    o["execution_count"] = n
     pm_meta = nb.metadata.get("papermill", {})
     if "input_path" in pm_meta:
         pm_meta["input_path"] = f"notebooks/{name}.ipynb"
@@ -293,12 +470,17 @@ def default_jobs() -> int:
 
 
 def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None,
-                  force: bool = False, jobs: int | None = None) -> dict[str, float]:
+                  force: bool = False, jobs: int | None = None, fresh: bool = False) -> dict[str, float]:
     """Execute notebooks into ``book/generated``; return seconds per notebook (in the order
     of ``names``: the timing table's order, whatever order they finished in).
 
-    ``jobs`` notebooks run at once (default :func:`default_jobs`, one per core), each in its
-    own child process and kernel; a notebook of :data:`RUN_LAST` starts only when every other
+    ``jobs`` notebooks run at once (default :func:`default_jobs`, one per core).  Each job slot
+    is a child process with one warm kernel that runs its notebooks one after the other, each
+    from the state of a kernel that has just imported the stack (:data:`_RESET`: an empty
+    namespace, matplotlib, pandas, numpy and warnings settings, environment, working folder
+    and tokenflow's live solver state as they were; ``tokenflow.book`` imported afresh);
+    ``fresh=True`` starts a new kernel for every notebook instead (slower).  A notebook of
+    :data:`RUN_LAST` starts only when every other
     notebook of the run has finished.  After a failure no new notebook starts; those already
     running finish and are kept in the staging copy (the next run resumes them).
 
@@ -323,6 +505,8 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
         jobs = default_jobs()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise TokenflowError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    global _FRESH
+    _FRESH = bool(fresh)
     check_package(root)
     out, stage = root / OUT, root / STAGING
     _recover(out, root / OLD)
@@ -396,6 +580,7 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
         for proc in list(_LIVE):
             _stop(proc)
         pool.shutdown(wait=True, cancel_futures=True)
+        _close_runners(kill=True)
         for *_, tmp, _t0 in running.values():
             tmp.unlink(missing_ok=True)
         raise type(exc)(f"{kept}; _build/ is unchanged") from None
@@ -403,8 +588,10 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
         for proc in list(_LIVE):
             _stop(proc)
         pool.shutdown(wait=True, cancel_futures=True)
+        _close_runners(kill=True)
         raise
     pool.shutdown(wait=True)
+    _close_runners()
     if failure is not None:
         raise failure
     times = {n: times[n] for n in names if n in times}
@@ -529,7 +716,7 @@ def jupyter_book() -> list[str]:
 
 
 def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, force: bool = False,
-              only: list[str] | None = None, jobs: int | None = None) -> int:
+              only: list[str] | None = None, jobs: int | None = None, fresh: bool = False) -> int:
     """Execute notebooks (all, or ``only`` these names; ``jobs`` at once, default one per
     core) and, when the last one has finished, build the book; print timings."""
     from .errors import TokenflowError
@@ -538,7 +725,7 @@ def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, fo
     if not (root / "notebooks").is_dir():
         raise TokenflowError(f"{root} has no notebooks/ folder: run from the repository root or pass --root")
     t0 = time.perf_counter()
-    times = run_notebooks(root, fast=fast, names=only, force=force, jobs=jobs)
+    times = run_notebooks(root, fast=fast, names=only, force=force, jobs=jobs, fresh=fresh)
     status = last_status()
     write_build_facts(root)
     if build:

@@ -412,3 +412,17 @@ def test_a_warm_kernel_starts_each_notebook_as_a_new_kernel_would(tmp_path, monk
     rp.run_notebooks(tmp_path, jobs=1, force=True, fresh=True)
     nb = nbformat.read(gen / "second.ipynb", as_version=4)
     assert nb.cells[-1].outputs[-1]["text"].strip() != pids[1]  # fresh: a new kernel
+
+
+def test_the_longest_notebooks_start_first(fake_runs):
+    """Notebooks start longest first by their last execution (new ones before any), results last."""
+    root, names, log = fake_runs
+    rp.run_notebooks(root, jobs=1)
+    state_file = root / rp.OUT / rp.STATE
+    state = json.loads(state_file.read_text())
+    for name, seconds in (("a", 1.0), ("b", 9.0), ("c", 5.0), ("results", 99.0)):
+        state[name]["seconds"] = seconds
+    state_file.write_text(json.dumps(state))
+    log["started"].clear()
+    rp.run_notebooks(root, jobs=1, force=True)
+    assert [n for n, _ in log["started"]] == ["b", "c", "a", "results"]

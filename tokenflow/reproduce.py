@@ -474,7 +474,8 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
     """Execute notebooks into ``book/generated``; return seconds per notebook (in the order
     of ``names``: the timing table's order, whatever order they finished in).
 
-    ``jobs`` notebooks run at once (default :func:`default_jobs`, one per core).  Each job slot
+    ``jobs`` notebooks run at once (default :func:`default_jobs`, one per core), the longest
+    (by their last execution) first.  Each job slot
     is a child process with one warm kernel that runs its notebooks one after the other, each
     from the state of a kernel that has just imported the stack (:data:`_RESET`: an empty
     namespace, matplotlib, pandas, numpy and warnings settings, environment, working folder
@@ -529,8 +530,10 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
             print(f"[{i}/{len(names)}] {name} ... reused (unchanged)", flush=True)
             continue
         todo.append((i, name, params, src, dst, key))
-    # notebooks of RUN_LAST wait for all others; the rest start in order, ``jobs`` at a time
-    todo.sort(key=lambda job: job[1] in RUN_LAST)
+    # notebooks of RUN_LAST wait for all others; the rest start ``jobs`` at a time, the longest
+    # first (seconds of their last execution: the slots then finish close together), new ones first
+    last = {name: float(st.get("seconds", 0.0)) for name, st in state.items() if isinstance(st, dict)}
+    todo.sort(key=lambda job: (job[1] in RUN_LAST, -last.get(job[1], float("inf"))))
     failure: TokenflowError | None = None
     from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 

@@ -145,7 +145,7 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
         fig.set_size_inches(width, max(h * k, min(h, MIN_HEIGHT_IN)))
     with warnings.catch_warnings():  # tick labels exist only once drawn; layout judged below
         warnings.simplefilter("ignore")
-        fig.canvas.draw()
+        fig.draw_without_rendering()  # (layout and text extents, no pixels: what the checks need)
     for ax in fig.axes:
         for which, labels in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
             if any(t.get_fontsize() < MIN_FONT_PT for t in labels):
@@ -159,19 +159,24 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
         except RuntimeError:  # a colorbar made under another engine: leave the layout alone
             pass
     fig.set_dpi(DISPLAY_DPI)
-    if isinstance(fig.get_layout_engine(), mpl.layout_engine.ConstrainedLayoutEngine) and w > width * 1.01 \
-            and not _collapses(fig) and _cramped(fig):
-        fh = fig.get_size_inches()[1]
-        rows = reflow(fig, per_row=1)
-        if rows:
-            fig.set_size_inches(width, rows * min(max(fh * 0.8, MIN_HEIGHT_IN * 0.75), 3.2))
+    collapses = None  # whether constrained layout fails at the current size (None: not judged yet)
+    if isinstance(fig.get_layout_engine(), mpl.layout_engine.ConstrainedLayoutEngine) and w > width * 1.01:
+        collapses = _collapses(fig)
+        if not collapses and _cramped(fig):
+            fh = fig.get_size_inches()[1]
+            rows = reflow(fig, per_row=1)
+            if rows:
+                fig.set_size_inches(width, rows * min(max(fh * 0.8, MIN_HEIGHT_IN * 0.75), 3.2))
+                collapses = None
     if isinstance(fig.get_layout_engine(), mpl.layout_engine.ConstrainedLayoutEngine):
         # where the panels do not fit at this width, widen in steps (shown a little smaller)
         # up to the figure's own width, and give up the layout engine only after that
         fw, fh = fig.get_size_inches()
         for k in (1.0, 1.25, 1.5, max(w / fw, 1.0)):
-            fig.set_size_inches(fw * k, fh * k)
-            if not _collapses(fig):
+            if k != 1.0 or collapses is None:  # (at k = 1 the size is the one judged above)
+                fig.set_size_inches(fw * k, fh * k)
+                collapses = _collapses(fig)
+            if not collapses:
                 break
         else:
             fig.set_layout_engine("none")
@@ -187,7 +192,7 @@ def _collapses(fig: Figure) -> bool:
         warnings.simplefilter("always")
         try:
             for _ in range(2):  # constrained layout starts from the last positions: judge the second pass
-                fig.canvas.draw()
+                fig.draw_without_rendering()
         except (ZeroDivisionError, ValueError):  # e.g. colour bars squeezed to no height
             return True
     return any("collapsed" in str(c.message) for c in caught)

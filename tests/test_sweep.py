@@ -61,6 +61,15 @@ def test_local_dask_cluster_gives_same_result(us5):
     serial = tf.sweep(us5, grid=grid, n_workers=0, progress=False)
     parallel = tf.sweep(us5, grid=grid, n_workers=2, progress=False)
     np.testing.assert_allclose(parallel["objective"].values, serial["objective"].values, rtol=1e-9)  # warm starts
+    # the local cluster is kept for the next sweep of the process, and stopped on request
+    from tokenflow.sweep import _LOCAL, close_local_clusters, local_client
+
+    client = local_client(2)
+    again = tf.sweep(us5, grid=grid, n_workers=2, progress=False)
+    assert local_client(2) is client
+    np.testing.assert_allclose(again["objective"].values, serial["objective"].values, rtol=1e-9)
+    close_local_clusters()
+    assert not _LOCAL and client.status != "running"
 
 
 def test_claims_evaluator(us5):

@@ -288,7 +288,7 @@ for line in sys.stdin:
         out = {"ok": False, "ename": type(exc).__name__, "evalue": str(exc)}
     proto.write(json.dumps(out) + "\n")
 if KM is not None:
-    KM.shutdown_kernel(now=True)
+    KM.shutdown_kernel(now=False)  # (the kernel stops its sweep workers on its way out)
 """
 
 # run once in a new kernel of a slot, before its first notebook: a snapshot of what _RESET
@@ -338,6 +338,8 @@ def _tokenflow_reset():
         mods["tokenflow.routes"]._GRAPHS.clear()
     if "tokenflow.solver" in mods:
         mods["tokenflow.solver"]._BANNER_SHOWN = False
+    if "tokenflow.sweep" in mods:  # no sweep workers (and their live markets) from the previous notebook
+        mods["tokenflow.sweep"].close_local_clusters()
 
 
 _tokenflow_reset()  # (its own %reset also removes this function from the namespace)

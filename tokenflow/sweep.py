@@ -429,8 +429,9 @@ def sweep(scenario: Scenario | str, *, grid: dict[str, Sequence] | None = None,
     (list of dicts; dimension ``point``).  ``fixed`` inputs apply to every point.
     ``evaluate`` is ``"market"``, ``"claims"`` or a picklable callable
     ``f(scenario, point, **evaluate_kwargs) -> dict``.  Runs on ``client`` (a
-    ``distributed.Client``), on the cluster at ``scheduler``, or on a new local cluster
-    of ``n_workers`` processes (default: one per core).  ``n_workers=0`` runs in this
+    ``distributed.Client``), on the cluster at ``scheduler``, or on a local cluster of
+    ``n_workers`` processes (default: one per core; started by the first such sweep of the
+    process and kept for the next ones, see :func:`local_client`).  ``n_workers=0`` runs in this
     process without Dask.  ``scheduler`` must be ``tcp://`` or ``tls://`` (else
     :class:`ScenarioError`); when nothing there answers as a Dask scheduler within
     :data:`CONNECT_TIMEOUT_S` (10 s) the sweep stops with :class:`~tokenflow.errors.ClusterError`.
@@ -479,9 +480,9 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
     n = len(points)
     if n_workers == 0 and client is None and scheduler is None:
         return _run_points(evaluate, s, points, extra)
-    from distributed import Client, LocalCluster, as_completed
+    from distributed import Client, as_completed
 
-    own_cluster = own_client = None
+    own_client = None
     if client is None:
         if scheduler:
             probe_scheduler(scheduler)
@@ -503,10 +504,7 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
         else:
             import os
 
-            workers = n_workers or os.cpu_count() or 1
-            own_cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=40)
-            client = own_client = Client(own_cluster)
+            client = local_client(n_workers or os.cpu_count() or 1)
     try:
         n_w = max(1, len(client.scheduler_info().get("workers", {})) or 1)
         size = chunk_size or max(1, min(25, math.ceil(n / (2 * n_w))))
@@ -535,8 +533,50 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
     finally:
         if own_client is not None:
             own_client.close()
-        if own_cluster is not None:
-            own_cluster.close()
+
+
+_LOCAL: dict[int, tuple[Any, Any]] = {}  # workers -> (LocalCluster, Client) of this process
+
+
+def local_client(n_workers: int) -> Any:
+    """A ``distributed.Client`` of a local cluster of ``n_workers`` worker processes (one
+    thread each), started on first use and kept for the next sweeps of this process (starting
+    one costs seconds: every worker imports the stack); :func:`close_local_clusters` stops
+    them, as does the end of the process."""
+    import atexit
+
+    from distributed import Client, LocalCluster
+
+    hit = _LOCAL.get(n_workers)
+    if hit is not None:
+        cluster, client = hit
+        if client.status == "running" and getattr(cluster.status, "name", "") == "running":
+            return client
+        close_local_clusters(n_workers)
+    if not _LOCAL:
+        atexit.register(close_local_clusters)
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                           silence_logs=40)
+    try:
+        client = Client(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    _LOCAL[n_workers] = (cluster, client)
+    return client
+
+
+def close_local_clusters(n_workers: int | None = None) -> None:
+    """Stop the local cluster of ``n_workers`` workers kept by :func:`local_client` (all of
+    them when ``None``)."""
+    for n in ([n_workers] if n_workers is not None else list(_LOCAL)):
+        cluster, client = _LOCAL.pop(n, (None, None))
+        for obj in (client, cluster):
+            if obj is not None:
+                try:
+                    obj.close()
+                except Exception:  # noqa: BLE001 - already gone
+                    pass
 
 
 def _run_chunk(evaluate, s, points, extra):

@@ -720,6 +720,14 @@ def jupyter_book() -> list[str]:
     return [shutil.which("jupyter-book") or str(Path(sys.executable).with_name("jupyter-book"))]
 
 
+def _load() -> str:
+    """The 1-minute load average, for the timing table (``?`` where the system has none)."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except (OSError, AttributeError):
+        return "?"
+
+
 def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, force: bool = False,
               only: list[str] | None = None, jobs: int | None = None, fresh: bool = False) -> int:
     """Execute notebooks (all, or ``only`` these names; ``jobs`` at once, default one per
@@ -729,7 +737,7 @@ def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, fo
     root = Path(root).resolve()
     if not (root / "notebooks").is_dir():
         raise TokenflowError(f"{root} has no notebooks/ folder: run from the repository root or pass --root")
-    t0 = time.perf_counter()
+    t0, load0 = time.perf_counter(), _load()
     times = run_notebooks(root, fast=fast, names=only, force=force, jobs=jobs, fresh=fresh)
     status = last_status()
     write_build_facts(root)
@@ -743,7 +751,8 @@ def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, fo
     print(f"\n  {'step':{width}s} {'status':9s} {'seconds':>8s}")
     for k, v in times.items():
         print(f"  {k:{width}s} {status.get(k, ''):9s} {v:8.1f}")
-    print(f"  {'total':{width}s} {'':9s} {total:8.1f}")
+    print(f"  {'total':{width}s} {'':9s} {total:8.1f}   (1-min load average {load0} at the start, {_load()} at the end, "
+          f"{os.cpu_count()} cores)")
     n_reused = sum(1 for k in times if k != "book build" and status.get(k) == "reused")
     print(f"{n_reused} of {len(times) - int(build)} notebook(s) reused")
     if build:

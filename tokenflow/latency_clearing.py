@@ -40,13 +40,13 @@ from .market import solve
 from .queueing import (
     ServiceProfile,
     arrival_scv,
-    default_profiles,
     load_shares,
     market_latency,
     max_utilisation,
     pool_replicas,
     replica_latency,
     route_rtts,
+    serving_profiles,
 )
 
 
@@ -222,6 +222,9 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
     end-to-end latency limit at quantile ``q`` (see the module docstring).  ``tol``: how far
     (share of capacity) a node may sit above its usable share at the fixed point;
     ``network_only``: the network-only clearing of the same case, if already solved.
+    ``profiles``: default :func:`~tokenflow.queueing.serving_profiles` (the measured serving
+    layer: LP capacity and saturation throughput are independent numbers); pass
+    :func:`~tokenflow.queueing.default_profiles` for the paper's identity.
 
     ``damping``: None (default) derates monotonically (a node's capacity factor only falls, to
     its usable share when it is above it).  A number ``a`` in (0, 1] runs a damped fixed
@@ -237,7 +240,7 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
     :class:`TokenflowError` naming the argument for a bad argument."""
     _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_aware, max_iter, tol, damping,
                 tie_break)
-    profiles = default_profiles(s) if profiles is None else profiles
+    profiles = serving_profiles(s) if profiles is None else profiles
     cap0 = s.nodes["capacity_mw"].astype(float)
     cap0_kw = s.compute_capacity_kw
     net = network_limits(s, profiles, latency_limits_ms, q)

@@ -8,11 +8,20 @@ follows from its utilisation:
   draws at most 10.2 kW (GPUs at 700 W TDP are 55 % of it), so 1.275 kW per GPU including
   its share of host, network and fans.
 * **Step time** of one generation step with ``b`` sequences in the batch is affine,
-  ``t(b) = a + c*b`` (s).  ``a`` is the memory-bound part (read all weights once per step:
-  weight bytes / HBM bandwidth, H100 SXM 3.35 TB/s); ``c`` is fixed so that a full batch
-  ``b_max`` delivers exactly the throughput the scenario's energy per token implies
-  (replica power / J per token).  So the LP's capacity *is* the replica's saturation
-  throughput, and LP utilisation = replica utilisation rho.
+  ``t(b) = a + c*b`` (s).  Two sets of profiles give ``a`` and ``c``:
+
+  - :func:`measured_profiles` (**the default of every function here and in
+    :mod:`tokenflow.latency_clearing` and :mod:`tokenflow.simulate`** when no ``profiles``
+    are passed; :func:`serving_profiles` is that default): chat and code review on the
+    serving measurements (:mod:`tokenflow.serving`), so the LP's capacity of a replica and
+    the replica's saturation throughput are two independent numbers and each queue runs at
+    its own utilisation (LP utilisation x :meth:`ServiceProfile.lp_to_pool_utilisation`).
+    Image keeps its declared profile (no serving data for diffusion).
+  - :func:`default_profiles`, **the paper's identity** (LP capacity = saturation throughput
+    by construction): ``a`` is the memory-bound part (weight bytes / HBM bandwidth, H100 SXM
+    3.35 TB/s) and ``c`` is fitted so that a full batch ``b_max`` delivers exactly the
+    throughput the scenario's energy per token implies (replica power / J per token), so
+    LP utilisation = replica utilisation rho.  Kept for comparison; pass it explicitly.
 * **Requests** hold one of ``b_max`` batch slots (KV-cache space) for their prefill time
   (prompt tokens x prefill time per token, compute-bound at an assumed 50 % of H100's
   989 dense BF16 TFLOPS) plus ``G`` steps (``G`` = generated tokens, from the Azure traces).
@@ -29,7 +38,8 @@ follows from its utilisation:
   wait distribution and the trace's prompt-length distribution, not by adding p99s.
 
 Units: seconds inside, milliseconds in every returned table.  Every figure used is in
-:data:`HARDWARE` or :func:`default_profiles` with its source or a declared assumption.
+:data:`HARDWARE`, :func:`default_profiles`, :func:`measured_profiles` or the serving data file
+with its source or a declared assumption.
 """
 
 from __future__ import annotations
@@ -88,7 +98,8 @@ class ServiceProfile:
     peak_trace: str | None = None
     source: str = ""
     # LP capacity of one replica in market tokens/s (compute it may use / energy per token);
-    # None: the profile is built so that it equals the saturation throughput (default_profiles)
+    # None: the profile is built so that it equals the saturation throughput (default_profiles,
+    # the paper's identity; image in measured_profiles too)
     lp_tokens_per_s: float | None = None
 
     def peak_to_mean(self) -> float:
@@ -157,8 +168,11 @@ def _slope_for_energy(energy_kwh_per_mtok: float, gpus: int, b_max: int, tokens_
 
 
 def default_profiles(s) -> dict[str, ServiceProfile]:
-    """Service profiles for the paper's workloads, consistent with scenario ``s``'s energy
-    per token (so LP capacity = replica saturation throughput).  Figures and sources:
+    """**The paper's identity** (LP capacity = saturation by construction): service profiles
+    whose step-time slope is fitted to scenario ``s``'s energy per token, so a replica's
+    saturation throughput equals the LP's capacity of it and LP utilisation = pool
+    utilisation.  Not the default of any function (that is :func:`serving_profiles`, the
+    measured step times); kept to show what the identity implies.  Figures and sources:
 
     * ``chat``: Llama-3.1-8B class on 1 H100 (the scenario's chat energy is measured on it);
       weights 16.06 GB (8.03e9 parameters x 2 B) / 3.35 TB/s -> a = 4.8 ms; batch up to 64
@@ -259,6 +273,17 @@ def measured_profiles(s, batch: int | None = None) -> dict[str, ServiceProfile]:
                                 f"batch {b} (KV-cache limit {b_kv}); prefill share of GPU time at saturation "
                                 f"{f:.3f}; " + p.source.split(";", 1)[-1].strip())
     return out
+
+
+def serving_profiles(s) -> dict[str, ServiceProfile]:
+    """The default service profiles of the package: :func:`measured_profiles` of ``s`` (chat
+    and code review on the serving measurements, at the serving batch; image and any other
+    workload without serving data on its declared profile of :func:`default_profiles`).
+    Every function of :mod:`tokenflow.queueing`, :mod:`tokenflow.latency_clearing` and
+    :mod:`tokenflow.simulate` uses these when ``profiles`` is not given; pass
+    ``default_profiles(s)`` for the paper's identity."""
+    _v.scenario(s, "s", "serving_profiles")
+    return measured_profiles(s)
 
 
 # --------------------------------------------------------------------------- queues
@@ -468,6 +493,9 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
                    rtt: xr.Dataset | None = None) -> xr.Dataset:
     """Latency of the cleared market ``result`` of scenario ``s``, per node and workload.
 
+    ``profiles``: default :func:`serving_profiles` (measured step times; pass
+    :func:`default_profiles` for the paper's identity).  ``utilisation`` is in the LP's unit;
+    each pool runs at it times its profile's :meth:`ServiceProfile.lp_to_pool_utilisation`.
     The pool of workload ``k`` at node ``n`` has its share of the node's GPUs
     (``capacity_kw``, default the result's compute capacity; ``shares``, node x workload,
     default :func:`load_shares`, under which every pool runs at the node's utilisation) and
@@ -487,7 +515,7 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
     q = _v.quantile(q, "q (quantile)", fn)
     peak = _v.flag(peak, "peak", fn)
     ds = result.dataset
-    profiles = default_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
+    profiles = serving_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
     _v.frame(utilisation, "utilisation", fn, ds)
     _v.frame(shares, "shares", fn, ds, hi=1.0)
     _v.series(capacity_kw, "capacity_kw", fn, ds)
@@ -575,9 +603,11 @@ def energy_mix(s, profiles: dict[str, ServiceProfile] | None = None) -> pd.DataF
     ``decode_j`` (scenario, J per generated token), ``prefill_j`` (J per prompt token),
     ``prompt_per_generated`` (trace), ``weighted_j`` = decode_j + ratio x prefill_j and
     ``factor`` = weighted_j / decode_j.  Read as: how much the energy per market token would
-    grow if the scenario's figure covered generation only and the requests looked like the trace."""
+    grow if the scenario's figure covered generation only and the requests looked like the trace.
+    ``profiles``: default :func:`serving_profiles` (measured prefill time per prompt token and
+    GPUs per replica); :func:`default_profiles` gives the declared H100 figures."""
     _v.scenario(s, "s", "energy_mix")
-    profiles = default_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", "energy_mix")
+    profiles = serving_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", "energy_mix")
     rows = {}
     for w, p in profiles.items():
         if p.trace is None:

@@ -36,7 +36,7 @@ import simpy
 import xarray as xr
 
 from . import validate as _v
-from .queueing import ServiceProfile, default_profiles, pool_utilisation, replica_latency, route_rtts
+from .queueing import ServiceProfile, pool_utilisation, replica_latency, route_rtts, serving_profiles
 from .traces import trace_stats
 
 
@@ -205,13 +205,17 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
                     n_requests: int = 2000, max_steps: int = 60000, utilisation: pd.DataFrame | None = None,
                     dispatch: str = "pooled", seed: int = 0, q: float = 0.99) -> xr.Dataset:
     """Replay the cleared market ``result`` of ``s``: every (node, workload) pool with a latency
-    profile and flow, ``replicas`` replicas each, at the node's compute utilisation (or
-    ``utilisation``, node x workload), arrivals from the origins by the LP's split, each
+    profile and flow, ``replicas`` replicas each, at the pool's own utilisation: the node's
+    compute utilisation times the profile's
+    :meth:`~tokenflow.queueing.ServiceProfile.lp_to_pool_utilisation` (or ``utilisation``,
+    node x workload, already in the pool's own unit), arrivals from the origins by the LP's split, each
     origin's requests with the round trip of its slowest route in use
     (:func:`~tokenflow.queueing.route_rtts`, ``rtt_max_ms``: the result holds flows per
     origin and per link, not per path, so the replay takes the conservative route).
     Returns simulated and analytic (same reduced pool) latency per node and workload
-    (ms), and the served ratio.  ``max_steps`` caps the generation steps simulated per pool."""
+    (ms), and the served ratio.  ``max_steps`` caps the generation steps simulated per pool.
+    ``profiles``: default :func:`~tokenflow.queueing.serving_profiles` (measured step times;
+    :func:`~tokenflow.queueing.default_profiles` for the paper's identity)."""
     fn = "simulate_market"
     _v.result_of(result, s, fn)
     replicas = _v.integer(replicas, "replicas", fn, lo=1, hi=_v.MAX_SIM_REPLICAS)
@@ -221,7 +225,7 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
     seed = _v.integer(seed, "seed", fn, lo=0)
     q = _v.quantile(q, "q (quantile)", fn)
     ds = result.dataset
-    profiles = default_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
+    profiles = serving_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     util = pool_utilisation(result, utilisation)
     rtts = route_rtts(result, s)["rtt_max_ms"]
@@ -236,7 +240,7 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
         for i, n in enumerate(nodes):
             flows = tr.sel(node=n, workload=w).to_pandas()
             flows = flows[flows > 1e-9]
-            rho = float(util.loc[n, w])
+            rho = float(util.loc[n, w]) * (p.lp_to_pool_utilisation() if utilisation is None else 1.0)
             if flows.empty or not rho > 0:
                 continue
             rho = min(rho, 1.49)

@@ -359,16 +359,27 @@ def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping
     ``result.info`` holds ``tie_break_excess_cost`` ($/h) and ``tie_break_cs_residual``
     (``sum_j x_j |reduced cost_j| + sum_i |y_i| |slack_i|``, $/h, zero at an exact optimum).
 
-    Exact over the routes column generation found for the LP (the market's own route set).
-    Raises :class:`InfeasibleMarketError` as :func:`tokenflow.solve` does and
-    :class:`SolverError` when the second stage fails or leaves the optimal face."""
+    Its own route set: column generation stops at the first optimal vertex, so the routes it
+    found depend on that vertex (with a binding latency limit, on which of two equally cheap
+    admissible routes the label-setting search met first).  Before the second stage every
+    admissible loop-free route with zero reduced cost at the LP's duals is added
+    (:func:`tokenflow.routes.face_routes`); by complementary slackness these span the whole
+    optimal face of the LP over *all* routes, so the second stage's optimum does not depend on
+    the routes the first stage happened to generate.  ``result.info["tie_break_routes_added"]``
+    counts them; ``info["tie_break_exact"]`` is False when the enumeration hit its bound
+    (:data:`tokenflow.validate.MAX_ROUTE_EXPANSIONS` partial routes) and the second stage then
+    covers the routes found so far.  Raises :class:`InfeasibleMarketError` as
+    :func:`tokenflow.solve` does and :class:`SolverError` when the second stage fails or leaves
+    the optimal face."""
     from scipy.sparse import csc_array
 
     from .engine import Market, optimal_face
     from .errors import SolverError
     from .model import row_layout
     from .results import MarketResult
+    from .routes import face_routes
     from .solver import HIGHS_OPTIONS, PRIMAL_TOL, LiveLP, verify
+    from .validate import MAX_ROUTE_EXPANSIONS
 
     _real("demand_scale", demand_scale, lo=0.0, lo_open=True)
     _real("rel_tol", rel_tol, lo=0.0)
@@ -376,10 +387,18 @@ def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping
     r = m.solve(demand_scale=demand_scale)
     sol = r._sol
     D, _, _ = row_layout(m.inp)
-    arr, _on = m._path_arrays(demand_scale)
+    arr0, _on = m._path_arrays(demand_scale)
     z = float(r.objective)
-    if len(sol.x) != arr.n_cols:
+    if len(sol.x) != arr0.n_cols:
         raise SolverError("tie-break: the LP's columns changed after the solve")
+    # the whole optimal face: every admissible route with zero reduced cost at the LP's duals
+    face, exact = face_routes(m.inp, m._graph, sol.lam, sol.mu, sol.rho, with_costs=True,
+                              max_expansions=MAX_ROUTE_EXPANSIONS)
+    added = m.cols.add(face)
+    arr, _on = m._path_arrays(demand_scale)
+    if arr.n_cols != arr0.n_cols + added:
+        raise SolverError("tie-break: the route set did not grow as expected")
+    x_lp = np.r_[sol.x, np.zeros(added)]  # new columns are appended after the LP's
     A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols))
     w2 = secondary_weights(m)
     face, cscale, slack = optimal_face(arr, z, rel_tol, "tie-break")
@@ -409,8 +428,9 @@ def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping
     cs = float(np.abs(x) @ np.abs(red) + np.abs(y) @ np.where(np.abs(y) > 0, row_slack, 0.0))
     info = dict(sol.info)
     info.update({"tie_break": "lexicographic", "tie_break_excess_cost": true_cost - z, "tie_break_cs_residual": cs,
-                 "tie_break_lp_x": sol.x})
-    new = dataclasses.replace(sol, x=x, objective=true_cost, info=info)
+                 "tie_break_lp_x": x_lp, "tie_break_routes_added": int(added), "tie_break_exact": bool(exact)})
+    new = dataclasses.replace(sol, x=x, objective=true_cost, info=info, col_route=m.cols.route, col_k=m.cols.k,
+                              routes=m.cols.pool.arrays())
     out = MarketResult.from_solution(new)
     return out
 

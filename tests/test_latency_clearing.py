@@ -345,3 +345,36 @@ def test_end_point_with_a_binding_limit_is_one_point(tiny_doc, load_doc, profile
     pd.testing.assert_frame_equal(a[0], b[0], rtol=1e-9, atol=1e-6)
     pd.testing.assert_series_equal(a[1], b[1], rtol=1e-9, atol=1e-6)
     pd.testing.assert_series_equal(a[2], b[2], rtol=1e-12)
+
+
+# ------------------------------------------------------- scale search from a known bracket
+def test_scale_search_from_a_start_bracket(two_nodes, profile, monkeypatch):
+    """A start bracket gives a bracket of the same procedure in two clearings (the plain search
+    needs a full bisection); a wrong guess still ends in a correct bracket; bad brackets raise."""
+    import tokenflow.latency_clearing as lcm
+
+    calls = []
+    real = lcm.latency_consistent_clearing
+
+    def counted(*a, **k):
+        calls.append(a[1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(lcm, "latency_consistent_clearing", counted)
+    plain = lcm.max_latency_consistent_scale(two_nodes, rel_tol=1e-2, profiles=profile, peak=True)
+    n_plain = len(calls)
+    calls.clear()
+    warm = lcm.max_latency_consistent_scale(two_nodes, rel_tol=1e-2, profiles=profile, peak=True,
+                                            start=(plain.scale, plain.upper))
+    assert len(calls) == 2 < n_plain
+    assert (warm.scale, warm.upper) == (plain.scale, plain.upper)
+    # a guess too low: the answer is still a bracket of width rel_tol around the same limit
+    calls.clear()
+    low = lcm.max_latency_consistent_scale(two_nodes, rel_tol=1e-2, profiles=profile, peak=True,
+                                           start=(0.5 * plain.scale, 0.6 * plain.scale))
+    assert low.clearing is not None and low.clearing.converged
+    assert low.upper - low.scale <= 1e-2 * low.upper
+    assert low.scale <= plain.upper and low.upper >= plain.scale
+    for bad in ((1.0,), (2.0, 1.0), (-1.0, 1.0), "ab"):
+        with pytest.raises(TokenflowError, match="start"):
+            lcm.max_latency_consistent_scale(two_nodes, rel_tol=1e-2, profiles=profile, start=bad)

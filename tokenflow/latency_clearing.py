@@ -109,6 +109,9 @@ def _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_
     if profiles is not None:
         if not isinstance(profiles, Mapping) or not all(isinstance(p, ServiceProfile) for p in profiles.values()):
             raise TokenflowError("latency_consistent_clearing: profiles must map workload to ServiceProfile")
+        from . import validate as _v
+
+        _v.profiles(profiles, "profiles", "latency_consistent_clearing")
         unknown = sorted(set(map(str, profiles)) - set(s.workload_ids))
         if unknown:
             raise TokenflowError(f"latency_consistent_clearing: profiles name unknown workloads {unknown}")
@@ -147,7 +150,9 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
     end-to-end limit on the slowest route it uses into the node (:func:`route_rtts`) (within the peak minute when
     ``peak``), in the LP's unit (the pool's own limit over
     :meth:`~tokenflow.queueing.ServiceProfile.lp_to_pool_utilisation`, 1 for profiles built on
-    the LP's capacity); 1 for workloads without a limit, NaN where the workload is not processed.
+    the LP's capacity), and at most the profile's ``max_pool_utilisation`` where it has one
+    (a cap validated outside the analytic layer, :func:`tokenflow.simulate.layer_check`);
+    1 for workloads without a limit, NaN where the workload is not processed.
     ``rtt``: :func:`~tokenflow.queueing.route_rtts` of ``result`` if already computed."""
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
@@ -171,6 +176,8 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
             worst = (float(rtt.sel(node=n, workload=w).max(skipna=True)) if (origins > 1e-9).any() else 0.0)
             reps = pool_replicas(capacity_kw[n], share.loc[n, w], p)
             rho = max_utilisation(p, p.limit_ms - worst, arrival_scv(p), q, reps)
+            if p.max_pool_utilisation is not None:  # a cap from outside the analytic layer
+                rho = min(rho, p.max_pool_utilisation)
             # rho is the pool's own utilisation; the LP's is smaller by lp_to_pool_utilisation
             out.loc[n, w] = rho / (p.peak_to_mean() if peak else 1.0) / p.lp_to_pool_utilisation()
     return out
@@ -297,12 +304,18 @@ class LatencyScale:
 
 
 def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, hi: float | None = None,
-                                 **kwargs) -> LatencyScale:
+                                 start: tuple[float, float] | None = None, **kwargs) -> LatencyScale:
     """The largest demand scale at which :func:`latency_consistent_clearing` (with ``kwargs``)
     clears and converges, by bisection on the whole procedure between ``lo`` (default 0) and
     ``hi`` (default the network-only s*, an upper bound: derating and tightened limits only
     remove capacity).  Assumes clearing is monotone in the scale (more demand, no easier to
-    serve); ``rel_tol``: relative width of the final bracket."""
+    serve); ``rel_tol``: relative width of the final bracket.
+
+    ``start``: a bracket ``(a, b)`` expected to hold the answer (``lo <= a < b <= hi``), e.g. the
+    bracket of a neighbouring variant; ``b`` and then ``a`` are tried first, and the search
+    continues from what they show (a bracket of width ``rel_tol`` is then found in two
+    clearings instead of a full bisection).  The answer is a bracket of the same procedure
+    either way; only the clearings tried differ."""
     from .market import max_demand_scale
 
     _real("rel_tol", rel_tol, lo=0.0, lo_open=True)
@@ -312,6 +325,13 @@ def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, h
                _real("hi", hi, lo=0.0, lo_open=True))
     if not lo < hi:
         raise TokenflowError(f"max_latency_consistent_scale: lo must be below hi, got lo={lo!r}, hi={hi!r}")
+    if start is not None:
+        if not isinstance(start, (tuple, list)) or len(start) != 2:
+            raise TokenflowError(f"max_latency_consistent_scale: start must be a pair (a, b), got {start!r}")
+        a_, b_ = (_real("start[0]", start[0], lo=0.0), _real("start[1]", start[1], lo=0.0))
+        if not lo <= a_ < b_ <= hi:
+            raise TokenflowError(f"max_latency_consistent_scale: start must satisfy lo <= a < b <= hi, got "
+                                 f"start={start!r}, lo={lo!r}, hi={hi!r}")
 
     def attempt(scale: float) -> tuple[LatencyClearing | None, str]:
         try:
@@ -321,11 +341,28 @@ def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, h
         return (lc, "") if lc.converged else (None, "the fixed point did not converge")
 
     best, why_hi = None, "the network-only market is infeasible above it"
-    top, why = attempt(hi)
-    if top is not None:
-        return LatencyScale(hi, top, hi, "the network-only market is infeasible above it")
-    why_hi = why
-    if lo > 0:
+    hi_fails = False
+    if start is not None:
+        a_, b_ = float(start[0]), float(start[1])
+        lc_b, why_b = attempt(b_)
+        if lc_b is None:
+            hi, why_hi, hi_fails = b_, why_b, True
+            if a_ > lo:
+                lc_a, why_a = attempt(a_)
+                if lc_a is None:
+                    hi, why_hi = a_, why_a
+                else:
+                    lo, best = a_, lc_a
+        else:
+            lo, best = b_, lc_b
+            if b_ == hi:
+                return LatencyScale(hi, lc_b, hi, why_hi)
+    if not hi_fails:
+        top, why = attempt(hi)
+        if top is not None:
+            return LatencyScale(hi, top, hi, "the network-only market is infeasible above it")
+        why_hi = why
+    if lo > 0 and best is None:
         best, why = attempt(lo)
         if best is None:
             raise TokenflowError(f"max_latency_consistent_scale: the procedure does not clear at lo = {lo:g} "

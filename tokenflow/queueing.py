@@ -79,7 +79,10 @@ class ServiceProfile:
 
     ``steps`` is the per-request number of generation steps: the trace's generated tokens
     (``trace`` set) or a fixed count ``fixed_steps`` (images: denoising steps).
-    ``tokens_per_step``: market tokens produced per sequence per step.  ``limit_ms`` is the
+    ``tokens_per_step``: market tokens produced per sequence per step.  ``max_pool_utilisation``
+    (0-1, the pool's own utilisation, None = no cap) caps how far the latency-consistent
+    clearing may load the pool (:func:`tokenflow.latency_clearing.pool_limits`) where the
+    analytic layer is not validated.  ``limit_ms`` is the
     end-to-end latency limit at quantile ``q`` (time to first token when ``metric`` is
     ``"ttft"``, completion when ``"completion"``); ``None`` = no latency limit (batch work).
     """
@@ -101,6 +104,10 @@ class ServiceProfile:
     # None: the profile is built so that it equals the saturation throughput (default_profiles,
     # the paper's identity; image in measured_profiles too)
     lp_tokens_per_s: float | None = None
+    # cap on the pool's own utilisation from a check outside the analytic layer (the
+    # simulation's limit at the largest pool it can run, tokenflow.simulate.layer_check);
+    # None: the analytic layer alone sets how far a pool may be loaded
+    max_pool_utilisation: float | None = None
 
     def peak_to_mean(self) -> float:
         """Peak-to-mean request rate over 1-minute windows of ``peak_trace`` (1 without one)."""

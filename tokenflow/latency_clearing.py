@@ -312,7 +312,8 @@ def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, h
     serve); ``rel_tol``: relative width of the final bracket.
 
     ``start``: a bracket ``(a, b)`` expected to hold the answer (``lo <= a < b <= hi``), e.g. the
-    bracket of a neighbouring variant; ``b`` and then ``a`` are tried first, and the search
+    bracket of a neighbouring variant; ``b`` and then ``a`` are tried first (where ``b``
+    clears, the search gallops up from it in steps doubling from ``b - a``), and the bisection
     continues from what they show (a bracket of width ``rel_tol`` is then found in two
     clearings instead of a full bisection).  The answer is a bracket of the same procedure
     either way; only the clearings tried differ."""
@@ -353,10 +354,17 @@ def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, h
                     hi, why_hi = a_, why_a
                 else:
                     lo, best = a_, lc_a
-        else:
+        else:  # the answer is above b: gallop up from it in steps doubling from b - a
             lo, best = b_, lc_b
             if b_ == hi:
                 return LatencyScale(hi, lc_b, hi, why_hi)
+            step = b_ - a_
+            while lo + step < hi:
+                lc_n, why_n = attempt(lo + step)
+                if lc_n is None:
+                    hi, why_hi, hi_fails = lo + step, why_n, True
+                    break
+                lo, best, step = lo + step, lc_n, 2.0 * step
     if not hi_fails:
         top, why = attempt(hi)
         if top is not None:

@@ -268,3 +268,113 @@ def test_tie_break_bad_arguments(two_nodes):
         tie_broken_solve(two_nodes, rel_tol=-1.0)
     with pytest.raises(TokenflowError, match="tie_break"):
         latency_consistent_clearing(two_nodes, tie_break="yes")
+
+
+# ------------------------------------------------- tie-break with a binding latency limit
+def _diamond_doc(tiny_doc, order):
+    """A's overflow must leave A; the cheapest node F is beyond the latency limit (binding), so it
+    goes to T over one of two mirror-image routes, A > B > T or A > C > T (B and C: transit only,
+    equal lengths by symmetry about the equator).  ``order``: the order of B and C in the file,
+    which decides the route column generation meets first."""
+    doc = copy.deepcopy(tiny_doc)
+    doc["workloads"]["w"].update({"demand_mtok_per_h_per_mpeople": 12_000.0, "latency_limit_ms": 20.0})
+    nodes = {
+        "A": {"lat": 0.0, "lon": -5.0, "population": 1_000_000, "electricity_usd_per_kwh": 0.10,
+              "capacity_mw": 10.0},
+        "B": {"lat": 1.0, "lon": 0.0, "population": 0, "electricity_usd_per_kwh": 0.30, "capacity_mw": 0.0},
+        "C": {"lat": -1.0, "lon": 0.0, "population": 0, "electricity_usd_per_kwh": 0.30, "capacity_mw": 0.0},
+        "T": {"lat": 0.0, "lon": 5.0, "population": 0, "electricity_usd_per_kwh": 0.20, "capacity_mw": 100.0},
+        "F": {"lat": 0.0, "lon": 25.0, "population": 0, "electricity_usd_per_kwh": 0.05, "capacity_mw": 100.0},
+    }
+    doc["nodes"] = {n: nodes[n] for n in ("A", *order, "T", "F")}
+    doc["links"] = [{"a": "A", "b": order[0]}, {"a": "A", "b": order[1]}, {"a": order[0], "b": "T"},
+                    {"a": order[1], "b": "T"}, {"a": "T", "b": "F"}]
+    return doc
+
+
+def test_tie_break_covers_routes_column_generation_did_not_find(tiny_doc, load_doc):
+    """With the latency limit binding (the cheap node F is out of reach), the LP's optimal face
+    has two mirror-image routes; the first stage's column generation finds the one it meets
+    first, which depends on the order of the nodes, and the tie-broken dispatch must not: its
+    own route set covers the whole face."""
+    flows, lp_routes, prices = {}, {}, {}
+    for order in (("B", "C"), ("C", "B")):
+        s = load_doc(_diamond_doc(tiny_doc, order))
+        nolimit = tf.solve(s, latency_limits_ms={"w": 1000.0})
+        assert float(nolimit.processing.sel(node="F", workload="w")) > 1_000.0  # F is cheapest without it
+        lp = tf.solve(s)
+        assert float(lp.processing.sel(node="F", workload="w")) == pytest.approx(0.0, abs=1e-6)  # binding
+        assert float(lp.processing.sel(node="T", workload="w")) == pytest.approx(2_000.0, rel=1e-6)
+        lf = lp.dataset["link_flow"].sel(workload="w").to_pandas()
+        lp_routes[order] = tuple(sorted(l for l, v in lf.items() if v > 1e-6))
+        tb = tie_broken_solve(s)
+        info = tb._sol.info
+        assert info["tie_break_exact"] and info["tie_break_routes_added"] >= 1
+        assert tb.objective == pytest.approx(lp.objective, rel=2e-9)  # the stage's cost row: z (1 + 1e-9)
+        np.testing.assert_allclose(tb.prices.sel(node=["A", "T"]).values, lp.prices.sel(node=["A", "T"]).values)
+        flows[order] = tb.dataset["link_flow"].sel(workload="w").to_pandas().sort_index()
+        prices[order] = tb.prices.sel(workload="w").to_pandas().sort_index()
+    # two different optimal LP solutions (one route each) ...
+    assert lp_routes[("B", "C")] != lp_routes[("C", "B")]
+    # ... one tie-broken dispatch, and it uses one of the two routes whole
+    pd.testing.assert_series_equal(flows[("B", "C")], flows[("C", "B")], rtol=1e-9, atol=1e-6)
+    used = flows[("B", "C")][flows[("B", "C")] > 1e-6]
+    assert len(used) == 2 and used.iloc[0] == pytest.approx(used.iloc[1])
+    pd.testing.assert_series_equal(prices[("B", "C")], prices[("C", "B")], rtol=1e-9)
+
+
+def test_end_point_with_a_binding_limit_is_one_point(tiny_doc, load_doc, profile):
+    """The latency-consistent clearing's end point, with the RTT limit binding, from either
+    first-stage route: the same dispatch and link flows, every node within its usable share."""
+    ends = {}
+    P = {"w": dataclasses.replace(profile["w"], limit_ms=520.0)}
+    for order in (("B", "C"), ("C", "B")):
+        s = load_doc(_diamond_doc(tiny_doc, order))
+        lc = latency_consistent_clearing(s, 1.0, profiles=P, peak=True, tol=1e-9)
+        assert lc.converged
+        assert lc.network_limits_ms["w"] <= 20.0  # the LP's limit (or tighter) binds
+        has = s.compute_capacity_kw > 0  # B and C are transit only
+        util = lc.result.dataset["compute_used"].to_pandas()[has] / s.compute_capacity_kw[has]
+        assert (util <= lc.capacity_factor[has] + 1e-9).all()
+        assert float((lc.latency["e2e_p_ms"] - lc.latency["limit_ms"]).max()) <= 1e-6
+        ends[order] = (lc.result.processing.to_pandas().sort_index(),
+                       lc.result.dataset["link_flow"].sel(workload="w").to_pandas().sort_index(),
+                       lc.capacity_factor.sort_index())
+    a, b = ends[("B", "C")], ends[("C", "B")]
+    assert (a[2] < 1.0).any()  # the clearing derated a node: the end point is not the first clearing
+    pd.testing.assert_frame_equal(a[0], b[0], rtol=1e-9, atol=1e-6)
+    pd.testing.assert_series_equal(a[1], b[1], rtol=1e-9, atol=1e-6)
+    pd.testing.assert_series_equal(a[2], b[2], rtol=1e-12)
+
+
+# ------------------------------------------------------- scale search from a known bracket
+def test_scale_search_from_a_start_bracket(two_nodes, profile, monkeypatch):
+    """A start bracket gives a bracket of the same procedure in two clearings (the plain search
+    needs a full bisection); a wrong guess still ends in a correct bracket; bad brackets raise."""
+    import tokenflow.latency_clearing as lcm
+
+    calls = []
+    real = lcm.latency_consistent_clearing
+
+    def counted(*a, **k):
+        calls.append(a[1])
+        return real(*a, **k)
+
+    monkeypatch.setattr(lcm, "latency_consistent_clearing", counted)
+    plain = lcm.max_latency_consistent_scale(two_nodes, rel_tol=1e-2, profiles=profile, peak=True)
+    n_plain = len(calls)
+    calls.clear()
+    warm = lcm.max_latency_consistent_scale(two_nodes, rel_tol=1e-2, profiles=profile, peak=True,
+                                            start=(plain.scale, plain.upper))
+    assert len(calls) == 2 < n_plain
+    assert (warm.scale, warm.upper) == (plain.scale, plain.upper)
+    # a guess too low: the answer is still a bracket of width rel_tol around the same limit
+    calls.clear()
+    low = lcm.max_latency_consistent_scale(two_nodes, rel_tol=1e-2, profiles=profile, peak=True,
+                                           start=(0.5 * plain.scale, 0.6 * plain.scale))
+    assert low.clearing is not None and low.clearing.converged
+    assert low.upper - low.scale <= 1e-2 * low.upper
+    assert low.scale <= plain.upper and low.upper >= plain.scale
+    for bad in ((1.0,), (2.0, 1.0), (-1.0, 1.0), "ab"):
+        with pytest.raises(TokenflowError, match="start"):
+            lcm.max_latency_consistent_scale(two_nodes, rel_tol=1e-2, profiles=profile, start=bad)

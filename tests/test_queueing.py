@@ -196,3 +196,24 @@ def test_route_rtts_cover_every_route_carrying_flow(us5):
     # the derating's worst route is the slowest route in use as well
     rho = pool_limits(r, us5, default_profiles(us5), us5.compute_capacity_kw)
     assert rho.notna().sum().sum() > 0
+
+
+def test_mixture_quantile_closed_form_matches_bisection():
+    """The closed-form quantile of wait + prefill equals the bisection on the survival function
+    where the level is not at a grid step, and is the grid point itself where it is (4 of 400
+    points above v at q = 0.99: the continuous part never reaches the level)."""
+    from tokenflow.queueing import _mixture_quantile, _mixture_quantile_bisect
+
+    rng = np.random.default_rng(7)
+    for _ in range(400):
+        n = int(rng.integers(1, 300)) * 2 + 1  # odd: 1 - q is never k/n for these q
+        x = np.sort(rng.gamma(0.7, rng.uniform(0.001, 1.0), n))
+        pw, m = float(rng.uniform(1e-4, 1.0)), float(10 ** rng.uniform(-3, 0.5))
+        q = float(rng.choice([0.9, 0.99, 0.999]))
+        assert _mixture_quantile(q, pw, m, x) == pytest.approx(_mixture_quantile_bisect(q, pw, m, x), rel=1e-9)
+    x = np.linspace(0.1, 0.5, 400)
+    v = _mixture_quantile(0.99, 1e-6, 1e-3, x)
+    assert v == x[396]  # the jump that takes the share above v from 4/400 to 3/400
+    surv = lambda u: np.mean(np.where(u < x, 1.0, 1e-6 * np.exp(-np.maximum(u - x, 0) / 1e-3)))  # noqa: E731
+    assert surv(v - 1e-9) > 0.01 >= surv(v)
+    assert _mixture_quantile(0.99, 0.0, 0.0, x) == _mixture_quantile_bisect(0.99, 0.0, 0.0, x)

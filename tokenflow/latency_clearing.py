@@ -40,13 +40,13 @@ from .market import solve
 from .queueing import (
     ServiceProfile,
     arrival_scv,
-    default_profiles,
     load_shares,
     market_latency,
     max_utilisation,
     pool_replicas,
     replica_latency,
     route_rtts,
+    serving_profiles,
 )
 
 
@@ -109,6 +109,9 @@ def _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_
     if profiles is not None:
         if not isinstance(profiles, Mapping) or not all(isinstance(p, ServiceProfile) for p in profiles.values()):
             raise TokenflowError("latency_consistent_clearing: profiles must map workload to ServiceProfile")
+        from . import validate as _v
+
+        _v.profiles(profiles, "profiles", "latency_consistent_clearing")
         unknown = sorted(set(map(str, profiles)) - set(s.workload_ids))
         if unknown:
             raise TokenflowError(f"latency_consistent_clearing: profiles name unknown workloads {unknown}")
@@ -147,7 +150,9 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
     end-to-end limit on the slowest route it uses into the node (:func:`route_rtts`) (within the peak minute when
     ``peak``), in the LP's unit (the pool's own limit over
     :meth:`~tokenflow.queueing.ServiceProfile.lp_to_pool_utilisation`, 1 for profiles built on
-    the LP's capacity); 1 for workloads without a limit, NaN where the workload is not processed.
+    the LP's capacity), and at most the profile's ``max_pool_utilisation`` where it has one
+    (a cap validated outside the analytic layer, :func:`tokenflow.simulate.layer_check`);
+    1 for workloads without a limit, NaN where the workload is not processed.
     ``rtt``: :func:`~tokenflow.queueing.route_rtts` of ``result`` if already computed."""
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
@@ -171,6 +176,8 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
             worst = (float(rtt.sel(node=n, workload=w).max(skipna=True)) if (origins > 1e-9).any() else 0.0)
             reps = pool_replicas(capacity_kw[n], share.loc[n, w], p)
             rho = max_utilisation(p, p.limit_ms - worst, arrival_scv(p), q, reps)
+            if p.max_pool_utilisation is not None:  # a cap from outside the analytic layer
+                rho = min(rho, p.max_pool_utilisation)
             # rho is the pool's own utilisation; the LP's is smaller by lp_to_pool_utilisation
             out.loc[n, w] = rho / (p.peak_to_mean() if peak else 1.0) / p.lp_to_pool_utilisation()
     return out
@@ -222,6 +229,9 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
     end-to-end latency limit at quantile ``q`` (see the module docstring).  ``tol``: how far
     (share of capacity) a node may sit above its usable share at the fixed point;
     ``network_only``: the network-only clearing of the same case, if already solved.
+    ``profiles``: default :func:`~tokenflow.queueing.serving_profiles` (the measured serving
+    layer: LP capacity and saturation throughput are independent numbers); pass
+    :func:`~tokenflow.queueing.default_profiles` for the paper's identity.
 
     ``damping``: None (default) derates monotonically (a node's capacity factor only falls, to
     its usable share when it is above it).  A number ``a`` in (0, 1] runs a damped fixed
@@ -237,7 +247,7 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
     :class:`TokenflowError` naming the argument for a bad argument."""
     _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_aware, max_iter, tol, damping,
                 tie_break)
-    profiles = default_profiles(s) if profiles is None else profiles
+    profiles = serving_profiles(s) if profiles is None else profiles
     cap0 = s.nodes["capacity_mw"].astype(float)
     cap0_kw = s.compute_capacity_kw
     net = network_limits(s, profiles, latency_limits_ms, q)
@@ -294,12 +304,19 @@ class LatencyScale:
 
 
 def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, hi: float | None = None,
-                                 **kwargs) -> LatencyScale:
+                                 start: tuple[float, float] | None = None, **kwargs) -> LatencyScale:
     """The largest demand scale at which :func:`latency_consistent_clearing` (with ``kwargs``)
     clears and converges, by bisection on the whole procedure between ``lo`` (default 0) and
     ``hi`` (default the network-only s*, an upper bound: derating and tightened limits only
     remove capacity).  Assumes clearing is monotone in the scale (more demand, no easier to
-    serve); ``rel_tol``: relative width of the final bracket."""
+    serve); ``rel_tol``: relative width of the final bracket.
+
+    ``start``: a bracket ``(a, b)`` expected to hold the answer (``lo <= a < b <= hi``), e.g. the
+    bracket of a neighbouring variant; ``b`` and then ``a`` are tried first (where ``b``
+    clears, the search gallops up from it in steps doubling from ``b - a``), and the bisection
+    continues from what they show (a bracket of width ``rel_tol`` is then found in two
+    clearings instead of a full bisection).  The answer is a bracket of the same procedure
+    either way; only the clearings tried differ."""
     from .market import max_demand_scale
 
     _real("rel_tol", rel_tol, lo=0.0, lo_open=True)
@@ -309,6 +326,13 @@ def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, h
                _real("hi", hi, lo=0.0, lo_open=True))
     if not lo < hi:
         raise TokenflowError(f"max_latency_consistent_scale: lo must be below hi, got lo={lo!r}, hi={hi!r}")
+    if start is not None:
+        if not isinstance(start, (tuple, list)) or len(start) != 2:
+            raise TokenflowError(f"max_latency_consistent_scale: start must be a pair (a, b), got {start!r}")
+        a_, b_ = (_real("start[0]", start[0], lo=0.0), _real("start[1]", start[1], lo=0.0))
+        if not lo <= a_ < b_ <= hi:
+            raise TokenflowError(f"max_latency_consistent_scale: start must satisfy lo <= a < b <= hi, got "
+                                 f"start={start!r}, lo={lo!r}, hi={hi!r}")
 
     def attempt(scale: float) -> tuple[LatencyClearing | None, str]:
         try:
@@ -318,11 +342,35 @@ def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, h
         return (lc, "") if lc.converged else (None, "the fixed point did not converge")
 
     best, why_hi = None, "the network-only market is infeasible above it"
-    top, why = attempt(hi)
-    if top is not None:
-        return LatencyScale(hi, top, hi, "the network-only market is infeasible above it")
-    why_hi = why
-    if lo > 0:
+    hi_fails = False
+    if start is not None:
+        a_, b_ = float(start[0]), float(start[1])
+        lc_b, why_b = attempt(b_)
+        if lc_b is None:
+            hi, why_hi, hi_fails = b_, why_b, True
+            if a_ > lo:
+                lc_a, why_a = attempt(a_)
+                if lc_a is None:
+                    hi, why_hi = a_, why_a
+                else:
+                    lo, best = a_, lc_a
+        else:  # the answer is above b: gallop up from it in steps doubling from b - a
+            lo, best = b_, lc_b
+            if b_ == hi:
+                return LatencyScale(hi, lc_b, hi, why_hi)
+            step = b_ - a_
+            while lo + step < hi:
+                lc_n, why_n = attempt(lo + step)
+                if lc_n is None:
+                    hi, why_hi, hi_fails = lo + step, why_n, True
+                    break
+                lo, best, step = lo + step, lc_n, 2.0 * step
+    if not hi_fails:
+        top, why = attempt(hi)
+        if top is not None:
+            return LatencyScale(hi, top, hi, "the network-only market is infeasible above it")
+        why_hi = why
+    if lo > 0 and best is None:
         best, why = attempt(lo)
         if best is None:
             raise TokenflowError(f"max_latency_consistent_scale: the procedure does not clear at lo = {lo:g} "
@@ -356,16 +404,27 @@ def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping
     ``result.info`` holds ``tie_break_excess_cost`` ($/h) and ``tie_break_cs_residual``
     (``sum_j x_j |reduced cost_j| + sum_i |y_i| |slack_i|``, $/h, zero at an exact optimum).
 
-    Exact over the routes column generation found for the LP (the market's own route set).
-    Raises :class:`InfeasibleMarketError` as :func:`tokenflow.solve` does and
-    :class:`SolverError` when the second stage fails or leaves the optimal face."""
+    Its own route set: column generation stops at the first optimal vertex, so the routes it
+    found depend on that vertex (with a binding latency limit, on which of two equally cheap
+    admissible routes the label-setting search met first).  Before the second stage every
+    admissible loop-free route with zero reduced cost at the LP's duals is added
+    (:func:`tokenflow.routes.face_routes`); by complementary slackness these span the whole
+    optimal face of the LP over *all* routes, so the second stage's optimum does not depend on
+    the routes the first stage happened to generate.  ``result.info["tie_break_routes_added"]``
+    counts them; ``info["tie_break_exact"]`` is False when the enumeration hit its bound
+    (:data:`tokenflow.validate.MAX_ROUTE_EXPANSIONS` partial routes) and the second stage then
+    covers the routes found so far.  Raises :class:`InfeasibleMarketError` as
+    :func:`tokenflow.solve` does and :class:`SolverError` when the second stage fails or leaves
+    the optimal face."""
     from scipy.sparse import csc_array
 
     from .engine import Market, optimal_face
     from .errors import SolverError
     from .model import row_layout
     from .results import MarketResult
+    from .routes import face_routes
     from .solver import HIGHS_OPTIONS, PRIMAL_TOL, LiveLP, verify
+    from .validate import MAX_ROUTE_EXPANSIONS
 
     _real("demand_scale", demand_scale, lo=0.0, lo_open=True)
     _real("rel_tol", rel_tol, lo=0.0)
@@ -373,10 +432,18 @@ def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping
     r = m.solve(demand_scale=demand_scale)
     sol = r._sol
     D, _, _ = row_layout(m.inp)
-    arr, _on = m._path_arrays(demand_scale)
+    arr0, _on = m._path_arrays(demand_scale)
     z = float(r.objective)
-    if len(sol.x) != arr.n_cols:
+    if len(sol.x) != arr0.n_cols:
         raise SolverError("tie-break: the LP's columns changed after the solve")
+    # the whole optimal face: every admissible route with zero reduced cost at the LP's duals
+    face, exact = face_routes(m.inp, m._graph, sol.lam, sol.mu, sol.rho, with_costs=True,
+                              max_expansions=MAX_ROUTE_EXPANSIONS)
+    added = m.cols.add(face)
+    arr, _on = m._path_arrays(demand_scale)
+    if arr.n_cols != arr0.n_cols + added:
+        raise SolverError("tie-break: the route set did not grow as expected")
+    x_lp = np.r_[sol.x, np.zeros(added)]  # new columns are appended after the LP's
     A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols))
     w2 = secondary_weights(m)
     face, cscale, slack = optimal_face(arr, z, rel_tol, "tie-break")
@@ -406,8 +473,9 @@ def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping
     cs = float(np.abs(x) @ np.abs(red) + np.abs(y) @ np.where(np.abs(y) > 0, row_slack, 0.0))
     info = dict(sol.info)
     info.update({"tie_break": "lexicographic", "tie_break_excess_cost": true_cost - z, "tie_break_cs_residual": cs,
-                 "tie_break_lp_x": sol.x})
-    new = dataclasses.replace(sol, x=x, objective=true_cost, info=info)
+                 "tie_break_lp_x": x_lp, "tie_break_routes_added": int(added), "tie_break_exact": bool(exact)})
+    new = dataclasses.replace(sol, x=x, objective=true_cost, info=info, col_route=m.cols.route, col_k=m.cols.k,
+                              routes=m.cols.pool.arrays())
     out = MarketResult.from_solution(new)
     return out
 

@@ -8,11 +8,20 @@ follows from its utilisation:
   draws at most 10.2 kW (GPUs at 700 W TDP are 55 % of it), so 1.275 kW per GPU including
   its share of host, network and fans.
 * **Step time** of one generation step with ``b`` sequences in the batch is affine,
-  ``t(b) = a + c*b`` (s).  ``a`` is the memory-bound part (read all weights once per step:
-  weight bytes / HBM bandwidth, H100 SXM 3.35 TB/s); ``c`` is fixed so that a full batch
-  ``b_max`` delivers exactly the throughput the scenario's energy per token implies
-  (replica power / J per token).  So the LP's capacity *is* the replica's saturation
-  throughput, and LP utilisation = replica utilisation rho.
+  ``t(b) = a + c*b`` (s).  Two sets of profiles give ``a`` and ``c``:
+
+  - :func:`measured_profiles` (**the default of every function here and in
+    :mod:`tokenflow.latency_clearing` and :mod:`tokenflow.simulate`** when no ``profiles``
+    are passed; :func:`serving_profiles` is that default): chat and code review on the
+    serving measurements (:mod:`tokenflow.serving`), so the LP's capacity of a replica and
+    the replica's saturation throughput are two independent numbers and each queue runs at
+    its own utilisation (LP utilisation x :meth:`ServiceProfile.lp_to_pool_utilisation`).
+    Image keeps its declared profile (no serving data for diffusion).
+  - :func:`default_profiles`, **the paper's identity** (LP capacity = saturation throughput
+    by construction): ``a`` is the memory-bound part (weight bytes / HBM bandwidth, H100 SXM
+    3.35 TB/s) and ``c`` is fitted so that a full batch ``b_max`` delivers exactly the
+    throughput the scenario's energy per token implies (replica power / J per token), so
+    LP utilisation = replica utilisation rho.  Kept for comparison; pass it explicitly.
 * **Requests** hold one of ``b_max`` batch slots (KV-cache space) for their prefill time
   (prompt tokens x prefill time per token, compute-bound at an assumed 50 % of H100's
   989 dense BF16 TFLOPS) plus ``G`` steps (``G`` = generated tokens, from the Azure traces).
@@ -29,7 +38,8 @@ follows from its utilisation:
   wait distribution and the trace's prompt-length distribution, not by adding p99s.
 
 Units: seconds inside, milliseconds in every returned table.  Every figure used is in
-:data:`HARDWARE` or :func:`default_profiles` with its source or a declared assumption.
+:data:`HARDWARE`, :func:`default_profiles`, :func:`measured_profiles` or the serving data file
+with its source or a declared assumption.
 """
 
 from __future__ import annotations
@@ -69,7 +79,10 @@ class ServiceProfile:
 
     ``steps`` is the per-request number of generation steps: the trace's generated tokens
     (``trace`` set) or a fixed count ``fixed_steps`` (images: denoising steps).
-    ``tokens_per_step``: market tokens produced per sequence per step.  ``limit_ms`` is the
+    ``tokens_per_step``: market tokens produced per sequence per step.  ``max_pool_utilisation``
+    (0-1, the pool's own utilisation, None = no cap) caps how far the latency-consistent
+    clearing may load the pool (:func:`tokenflow.latency_clearing.pool_limits`) where the
+    analytic layer is not validated.  ``limit_ms`` is the
     end-to-end latency limit at quantile ``q`` (time to first token when ``metric`` is
     ``"ttft"``, completion when ``"completion"``); ``None`` = no latency limit (batch work).
     """
@@ -88,8 +101,13 @@ class ServiceProfile:
     peak_trace: str | None = None
     source: str = ""
     # LP capacity of one replica in market tokens/s (compute it may use / energy per token);
-    # None: the profile is built so that it equals the saturation throughput (default_profiles)
+    # None: the profile is built so that it equals the saturation throughput (default_profiles,
+    # the paper's identity; image in measured_profiles too)
     lp_tokens_per_s: float | None = None
+    # cap on the pool's own utilisation from a check outside the analytic layer (the
+    # simulation's limit at the largest pool it can run, tokenflow.simulate.layer_check);
+    # None: the analytic layer alone sets how far a pool may be loaded
+    max_pool_utilisation: float | None = None
 
     def peak_to_mean(self) -> float:
         """Peak-to-mean request rate over 1-minute windows of ``peak_trace`` (1 without one)."""
@@ -157,8 +175,11 @@ def _slope_for_energy(energy_kwh_per_mtok: float, gpus: int, b_max: int, tokens_
 
 
 def default_profiles(s) -> dict[str, ServiceProfile]:
-    """Service profiles for the paper's workloads, consistent with scenario ``s``'s energy
-    per token (so LP capacity = replica saturation throughput).  Figures and sources:
+    """**The paper's identity** (LP capacity = saturation by construction): service profiles
+    whose step-time slope is fitted to scenario ``s``'s energy per token, so a replica's
+    saturation throughput equals the LP's capacity of it and LP utilisation = pool
+    utilisation.  Not the default of any function (that is :func:`serving_profiles`, the
+    measured step times); kept to show what the identity implies.  Figures and sources:
 
     * ``chat``: Llama-3.1-8B class on 1 H100 (the scenario's chat energy is measured on it);
       weights 16.06 GB (8.03e9 parameters x 2 B) / 3.35 TB/s -> a = 4.8 ms; batch up to 64
@@ -261,6 +282,17 @@ def measured_profiles(s, batch: int | None = None) -> dict[str, ServiceProfile]:
     return out
 
 
+def serving_profiles(s) -> dict[str, ServiceProfile]:
+    """The default service profiles of the package: :func:`measured_profiles` of ``s`` (chat
+    and code review on the serving measurements, at the serving batch; image and any other
+    workload without serving data on its declared profile of :func:`default_profiles`).
+    Every function of :mod:`tokenflow.queueing`, :mod:`tokenflow.latency_clearing` and
+    :mod:`tokenflow.simulate` uses these when ``profiles`` is not given; pass
+    ``default_profiles(s)`` for the paper's identity."""
+    _v.scenario(s, "s", "serving_profiles")
+    return measured_profiles(s)
+
+
 # --------------------------------------------------------------------------- queues
 
 def erlang_c(c: int, a: float) -> float:
@@ -303,7 +335,47 @@ def ggc_wait(lam: float, mean_service: float, c: int, ca2: float = 1.0, cs2: flo
 
 def _mixture_quantile(q: float, p_wait: float, cond_mean: float, x: np.ndarray) -> float:
     """q-quantile of W + X, W = 0 w.p. 1 - p_wait else Exp(mean cond_mean), X uniform over the
-    grid ``x`` and independent of W (bisection on the survival function)."""
+    grid ``x`` and independent of W: the smallest v with P(W + X > v) <= 1 - q, in closed form.
+
+    Between consecutive sorted grid points ``x_j <= v < x_{j+1}`` the survival function is
+    ``A_j + B_j exp(-(v - x_j)/m)`` with ``A_j = (n - j - 1)/n`` (points above v) and
+    ``B_j = p_wait/n * sum_{i<=j} exp(-(x_j - x_i)/m)`` (``m`` = cond_mean); it is
+    continuous and decreasing there and jumps down at each grid point, so the quantile is
+    either a grid point or ``x_j + m ln(B_j / (1 - q - A_j))`` in the interval where the
+    level is crossed.  (The number :func:`_mixture_quantile_bisect` finds by bisection, about
+    ten times faster, and exact where the bisection is at the mercy of rounding: where ``A_j``
+    equals the level, e.g. 4 of 400 grid points above v at q = 0.99, the survival function
+    stays above the level until the jump; the clearing asks for this thousands of times.)"""
+    if not math.isfinite(cond_mean):
+        return math.inf
+    if not (p_wait > 0 and cond_mean > 0):
+        return _mixture_quantile_bisect(q, p_wait, cond_mean, x)
+    xs = np.sort(np.asarray(x, dtype=float))
+    n, level, m = len(xs), 1.0 - q, cond_mean
+    decay = np.exp(-np.diff(xs) / m)
+    t = np.empty(n)
+    acc = 0.0
+    for j in range(n):  # T_j = sum_{i<=j} exp(-(x_j - x_i)/m), by recurrence (no overflow)
+        acc = (acc * decay[j - 1] if j else 0.0) + 1.0
+        t[j] = acc
+    a = (n - 1 - np.arange(n)) / n
+    b = p_wait / n * t
+    surv_at = a + b  # survival at each grid point (just after its jump)
+    hit = np.flatnonzero(surv_at <= level)
+    if len(hit) and hit[0] == 0:
+        return float(xs[0])
+    j = int(hit[0]) - 1 if len(hit) else n - 1  # the crossing is in [x_j, x_{j+1}) or at x_{j+1}
+    # a[j] at the level (up to rounding: 1 - 0.99 is not 4/400 in floating point): the continuous
+    # part stays above it, so the jump at x_{j+1} crosses it
+    if j < n - 1 and (a[j] >= level * (1.0 - 1e-9) or a[j] + b[j] * decay[j] > level):
+        return float(xs[j + 1])  # the level is crossed by the jump at x_{j+1}
+    v = float(xs[j] + m * math.log(b[j] / (level - a[j])))
+    return min(v, float(xs[j + 1])) if j < n - 1 else v
+
+
+def _mixture_quantile_bisect(q: float, p_wait: float, cond_mean: float, x: np.ndarray) -> float:
+    """:func:`_mixture_quantile` by bisection on the survival function (the reference, and the
+    case without a wait)."""
     if not math.isfinite(cond_mean):
         return math.inf
 
@@ -468,6 +540,9 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
                    rtt: xr.Dataset | None = None) -> xr.Dataset:
     """Latency of the cleared market ``result`` of scenario ``s``, per node and workload.
 
+    ``profiles``: default :func:`serving_profiles` (measured step times; pass
+    :func:`default_profiles` for the paper's identity).  ``utilisation`` is in the LP's unit;
+    each pool runs at it times its profile's :meth:`ServiceProfile.lp_to_pool_utilisation`.
     The pool of workload ``k`` at node ``n`` has its share of the node's GPUs
     (``capacity_kw``, default the result's compute capacity; ``shares``, node x workload,
     default :func:`load_shares`, under which every pool runs at the node's utilisation) and
@@ -487,7 +562,7 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
     q = _v.quantile(q, "q (quantile)", fn)
     peak = _v.flag(peak, "peak", fn)
     ds = result.dataset
-    profiles = default_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
+    profiles = serving_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
     _v.frame(utilisation, "utilisation", fn, ds)
     _v.frame(shares, "shares", fn, ds, hi=1.0)
     _v.series(capacity_kw, "capacity_kw", fn, ds)
@@ -575,9 +650,11 @@ def energy_mix(s, profiles: dict[str, ServiceProfile] | None = None) -> pd.DataF
     ``decode_j`` (scenario, J per generated token), ``prefill_j`` (J per prompt token),
     ``prompt_per_generated`` (trace), ``weighted_j`` = decode_j + ratio x prefill_j and
     ``factor`` = weighted_j / decode_j.  Read as: how much the energy per market token would
-    grow if the scenario's figure covered generation only and the requests looked like the trace."""
+    grow if the scenario's figure covered generation only and the requests looked like the trace.
+    ``profiles``: default :func:`serving_profiles` (measured prefill time per prompt token and
+    GPUs per replica); :func:`default_profiles` gives the declared H100 figures."""
     _v.scenario(s, "s", "energy_mix")
-    profiles = default_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", "energy_mix")
+    profiles = serving_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", "energy_mix")
     rows = {}
     for w, p in profiles.items():
         if p.trace is None:

@@ -358,3 +358,55 @@ def cheapest(inp: Inputs, G: Graph, mu: np.ndarray, rho: np.ndarray, rows: np.nd
             if best is not None:
                 out[(o, k)] = best
     return out
+
+
+def face_routes(inp: Inputs, G: Graph, lam: np.ndarray, mu: np.ndarray, rho: np.ndarray, *, with_costs: bool,
+                rel_tol: float = 1e-7, max_expansions: int = 2_000_000
+                ) -> tuple[list[tuple[int, int, tuple[int, ...], int]], bool]:
+    """Every admissible column whose reduced cost at the duals (lam, mu, rho) is at most
+    ``rel_tol max(1, |lam[o, k]|)`` ($/M tokens): [(o, n, arcs, k)], loop-free routes within
+    the workload's latency limit, by depth-first search pruned on the route's length so far
+    (arc lengths and node costs are non-negative, so a partial route that already costs more
+    than ``lam[o, k]`` plus the tolerance cannot end in such a column).
+
+    By complementary slackness every optimal dispatch of the full path LP (all routes) uses
+    only columns with zero reduced cost at an optimal dual, so these columns span the LP's
+    whole optimal face.  Returns (columns, complete): ``complete`` is False when the search
+    stopped after ``max_expansions`` partial routes (the columns found so far are returned)."""
+    N, K = lam.shape
+    node_cost = (inp.proc_cost if with_costs else 0.0) + inp.intensity[None, :] * mu[:, None]
+    node_cost = np.broadcast_to(node_cost, (N, K))
+    has_cap = inp.capacity_kw > 0
+    lengths = arc_lengths(inp, rho, with_costs) if inp.L else np.zeros((K, 0))
+    out: list[tuple[int, int, tuple[int, ...], int]] = []
+    expanded = 0
+    for k in range(K):
+        limit = inp.latency_ms[k] + LAT_TOL  # round trip, ms
+        cap_cost = node_cost[has_cap, k]
+        if not len(cap_cost):
+            continue
+        floor = float(cap_cost.min())
+        for o in range(N):
+            lam_ok = lam[o, k]
+            if not np.isfinite(lam_ok):
+                continue
+            tol = rel_tol * max(1.0, abs(float(lam_ok)))
+            budget = float(lam_ok) + tol
+            stack = [(o, 0.0, 0.0, (), frozenset((o,)))]
+            while stack:
+                expanded += 1
+                if expanded > max_expansions:
+                    return out, False
+                v, length, lat, arcs, seen = stack.pop()
+                if has_cap[v] and node_cost[v, k] + length <= budget:
+                    out.append((o, v, arcs, k))
+                for a in G.out[v]:
+                    w = int(G.av[a])
+                    if w in seen:
+                        continue
+                    nlat = lat + G.lat[a]
+                    nlen = length + float(lengths[k][a])
+                    if 2.0 * nlat > limit or nlen + floor > budget:
+                        continue
+                    stack.append((w, nlen, nlat, (*arcs, a), seen | {w}))
+    return out, True

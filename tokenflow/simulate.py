@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -36,7 +37,7 @@ import simpy
 import xarray as xr
 
 from . import validate as _v
-from .queueing import ServiceProfile, default_profiles, pool_utilisation, replica_latency, route_rtts
+from .queueing import ServiceProfile, pool_utilisation, replica_latency, route_rtts, serving_profiles
 from .traces import trace_stats
 
 
@@ -205,13 +206,17 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
                     n_requests: int = 2000, max_steps: int = 60000, utilisation: pd.DataFrame | None = None,
                     dispatch: str = "pooled", seed: int = 0, q: float = 0.99) -> xr.Dataset:
     """Replay the cleared market ``result`` of ``s``: every (node, workload) pool with a latency
-    profile and flow, ``replicas`` replicas each, at the node's compute utilisation (or
-    ``utilisation``, node x workload), arrivals from the origins by the LP's split, each
+    profile and flow, ``replicas`` replicas each, at the pool's own utilisation: the node's
+    compute utilisation times the profile's
+    :meth:`~tokenflow.queueing.ServiceProfile.lp_to_pool_utilisation` (or ``utilisation``,
+    node x workload, already in the pool's own unit), arrivals from the origins by the LP's split, each
     origin's requests with the round trip of its slowest route in use
     (:func:`~tokenflow.queueing.route_rtts`, ``rtt_max_ms``: the result holds flows per
     origin and per link, not per path, so the replay takes the conservative route).
     Returns simulated and analytic (same reduced pool) latency per node and workload
-    (ms), and the served ratio.  ``max_steps`` caps the generation steps simulated per pool."""
+    (ms), and the served ratio.  ``max_steps`` caps the generation steps simulated per pool.
+    ``profiles``: default :func:`~tokenflow.queueing.serving_profiles` (measured step times;
+    :func:`~tokenflow.queueing.default_profiles` for the paper's identity)."""
     fn = "simulate_market"
     _v.result_of(result, s, fn)
     replicas = _v.integer(replicas, "replicas", fn, lo=1, hi=_v.MAX_SIM_REPLICAS)
@@ -221,7 +226,7 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
     seed = _v.integer(seed, "seed", fn, lo=0)
     q = _v.quantile(q, "q (quantile)", fn)
     ds = result.dataset
-    profiles = default_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
+    profiles = serving_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     util = pool_utilisation(result, utilisation)
     rtts = route_rtts(result, s)["rtt_max_ms"]
@@ -236,7 +241,7 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
         for i, n in enumerate(nodes):
             flows = tr.sel(node=n, workload=w).to_pandas()
             flows = flows[flows > 1e-9]
-            rho = float(util.loc[n, w])
+            rho = float(util.loc[n, w]) * (p.lp_to_pool_utilisation() if utilisation is None else 1.0)
             if flows.empty or not rho > 0:
                 continue
             rho = min(rho, 1.49)
@@ -260,3 +265,120 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
     for k in keys:
         out[k].attrs["unit"] = "ms" if k.endswith("_ms") else "1"
     return out
+
+
+# ------------------------------------------------------------ which layer is validated where
+def pool_size_check(profiles: dict[str, ServiceProfile], rhos, pool_sizes, *, n_requests: int = 800,
+                    seed: int = 0) -> pd.DataFrame:
+    """Simulated against analytic p99 (ms, processing only: no round trip) of pooled replicas
+    with the trace's burstiness, at every pool size in ``pool_sizes`` (replicas) and pool
+    utilisation in ``rhos`` (the pool's own, 0-1), for every profile with a trace.
+
+    One row per (workload, replicas, rho): ``sim_p99_ms``, ``ana_p99_ms`` (Allen-Cunneen with
+    the trace's arrival SCV, :func:`~tokenflow.queueing.replica_latency`), ``ratio``
+    (simulated / analytic), ``served_ratio`` and ``requests``.  The run for the ``i``-th
+    utilisation is seeded ``seed + 31 i`` whatever the pool size.  A run lasts at least three
+    long requests (:func:`simulate_pool`), so the requests simulated grow with the pool."""
+    fn = "pool_size_check"
+    profiles = _v.profiles(profiles, "profiles", fn)
+    rhos = _v.vector(rhos, "rhos", fn, lo=1e-6, hi=1.49)
+    if isinstance(pool_sizes, (str, bytes)) or not hasattr(pool_sizes, "__iter__"):
+        raise _v.ScenarioError(f"{fn}: pool_sizes must be a sequence of replica counts, got {pool_sizes!r:.80}")
+    sizes = [_v.integer(k, "pool_sizes", fn, lo=1, hi=_v.MAX_SIM_REPLICAS) for k in pool_sizes]
+    if not sizes:
+        raise _v.ScenarioError(f"{fn}: pool_sizes must name at least one pool size")
+    seed = _v.integer(seed, "seed", fn, lo=0)
+    rows = []
+    for w, p in profiles.items():
+        if p.trace is None:
+            continue
+        ca2 = trace_stats(p.trace).interarrival_cv ** 2
+        for k in sizes:
+            for i, r in enumerate(rhos):
+                sim = simulate_pool(p, float(r), replicas=k, n_requests=n_requests, seed=seed + 31 * i)
+                ana = replica_latency(p, min(float(r), 1.0), ca2, 0.99, k)
+                rows.append({"workload": w, "replicas": k, "rho": float(r), "sim_p99_ms": sim["p99_ms"],
+                             "ana_p99_ms": ana["p_ms"], "ratio": sim["p99_ms"] / ana["p_ms"],
+                             "served_ratio": sim["served_ratio"], "requests": sim["n"]})
+    return pd.DataFrame(rows)
+
+
+@dataclass
+class LayerCheck:
+    """Outcome of :func:`layer_check` for one workload.
+
+    ``validated``: the analytic layer agrees with the simulation within ``tol`` (relative, on
+    the p99) at every utilisation up to ``rho_moderate`` at the largest pool simulated
+    (``largest_pool`` replicas).  ``cap``: where it is not validated, the largest pool
+    utilisation (the pool's own) at which the *simulated* p99 at the largest pool stays within
+    ``budget_ms`` (bisection, ``cap_points`` the runs; None when validated);
+    ``analytic_rho_star``: the analytic layer's limit for the same pool and budget;
+    ``ratio_by_pool``: the largest simulated/analytic p99 ratio up to ``rho_moderate`` per
+    pool size."""
+
+    workload: str
+    validated: bool
+    tol: float
+    rho_moderate: float
+    largest_pool: int
+    budget_ms: float
+    cap: float | None
+    analytic_rho_star: float
+    ratio_by_pool: pd.Series
+    cap_points: pd.DataFrame
+
+
+def layer_check(p: ServiceProfile, table: pd.DataFrame, budget_ms: float, *, tol: float = 0.25,
+                rho_moderate: float = 0.85, steps: int = 3, n_requests: int = 800, seed: int = 0) -> LayerCheck:
+    """Which layer the latency-consistent clearing may use for profile ``p``, from the runs of
+    :func:`pool_size_check` (``table``) and, where the analytic layer is not validated, a
+    bisection of ``steps`` further runs at the largest pool size for the simulation's own
+    utilisation limit (p99 within ``budget_ms``, ms of processing latency).
+
+    The cap is read at the largest pool the simulation can afford, far below a node's
+    thousands of replicas.  Where the runs show the simulated latency at a given utilisation
+    falling as the pool grows, a node-sized pool can be loaded at least as far, so the cap is
+    the reading least favourable to the paper, and the analytic layer the most favourable;
+    which holds at node size the simulation cannot say.  Give the cap to the clearing with
+    ``dataclasses.replace(p, max_pool_utilisation=check.cap)``."""
+    fn = "layer_check"
+    _v.profile(p, "p", fn)
+    budget_ms = _v.number(budget_ms, "budget_ms", fn, lo=0.0, lo_open=True, unit="ms")
+    tol = _v.number(tol, "tol", fn, lo=0.0, lo_open=True)
+    rho_moderate = _v.number(rho_moderate, "rho_moderate", fn, lo=0.0, hi=1.0, lo_open=True)
+    steps = _v.integer(steps, "steps", fn, lo=0, hi=20)
+    need = {"workload", "replicas", "rho", "sim_p99_ms", "ana_p99_ms", "ratio"}
+    if not isinstance(table, pd.DataFrame) or not need <= set(table.columns):
+        raise _v.ScenarioError(f"{fn}: table must be pool_size_check's DataFrame (columns {sorted(need)})")
+    t = table[table["workload"] == p.workload]
+    if t.empty:
+        raise _v.ScenarioError(f"{fn}: table has no runs of workload {p.workload!r}")
+    mod = t[t["rho"] <= rho_moderate]
+    if mod.empty:
+        raise _v.ScenarioError(f"{fn}: table has no run of {p.workload!r} at utilisation <= {rho_moderate:g}")
+    big = int(t["replicas"].max())
+    ratio_by_pool = mod.groupby("replicas")["ratio"].max()
+    dev = (mod[mod["replicas"] == big]["ratio"] - 1.0).abs()
+    validated = bool((dev <= tol).all())
+    ca2 = trace_stats(p.trace).interarrival_cv ** 2 if p.trace else 1.0
+    from .queueing import max_utilisation
+
+    ana_star = max_utilisation(p, budget_ms, ca2, 0.99, big)
+    cap, pts = None, pd.DataFrame(columns=["rho", "sim_p99_ms"])
+    if not validated:
+        at = t[t["replicas"] == big].sort_values("rho")
+        ok = at[at["sim_p99_ms"] <= budget_ms]
+        lo = float(ok["rho"].max()) if len(ok) else 0.0
+        above = at[(at["rho"] > lo) & (at["sim_p99_ms"] > budget_ms)]
+        hi = float(above["rho"].min()) if len(above) else 1.0
+        rows = []
+        for i in range(steps):
+            mid = 0.5 * (lo + hi)
+            sim = simulate_pool(p, mid, replicas=big, n_requests=n_requests, seed=seed + 7 * (i + 1))
+            rows.append({"rho": mid, "sim_p99_ms": sim["p99_ms"]})
+            if sim["p99_ms"] <= budget_ms:
+                lo = mid
+            else:
+                hi = mid
+        cap, pts = lo, pd.DataFrame(rows)
+    return LayerCheck(p.workload, validated, tol, rho_moderate, big, budget_ms, cap, ana_star, ratio_by_pool, pts)

@@ -141,6 +141,8 @@ def profile(p: object, name: str = "p", fn: str = "") -> None:
         raise ScenarioError(f"{what}: a profile without a trace needs fixed_steps > 0, got {p.fixed_steps!r}")
     if p.limit_ms is not None:
         number(p.limit_ms, "limit_ms", what, lo=0.0, lo_open=True)
+    if p.max_pool_utilisation is not None:
+        number(p.max_pool_utilisation, "max_pool_utilisation", what, lo=0.0, hi=1.0)
     choice(p.metric, "metric", what, ("ttft", "completion"))
 
 

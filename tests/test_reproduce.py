@@ -391,7 +391,9 @@ def test_a_warm_kernel_starts_each_notebook_as_a_new_kernel_would(tmp_path, monk
               "assert pd.get_option('display.precision') == 6 and np.get_printoptions()['precision'] == 8\n"
               "assert not any(f[0] == 'error' and f[2] is Warning for f in warnings.filters)\n"
               "assert 'TF_LEAK' not in os.environ and os.getcwd() != '/'\n"
-              "from tokenflow import engine\nassert not engine._POOL\nprint(os.getpid())")
+              "from tokenflow import engine\nassert not engine._POOL\n"
+              "assert sys.modules['__main__'].__spec__ is None  # as in a new kernel (spawn reads it)\n"
+              "print(os.getpid())")
     for name, code in (("first", first), ("second", second)):
         nb = nbformat.v4.new_notebook()
         nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}

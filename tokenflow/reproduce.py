@@ -297,7 +297,8 @@ if KM is not None:
 _WARM = r"""
 import os as _os, sys as _sys, types as _types, warnings as _warnings
 _sys.modules["_tokenflow_fresh_state"] = _types.SimpleNamespace(
-    filters=list(_warnings.filters), environ=dict(_os.environ), path=list(_sys.path), cwd=_os.getcwd())
+    filters=list(_warnings.filters), environ=dict(_os.environ), path=list(_sys.path), cwd=_os.getcwd(),
+    main={k: v for k, v in vars(_sys.modules["__main__"]).items() if k.startswith("__") and k.endswith("__")})
 del _os, _sys, _types, _warnings
 """
 
@@ -308,6 +309,9 @@ def _tokenflow_reset():
     import os, sys, warnings
     st, mods = sys.modules["_tokenflow_fresh_state"], sys.modules
     get_ipython().run_line_magic("reset", "-f")
+    main = vars(mods["__main__"])  # %reset also drops __spec__ & co. (multiprocessing's spawn reads them)
+    for k, v in st.main.items():
+        main.setdefault(k, v)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         if "matplotlib.pyplot" in mods:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
+import os
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,49 @@ def us5() -> tf.Scenario:
 @pytest.fixture(scope="session")
 def us5_35(us5) -> tf.MarketResult:
     return tf.solve(us5, demand_scale=35)
+
+
+# ------------------------------------------------------------ scheduling under pytest-xdist
+# `make test` runs `pytest -n auto --dist worksteal` (pyproject addopts): a worker that runs
+# out of tests takes half of the other's queue, so one long test (the notebook run) does not
+# leave the tests queued behind it waiting.  The longest work (the notebook run, tests that
+# start processes or kernels) is put first, so it overlaps with the many short tests instead
+# of starting near the end.  Order only: no test depends on the order tests run in.
+FIRST = (
+    "test_notebooks.py",  # all notebooks through papermill (the longest item by far)
+    "test_reproduce.py",  # notebook kernels
+    "test_sweep.py::test_local_dask_cluster",  # a Dask LocalCluster with worker processes
+    "test_hostile.py",  # CLI subprocesses, signals, special files
+    "test_api.py::test_cli_errors",  # CLI subprocesses
+    "test_serving.py::test_claims_json",  # CLI subprocess
+    "test_measure_serving.py",
+)
+
+
+def _rank(item) -> int:
+    name = item.nodeid.split("/")[-1]
+    return next((i for i, prefix in enumerate(FIRST) if name.startswith(prefix)), len(FIRST))
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=_rank)  # stable: collection order within each rank
+
+
+@contextlib.contextmanager
+def once_per_run(tmp_path_factory, name: str):
+    """A folder shared by the xdist workers of this run, filled by the first worker that asks
+    (the others wait on a lock and reuse it): ``with once_per_run(f, "x") as (folder, done):
+    if not done: <fill folder>``.  Without xdist it is a folder of this session."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, one level above each worker's
+    folder = base / f"once-{name}"
+    folder.mkdir(exist_ok=True)
+    with open(base / f"once-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = (folder / ".done").exists()
+            yield folder, done
+            (folder / ".done").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

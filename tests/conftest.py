@@ -65,29 +65,43 @@ def us5_35(us5) -> tf.MarketResult:
 
 
 # ------------------------------------------------------------ scheduling under pytest-xdist
-# `make test` runs `pytest -n auto --dist worksteal` (pyproject addopts): a worker that runs
-# out of tests takes half of the other's queue, so one long test (the notebook run) does not
-# leave the tests queued behind it waiting.  The longest work (the notebook run, tests that
-# start processes or kernels) is put first, so it overlaps with the many short tests instead
-# of starting near the end.  Order only: no test depends on the order tests run in.
-FIRST = (
-    "test_notebooks.py",  # all notebooks through papermill (the longest item by far)
+# `make test` runs `pytest -n auto --dist worksteal` (pyproject addopts): the tests are split
+# into one contiguous block per worker, and a worker that runs out takes the second half of
+# the queue of the worker with the most left.  So that the workers finish together, the
+# notebook run (the longest item by far) starts the first block and the other long tests
+# (processes, kernels, CLI subprocesses) start the other blocks; the many short tests fill
+# the blocks' tails, where the stealing happens.  Order only: no test depends on it.
+LONGEST = "test_notebooks.py"  # all notebooks through papermill
+LONG = (
     "test_reproduce.py",  # notebook kernels
     "test_sweep.py::test_local_dask_cluster",  # a Dask LocalCluster with worker processes
     "test_hostile.py",  # CLI subprocesses, signals, special files
     "test_api.py::test_cli_errors",  # CLI subprocesses
-    "test_serving.py::test_claims_json",  # CLI subprocess
-    "test_measure_serving.py",
+    "test_measure_serving.py",  # subprocesses
 )
 
 
-def _rank(item) -> int:
-    name = item.nodeid.split("/")[-1]
-    return next((i for i, prefix in enumerate(FIRST) if name.startswith(prefix)), len(FIRST))
-
-
+@pytest.hookimpl(trylast=True)  # after `-m "not slow"` deselected: the scheduler cuts what is left
 def pytest_collection_modifyitems(config, items):
-    items.sort(key=_rank)  # stable: collection order within each rank
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    name = {id(it): it.nodeid.split("::")[0].rsplit("/", 1)[-1] + "::" + it.nodeid.partition("::")[2] for it in items}
+    first = [it for it in items if name[id(it)].startswith(LONGEST)]
+    long = [it for it in items if it not in first and name[id(it)].startswith(LONG)]
+    short = [it for it in items if it not in first and it not in long]
+    if workers < 2:
+        items[:] = first + long + short
+        return
+    # blocks as the scheduler cuts them: len(items) // workers each, the last one the rest
+    size = len(items) // workers
+    blocks: list[list] = [first] + [[] for _ in range(workers - 1)]
+    for k, it in enumerate(long):
+        blocks[1 + k % (workers - 1)].append(it)
+    for b in blocks[:-1]:
+        while len(b) < size and short:
+            b.append(short.pop(0))
+    blocks[-1] += short
+    items[:] = [it for b in blocks for it in b]
+    assert len(items) == len(name)
 
 
 @contextlib.contextmanager

@@ -35,7 +35,7 @@ def executed(tmp_path_factory):
               for name, (full, fast) in rp.NOTEBOOKS.items()}
     with once_per_run(tmp_path_factory, "notebooks") as (root, done):
         if not done:
-            shutil.copytree(ROOT / "notebooks", root / "notebooks")
+            shutil.copytree(ROOT / "notebooks", root / "notebooks", dirs_exist_ok=True)  # a failed first try left it
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(rp, "NOTEBOOKS", params)
                 times = run_notebooks(root, fast=True)

@@ -23,7 +23,8 @@ setup: $(BIN)/tokenflow
 book: setup
 	$(BIN)/tokenflow reproduce
 
-# tests in parallel on every core (pytest-xdist); JOBS=1 runs them in one process
+# tests in parallel on every core (pytest-xdist, --dist worksteal from pyproject.toml; the order that
+# starts the long tests first is in tests/conftest.py); JOBS=1 runs them in one process
 JOBS ?= auto
 test: setup
 	$(BIN)/python -m pytest -n $(JOBS)

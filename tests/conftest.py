@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import fcntl
+import os
 from pathlib import Path
 
 import pytest
@@ -59,3 +62,63 @@ def us5() -> tf.Scenario:
 @pytest.fixture(scope="session")
 def us5_35(us5) -> tf.MarketResult:
     return tf.solve(us5, demand_scale=35)
+
+
+# ------------------------------------------------------------ scheduling under pytest-xdist
+# `make test` runs `pytest -n auto --dist worksteal` (pyproject addopts): the tests are split
+# into one contiguous block per worker, and a worker that runs out takes the second half of
+# the queue of the worker with the most left.  So that the workers finish together, the
+# notebook run (the longest item by far) starts the first block and the other long tests
+# (processes, kernels, CLI subprocesses) start the other blocks; the many short tests fill
+# the blocks' tails, where the stealing happens.  Order only: no test depends on it.
+LONGEST = "test_notebooks.py"  # all notebooks through papermill
+LONG = (
+    "test_reproduce.py",  # notebook kernels
+    "test_sweep.py::test_local_dask_cluster",  # a Dask LocalCluster with worker processes
+    "test_hostile.py",  # CLI subprocesses, signals, special files
+    "test_api.py::test_cli_errors",  # CLI subprocesses
+    "test_measure_serving.py",  # subprocesses
+)
+
+
+@pytest.hookimpl(trylast=True)  # after `-m "not slow"` deselected: the scheduler cuts what is left
+def pytest_collection_modifyitems(config, items):
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    name = {id(it): it.nodeid.split("::")[0].rsplit("/", 1)[-1] + "::" + it.nodeid.partition("::")[2] for it in items}
+    first = [it for it in items if name[id(it)].startswith(LONGEST)]
+    long = [it for it in items if it not in first and name[id(it)].startswith(LONG)]
+    short = [it for it in items if it not in first and it not in long]
+    if workers < 2:
+        items[:] = first + long + short
+        return
+    # blocks as the scheduler cuts them: len(items) // workers each, the last one the rest
+    size = len(items) // workers
+    blocks: list[list] = [first] + [[] for _ in range(workers - 1)]
+    for k, it in enumerate(long):
+        blocks[1 + k % (workers - 1)].append(it)
+    for b in blocks[:-1]:
+        while len(b) < size and short:
+            b.append(short.pop(0))
+    blocks[-1] += short
+    items[:] = [it for b in blocks for it in b]
+    assert len(items) == len(name)
+
+
+@contextlib.contextmanager
+def once_per_run(tmp_path_factory, name: str):
+    """A folder shared by the xdist workers of this run, filled by the first worker that asks
+    (the others wait on a lock and reuse it): ``with once_per_run(f, "x") as (folder, done):
+    if not done: <fill folder>``.  Without xdist it is a folder of this session."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the run's folder, one level above each worker's
+    folder = base / f"once-{name}"
+    folder.mkdir(exist_ok=True)
+    with open(base / f"once-{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            done = (folder / ".done").exists()
+            yield folder, done
+            (folder / ".done").touch()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -8,19 +8,39 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import once_per_run
 
+from tokenflow import reproduce as rp
 from tokenflow.cli import main
 from tokenflow.reproduce import NOTEBOOKS, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _parameter_names(path: Path) -> set[str]:
+    nb = json.loads(path.read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    return set(re.findall(r"^([A-Za-z_]\w*)\s*=", "".join(cell["source"]), re.M))
+
+
 @pytest.fixture(scope="module")
 def executed(tmp_path_factory):
+    """All notebooks with their --fast parameters, run once per test run (shared by the xdist
+    workers).  A notebook with an ``n_workers`` parameter sweeps in its own process here
+    (``n_workers=0``): the same notebook code without starting a Dask cluster per notebook
+    (the cluster path: tests/test_sweep.py::test_local_dask_cluster_gives_same_result)."""
     pytest.importorskip("papermill")
-    root = tmp_path_factory.mktemp("repro")
-    shutil.copytree(ROOT / "notebooks", root / "notebooks")
-    times = run_notebooks(root, fast=True)
+    params = {name: (full, {**fast, "n_workers": 0} if "n_workers" in _parameter_names(ROOT / "notebooks" /
+                                                                                      f"{name}.ipynb") else fast)
+              for name, (full, fast) in rp.NOTEBOOKS.items()}
+    with once_per_run(tmp_path_factory, "notebooks") as (root, done):
+        if not done:
+            shutil.copytree(ROOT / "notebooks", root / "notebooks", dirs_exist_ok=True)  # a failed first try left it
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(rp, "NOTEBOOKS", params)
+                times = run_notebooks(root, fast=True)
+            (root / "times.json").write_text(json.dumps(times))
+        times = json.loads((root / "times.json").read_text())
     return root / "book" / "generated", times
 
 

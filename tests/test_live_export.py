@@ -103,8 +103,36 @@ def test_defaults_fill_missing_keys(data: dict) -> None:
 def test_committed_export_is_current(data: dict) -> None:
     """book/_static/live/live_data.js must be what the package exports today
     (after a change of the model or its data: python tools/export_live.py)."""
-    assert export_live.load(export_live.DEFAULT_OUT) == json.loads(json.dumps(data)), \
-        "book/_static/live/live_data.js is stale: run python tools/export_live.py"
+    stale = _differences(export_live.load(export_live.DEFAULT_OUT), json.loads(json.dumps(data)))
+    assert not stale, f"book/_static/live/live_data.js is stale ({'; '.join(stale[:5])}): run python tools/export_live.py"
+
+
+def _differences(a, b, path: str = "", rel: float = 1e-12) -> list[str]:
+    """Where ``a`` and ``b`` differ: structure and text exactly, numbers to ``rel`` (the last
+    bit of a latency may differ between CPUs' maths libraries; a model change moves far more)."""
+    if isinstance(a, bool) or isinstance(b, bool) or not (isinstance(a, (int, float)) and isinstance(b, (int, float))):
+        if type(a) is not type(b):
+            return [f"{path}: {type(a).__name__} vs {type(b).__name__}"]
+    if isinstance(a, dict):
+        if set(a) != set(b):
+            return [f"{path}: keys {sorted(set(a) ^ set(b))}"]
+        return [d for k in a for d in _differences(a[k], b[k], f"{path}/{k}", rel)]
+    if isinstance(a, list):
+        if len(a) != len(b):
+            return [f"{path}: {len(a)} vs {len(b)} items"]
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}[{i}]", rel)]
+    if isinstance(a, (int, float)) and not isinstance(a, bool):
+        ok = a == b or abs(a - b) <= rel * max(abs(a), abs(b))
+        return [] if ok else [f"{path}: {a!r} vs {b!r}"]
+    return [] if a == b else [f"{path}: {a!r:.60} vs {b!r:.60}"]
+
+
+def test_export_comparison_sees_a_real_change(data: dict) -> None:
+    other = json.loads(json.dumps(data))
+    sc = other["scenarios"]["us5"]
+    key = next(k for k, v in sc.items() if isinstance(v, list) and v and isinstance(v[0], float))
+    sc[key][0] *= 1 + 1e-9
+    assert _differences(json.loads(json.dumps(data)), other)
 
 
 def test_vendored_wasm_is_the_recorded_build() -> None:

@@ -44,6 +44,9 @@ def executed(tmp_path_factory):
     return root / "book" / "generated", times
 
 
+# executing all fourteen notebooks takes minutes of CPU: a slow test (make test-slow; CI runs it, and
+# make book runs every notebook at full size and checks every page with tools/check_book.py)
+@pytest.mark.slow
 def test_every_notebook_ran(executed):
     out, times = executed
     assert set(times) == set(NOTEBOOKS)
@@ -59,6 +62,7 @@ def test_every_notebook_ran(executed):
             assert key in glued, f"{name}: text quotes {key!r} which is not glued"
 
 
+@pytest.mark.slow
 def test_figures_and_results_saved(executed):
     out, _ = executed
     res = out / "results"

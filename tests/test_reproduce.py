@@ -411,9 +411,14 @@ def test_a_warm_kernel_starts_each_notebook_as_a_new_kernel_would(tmp_path, monk
         assert [c.execution_count for c in code] == list(range(1, len(code) + 1))
         pids.append(code[-1].outputs[-1]["text"].strip())
     assert pids[0] == pids[1]  # the same kernel ran both
-    rp.run_notebooks(tmp_path, jobs=1, force=True, fresh=True)
-    nb = nbformat.read(gen / "second.ipynb", as_version=4)
-    assert nb.cells[-1].outputs[-1]["text"].strip() != pids[1]  # fresh: a new kernel
+    for name in ("first", "second"):  # fresh: a new kernel for each (two light notebooks)
+        nb = nbformat.read(tmp_path / "notebooks" / f"{name}.ipynb", as_version=4)
+        nb.cells[-1].source = "import os\nprint(os.getpid())"
+        nbformat.write(nb, tmp_path / "notebooks" / f"{name}.ipynb")
+    rp.run_notebooks(tmp_path, jobs=1, fresh=True)
+    fresh = [nbformat.read(gen / f"{n}.ipynb", as_version=4).cells[-1].outputs[-1]["text"].strip()
+             for n in ("first", "second")]
+    assert fresh[0] != fresh[1] and pids[0] not in fresh
 
 
 def test_the_longest_notebooks_start_first(fake_runs):

@@ -306,7 +306,7 @@ def test_tie_break_covers_routes_column_generation_did_not_find(tiny_doc, load_d
         assert float(lp.processing.sel(node="F", workload="w")) == pytest.approx(0.0, abs=1e-6)  # binding
         assert float(lp.processing.sel(node="T", workload="w")) == pytest.approx(2_000.0, rel=1e-6)
         lf = lp.dataset["link_flow"].sel(workload="w").to_pandas()
-        lp_routes[order] = tuple(sorted(l for l, v in lf.items() if v > 1e-6))
+        lp_routes[order] = tuple(sorted(link for link, v in lf.items() if v > 1e-6))
         tb = tie_broken_solve(s)
         info = tb._sol.info
         assert info["tie_break_exact"] and info["tie_break_routes_added"] >= 1

@@ -11,8 +11,14 @@ import pytest
 
 import tokenflow as tf
 from tokenflow.latency_clearing import latency_consistent_clearing, pool_limits
-from tokenflow.queueing import (arrival_scv, default_profiles, max_utilisation, measured_profiles,
-                                pool_replicas, replica_latency)
+from tokenflow.queueing import (
+    arrival_scv,
+    default_profiles,
+    max_utilisation,
+    measured_profiles,
+    pool_replicas,
+    replica_latency,
+)
 from tokenflow.simulate import LayerCheck, layer_check, pool_size_check, simulate_pool
 
 

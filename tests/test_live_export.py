@@ -104,7 +104,8 @@ def test_committed_export_is_current(data: dict) -> None:
     """book/_static/live/live_data.js must be what the package exports today
     (after a change of the model or its data: python tools/export_live.py)."""
     stale = _differences(export_live.load(export_live.DEFAULT_OUT), json.loads(json.dumps(data)))
-    assert not stale, f"book/_static/live/live_data.js is stale ({'; '.join(stale[:5])}): run python tools/export_live.py"
+    assert not stale, (f"book/_static/live/live_data.js is stale ({'; '.join(stale[:5])}): "
+                       "run python tools/export_live.py")
 
 
 def _differences(a, b, path: str = "", rel: float = 1e-12) -> list[str]:

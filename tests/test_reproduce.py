@@ -379,7 +379,8 @@ def test_a_warm_kernel_starts_each_notebook_as_a_new_kernel_would(tmp_path, monk
     pytest.importorskip("papermill")
     (tmp_path / "notebooks").mkdir()
     first = ("import os, warnings\nimport matplotlib as mpl\nimport numpy as np\nimport pandas as pd\n"
-             "import tokenflow.book\nleaked = 1\nmpl.rcParams['font.size'] = 20\nmpl.rcParams['lines.markersize'] = 20\n"
+             "import tokenflow.book\nleaked = 1\nmpl.rcParams['font.size'] = 20\n"
+             "mpl.rcParams['lines.markersize'] = 20\n"
              "pd.set_option('display.precision', 1)\nnp.set_printoptions(precision=2)\n"
              "warnings.simplefilter('error')\nos.environ['TF_LEAK'] = '1'\nos.chdir('/')\n"
              "from tokenflow import engine\nengine._POOL['x'] = 1\nprint(os.getpid())")

@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.queueing import (default_profiles, energy_mix, market_latency, measured_profiles,
-                                serving_profiles)
+from tokenflow.queueing import default_profiles, energy_mix, market_latency, measured_profiles, serving_profiles
 
 
 @pytest.fixture(scope="module")

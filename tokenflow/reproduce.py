@@ -755,8 +755,8 @@ def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, fo
     print(f"\n  {'step':{width}s} {'status':9s} {'seconds':>8s}")
     for k, v in times.items():
         print(f"  {k:{width}s} {status.get(k, ''):9s} {v:8.1f}")
-    print(f"  {'total':{width}s} {'':9s} {total:8.1f}   (1-min load average {load0} at the start, {_load()} at the end, "
-          f"{os.cpu_count()} cores)")
+    print(f"  {'total':{width}s} {'':9s} {total:8.1f}   (1-min load average {load0} at the start, "
+          f"{_load()} at the end, {os.cpu_count()} cores)")
     n_reused = sum(1 for k in times if k != "book build" and status.get(k) == "reused")
     print(f"{n_reused} of {len(times) - int(build)} notebook(s) reused")
     if build:

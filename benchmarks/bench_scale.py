@@ -5,7 +5,7 @@
    generation).  Latency limits are set loose (10 s) so both formulations describe the
    same market.  Each case runs in a fresh process so peak memory is its own.
 2. Wall time of a 500-point sweep (us5, market evaluator) on one worker vs on a
-   two-worker local Dask cluster.
+   two-worker local pool.
 3. s* (the max-scale LP) in both formulations on a 1,005-node star and the 1,000-node
    synthetic network (``--s-star``; issue 15: the path formulation must stay within 10x
    of the arc formulation).  Measured 2026-12-02 on the shared 2-core machine (times vary

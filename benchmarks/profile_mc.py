@@ -115,7 +115,7 @@ def main() -> None:
         mc = tf.sweep(s5, points=pts, evaluate="claims", n_workers=args.workers, progress=False)
         wall = time.perf_counter() - t0
         print(f"Monte Carlo {args.sweep} draws via tokenflow.sweep on {args.workers} workers: {wall:.1f} s "
-              f"(incl. cluster start), {args.sweep / wall:.1f} draws/s, "
+              f"(incl. starting the worker pool), {args.sweep / wall:.1f} draws/s, "
               f"{int((mc['status'] == 'ok').sum())} ok [{load()}]")
 
 

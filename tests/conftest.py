@@ -74,7 +74,7 @@ def us5_35(us5) -> tf.MarketResult:
 LONGEST = "test_notebooks.py"  # all notebooks through papermill
 LONG = (
     "test_reproduce.py",  # notebook kernels
-    "test_sweep.py::test_local_dask_cluster",  # a Dask LocalCluster with worker processes
+    "test_sweep.py::test_local_pool",  # worker processes
     "test_hostile.py",  # CLI subprocesses, signals, special files
     "test_api.py::test_cli_errors",  # CLI subprocesses
     "test_measure_serving.py",  # subprocesses

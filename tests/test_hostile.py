@@ -571,7 +571,7 @@ def _kill_own_worker(s, point):
 
 
 @pytest.mark.slow
-def test_killed_dask_workers_mark_the_sweep_incomplete(us5):
+def test_killed_pool_workers_mark_the_sweep_incomplete(us5):
     ds = tf.sweep(us5, points=[{"demand_scale": 5}], evaluate=_kill_own_worker, n_workers=1, progress=False)
     assert ds.attrs["complete"] == 0 and ds.attrs["n_failed"] == 1
     assert "worker failed" in str(ds["message"].values[0])

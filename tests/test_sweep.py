@@ -56,20 +56,51 @@ def test_bad_sweep_specs(us5, spec, needle):
         tf.sweep(us5, n_workers=0, progress=False, **spec)
 
 
-def test_local_dask_cluster_gives_same_result(us5):
+def test_local_pool_gives_same_result(us5):
     grid = {"demand_scale": [5, 20, 35, 50]}
     serial = tf.sweep(us5, grid=grid, n_workers=0, progress=False)
     parallel = tf.sweep(us5, grid=grid, n_workers=2, progress=False)
     np.testing.assert_allclose(parallel["objective"].values, serial["objective"].values, rtol=1e-9)  # warm starts
-    # the local cluster is kept for the next sweep of the process, and stopped on request
-    from tokenflow.sweep import _LOCAL, close_local_clusters, local_client
+    # the local pool is kept for the next sweep of the process, and stopped on request
+    from tokenflow.sweep import _POOLS, close_local_pools, local_pool
 
-    client = local_client(2)
+    pool = local_pool(2)
     again = tf.sweep(us5, grid=grid, n_workers=2, progress=False)
-    assert local_client(2) is client
+    assert local_pool(2) is pool
     np.testing.assert_allclose(again["objective"].values, serial["objective"].values, rtol=1e-9)
-    close_local_clusters()
-    assert not _LOCAL and client.status != "running"
+    close_local_pools()
+    assert not _POOLS
+    with pytest.raises(RuntimeError):  # stopped
+        pool.submit(abs, 1)
+
+
+SCRIPT = """
+import sys
+import tokenflow as tf
+print("main ran", flush=True)  # once: pool workers must not re-run an unguarded script
+
+def doubled(s, point):
+    return {"x": 2 * point["demand_scale"], "nodes": float(len(s.node_ids))}
+
+ds = tf.sweep("us5", points=[{"demand_scale": 3.0}, {"demand_scale": 4.0}], evaluate=doubled, n_workers=2,
+              progress=False)
+print(ds["status"].values.tolist(), ds["x"].values.tolist(), ds["nodes"].values.tolist())
+"""
+
+
+def test_local_pool_runs_a_script_function_without_main_guard(tmp_path):
+    """A function defined in an unguarded script (or a notebook) travels by value; the workers
+    do not re-run the script."""
+    import subprocess
+    import sys
+
+    script = tmp_path / "script.py"
+    script.write_text(SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = out.stdout.splitlines()
+    assert lines.count("main ran") == 1
+    assert lines[-1] == "['ok', 'ok'] [6.0, 8.0] [5.0, 5.0]"
 
 
 def test_claims_evaluator(us5):

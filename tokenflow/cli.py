@@ -8,7 +8,7 @@ says what happened (also in the README):
 1    claims not reproduced (``tokenflow claims``)
 2    bad input: scenario file, sweep spec or command-line argument
 3    the market is infeasible at the requested demand scale (s* is printed)
-4    solver problem (HiGHS did not return a verified optimum) or the Dask cluster
+4    solver problem (HiGHS did not return a verified optimum) or the workers
      of a sweep failed to start
 5    output or I/O error (folder missing, is a directory, disk full, permission);
      the target file is left as it was
@@ -202,8 +202,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"tokenflow: running sweep {args.spec} -> {args.out}", file=sys.stderr, flush=True)
     try:
         ds = sweep(spec.pop("scenario"), scheduler=args.scheduler, n_workers=args.workers, **spec)
-    except (RuntimeError, TimeoutError, OSError) as exc:  # Dask cluster could not start or was lost
-        print(f"tokenflow: cluster problem: {exc.__class__.__name__}: {exc}; no output was written",
+    except (RuntimeError, TimeoutError, OSError) as exc:  # the workers (processes or Dask) did not start
+        print(f"tokenflow: worker problem: {exc.__class__.__name__}: {exc}; no output was written",
               file=sys.stderr)
         return EXIT_SOLVER
     print(summary_table(ds).to_string())
@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(func=cmd_claims)
     sub.add_parser("calibrate", help="recompute the two calibrated inputs of us5").set_defaults(
         func=cmd_calibrate)
-    sp = sub.add_parser("sweep", help="many solves in parallel (Dask) from a YAML spec",
+    sp = sub.add_parser("sweep", help="many solves in parallel (local worker processes or Dask) from a YAML spec",
                         description="Spec: scenario; one of grid: {input: [values]}, "
                         "samples: {n, seed, ranges: {input: [low, high]}}, points: [{input: value}]; "
                         "optional fixed: {input: value}, evaluate: market|claims. Inputs: demand_scale, "
@@ -278,9 +278,9 @@ def main(argv: list[str] | None = None) -> int:
                         "scale.<electricity|capacity|payload|bandwidth>.")
     sp.add_argument("spec", help="sweep specification (YAML)")
     sp.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://host:port or tls://host:port "
-                    "(default: local cluster); exit 4 when none answers within 10 s")
+                    "(default: local worker processes); exit 4 when none answers within 10 s")
     sp.add_argument("--workers", type=_count(0, "--workers"), default=None,
-                    help="local cluster size (0: no Dask, in this process)")
+                    help="local worker processes (0: in this process)")
     sp.add_argument("--max-points", type=_count(1, "--max-points"), default=None,
                     help="largest number of points allowed (default 10^6; also max_points in the spec)")
     sp.add_argument("--out", default="sweep.nc", help="output netCDF file")

@@ -266,7 +266,7 @@ def recalibrate_choices(s5: Scenario | None = None, s20: Scenario | None = None,
     """One row per choice set (:func:`choice_sets`): C1-C4 at the packaged calibrated inputs
     (``fixed_*``), the recalibrated inputs, whether C2/C3 were hit, and C1-C4 there
     (``recal_*``), with ``C1 ok``..``C4 ok`` at the recalibrated point.  Runs as a
-    :func:`tokenflow.sweep` (``n_workers`` Dask processes; 0 = this process)."""
+    :func:`tokenflow.sweep` (``n_workers`` worker processes; 0 = this process)."""
     from .sweep import sweep
 
     s5 = s5 or load_scenario("us5")

@@ -343,7 +343,7 @@ def _tokenflow_reset():
     if "tokenflow.solver" in mods:
         mods["tokenflow.solver"]._BANNER_SHOWN = False
     if "tokenflow.sweep" in mods:  # no sweep workers (and their live markets) from the previous notebook
-        mods["tokenflow.sweep"].close_local_clusters()
+        mods["tokenflow.sweep"].close_local_pools()
 
 
 _tokenflow_reset()  # (its own %reset also removes this function from the namespace)

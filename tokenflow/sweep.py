@@ -1,6 +1,6 @@
 """Sweeps: many market solves over a grid, random samples or a list of input points,
-run in parallel with Dask (a local cluster by default, or an existing one), returned
-as one labelled xarray Dataset.  A point that is infeasible or fails is recorded with
+run in parallel (on a pool of local worker processes by default, or on an existing Dask
+cluster), returned as one labelled xarray Dataset.  A point that is infeasible or fails is recorded with
 its status and message; it never aborts the sweep.
 
 Input keys (what a sweep may vary):
@@ -18,6 +18,7 @@ Input keys (what a sweep may vary):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import numbers
@@ -422,18 +423,18 @@ def sweep(scenario: Scenario | str, *, grid: dict[str, Sequence] | None = None,
           evaluate: Callable | str = "market", evaluate_kwargs: dict[str, Any] | None = None,
           client: Any = None, scheduler: str | None = None, n_workers: int | None = None,
           chunk_size: int | None = None, progress: bool = True, max_points: int = MAX_POINTS) -> xr.Dataset:
-    """Solve the market at many input points in parallel with Dask.
+    """Solve the market at many input points in parallel.
 
     Give one of ``grid`` (dict key -> values; outer product, one dimension per key),
     ``ranges`` + ``n_samples`` (uniform draws; dimension ``sample``) or ``points``
     (list of dicts; dimension ``point``).  ``fixed`` inputs apply to every point.
-    ``evaluate`` is ``"market"``, ``"claims"`` or a picklable callable
-    ``f(scenario, point, **evaluate_kwargs) -> dict``.  Runs on ``client`` (a
-    ``distributed.Client``), on the cluster at ``scheduler``, or on a local cluster of
-    ``n_workers`` processes (default: one per core; started by the first such sweep of the
-    process and kept for the next ones, see :func:`local_client`).  ``n_workers=0`` runs in this
-    process without Dask.  ``scheduler`` must be ``tcp://`` or ``tls://`` (else
-    :class:`ScenarioError`); when nothing there answers as a Dask scheduler within
+    ``evaluate`` is ``"market"``, ``"claims"`` or a callable
+    ``f(scenario, point, **evaluate_kwargs) -> dict`` (pickled with cloudpickle, so a function
+    defined in a notebook works).  Runs on ``client`` (a ``distributed.Client``), on the Dask
+    cluster at ``scheduler``, or on a local pool of ``n_workers`` worker processes (default:
+    one per core; started by the first such sweep of the process and kept for the next ones,
+    see :func:`local_pool`).  ``n_workers=0`` runs in this process.  ``scheduler`` must be
+    ``tcp://`` or ``tls://`` (else :class:`ScenarioError`); when nothing there answers as a Dask scheduler within
     :data:`CONNECT_TIMEOUT_S` (10 s) the sweep stops with :class:`~tokenflow.errors.ClusterError`.
     Every point gets ``status`` (ok / infeasible / error) and
     ``message``; a failing point never aborts the sweep.
@@ -476,43 +477,48 @@ def sweep(scenario: Scenario | str, *, grid: dict[str, Sequence] | None = None,
     return ds
 
 
+def _chunks(points: list[dict], n_w: int, chunk_size: int | None) -> list[list[int]]:
+    """Point indices in chunks: points that share a market structure (solve settings) go into
+    the same chunks, so a chunk re-solves one live Market of its worker
+    (tokenflow.engine.pooled_market)."""
+    n = len(points)
+    size = chunk_size or max(1, min(25, math.ceil(n / (2 * n_w))))
+    order = sorted(range(n), key=lambda i: tuple(sorted((k, repr(v)) for k, v in points[i].items()
+                                                        if k in SOLVE_KEYS and k != "demand_scale")))
+    return [order[i:i + size] for i in range(0, n, size)]
+
+
 def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_size, progress) -> list[dict]:
     n = len(points)
     if n_workers == 0 and client is None and scheduler is None:
         return _run_points(evaluate, s, points, extra)
+    if client is None and scheduler is None:
+        import os
+
+        return _dispatch_pool(evaluate, s, points, extra, n_workers or os.cpu_count() or 1, chunk_size, progress)
     from distributed import Client, as_completed
 
     own_client = None
-    if client is None:
-        if scheduler:
-            probe_scheduler(scheduler)
-            try:
-                client = own_client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-            except (OSError, TimeoutError, ValueError, RuntimeError) as exc:
-                from .errors import ClusterError
+    if scheduler:
+        probe_scheduler(scheduler)
+        try:
+            client = own_client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError, ValueError, RuntimeError) as exc:
+            from .errors import ClusterError
 
-                raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler}: "
-                                   f"{type(exc).__name__}: {exc}") from None
-            try:  # a scheduler without workers would leave every point waiting forever
-                client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
-            except (TimeoutError, OSError) as exc:
-                from .errors import ClusterError
+            raise ClusterError(f"cannot connect to the Dask scheduler at {scheduler}: "
+                               f"{type(exc).__name__}: {exc}") from None
+        try:  # a scheduler without workers would leave every point waiting forever
+            client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except (TimeoutError, OSError) as exc:
+            from .errors import ClusterError
 
-                client.close()
-                raise ClusterError(f"the Dask scheduler at {scheduler} has no worker (none joined within "
-                                   f"{CONNECT_TIMEOUT_S:g} s)") from exc
-        else:
-            import os
-
-            client = local_client(n_workers or os.cpu_count() or 1)
+            client.close()
+            raise ClusterError(f"the Dask scheduler at {scheduler} has no worker (none joined within "
+                               f"{CONNECT_TIMEOUT_S:g} s)") from exc
     try:
         n_w = max(1, len(client.scheduler_info().get("workers", {})) or 1)
-        size = chunk_size or max(1, min(25, math.ceil(n / (2 * n_w))))
-        # points that share a market structure (solve settings) go into the same chunks, so a
-        # chunk re-solves one live Market of its worker (tokenflow.engine.pooled_market)
-        order = sorted(range(n), key=lambda i: tuple(sorted((k, repr(v)) for k, v in points[i].items()
-                                                            if k in SOLVE_KEYS and k != "demand_scale")))
-        chunks = [order[i:i + size] for i in range(0, n, size)]
+        chunks = _chunks(points, n_w, chunk_size)
         s_f = client.scatter(s, broadcast=True)
         extra_f = client.scatter(extra, broadcast=True) if extra else {}
         futures = {client.submit(_run_chunk, evaluate, s_f, [points[i] for i in idx], extra_f, pure=False): idx
@@ -535,48 +541,133 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
             own_client.close()
 
 
-_LOCAL: dict[int, tuple[Any, Any]] = {}  # workers -> (LocalCluster, Client) of this process
+# ----------------------------------------------------------------------------- local worker pool
+
+#: modules the pool's fork server imports once; each worker is forked from it with them loaded
+POOL_PRELOAD = ["tokenflow", "tokenflow.sweep", "tokenflow.claims", "tokenflow.engine"]
+#: times the unfinished chunks go to a fresh pool after a worker died (then their points fail)
+POOL_RETRIES = 2
+_POOLS: dict[int, Any] = {}  # workers -> ProcessPoolExecutor of this process
+_JOB: dict[str, tuple] = {}  # in a worker: sweep id -> (evaluate, scenario, extra), the latest only
 
 
-def local_client(n_workers: int) -> Any:
-    """A ``distributed.Client`` of a local cluster of ``n_workers`` worker processes (one
-    thread each), started on first use and kept for the next sweeps of this process (starting
-    one costs seconds: every worker imports the stack); :func:`close_local_clusters` stops
-    them, as does the end of the process."""
+def local_pool(n_workers: int) -> Any:
+    """A pool of ``n_workers`` local worker processes for sweeps (a
+    ``concurrent.futures.ProcessPoolExecutor``), started on first use and kept for the next
+    sweeps of this process; :func:`close_local_pools` stops it, as does the end of the
+    process.  Workers are forked from multiprocessing's fork server, which imports tokenflow
+    once (about a second), so a worker starts in milliseconds with the stack loaded and no
+    thread of this process copied into it."""
     import atexit
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
 
-    from distributed import Client, LocalCluster
+    pool = _POOLS.get(n_workers)
+    if pool is not None:
+        return pool
+    if not _POOLS:
+        atexit.register(close_local_pools)
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(POOL_PRELOAD)  # applies when the fork server starts (once per process)
+    pool = _POOLS[n_workers] = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
+    return pool
 
-    hit = _LOCAL.get(n_workers)
-    if hit is not None:
-        cluster, client = hit
-        if client.status == "running" and getattr(cluster.status, "name", "") == "running":
-            return client
-        close_local_clusters(n_workers)
-    if not _LOCAL:
-        atexit.register(close_local_clusters)
-    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                           silence_logs=40)
+
+def close_local_pools(n_workers: int | None = None) -> None:
+    """Stop the local pool of ``n_workers`` workers kept by :func:`local_pool` (all of them
+    when ``None``); chunks not started are cancelled."""
+    for n in ([n_workers] if n_workers is not None else list(_POOLS)):
+        pool = _POOLS.pop(n, None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+@contextlib.contextmanager
+def _main_not_rerun():
+    """While pool workers start: without this, each worker would re-run this process's main
+    script (multiprocessing's rule for spawned processes, which needs an ``if __name__ ==
+    "__main__"`` guard); the sweep's functions travel pickled by value, so no worker needs it."""
+    import sys
+    import types
+
+    main = sys.modules.get("__main__")
+    if main is None or (getattr(main, "__spec__", None) is None and getattr(main, "__file__", None) is None):
+        yield  # a notebook or an interactive session: nothing to re-run
+        return
+    sys.modules["__main__"] = types.ModuleType("__main__")
     try:
-        client = Client(cluster)
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+def _pool_chunk(job_id: str, payload: bytes, points: list[dict]) -> list[dict]:
+    """Evaluate a chunk on a pool worker; the sweep's inputs are unpickled once per worker."""
+    job = _JOB.get(job_id)
+    if job is None:
+        import pickle
+
+        _JOB.clear()
+        job = _JOB[job_id] = pickle.loads(payload)
+    evaluate, s, extra = job
+    return _run_points(evaluate, s, points, extra)
+
+
+def _dispatch_pool(evaluate, s, points, extra, n_workers: int, chunk_size, progress) -> list[dict]:
+    """Run the chunks on :func:`local_pool`.  A worker that dies breaks its pool: the chunks
+    not finished go to a fresh pool, up to :data:`POOL_RETRIES` times, then their points are
+    marked failed ("worker failed: ...").  An interrupt stops the pool and propagates."""
+    import uuid
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    import cloudpickle
+
+    payload = cloudpickle.dumps((evaluate, s, extra))
+    job_id = uuid.uuid4().hex
+    results: list[dict | None] = [None] * len(points)
+    todo = _chunks(points, n_workers, chunk_size)
+    bar = _progress(len(points), progress)
+    try:
+        for _attempt in range(POOL_RETRIES + 1):
+            pool = local_pool(n_workers)
+            with _main_not_rerun():  # workers start on the first submissions
+                futures = {pool.submit(_pool_chunk, job_id, payload, [points[i] for i in idx]): idx
+                           for idx in todo}
+            lost, broken = [], None
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    idx = futures[fut]
+                    try:
+                        chunk_res = fut.result()
+                    except BrokenProcessPool as exc:
+                        lost.append(idx)
+                        broken = exc
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - e.g. inputs that do not unpickle on a worker
+                        chunk_res = [{"status": "error", "message": f"worker failed: {type(exc).__name__}: {exc}"}
+                                     for _ in idx]
+                    for i, r in zip(idx, chunk_res):
+                        results[i] = r
+                    bar.update(len(idx))
+            if not lost:
+                break
+            close_local_pools(n_workers)  # a broken pool takes no more work
+            todo = lost
+        else:
+            for idx in lost:
+                for i in idx:
+                    results[i] = {"status": "error", "message": "worker failed: a worker process died "
+                                  f"({POOL_RETRIES + 1} pools in a row): {broken}"}
+                bar.update(len(idx))
     except BaseException:
-        cluster.close()
+        close_local_pools(n_workers)  # interrupted: nothing keeps running behind the caller's back
         raise
-    _LOCAL[n_workers] = (cluster, client)
-    return client
-
-
-def close_local_clusters(n_workers: int | None = None) -> None:
-    """Stop the local cluster of ``n_workers`` workers kept by :func:`local_client` (all of
-    them when ``None``)."""
-    for n in ([n_workers] if n_workers is not None else list(_LOCAL)):
-        cluster, client = _LOCAL.pop(n, (None, None))
-        for obj in (client, cluster):
-            if obj is not None:
-                try:
-                    obj.close()
-                except Exception:  # noqa: BLE001 - already gone
-                    pass
+    finally:
+        bar.close()
+    return results  # type: ignore[return-value]
 
 
 def _run_chunk(evaluate, s, points, extra):

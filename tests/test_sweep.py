@@ -144,3 +144,36 @@ def test_existing_cluster_by_client_and_by_address(us5):
     # documented agreement), not bit for bit, when the points reach a worker in another order
     np.testing.assert_allclose(by_client["objective"].values, serial["objective"].values, rtol=1e-9)
     np.testing.assert_allclose(by_address["objective"].values, serial["objective"].values, rtol=1e-9)
+
+
+def test_assembly_stacks_same_labels_and_aligns_different_ones():
+    """Points whose arrays share labels are stacked as numbers; arrays with other labels,
+    another dtype or a missing point go through xarray's outer join, as before."""
+    import xarray as xr
+
+    from tokenflow.sweep import _assemble
+
+    def arr(vals, nodes):
+        return xr.DataArray(np.array(vals, dtype=float), coords={"node": nodes}, dims="node")
+
+    same = [{"status": "ok", "x": arr([1, 2], ["a", "b"])}, {"status": "ok", "x": arr([3, 4], ["a", "b"])},
+            {"status": "error", "message": "boom"}]
+    ds = _assemble([{"demand_scale": 1.0}, {"demand_scale": 2.0}, {"demand_scale": 3.0}], "points", same, None)
+    np.testing.assert_array_equal(ds["x"].values, [[1, 2], [3, 4], [np.nan, np.nan]])
+    assert ds["x"].dims == ("point", "node") and list(ds["node"].values) == ["a", "b"]
+    other = [{"status": "ok", "x": arr([1, 2], ["a", "b"])}, {"status": "ok", "x": arr([5], ["c"])}]
+    ds = _assemble([{"demand_scale": 1.0}, {"demand_scale": 2.0}], "points", other, None)
+    assert list(ds["node"].values) == ["a", "b", "c"]
+    np.testing.assert_array_equal(ds["x"].sel(node="c").values, [np.nan, 5])
+    labels = [{"status": "ok", "x": xr.DataArray(np.array(["p", "q"]), coords={"node": ["a", "b"]}, dims="node")}]
+    assert _assemble([{"demand_scale": 1.0}], "points", labels, None)["x"].dtype.kind == "U"  # not made numbers
+
+
+def test_market_sweep_equals_single_solves(us5):
+    """The sweep's labelled outputs (filled from templates) equal a plain solve's."""
+    ds = tf.sweep(us5, grid={"demand_scale": [10.0, 30.0]}, n_workers=0, progress=False)
+    for x in (10.0, 30.0):
+        r = tf.solve(us5, demand_scale=x)
+        np.testing.assert_allclose(ds["price"].sel(demand_scale=x).transpose("node", "workload").values,
+                                   r.dataset["price"].transpose("node", "workload").values, rtol=1e-9)
+        assert list(ds["node"].values) == list(r.dataset["node"].values)

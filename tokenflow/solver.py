@@ -79,7 +79,8 @@ class LiveLP:
         self.h = None
         self.arr: LPArrays | None = None
         self.rebuilds = 0
-        self.run_seconds = 0.0
+        self.run_seconds = 0.0  # of the last run (s)
+        self.total_run_seconds = 0.0  # of every run of this model (s)
         self._checkpoints: list[dict] = []
 
     # ------------------------------------------------------------------ transactions
@@ -213,6 +214,7 @@ class LiveLP:
             self.h.run()
             status = self.h.getModelStatus()
         self.run_seconds = time.perf_counter() - t0
+        self.total_run_seconds += self.run_seconds
         if status == highspy.HighsModelStatus.kOptimal:
             return "optimal"
         if status in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):

@@ -138,19 +138,41 @@ def evaluate_market(s: Scenario, point: dict[str, Any], **solve_kwargs) -> dict[
         node_util = np.divide(a["compute_used"], a["compute_capacity"], out=np.zeros(len(nodes)),
                               where=a["compute_capacity"] > 0)
     util = a["link_utilization"]
+    tm = _templates(tuple(nodes), tuple(wls))
     return {
         "objective": r.objective,
-        "price": xr.DataArray(price, coords={"node": nodes, "workload": wls}, dims=("node", "workload")),
-        "mean_price": xr.DataArray(mean_price, coords={"workload": wls}, dims="workload"),
-        "cost": xr.DataArray(a["cost"], coords={"component": ["energy", "other_opex", "transfer", "lost_load"]},
-                             dims="component"),
+        "price": tm["price"].copy(deep=False, data=price),
+        "mean_price": tm["workload"].copy(deep=False, data=mean_price),
+        "cost": tm["cost"].copy(deep=False, data=a["cost"]),
         "cost_per_mtok": float(r.objective / dem.sum()),
         "compute_utilization": float(a["compute_used"].sum() / a["compute_capacity"].sum()),
-        "node_utilization": xr.DataArray(node_util, coords={"node": nodes}, dims="node"),
+        "node_utilization": tm["node"].copy(deep=False, data=node_util),
         "saturated_links": float((util >= 1 - 1e-3).sum()),
         "max_link_utilization": float(util.max()) if len(util) else 0.0,
-        "unserved": xr.DataArray(a["unserved"].sum(axis=0), coords={"workload": wls}, dims="workload"),
+        "unserved": tm["workload"].copy(deep=False, data=a["unserved"].sum(axis=0)),
     }
+
+
+_TEMPLATES: dict[tuple, dict[str, xr.DataArray]] = {}
+
+
+def _templates(nodes: tuple[str, ...], wls: tuple[str, ...]) -> dict[str, xr.DataArray]:
+    """Labelled arrays of :func:`evaluate_market`'s shapes, built once per network and
+    filled by a shallow copy (building a DataArray's indexes costs ~0.3 ms; a copy ~0.06 ms)."""
+    key = (nodes, wls)
+    hit = _TEMPLATES.get(key)
+    if hit is None:
+        if len(_TEMPLATES) >= 16:
+            _TEMPLATES.pop(next(iter(_TEMPLATES)))
+        hit = _TEMPLATES[key] = {
+            "price": xr.DataArray(np.zeros((len(nodes), len(wls))), coords={"node": list(nodes), "workload": list(wls)},
+                                  dims=("node", "workload")),
+            "workload": xr.DataArray(np.zeros(len(wls)), coords={"workload": list(wls)}, dims="workload"),
+            "node": xr.DataArray(np.zeros(len(nodes)), coords={"node": list(nodes)}, dims="node"),
+            "cost": xr.DataArray(np.zeros(4), coords={"component": ["energy", "other_opex", "transfer", "lost_load"]},
+                                 dims="component"),
+        }
+    return hit
 
 
 def evaluate_claims(s: Scenario, point: dict[str, Any], s20: Scenario | None = None) -> dict[str, Any]:
@@ -703,8 +725,7 @@ def _assemble(points: list[dict], kind: str, results: list[dict], grid: dict | N
         vals = [r.get(key) for r in results]
         proto = next((v for v in vals if v is not None), None)
         if isinstance(proto, xr.DataArray):
-            filled = [v if isinstance(v, xr.DataArray) else xr.full_like(proto, np.nan, dtype=float) for v in vals]
-            data[key] = xr.concat(filled, dim="point", coords="minimal", compat="override")
+            data[key] = _stack(vals, proto)
         elif isinstance(proto, str):
             data[key] = xr.DataArray(np.array([v if isinstance(v, str) else "" for v in vals], dtype=str),
                                      dims="point")
@@ -731,6 +752,28 @@ def _assemble(points: list[dict], kind: str, results: list[dict], grid: dict | N
     ds.attrs.update({"n_failed": n_failed, "n_infeasible": status.count("infeasible"),
                      "complete": int(n_failed == 0)})
     return ds
+
+
+def _same_labels(v: xr.DataArray, proto: xr.DataArray) -> bool:
+    if v.dims != proto.dims or v.shape != proto.shape or v.coords.keys() != proto.coords.keys():
+        return False
+    vi, pi = v.xindexes, proto.xindexes
+    if vi.keys() != pi.keys() or not all(vi[c] is pi[c] or vi[c].equals(pi[c]) for c in pi):
+        return False
+    return all(v.coords[c].dims == proto.coords[c].dims and np.array_equal(v.coords[c].values, proto.coords[c].values)
+               for c in proto.coords if c not in pi)  # coordinates without an index (rare)
+
+
+def _stack(vals: list, proto: xr.DataArray) -> xr.DataArray:
+    """The points' arrays along a new first dimension ``point``; a point without one is NaN.
+    Float arrays with the same labels (the usual case) are stacked as numbers, once; others
+    are aligned by ``xarray.concat`` (outer join on their labels)."""
+    if all(not isinstance(v, xr.DataArray) or (v.dtype.kind == "f" and _same_labels(v, proto)) for v in vals):
+        blank = np.full(proto.shape, np.nan)
+        num = np.stack([np.asarray(v.values, dtype=float) if isinstance(v, xr.DataArray) else blank for v in vals])
+        return xr.DataArray(num, dims=("point", *proto.dims), coords=proto.coords, attrs=proto.attrs)
+    filled = [v if isinstance(v, xr.DataArray) else xr.full_like(proto, np.nan, dtype=float) for v in vals]
+    return xr.concat(filled, dim="point", coords="minimal", compat="override", join="outer")
 
 
 def write_sweep(ds: xr.Dataset, path: str | Path) -> Path:

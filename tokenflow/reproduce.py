@@ -235,9 +235,16 @@ class WarmEngine(NBClientEngine):
     @classmethod
     def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None,
                                  start_timeout=60, execution_timeout=None, **kwargs):
-        return _Client(nb_man, km=KM, kernel_name=kernel_name, log=logger, log_output=log_output,
-                       stdout_file=stdout_file, stderr_file=stderr_file, startup_timeout=start_timeout,
-                       timeout=execution_timeout).execute()
+        # papermill writes (and validates) the whole notebook before and after every cell, for
+        # watching a long run; ours goes to a temporary file that only the finished run keeps,
+        # so it is written once, when the notebook completes or fails
+        save, nb_man.save = nb_man.save, lambda **kw: None
+        try:
+            return _Client(nb_man, km=KM, kernel_name=kernel_name, log=logger, log_output=log_output,
+                           stdout_file=stdout_file, stderr_file=stderr_file, startup_timeout=start_timeout,
+                           timeout=execution_timeout).execute()
+        finally:
+            nb_man.save = save
 
 
 papermill_engines.register("tokenflow-warm", WarmEngine)

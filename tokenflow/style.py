@@ -131,8 +131,8 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
     inches (height scaled with it, but kept at least :data:`MIN_HEIGHT_IN` where it was
     taller); every text smaller than :data:`MIN_FONT_PT` is lifted to it; a figure without a
     layout engine gets matplotlib's constrained layout so the larger text does not collide
-    (and none where that layout cannot place the panels)."""
-    import warnings
+    (and none where that layout cannot place the panels).  The layout found is then kept
+    (``fig._tf_layout``: ``"constrained"`` or ``"none"``), so later draws do not redo it."""
 
     if getattr(fig, "_tf_fitted", False):
         return fig
@@ -143,10 +143,7 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
     elif w > width * 1.01:
         k = width / w
         fig.set_size_inches(width, max(h * k, min(h, MIN_HEIGHT_IN)))
-    with warnings.catch_warnings():  # tick labels exist only once drawn; layout judged below
-        warnings.simplefilter("ignore")
-        fig.draw_without_rendering()  # (layout and text extents, no pixels: what the checks need)
-    for ax in fig.axes:
+    for ax in fig.axes:  # (the tick labels of the current ticks exist before any draw)
         for which, labels in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
             if any(t.get_fontsize() < MIN_FONT_PT for t in labels):
                 ax.tick_params(axis=which, labelsize=MIN_FONT_PT)
@@ -180,6 +177,12 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
                 break
         else:
             fig.set_layout_engine("none")
+    fig._tf_layout = "none"
+    if isinstance(fig.get_layout_engine(), mpl.layout_engine.ConstrainedLayoutEngine):
+        # the layout is settled (the last _collapses laid it out at this size): keep it, so
+        # that each later draw (the page's PNG, the saved PNG and PDF) does not redo it
+        fig._tf_layout = "constrained"
+        fig.set_layout_engine("none")
     fig._tf_fitted = True
     return fig
 

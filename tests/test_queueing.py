@@ -216,4 +216,25 @@ def test_mixture_quantile_closed_form_matches_bisection():
     assert v == x[396]  # the jump that takes the share above v from 4/400 to 3/400
     surv = lambda u: np.mean(np.where(u < x, 1.0, 1e-6 * np.exp(-np.maximum(u - x, 0) / 1e-3)))  # noqa: E731
     assert surv(v - 1e-9) > 0.01 >= surv(v)
-    assert _mixture_quantile(0.99, 0.0, 0.0, x) == _mixture_quantile_bisect(0.99, 0.0, 0.0, x)
+    # no wait: the grid's own quantile (ties and grid steps included), where bisection converges
+    for _ in range(200):
+        n = int(rng.integers(1, 500))
+        x = np.round(rng.gamma(0.7, 0.3, n), int(rng.integers(1, 4)))  # rounded: ties
+        q = float(rng.choice([0.5, 0.9, 0.99, 0.999]))
+        for pw, m in ((0.0, 0.0), (0.3, 0.0)):
+            v = _mixture_quantile(q, pw, m, x)
+            assert v in x and v == pytest.approx(_mixture_quantile_bisect(q, pw, m, x), rel=1e-12, abs=1e-15)
+            assert np.mean(x > v) <= 1 - q < np.mean(x >= v) or v == x.min()
+
+
+def test_route_rtts_without_the_mean_gives_the_same_bounds(us5):
+    """mean=False skips the decomposition LP only: the bounds are the same numbers."""
+    from tokenflow.queueing import route_rtts
+
+    r = tf.solve(us5, demand_scale=35)
+    full, short = route_rtts(r, us5), route_rtts(r, us5, mean=False)
+    assert "rtt_mean_ms" in full and "rtt_mean_ms" not in short
+    for k in ("rtt_max_ms", "rtt_min_ms"):
+        np.testing.assert_array_equal(full[k].values, short[k].values)
+    with pytest.raises(tf.ScenarioError, match="mean"):
+        route_rtts(r, us5, mean="no")

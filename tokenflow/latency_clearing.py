@@ -157,7 +157,7 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     proc = ds["processing"].to_pandas()
-    rtt = (route_rtts(result, s) if rtt is None else rtt)["rtt_max_ms"]
+    rtt = (route_rtts(result, s, mean=False) if rtt is None else rtt)["rtt_max_ms"]
     tr = ds["transfers"]
     share = load_shares(result, s)
     out = pd.DataFrame(np.nan, index=pd.Index(nodes, name="node"), columns=pd.Index(wls, name="workload"))
@@ -267,7 +267,7 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
             raise InfeasibleMarketError(demand_scale, exc.max_scale,
                                         f"latency-consistent clearing, iteration {it}: {exc.binding}") from None
         util = r.dataset["compute_used"].to_pandas() / cap0_kw
-        rtt = route_rtts(r, s)
+        rtt = route_rtts(r, s, mean=False)
         rho_max = pool_limits(r, s, profiles, cap0_kw, q, peak, rtt)
         share = usable_share(r, s, rho_max)
         rows.append(_summary(it, r, s, factor, share, util))
@@ -286,7 +286,7 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
         current = s.replace(nodes={n: {"capacity_mw": float(cap0[n] * factor[n])} for n in cap0.index})
     alloc, pool_u = fixed_point_pools(r, s, rho_max, util)
     lat = market_latency(r, s, profiles, q, utilisation=pool_u, capacity_kw=cap0_kw, peak=peak, shares=alloc,
-                         rtt=rtt)
+                         rtt=route_rtts(r, s))  # (with the mean route, which the iterations do not need)
     return LatencyClearing(r, network_only, current, factor, net, pd.DataFrame(rows).set_index("iteration"), lat,
                            rho_max, converged)
 

@@ -44,14 +44,13 @@ def arc_table(s: Scenario) -> pd.DataFrame:
     """Directed arcs (index ``link`` = ``"a->b"``) with origin, target, fibre link id,
     capacity (Gbps), transfer cost ($/GB) and one-way latency (ms)."""
     lt = link_table(s)
-    rows = []
-    for lid, r in lt.iterrows():
-        for u, v in ((r["a"], r["b"]), (r["b"], r["a"])):
-            rows.append({"link": f"{u}->{v}", "origin": u, "target": v, "fibre": lid,
-                         "bandwidth_gbps": r["bandwidth_gbps"],
-                         "transfer_cost_usd_per_gb": r["transfer_cost_usd_per_gb"],
-                         "latency_ms": r["latency_ms"], "distance_km": r["distance_km"]})
-    return pd.DataFrame(rows).set_index("link")
+    a, b = lt["a"].to_numpy(dtype=object), lt["b"].to_numpy(dtype=object)
+    origin, target = np.empty(2 * len(lt), dtype=object), np.empty(2 * len(lt), dtype=object)
+    origin[0::2], origin[1::2], target[0::2], target[1::2] = a, b, b, a  # each link: a->b, then b->a
+    cols = {"origin": origin, "target": target, "fibre": np.repeat(lt.index.to_numpy(dtype=object), 2)}
+    for c in ("bandwidth_gbps", "transfer_cost_usd_per_gb", "latency_ms", "distance_km"):
+        cols[c] = np.repeat(lt[c].to_numpy(), 2)
+    return pd.DataFrame(cols, index=pd.Index([f"{u}->{v}" for u, v in zip(origin, target)], name="link"))
 
 
 @dataclass(frozen=True)

@@ -348,8 +348,10 @@ def _mixture_quantile(q: float, p_wait: float, cond_mean: float, x: np.ndarray) 
     stays above the level until the jump; the clearing asks for this thousands of times.)"""
     if not math.isfinite(cond_mean):
         return math.inf
-    if not (p_wait > 0 and cond_mean > 0):
-        return _mixture_quantile_bisect(q, p_wait, cond_mean, x)
+    if not (p_wait > 0 and cond_mean > 0):  # no wait: the smallest grid point with at most 1 - q above it
+        xs = np.sort(np.asarray(x, dtype=float))
+        above = (len(xs) - np.searchsorted(xs, xs, side="right")) / len(xs)
+        return float(xs[np.flatnonzero(above <= 1.0 - q)[0]])
     xs = np.sort(np.asarray(x, dtype=float))
     n, level, m = len(xs), 1.0 - q, cond_mean
     decay = np.exp(-np.diff(xs) / m)
@@ -668,7 +670,7 @@ def energy_mix(s, profiles: dict[str, ServiceProfile] | None = None) -> pd.DataF
     return pd.DataFrame(rows).T
 
 
-def route_rtts(result, s, tol: float = 1e-9) -> xr.Dataset:
+def route_rtts(result, s, tol: float = 1e-9, mean: bool = True) -> xr.Dataset:
     """Round trips of the routes the cleared market ``result`` of ``s`` uses (ms), per
     ``origin`` x ``node`` x ``workload`` with flow (NaN elsewhere):
 
@@ -680,7 +682,9 @@ def route_rtts(result, s, tol: float = 1e-9) -> xr.Dataset:
       routes (a least-residual LP); the result keeps flows per link and per origin x node, not
       per path, so it is one consistent reading, not necessarily the solver's own split.
     * ``rtt_min_ms``: the fastest such route.
-    """
+
+    ``mean=False`` leaves out ``rtt_mean_ms`` and the decomposition LP behind it (the
+    latency-consistent clearing reads only ``rtt_max_ms``, hundreds of times)."""
     import scipy.sparse as sp
     from scipy.optimize import linprog
 
@@ -688,6 +692,8 @@ def route_rtts(result, s, tol: float = 1e-9) -> xr.Dataset:
 
     _v.result_of(result, s, "route_rtts")
     tol = _v.number(tol, "tol", "route_rtts", lo=0.0)
+    if not isinstance(mean, (bool, np.bool_)):
+        raise _v.ScenarioError(f"route_rtts: mean must be True or False, got {mean!r}")
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     pos = {n: i for i, n in enumerate(nodes)}
@@ -699,7 +705,8 @@ def route_rtts(result, s, tol: float = 1e-9) -> xr.Dataset:
     tr = _origin_flows(ds)
     lf = ds["link_flow"].transpose("link", "workload").values
     N = len(nodes)
-    out = {k: np.full((N, N, len(wls)), np.nan) for k in ("rtt_max_ms", "rtt_mean_ms", "rtt_min_ms")}
+    out = {k: np.full((N, N, len(wls)), np.nan)
+           for k in ("rtt_max_ms", "rtt_mean_ms", "rtt_min_ms") if mean or k != "rtt_mean_ms"}
     for j, w in enumerate(wls):
         flow = tr[:, :, j]
         if not (flow > tol).any():
@@ -742,6 +749,8 @@ def route_rtts(result, s, tol: float = 1e-9) -> xr.Dataset:
                                      "within the latency limit")
             out["rtt_max_ms"][o, n, j] = pr[sel].max()
             out["rtt_min_ms"][o, n, j] = pr[sel].min()
+        if not mean:
+            continue
         # one decomposition: path flows f >= 0 matching each origin x node flow exactly and
         # the link flows up to slacks, least total slack
         P, A = len(paths), len(carry)

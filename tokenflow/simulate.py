@@ -229,7 +229,7 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
     profiles = serving_profiles(s) if profiles is None else _v.profiles(profiles, "profiles", fn)
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     util = pool_utilisation(result, utilisation)
-    rtts = route_rtts(result, s)["rtt_max_ms"]
+    rtts = route_rtts(result, s, mean=False)["rtt_max_ms"]
     tr = ds["transfers"]
     keys = ["sim_mean_ms", "sim_p99_ms", "sim_p50_ms", "served_ratio", "ana_mean_ms", "ana_p99_ms", "rho", "n"]
     res = {k: np.full((len(nodes), len(wls)), np.nan) for k in keys}

@@ -57,10 +57,17 @@ def test_bad_sweep_specs(us5, spec, needle):
 
 
 def test_local_pool_gives_same_result(us5):
-    grid = {"demand_scale": [5, 20, 35, 50]}
+    grid = {"demand_scale": [5, 20, 35, 50, 500]}  # (500: infeasible, its arrays NaN)
     serial = tf.sweep(us5, grid=grid, n_workers=0, progress=False)
-    parallel = tf.sweep(us5, grid=grid, n_workers=2, progress=False)
+    parallel = tf.sweep(us5, grid=grid, n_workers=2, chunk_size=2, progress=False)
     np.testing.assert_allclose(parallel["objective"].values, serial["objective"].values, rtol=1e-9)  # warm starts
+    # labelled outputs come back from the workers in blocks, one per chunk and output
+    for k in ("price", "mean_price", "node_utilization", "cost", "unserved"):
+        assert parallel[k].dims == serial[k].dims and parallel[k].shape == serial[k].shape
+        np.testing.assert_allclose(parallel[k].values, serial[k].values, rtol=1e-9, equal_nan=True)
+        for c in serial[k].coords:
+            assert list(parallel[k][c].values) == list(serial[k][c].values)
+    assert np.isnan(parallel["price"].sel(demand_scale=500)).all()
     # the local pool is kept for the next sweep of the process, and stopped on request
     from tokenflow.sweep import _POOLS, close_local_pools, local_pool
 
@@ -165,6 +172,14 @@ def test_assembly_stacks_same_labels_and_aligns_different_ones():
     ds = _assemble([{"demand_scale": 1.0}, {"demand_scale": 2.0}], "points", other, None)
     assert list(ds["node"].values) == ["a", "b", "c"]
     np.testing.assert_array_equal(ds["x"].sel(node="c").values, [np.nan, 5])
+    # packed by a worker (one block per chunk), then assembled: the same numbers and labels
+    from tokenflow.sweep import _pack
+
+    chunks = [_pack([dict(r) for r in same[:2]]), _pack([dict(r) for r in same[2:]]), _pack([dict(r) for r in other])]
+    ds = _assemble([{"demand_scale": float(i)} for i in range(5)], "points", [r for c in chunks for r in c], None)
+    assert list(ds["node"].values) == ["a", "b", "c"]
+    np.testing.assert_array_equal(ds["x"].sel(node="a").values, [1, 3, np.nan, 1, np.nan])
+    np.testing.assert_array_equal(ds["x"].sel(node="c").values, [np.nan, np.nan, np.nan, np.nan, 5])
     labels = [{"status": "ok", "x": xr.DataArray(np.array(["p", "q"]), coords={"node": ["a", "b"]}, dims="node")}]
     assert _assemble([{"demand_scale": 1.0}], "points", labels, None)["x"].dtype.kind == "U"  # not made numbers
 

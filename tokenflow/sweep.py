@@ -632,7 +632,7 @@ def _pool_chunk(job_id: str, payload: bytes, points: list[dict]) -> list[dict]:
         _JOB.clear()
         job = _JOB[job_id] = pickle.loads(payload)
     evaluate, s, extra = job
-    return _run_points(evaluate, s, points, extra)
+    return _pack(_run_points(evaluate, s, points, extra))
 
 
 def _dispatch_pool(evaluate, s, points, extra, n_workers: int, chunk_size, progress) -> list[dict]:
@@ -693,7 +693,46 @@ def _dispatch_pool(evaluate, s, points, extra, n_workers: int, chunk_size, progr
 
 
 def _run_chunk(evaluate, s, points, extra):
-    return _run_points(evaluate, s, points, extra)
+    return _pack(_run_points(evaluate, s, points, extra))
+
+
+class _Block:
+    """Float DataArrays with the same labels, of the points of one chunk: one array of numbers
+    (``values``, point first) and one set of labels (``proto``) for the trip back from a
+    worker, where pickling a DataArray per point cost about as much as solving a small market."""
+
+    __slots__ = ("proto", "values")
+
+    def __init__(self, proto: xr.DataArray, values: np.ndarray) -> None:
+        self.proto, self.values = proto, values
+
+
+class _Row:
+    """Point ``i`` of a :class:`_Block` (what :func:`_stack` reads back)."""
+
+    __slots__ = ("block", "i")
+
+    def __init__(self, block: _Block, i: int) -> None:
+        self.block, self.i = block, i
+
+
+def _pack(results: list[dict]) -> list[dict]:
+    """The chunk's results with each output that is a float DataArray with the same labels at
+    every point that has it put in one :class:`_Block` (the others travel as they are)."""
+    keys = {k for r in results for k, v in r.items() if isinstance(v, xr.DataArray)}
+    for k in keys:
+        vals = [r.get(k) for r in results]
+        proto = next(v for v in vals if isinstance(v, xr.DataArray))
+        if not all(v is None or (isinstance(v, xr.DataArray) and v.dtype.kind == "f" and _same_labels(v, proto))
+                   for v in vals):
+            continue
+        blank = np.full(proto.shape, np.nan)
+        block = _Block(proto.copy(deep=False, data=blank),
+                       np.stack([blank if v is None else np.asarray(v.values, dtype=float) for v in vals]))
+        for i, r in enumerate(results):
+            if k in r:
+                r[k] = _Row(block, i)
+    return results
 
 
 class _NoBar:
@@ -724,6 +763,8 @@ def _assemble(points: list[dict], kind: str, results: list[dict], grid: dict | N
     for key in keys:
         vals = [r.get(key) for r in results]
         proto = next((v for v in vals if v is not None), None)
+        if isinstance(proto, _Row):
+            proto = proto.block.proto
         if isinstance(proto, xr.DataArray):
             data[key] = _stack(vals, proto)
         elif isinstance(proto, str):
@@ -758,7 +799,8 @@ def _same_labels(v: xr.DataArray, proto: xr.DataArray) -> bool:
     if v.dims != proto.dims or v.shape != proto.shape or v.coords.keys() != proto.coords.keys():
         return False
     vi, pi = v.xindexes, proto.xindexes
-    if vi.keys() != pi.keys() or not all(vi[c] is pi[c] or vi[c].equals(pi[c]) for c in pi):
+    if vi.keys() != pi.keys() or not all(vi[c] is pi[c] or getattr(vi[c], "index", 0) is getattr(pi[c], "index", 1)
+                                         or vi[c].equals(pi[c]) for c in pi):
         return False
     return all(v.coords[c].dims == proto.coords[c].dims and np.array_equal(v.coords[c].values, proto.coords[c].values)
                for c in proto.coords if c not in pi)  # coordinates without an index (rare)
@@ -767,12 +809,25 @@ def _same_labels(v: xr.DataArray, proto: xr.DataArray) -> bool:
 def _stack(vals: list, proto: xr.DataArray) -> xr.DataArray:
     """The points' arrays along a new first dimension ``point``; a point without one is NaN.
     Float arrays with the same labels (the usual case) are stacked as numbers, once; others
-    are aligned by ``xarray.concat`` (outer join on their labels)."""
-    if all(not isinstance(v, xr.DataArray) or (v.dtype.kind == "f" and _same_labels(v, proto)) for v in vals):
+    are aligned by ``xarray.concat`` (outer join on their labels).  Rows of a worker's
+    :class:`_Block` are read from it (its labels compared once per block)."""
+    same: dict[int, bool] = {}
+
+    def fits(v) -> bool:
+        if isinstance(v, _Row):
+            key = id(v.block)
+            if key not in same:
+                same[key] = _same_labels(v.block.proto, proto)
+            return same[key]
+        return not isinstance(v, xr.DataArray) or (v.dtype.kind == "f" and _same_labels(v, proto))
+
+    if all(fits(v) for v in vals):
         blank = np.full(proto.shape, np.nan)
-        num = np.stack([np.asarray(v.values, dtype=float) if isinstance(v, xr.DataArray) else blank for v in vals])
+        num = np.stack([v.block.values[v.i] if isinstance(v, _Row) else
+                        np.asarray(v.values, dtype=float) if isinstance(v, xr.DataArray) else blank for v in vals])
         return xr.DataArray(num, dims=("point", *proto.dims), coords=proto.coords, attrs=proto.attrs)
-    filled = [v if isinstance(v, xr.DataArray) else xr.full_like(proto, np.nan, dtype=float) for v in vals]
+    filled = [v.block.proto.copy(deep=False, data=v.block.values[v.i]) if isinstance(v, _Row) else
+              v if isinstance(v, xr.DataArray) else xr.full_like(proto, np.nan, dtype=float) for v in vals]
     return xr.concat(filled, dim="point", coords="minimal", compat="override", join="outer")
 
 

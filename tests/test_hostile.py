@@ -587,13 +587,17 @@ INTERRUPT_SPEC = {"scenario": "us20", "grid": {"demand_scale": [float(x) for x i
 
 @pytest.mark.parametrize("sig, code, word", [(signal.SIGINT, 130, "interrupted"),
                                              (signal.SIGTERM, 143, "terminated")])
-def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word, workers):
+    """In its own process or on a pool of workers: Ctrl-C (SIGINT to the whole process group,
+    workers included, as a terminal sends it) or SIGTERM stops the sweep cleanly, writes
+    nothing and leaves the previous file."""
     spec = write_text(tmp_path, text_of(INTERRUPT_SPEC), "spec.yaml")
     out = tmp_path / "s.nc"
     out_before = b"previous results"
     out.write_bytes(out_before)
-    proc = subprocess.Popen([PY, "-m", "tokenflow.cli", "sweep", str(spec), "--workers", "0", "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([PY, "-m", "tokenflow.cli", "sweep", str(spec), "--workers", workers, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     # wait until the sweep is running (imports under load can take long), then let it solve a little
     import selectors
 
@@ -605,7 +609,10 @@ def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word):
             started += proc.stderr.readline()
     assert "running sweep" in started, f"sweep did not start: {started}"
     time.sleep(1)
-    proc.send_signal(sig)
+    if sig == signal.SIGINT:
+        os.killpg(proc.pid, sig)
+    else:
+        proc.send_signal(sig)
     try:
         stdout, stderr = proc.communicate(timeout=60)
     except subprocess.TimeoutExpired:
@@ -614,7 +621,7 @@ def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word):
     stderr = started + stderr
     assert "Traceback" not in stdout + stderr, f"TRACEBACK: {stderr[-800:]}"
     assert proc.returncode == code, f"WRONG-CODE {proc.returncode}: {stderr[-300:]}"
-    assert word in stderr
+    assert word in stderr and "; no output was written" in stderr
     assert out.read_bytes() == out_before, "DAMAGED-FILE: output replaced by an interrupted sweep"
     no_temp_files(tmp_path)
 

@@ -319,10 +319,10 @@ def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except _Terminated as exc:  # the message (reproduce) says what was kept
-        print(f"tokenflow: terminated (SIGTERM); {exc or 'no output was written'}", file=sys.stderr)
+        print(f"tokenflow: terminated (SIGTERM); {str(exc) or 'no output was written'}", file=sys.stderr)
         return EXIT_TERMINATED
     except KeyboardInterrupt as exc:
-        print(f"tokenflow: interrupted; {exc or 'no output was written'}", file=sys.stderr)
+        print(f"tokenflow: interrupted; {str(exc) or 'no output was written'}", file=sys.stderr)
         return EXIT_INTERRUPTED
     except InfeasibleMarketError as exc:
         _error("infeasible", exc)

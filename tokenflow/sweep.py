@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import math
 import numbers
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -515,7 +516,6 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
     if n_workers == 0 and client is None and scheduler is None:
         return _run_points(evaluate, s, points, extra)
     if client is None and scheduler is None:
-        import os
 
         return _dispatch_pool(evaluate, s, points, extra, n_workers or os.cpu_count() or 1, chunk_size, progress)
     from distributed import Client, as_completed
@@ -591,8 +591,82 @@ def local_pool(n_workers: int) -> Any:
         atexit.register(close_local_pools)
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(POOL_PRELOAD)  # applies when the fork server starts (once per process)
-    pool = _POOLS[n_workers] = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx)
+    _start_fork_server()
+    with _signals_deferred():  # a pool stopped while a worker starts leaves it without its queues
+        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_start)
+        try:
+            _wait_started(pool, n_workers)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+    _POOLS[n_workers] = pool
     return pool
+
+
+@contextlib.contextmanager
+def _signals_deferred():
+    """Ctrl-C (SIGINT) and SIGTERM arriving inside the block are delivered when it ends (in the
+    main thread; elsewhere signals do not reach Python code anyway)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    got: list[int] = []
+    old = {sig: signal.signal(sig, lambda s, f: got.append(s)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+        for sig in dict.fromkeys(got):
+            signal.raise_signal(sig)  # now, to the handler that was in place (or the default action)
+
+
+def _ready(delay: float) -> int:
+    time.sleep(delay)
+    return os.getpid()
+
+
+def _wait_started(pool: Any, n_workers: int) -> None:
+    """Return once every worker of a new pool has started (each has run a task)."""
+    from concurrent.futures import wait
+
+    seen: set[int] = set()
+    with _main_not_rerun():  # (workers start on these first submissions)
+        for _ in range(100):  # bounded; each round gives every started worker a short task
+            futs = [pool.submit(_ready, 0.02) for _ in range(n_workers)]
+            wait(futs)
+            seen |= {f.result() for f in futs}
+            if len(seen) >= n_workers:
+                break
+
+
+def _start_fork_server() -> None:
+    """Start multiprocessing's fork server (once per process) with Ctrl-C ignored, which it
+    and the workers forked from it inherit: a Ctrl-C sent to the process group while it imports
+    tokenflow would otherwise stop it with a traceback (the sweep's own process stops its pool)."""
+    import signal
+    import threading
+    from multiprocessing import forkserver
+
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _worker_start() -> None:
+    """A pool worker ignores Ctrl-C (SIGINT to the process group, as a terminal or a notebook
+    kernel's interrupt and shutdown send it): the sweep's own process stops its pool."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def close_local_pools(n_workers: int | None = None) -> None:

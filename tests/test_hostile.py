@@ -976,7 +976,7 @@ def test_scheduler_without_workers_is_a_clear_error_not_a_hang(us5, monkeypatch)
 
     sw = importlib.import_module("tokenflow.sweep")
     monkeypatch.setattr(sw, "CONNECT_TIMEOUT_S", 2.0)
-    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=":0") as cluster:
         t0 = time.perf_counter()
         api_error(lambda: tf.sweep(us5, grid={"demand_scale": [1]}, scheduler=cluster.scheduler_address,
                                    progress=False), "no worker", exc=ClusterError)

@@ -142,7 +142,7 @@ def test_existing_cluster_by_client_and_by_address(us5):
 
     grid = {"demand_scale": [10, 30]}
     serial = tf.sweep(us5, grid=grid, n_workers=0, progress=False)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=":0") as cluster:
         with Client(cluster) as client:
             by_client = tf.sweep(us5, grid=grid, client=client, progress=False)
             by_address = tf.sweep(us5, grid=grid, scheduler=cluster.scheduler_address, progress=False)

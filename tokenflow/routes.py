@@ -267,22 +267,27 @@ def price(inp: Inputs, G: Graph, lam: np.ndarray, mu: np.ndarray, rho: np.ndarra
     lengths = arc_lengths(inp, rho, with_costs) if inp.L else np.zeros((K, 0))
     out: list[tuple[int, int, tuple[int, ...], int, float]] = []
     cache: dict[bytes, tuple] = {}
-    for k in range(K):
+    # every workload at once: a route is at least as long as the shortest path (latency ignored),
+    # so where no origin x node pair has a negative reduced cost under it, no admissible route
+    # has one either (the usual case at an optimum); the workloads with one are searched below
+    if inp.L:
+        trees = [_shared_dijkstra(G, inp, k, lengths, cache) for k in range(K)]
+    else:
+        alone = np.where(np.eye(N, dtype=bool), 0.0, np.inf)
+        trees = [(alone, None, alone)] * K
+    active = np.isfinite(lam) if rows is None else (rows & np.isfinite(lam))  # N x K
+    tol = rel_tol * np.maximum(1.0, np.abs(lam))
+    with np.errstate(invalid="ignore"):
+        rc_all = node_cost.T[:, None, :] + np.stack([d for d, _, _ in trees]) - lam.T[:, :, None]  # K x o x n
+    rc_all[:, :, ~has_cap] = np.inf
+    rc_all[~active.T] = np.inf
+    cand_all = rc_all < -tol.T[:, :, None]
+    for k in np.flatnonzero(cand_all.any(axis=(1, 2))):
+        k = int(k)
         half = inp.latency_ms[k] / 2.0
         lam_k = lam[:, k]
-        active = np.isfinite(lam_k) if rows is None else (rows[:, k] & np.isfinite(lam_k))
-        if not active.any():
-            continue
-        tol = rel_tol * np.maximum(1.0, np.abs(lam_k))
-        if inp.L:
-            dist, pred, tlat = _shared_dijkstra(G, inp, k, lengths, cache)
-        else:
-            dist = tlat = np.where(np.eye(N, dtype=bool), 0.0, np.inf)
-            pred = None
-        rc = node_cost[None, :, k] + dist - lam_k[:, None]  # origin x node
-        rc[:, ~has_cap] = np.inf
-        rc[~active, :] = np.inf
-        cand = rc < -tol[:, None]
+        dist, pred, tlat = trees[k]
+        rc, cand, tol_k = rc_all[k], cand_all[k], tol[:, k]
         ok = 2.0 * tlat <= inp.latency_ms[k] + LAT_TOL
         reach = 2.0 * G.latdist <= inp.latency_ms[k] + LAT_TOL
         for o in np.nonzero(cand.any(axis=1))[0]:
@@ -296,12 +301,12 @@ def price(inp: Inputs, G: Graph, lam: np.ndarray, mu: np.ndarray, rho: np.ndarra
                 if exists is not None and exists(o, arcs, k):
                     continue
                 true_rc = float(node_cost[n, k] + (lengths[k][list(arcs)].sum() if arcs else 0.0) - lam_k[o])
-                if true_rc < -tol[o]:
+                if true_rc < -tol_k[o]:
                     picks.append((true_rc, n, arcs))
                     if len(picks) >= max_per_row:
                         break
             for n in ns[~ok[o, ns] & reach[o, ns]]:
-                need_rcsp[int(n)] = float(lam_k[o] - node_cost[n, k] - tol[o])
+                need_rcsp[int(n)] = float(lam_k[o] - node_cost[n, k] - tol_k[o])
             if need_rcsp:
                 for n, (length, arcs) in rcsp(G, o, lengths[k], half, need_rcsp).items():
                     if exists is None or not exists(o, arcs, k):

@@ -75,6 +75,7 @@ LONGEST = "test_notebooks.py"  # all notebooks through papermill
 LONG = (
     "test_reproduce.py",  # notebook kernels
     "test_sweep.py::test_local_pool",  # worker processes
+    "test_sweep.py::test_pool_failures",  # worker processes
     "test_hostile.py",  # CLI subprocesses, signals, special files
     "test_api.py::test_cli_errors",  # CLI subprocesses
     "test_measure_serving.py",  # subprocesses

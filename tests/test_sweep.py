@@ -192,3 +192,46 @@ def test_market_sweep_equals_single_solves(us5):
         np.testing.assert_allclose(ds["price"].sel(demand_scale=x).transpose("node", "workload").values,
                                    r.dataset["price"].transpose("node", "workload").values, rtol=1e-9)
         assert list(ds["node"].values) == list(r.dataset["node"].values)
+
+
+def _kill_at_zero(s, point):
+    import os
+    import signal
+    import time
+
+    if point["demand_scale"] == 0.0:
+        time.sleep(0.1)
+        os.kill(os.getpid(), signal.SIGKILL)
+    time.sleep(0.3)
+    return {"x": point["demand_scale"]}
+
+
+def _inner_sweep(s, point):
+    ds = tf.sweep(s, grid={"demand_scale": [point["demand_scale"]]}, n_workers=2, progress=False)
+    return {"obj": float(ds["objective"].values[0])}
+
+
+def test_pool_failures_stay_with_their_point(us5):
+    """A point that kills its worker fails alone (the others are retried on fresh pools), a
+    sweep inside a worker runs there (a pool kept inside a worker would outlive it), and a pool
+    that lost a worker between sweeps is replaced."""
+    import os
+    import signal
+
+    from tokenflow.sweep import close_local_pools, local_pool
+
+    ds = tf.sweep(us5, points=[{"demand_scale": float(i)} for i in range(5)], evaluate=_kill_at_zero, n_workers=2,
+                  chunk_size=1, progress=False)
+    assert list(ds["status"].values) == ["error"] + ["ok"] * 4
+    assert "worker failed" in str(ds["message"].values[0]) and ds.attrs["complete"] == 0
+    ds = tf.sweep(us5, points=[{"demand_scale": 5.0}], evaluate=_inner_sweep, n_workers=2, progress=False)
+    assert list(ds["status"].values) == ["ok"]
+    assert float(ds["obj"][0]) == pytest.approx(tf.solve(us5, demand_scale=5.0).objective, rel=1e-9)
+    pool = local_pool(2)
+    os.kill(next(iter(pool._processes)), signal.SIGKILL)  # an idle worker dies
+    import time
+
+    time.sleep(0.5)
+    ds = tf.sweep(us5, grid={"demand_scale": [5, 10]}, n_workers=2, progress=False)
+    assert list(ds["status"].values) == ["ok", "ok"]
+    close_local_pools()

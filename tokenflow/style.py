@@ -132,7 +132,9 @@ def fit(fig: Figure, width: float = COLUMN_WIDTH_IN) -> Figure:
     taller); every text smaller than :data:`MIN_FONT_PT` is lifted to it; a figure without a
     layout engine gets matplotlib's constrained layout so the larger text does not collide
     (and none where that layout cannot place the panels).  The layout found is then kept
-    (``fig._tf_layout``: ``"constrained"`` or ``"none"``), so later draws do not redo it."""
+    (``fig._tf_layout``: ``"constrained"`` or ``"none"``), so later draws do not redo it:
+    change the figure before fitting it (or lay it out again with
+    ``fig.set_layout_engine("constrained")``)."""
 
     if getattr(fig, "_tf_fitted", False):
         return fig

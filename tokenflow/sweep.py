@@ -23,6 +23,7 @@ import itertools
 import math
 import numbers
 import os
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -199,11 +200,11 @@ def evaluate_claims(s: Scenario, point: dict[str, Any], s20: Scenario | None = N
     bl = solve(s5, demand_scale=scale, transfer_aware=False, latency_limits_ms={**lat, "chat": CHAT_LIMITS_MS[0]})
     tight = solve(s5, demand_scale=scale, latency_limits_ms={**lat, "chat": CHAT_LIMITS_MS[1]}, **kwargs)
     k = s5.workload_ids.index("chat")
-    rise = np.round(100 * (tight.arrays()["price"][:, k] / ta.arrays()["price"][:, k] - 1), CLAIM_DECIMALS)
+    rise = np.round(100 * (tight.arrays()["price"][:, k] / ta.arrays()["price"][:, k] - 1), CLAIM_DECIMALS) + 0.0
     util = ta.arrays()["link_utilization"]
     out = {
         "c1_saturated": float((util >= SATURATION).sum()),
-        "c2_uplift_pct": round(100 * (ta.objective / bl.objective - 1), CLAIM_DECIMALS),
+        "c2_uplift_pct": round(100 * (ta.objective / bl.objective - 1), CLAIM_DECIMALS) + 0.0,  # (no -0.0)
         "c3_rise_pct": float(np.nanmax(rise)),
         "c3_node": str(s5.node_ids[int(np.nanargmax(rise))]) if np.nanmax(rise) > 0 else "",  # "": no rise
     }
@@ -522,7 +523,8 @@ def _chunks(points: list[dict], n_w: int, chunk_size: int | None) -> list[list[i
 
 def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_size, progress) -> list[dict]:
     n = len(points)
-    if n_workers == 0 and client is None and scheduler is None:
+    if (n_workers == 0 or _IN_WORKER) and client is None and scheduler is None:
+        # (a sweep inside a pool worker runs in that worker: a pool kept there would outlive it)
         return _run_points(evaluate, s, points, extra)
     if client is None and scheduler is None:
 
@@ -588,42 +590,60 @@ def local_pool(n_workers: int) -> Any:
     sweeps of this process; :func:`close_local_pools` stops it, as does the end of the
     process.  Workers are forked from multiprocessing's fork server, which imports tokenflow
     once (about a second), so a worker starts in milliseconds with the stack loaded and no
-    thread of this process copied into it."""
+    thread of this process copied into it (and with the working folder, ``sys.path`` and
+    environment this process had when the server started).  A pool that lost a worker is
+    replaced.  :class:`~tokenflow.errors.ClusterError` when the workers do not start within
+    :data:`POOL_START_TIMEOUT_S`."""
     import atexit
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    pool = _POOLS.get(n_workers)
-    if pool is not None:
-        return pool
-    if not _POOLS:
-        atexit.register(close_local_pools)
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(POOL_PRELOAD)  # applies when the fork server starts (once per process)
-    _start_fork_server()
-    with _signals_deferred():  # a pool stopped while a worker starts leaves it without its queues
-        pool = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx, initializer=_worker_start)
-        try:
-            _wait_started(pool, n_workers)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
-    _POOLS[n_workers] = pool
+    with _POOL_LOCK:
+        pool = _POOLS.get(n_workers)
+        if pool is not None and not getattr(pool, "_broken", False):
+            return pool
+        if pool is not None:
+            close_local_pools(n_workers)
+        if not _REGISTERED:
+            atexit.register(close_local_pools)
+            _REGISTERED.append(True)
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(POOL_PRELOAD)  # applies when the fork server starts (once per process)
+        _start_fork_server()
+        with _signals_deferred():  # a pool stopped while a worker starts leaves it without its queues
+            pool = _POOLS[n_workers] = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
+                                                           initializer=_worker_start)
+            try:
+                _wait_started(pool, n_workers)
+            except Exception as exc:  # noqa: BLE001 - a worker that died or hung at start
+                from .errors import ClusterError
+
+                close_local_pools(n_workers)
+                raise ClusterError(f"the sweep's {n_workers} worker processes did not start: "
+                                   f"{type(exc).__name__}: {exc}") from None
     return pool
+
+
+_POOL_LOCK = threading.RLock()
+_REGISTERED: list[bool] = []
+#: seconds a new pool's workers have to start (the first one of a process also waits for the
+#: fork server to import tokenflow)
+POOL_START_TIMEOUT_S = 120.0
 
 
 @contextlib.contextmanager
 def _signals_deferred():
     """Ctrl-C (SIGINT) and SIGTERM arriving inside the block are delivered when it ends (in the
-    main thread; elsewhere signals do not reach Python code anyway)."""
+    main thread, and only where Python installed the handlers in place; elsewhere the block
+    runs as it is)."""
     import signal
-    import threading
 
-    if threading.current_thread() is not threading.main_thread():
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or any(signal.getsignal(s) is None for s in sigs):
         yield
         return
     got: list[int] = []
-    old = {sig: signal.signal(sig, lambda s, f: got.append(s)) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {sig: signal.signal(sig, lambda s, f: got.append(s)) for sig in sigs}
     try:
         yield
     finally:
@@ -639,17 +659,21 @@ def _ready(delay: float) -> int:
 
 
 def _wait_started(pool: Any, n_workers: int) -> None:
-    """Return once every worker of a new pool has started (each has run a task)."""
+    """Return once every worker of a new pool has started (each has run a task); TimeoutError
+    after :data:`POOL_START_TIMEOUT_S`."""
     from concurrent.futures import wait
 
     seen: set[int] = set()
-    with _main_not_rerun():  # (workers start on these first submissions)
-        for _ in range(100):  # bounded; each round gives every started worker a short task
+    deadline = time.monotonic() + POOL_START_TIMEOUT_S
+    for _ in range(100):  # bounded; each round gives every started worker a short task
+        with _main_not_rerun():  # (workers start in these submissions)
             futs = [pool.submit(_ready, 0.02) for _ in range(n_workers)]
-            wait(futs)
-            seen |= {f.result() for f in futs}
-            if len(seen) >= n_workers:
-                break
+        done, pending = wait(futs, timeout=max(0.0, deadline - time.monotonic()))
+        if pending:
+            raise TimeoutError(f"not all started within {POOL_START_TIMEOUT_S:g} s")
+        seen |= {f.result() for f in futs}
+        if len(seen) >= n_workers:
+            break
 
 
 def _start_fork_server() -> None:
@@ -657,10 +681,9 @@ def _start_fork_server() -> None:
     and the workers forked from it inherit: a Ctrl-C sent to the process group while it imports
     tokenflow would otherwise stop it with a traceback (the sweep's own process stops its pool)."""
     import signal
-    import threading
     from multiprocessing import forkserver
 
-    if threading.current_thread() is not threading.main_thread():
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
         forkserver.ensure_running()
         return
     old = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -670,20 +693,31 @@ def _start_fork_server() -> None:
         signal.signal(signal.SIGINT, old)
 
 
+_IN_WORKER = False  # True in a pool worker: a sweep there runs in the worker's own process
+
+
 def _worker_start() -> None:
     """A pool worker ignores Ctrl-C (SIGINT to the process group, as a terminal or a notebook
     kernel's interrupt and shutdown send it): the sweep's own process stops its pool."""
     import signal
 
+    global _IN_WORKER
+    _IN_WORKER = True
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def close_local_pools(n_workers: int | None = None) -> None:
+def close_local_pools(n_workers: int | None = None, *, kill: bool = False) -> None:
     """Stop the local pool of ``n_workers`` workers kept by :func:`local_pool` (all of them
-    when ``None``); chunks not started are cancelled."""
-    for n in ([n_workers] if n_workers is not None else list(_POOLS)):
-        pool = _POOLS.pop(n, None)
-        if pool is not None:
+    when ``None``): chunks not started are cancelled; ``kill`` also stops the running ones
+    (an interrupted sweep does not wait for them)."""
+    with _POOL_LOCK:
+        for n in ([n_workers] if n_workers is not None else list(_POOLS)):
+            pool = _POOLS.pop(n, None)
+            if pool is None:
+                continue
+            if kill:
+                for p in list((getattr(pool, "_processes", None) or {}).values()):
+                    p.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
 
 
@@ -720,8 +754,10 @@ def _pool_chunk(job_id: str, payload: bytes, points: list[dict]) -> list[dict]:
 
 def _dispatch_pool(evaluate, s, points, extra, n_workers: int, chunk_size, progress) -> list[dict]:
     """Run the chunks on :func:`local_pool`.  A worker that dies breaks its pool: the chunks
-    not finished go to a fresh pool, up to :data:`POOL_RETRIES` times, then their points are
-    marked failed ("worker failed: ...").  An interrupt stops the pool and propagates."""
+    not finished go to a fresh pool, up to :data:`POOL_RETRIES` times (the last time one point
+    at a time, so that a point that kills its worker takes no other point with it); a point
+    that still fails is marked failed ("worker failed: ...").  An interrupt stops the pool, running
+    chunks included, and propagates."""
     import uuid
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
@@ -733,13 +769,32 @@ def _dispatch_pool(evaluate, s, points, extra, n_workers: int, chunk_size, progr
     results: list[dict | None] = [None] * len(points)
     todo = _chunks(points, n_workers, chunk_size)
     bar = _progress(len(points), progress)
+    lost: list[list[int]] = []
+    broken: BaseException | None = None
     try:
-        for _attempt in range(POOL_RETRIES + 1):
+        for attempt in range(POOL_RETRIES + 1):
+            if attempt == POOL_RETRIES:  # the last: one point at a time, so a point that kills its worker fails alone
+                lost = []
+                for i in [i for idx in todo for i in idx]:
+                    try:
+                        results[i] = local_pool(n_workers).submit(_pool_chunk, job_id, payload, [points[i]]).result()[0]
+                    except BrokenProcessPool as exc:
+                        lost.append([i])
+                        broken = exc
+                        close_local_pools(n_workers)
+                        continue
+                    except Exception as exc:  # noqa: BLE001 - as below
+                        results[i] = {"status": "error", "message": f"worker failed: {type(exc).__name__}: {exc}"}
+                    bar.update(1)
+                break
             pool = local_pool(n_workers)
-            with _main_not_rerun():  # workers start on the first submissions
-                futures = {pool.submit(_pool_chunk, job_id, payload, [points[i] for i in idx]): idx
-                           for idx in todo}
-            lost, broken = [], None
+            futures = {}
+            try:
+                for idx in todo:
+                    futures[pool.submit(_pool_chunk, job_id, payload, [points[i] for i in idx])] = idx
+            except BrokenProcessPool as exc:  # a worker died before or while these went in
+                broken = exc
+            lost = todo[len(futures):]
             pending = set(futures)
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -761,14 +816,13 @@ def _dispatch_pool(evaluate, s, points, extra, n_workers: int, chunk_size, progr
                 break
             close_local_pools(n_workers)  # a broken pool takes no more work
             todo = lost
-        else:
-            for idx in lost:
-                for i in idx:
-                    results[i] = {"status": "error", "message": "worker failed: a worker process died "
-                                  f"({POOL_RETRIES + 1} pools in a row): {broken}"}
-                bar.update(len(idx))
+        for idx in lost:
+            for i in idx:
+                results[i] = {"status": "error", "message": "worker failed: its worker process died "
+                              f"(on {POOL_RETRIES + 1} pools, the last time alone): {broken}"}
+            bar.update(len(idx))
     except BaseException:
-        close_local_pools(n_workers)  # interrupted: nothing keeps running behind the caller's back
+        close_local_pools(n_workers, kill=True)  # interrupted: nothing keeps running behind the caller's back
         raise
     finally:
         bar.close()
@@ -891,8 +945,8 @@ def _same_labels(v: xr.DataArray, proto: xr.DataArray) -> bool:
 
 def _stack(vals: list, proto: xr.DataArray) -> xr.DataArray:
     """The points' arrays along a new first dimension ``point``; a point without one is NaN.
-    Float arrays with the same labels (the usual case) are stacked as numbers, once; others
-    are aligned by ``xarray.concat`` (outer join on their labels).  Rows of a worker's
+    Float arrays with the same labels (the usual case) are stacked as float64 numbers, once;
+    others are aligned by ``xarray.concat`` (outer join on their labels).  Rows of a worker's
     :class:`_Block` are read from it (its labels compared once per block)."""
     same: dict[int, bool] = {}
 

@@ -103,6 +103,13 @@ def _fresh(m: Market):
 
 
 def _agree(got, want) -> None:
+    if isinstance(want, tf.ScenarioError) and isinstance(got, tf.InfeasibleMarketError) \
+            and "9 orders" in str(want) and "s* not computed" in got.binding:
+        # documented (Market._explain_limit): demand spanning more than nine orders of magnitude
+        # that this live market has cleared before makes a larger scale infeasible (s* = NaN,
+        # with the reason); a fresh market, which never cleared it, refuses it as input
+        assert np.isnan(got.max_scale) and str(want) in got.binding, (got, want)
+        return
     if isinstance(got, Exception) or isinstance(want, Exception):
         assert type(got) is type(want), (got, want)
         if isinstance(want, tf.InfeasibleMarketError):

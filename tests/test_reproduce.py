@@ -252,7 +252,9 @@ def test_ctrl_c_prints_one_line_and_keeps_the_book(tmp_path):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     p = nbformat.v4.new_code_cell('output_dir = "results"')
     p.metadata["tags"] = ["parameters"]
-    nb.cells = [p, nbformat.v4.new_code_cell("import time\ntime.sleep(60)")]
+    marker = tmp_path / "sleeping"  # written by the cell (the run writes its notebook only at the end)
+    nb.cells = [p, nbformat.v4.new_code_cell(f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\n"
+                                             "time.sleep(60)")]
     (tmp_path / "notebooks").mkdir()
     nbformat.write(nb, tmp_path / "notebooks" / "scorecard.ipynb")
     gen = tmp_path / "book" / "generated"
@@ -262,8 +264,9 @@ def test_ctrl_c_prints_one_line_and_keeps_the_book(tmp_path):
                              "--no-build", "--only", "scorecard"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.time() + 60
-    while time.time() < deadline and not list((tmp_path / rp.STAGING).glob(".scorecard.running.ipynb")):
+    while time.time() < deadline and not marker.exists():
         time.sleep(0.2)
+    assert marker.exists(), "the notebook did not start"
     time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

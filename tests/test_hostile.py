@@ -597,7 +597,9 @@ def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word, workers):
     out_before = b"previous results"
     out.write_bytes(out_before)
     proc = subprocess.Popen([PY, "-m", "tokenflow.cli", "sweep", str(spec), "--workers", workers, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # (a shell's
+    # background job ignores SIGINT, and so would the sweep started from it; a terminal does not)
     # wait until the sweep is running (imports under load can take long), then let it solve a little
     import selectors
 

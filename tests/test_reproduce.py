@@ -262,7 +262,8 @@ def test_ctrl_c_prints_one_line_and_keeps_the_book(tmp_path):
     (gen / "scorecard.ipynb").write_text("previous")
     proc = subprocess.Popen([sys.executable, "-m", "tokenflow.cli", "reproduce", "--root", str(tmp_path),
                              "--no-build", "--only", "scorecard"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as at a terminal
     deadline = time.time() + 60
     while time.time() < deadline and not marker.exists():
         time.sleep(0.2)

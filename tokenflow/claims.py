@@ -34,6 +34,12 @@ PAPER_CLAIMS = {
            "unit": "s* / aggregate-capacity bound", "tolerance": 0.01},
 }
 SATURATION = 0.999  # C1: a link counts as saturated at >= 99.9 % utilisation
+#: decimals of the percentages C2 and C3 where many of them are compared or counted (the sweep's
+#: claims evaluator, the identifiability study): 1e-6 percentage points.  Below that, the
+#: solver's rounding decides, not the market: a zero rise comes out as +-1e-13 depending on the
+#: basis a warm start came from, which would flip its sign and the node of the largest of
+#: several equal rises.
+CLAIM_DECIMALS = 6
 
 # Which calibrated or tuned inputs pin each claim (the scorecard's "pinned by" column).
 # ``calibrated``: the claim itself is a calibration target, so matching it is no evidence.

@@ -177,19 +177,12 @@ def _templates(nodes: tuple[str, ...], wls: tuple[str, ...]) -> dict[str, xr.Dat
     return hit
 
 
-#: decimals of the percentages C2 and C3 in :func:`evaluate_claims` (1e-6 percentage points):
-#: below that, the solver's rounding decides, not the market (a zero rise comes out as
-#: +-1e-13 depending on the basis a warm start came from, which would flip its sign, and the
-#: node of the largest of several equal rises)
-CLAIM_DECIMALS = 6
-
-
 def evaluate_claims(s: Scenario, point: dict[str, Any], s20: Scenario | None = None) -> dict[str, Any]:
     """C1-C4 metrics at one input point: saturated-link count (C1), cost uplift % (C2),
     largest chat price rise % and where (C3; the first node in scenario order among equal
     rises, "" where no price rises), s*/aggregate bound on the 20-node network (C4).  C2 and C3 are rounded to
-    :data:`CLAIM_DECIMALS`."""
-    from .claims import CASE_SCALE, CHAT_LIMITS_MS, SATURATION
+    :data:`tokenflow.claims.CLAIM_DECIMALS`."""
+    from .claims import CASE_SCALE, CHAT_LIMITS_MS, CLAIM_DECIMALS, SATURATION
     from .engine import pooled_scale_limit as demand_scale_limit
     from .engine import pooled_solve as solve
 

@@ -277,44 +277,59 @@ def price(inp: Inputs, G: Graph, lam: np.ndarray, mu: np.ndarray, rho: np.ndarra
         trees = [(alone, None, alone)] * K
     active = np.isfinite(lam) if rows is None else (rows & np.isfinite(lam))  # N x K
     tol = rel_tol * np.maximum(1.0, np.abs(lam))
-    with np.errstate(invalid="ignore"):
-        rc_all = node_cost.T[:, None, :] + np.stack([d for d, _, _ in trees]) - lam.T[:, :, None]  # K x o x n
-    rc_all[:, :, ~has_cap] = np.inf
-    rc_all[~active.T] = np.inf
-    cand_all = rc_all < -tol.T[:, :, None]
-    for k in np.flatnonzero(cand_all.any(axis=(1, 2))):
-        k = int(k)
-        half = inp.latency_ms[k] / 2.0
-        lam_k = lam[:, k]
-        dist, pred, tlat = trees[k]
-        rc, cand, tol_k = rc_all[k], cand_all[k], tol[:, k]
-        ok = 2.0 * tlat <= inp.latency_ms[k] + LAT_TOL
-        reach = 2.0 * G.latdist <= inp.latency_ms[k] + LAT_TOL
-        for o in np.nonzero(cand.any(axis=1))[0]:
-            o = int(o)
-            picks, need_rcsp = [], {}
-            ns = np.nonzero(cand[o])[0]
-            adm = ns[ok[o, ns]]
-            for n in adm[np.argsort(rc[o, adm], kind="stable")]:
-                n = int(n)
-                arcs = () if n == o else _walk(G, pred, o, n)
-                if exists is not None and exists(o, arcs, k):
-                    continue
-                true_rc = float(node_cost[n, k] + (lengths[k][list(arcs)].sum() if arcs else 0.0) - lam_k[o])
-                if true_rc < -tol_k[o]:
-                    picks.append((true_rc, n, arcs))
-                    if len(picks) >= max_per_row:
-                        break
-            for n in ns[~ok[o, ns] & reach[o, ns]]:
-                need_rcsp[int(n)] = float(lam_k[o] - node_cost[n, k] - tol_k[o])
-            if need_rcsp:
-                for n, (length, arcs) in rcsp(G, o, lengths[k], half, need_rcsp).items():
-                    if exists is None or not exists(o, arcs, k):
-                        picks.append((float(node_cost[n, k] + length - lam_k[o]), n, arcs))
-            picks.sort(key=lambda t: t[0])
-            for r, n, arcs in picks[:max_per_row]:
-                out.append((o, n, arcs, k, r))
+    # (all workloads in one array where it is small; one workload at a time on large networks)
+    groups = [list(range(K))] if K * N * N <= PRICE_STACK_MAX else [[k] for k in range(K)]
+    for group in groups:
+        with np.errstate(invalid="ignore"):
+            rc_g = node_cost.T[group, None, :] + np.stack([trees[k][0] for k in group]) - lam.T[group, :, None]
+        rc_g[:, :, ~has_cap] = np.inf
+        rc_g[~active.T[group]] = np.inf
+        cand_g = rc_g < -tol.T[group, :, None]
+        for j in np.flatnonzero(cand_g.any(axis=(1, 2))):
+            _search(inp, G, group[int(j)], rc_g[j], cand_g[j], trees, lam, node_cost, lengths, tol, exists,
+                    max_per_row, out)
     return out
+
+
+#: workloads x nodes^2 up to which :func:`price` checks every workload's reduced costs in one array
+PRICE_STACK_MAX = 2_000_000
+
+
+def _search(inp: Inputs, G: Graph, k: int, rc: np.ndarray, cand: np.ndarray, trees: list, lam: np.ndarray,
+            node_cost: np.ndarray, lengths: np.ndarray, tol: np.ndarray, exists, max_per_row: int,
+            out: list) -> None:
+    """:func:`price` for workload ``k``, where origin x node pairs have a negative reduced cost
+    ``rc`` under the shortest paths (``cand``): the admissible columns, appended to ``out``."""
+    half = inp.latency_ms[k] / 2.0
+    lam_k = lam[:, k]
+    _, pred, tlat = trees[k]
+    tol_k = tol[:, k]
+    ok = 2.0 * tlat <= inp.latency_ms[k] + LAT_TOL
+    reach = 2.0 * G.latdist <= inp.latency_ms[k] + LAT_TOL
+    for o in np.nonzero(cand.any(axis=1))[0]:
+        o = int(o)
+        picks, need_rcsp = [], {}
+        ns = np.nonzero(cand[o])[0]
+        adm = ns[ok[o, ns]]
+        for n in adm[np.argsort(rc[o, adm], kind="stable")]:
+            n = int(n)
+            arcs = () if n == o else _walk(G, pred, o, n)
+            if exists is not None and exists(o, arcs, k):
+                continue
+            true_rc = float(node_cost[n, k] + (lengths[k][list(arcs)].sum() if arcs else 0.0) - lam_k[o])
+            if true_rc < -tol_k[o]:
+                picks.append((true_rc, n, arcs))
+                if len(picks) >= max_per_row:
+                    break
+        for n in ns[~ok[o, ns] & reach[o, ns]]:
+            need_rcsp[int(n)] = float(lam_k[o] - node_cost[n, k] - tol_k[o])
+        if need_rcsp:
+            for n, (length, arcs) in rcsp(G, o, lengths[k], half, need_rcsp).items():
+                if exists is None or not exists(o, arcs, k):
+                    picks.append((float(node_cost[n, k] + length - lam_k[o]), n, arcs))
+        picks.sort(key=lambda t: t[0])
+        for r, n, arcs in picks[:max_per_row]:
+            out.append((o, n, arcs, k, r))
 
 
 def cheapest(inp: Inputs, G: Graph, mu: np.ndarray, rho: np.ndarray, rows: np.ndarray,

@@ -421,3 +421,20 @@ def test_both_directions_path_equals_arc_and_changes_in_place(us5):
 
 def json_choice(r: tf.MarketResult) -> str:
     return r.choices.get("payload_direction", "")
+
+
+def test_pricing_alone_or_stacked_finds_the_same_columns(monkeypatch):
+    """routes.price checks reduced costs for all workloads in one array on small networks and
+    one workload at a time on large ones (PRICE_STACK_MAX): the same columns either way."""
+    from tokenflow import routes
+
+    s = tf.load_scenario("us20")
+    kw = {"demand_scale": 25.0, "latency_limits_ms": {"chat": 20.0}}
+    stacked = tf.solve(s, **kw)
+    monkeypatch.setattr(routes, "PRICE_STACK_MAX", 0)
+    alone = tf.solve(s, **kw)
+    assert stacked.dataset.attrs["cg_rounds"] > 1  # (columns were searched for and added)
+    assert alone.dataset.attrs["n_variables"] == stacked.dataset.attrs["n_variables"]
+    assert alone.dataset.attrs["cg_rounds"] == stacked.dataset.attrs["cg_rounds"]
+    assert alone.objective == stacked.objective
+    np.testing.assert_array_equal(alone.prices.values, stacked.prices.values)

@@ -278,7 +278,7 @@ def price(inp: Inputs, G: Graph, lam: np.ndarray, mu: np.ndarray, rho: np.ndarra
     active = np.isfinite(lam) if rows is None else (rows & np.isfinite(lam))  # N x K
     tol = rel_tol * np.maximum(1.0, np.abs(lam))
     # (all workloads in one array where it is small; one workload at a time on large networks)
-    groups = [list(range(K))] if K * N * N <= PRICE_STACK_MAX else [[k] for k in range(K)]
+    groups = [list(range(K))] if 0 < K * N * N <= PRICE_STACK_MAX else [[k] for k in range(K)]
     for group in groups:
         with np.errstate(invalid="ignore"):
             rc_g = node_cost.T[group, None, :] + np.stack([trees[k][0] for k in group]) - lam.T[group, :, None]

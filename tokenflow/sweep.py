@@ -593,27 +593,28 @@ def local_pool(n_workers: int) -> Any:
 
     with _POOL_LOCK:
         pool = _POOLS.get(n_workers)
-        if pool is not None and not getattr(pool, "_broken", False):
+        if pool is not None and not getattr(pool, "_broken", False) and not getattr(pool, "_shutdown_thread", False):
             return pool
         if pool is not None:
-            close_local_pools(n_workers)
+            _close_pool(n_workers, pool, kill=True)
         if not _REGISTERED:
             atexit.register(close_local_pools)
             _REGISTERED.append(True)
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(POOL_PRELOAD)  # applies when the fork server starts (once per process)
         _start_fork_server()
-        with _signals_deferred():  # a pool stopped while a worker starts leaves it without its queues
-            pool = _POOLS[n_workers] = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
-                                                           initializer=_worker_start)
-            try:
-                _wait_started(pool, n_workers)
-            except Exception as exc:  # noqa: BLE001 - a worker that died or hung at start
-                from .errors import ClusterError
+        pool = _POOLS[n_workers] = ProcessPoolExecutor(max_workers=n_workers, mp_context=ctx,
+                                                       initializer=_worker_start)
+        try:
+            _wait_started(pool, n_workers)
+        except BaseException as exc:
+            _close_pool(n_workers, pool, kill=True)
+            if not isinstance(exc, Exception):  # Ctrl-C, SIGTERM through the CLI
+                raise
+            from .errors import ClusterError
 
-                close_local_pools(n_workers)
-                raise ClusterError(f"the sweep's {n_workers} worker processes did not start: "
-                                   f"{type(exc).__name__}: {exc}") from None
+            raise ClusterError(f"the sweep's {n_workers} worker processes did not start: "
+                               f"{type(exc).__name__}: {exc}") from None
     return pool
 
 
@@ -626,9 +627,9 @@ POOL_START_TIMEOUT_S = 120.0
 
 @contextlib.contextmanager
 def _signals_deferred():
-    """Ctrl-C (SIGINT) and SIGTERM arriving inside the block are delivered when it ends (in the
-    main thread, and only where Python installed the handlers in place; elsewhere the block
-    runs as it is)."""
+    """Ctrl-C (SIGINT) and SIGTERM arriving inside the block are delivered when it ends; the
+    same signal a second time is delivered at once (in the main thread, and only where Python
+    installed the handlers in place; elsewhere the block runs as it is)."""
     import signal
 
     sigs = (signal.SIGINT, signal.SIGTERM)
@@ -636,7 +637,17 @@ def _signals_deferred():
         yield
         return
     got: list[int] = []
-    old = {sig: signal.signal(sig, lambda s, f: got.append(s)) for sig in sigs}
+    old = {sig: signal.getsignal(sig) for sig in sigs}
+
+    def record(sig, frame):
+        if sig in got:  # insisted on: now
+            for s_, h in old.items():
+                signal.signal(s_, h)
+            signal.raise_signal(sig)
+        got.append(sig)
+
+    for sig in sigs:
+        signal.signal(sig, record)
     try:
         yield
     finally:
@@ -653,13 +664,15 @@ def _ready(delay: float) -> int:
 
 def _wait_started(pool: Any, n_workers: int) -> None:
     """Return once every worker of a new pool has started (each has run a task); TimeoutError
-    after :data:`POOL_START_TIMEOUT_S`."""
+    after :data:`POOL_START_TIMEOUT_S`.  Ctrl-C and SIGTERM wait while a worker is being
+    forked (one stopped half-way would be left without its queues and die with a traceback),
+    not while the workers start."""
     from concurrent.futures import wait
 
     seen: set[int] = set()
     deadline = time.monotonic() + POOL_START_TIMEOUT_S
     for _ in range(100):  # bounded; each round gives every started worker a short task
-        with _main_not_rerun():  # (workers start in these submissions)
+        with _signals_deferred(), _main_not_rerun():  # (workers are forked in these submissions)
             futs = [pool.submit(_ready, 0.02) for _ in range(n_workers)]
         done, pending = wait(futs, timeout=max(0.0, deadline - time.monotonic()))
         if pending:
@@ -705,13 +718,21 @@ def close_local_pools(n_workers: int | None = None, *, kill: bool = False) -> No
     (an interrupted sweep does not wait for them)."""
     with _POOL_LOCK:
         for n in ([n_workers] if n_workers is not None else list(_POOLS)):
-            pool = _POOLS.pop(n, None)
-            if pool is None:
-                continue
-            if kill:
-                for p in list((getattr(pool, "_processes", None) or {}).values()):
-                    p.terminate()
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool = _POOLS.get(n)
+            if pool is not None:
+                _close_pool(n, pool, kill=kill)
+
+
+def _close_pool(n_workers: int, pool: Any, *, kill: bool = False) -> None:
+    """Stop ``pool``, and forget it if it is still the one kept for ``n_workers`` (another
+    thread's sweep may have replaced it already)."""
+    with _POOL_LOCK:
+        if _POOLS.get(n_workers) is pool:
+            del _POOLS[n_workers]
+    if kill:
+        for p in list((getattr(pool, "_processes", None) or {}).values()):
+            p.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
 
 
 @contextlib.contextmanager
@@ -747,12 +768,13 @@ def _pool_chunk(job_id: str, payload: bytes, points: list[dict]) -> list[dict]:
 
 def _dispatch_pool(evaluate, s, points, extra, n_workers: int, chunk_size, progress) -> list[dict]:
     """Run the chunks on :func:`local_pool`.  A worker that dies breaks its pool: the chunks
-    not finished go to a fresh pool, up to :data:`POOL_RETRIES` times (the last time one point
-    at a time, so that a point that kills its worker takes no other point with it); a point
-    that still fails is marked failed ("worker failed: ...").  An interrupt stops the pool, running
-    chunks included, and propagates."""
+    not finished go to a fresh pool.  The chunks that were running then (the oldest unfinished
+    ones: a pool runs its chunks in order) are suspects; a suspect that has broken
+    :data:`POOL_RETRIES` + 1 pools is run again one point at a time, so that a point that kills
+    its worker fails alone ("worker failed: ...") and takes no other point with it.  An
+    interrupt stops the pool, running chunks included, and propagates."""
     import uuid
-    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures import FIRST_COMPLETED, CancelledError, wait
     from concurrent.futures.process import BrokenProcessPool
 
     import cloudpickle
@@ -760,62 +782,77 @@ def _dispatch_pool(evaluate, s, points, extra, n_workers: int, chunk_size, progr
     payload = cloudpickle.dumps((evaluate, s, extra))
     job_id = uuid.uuid4().hex
     results: list[dict | None] = [None] * len(points)
-    todo = _chunks(points, n_workers, chunk_size)
+    todo = [(idx, 0) for idx in _chunks(points, n_workers, chunk_size)]  # (point indices, pools it broke)
+    alone: list[int] = []  # points of chunks that broke too many pools: one at a time
     bar = _progress(len(points), progress)
-    lost: list[list[int]] = []
-    broken: BaseException | None = None
+    pool = None
+    lost_work = (BrokenProcessPool, CancelledError, RuntimeError)  # (RuntimeError: a pool shut down meanwhile)
+
+    def record(idx, res) -> None:
+        for i, r in zip(idx, res):
+            results[i] = r
+        bar.update(len(idx))
+
+    def failed(exc: BaseException) -> list[dict]:
+        return [{"status": "error", "message": f"worker failed: {type(exc).__name__}: {exc}"}]
+
     try:
-        for attempt in range(POOL_RETRIES + 1):
-            if attempt == POOL_RETRIES:  # the last: one point at a time, so a point that kills its worker fails alone
-                lost = []
-                for i in [i for idx in todo for i in idx]:
-                    try:
-                        results[i] = local_pool(n_workers).submit(_pool_chunk, job_id, payload, [points[i]]).result()[0]
-                    except BrokenProcessPool as exc:
-                        lost.append([i])
-                        broken = exc
-                        close_local_pools(n_workers)
-                        continue
-                    except Exception as exc:  # noqa: BLE001 - as below
-                        results[i] = {"status": "error", "message": f"worker failed: {type(exc).__name__}: {exc}"}
-                    bar.update(1)
-                break
+        while todo:
             pool = local_pool(n_workers)
-            futures = {}
+            futures: dict = {}
             try:
-                for idx in todo:
-                    futures[pool.submit(_pool_chunk, job_id, payload, [points[i] for i in idx])] = idx
-            except BrokenProcessPool as exc:  # a worker died before or while these went in
-                broken = exc
+                for idx, tries in todo:
+                    futures[pool.submit(_pool_chunk, job_id, payload, [points[i] for i in idx])] = (idx, tries)
+            except lost_work:
+                pass
             lost = todo[len(futures):]
             pending = set(futures)
+            order = list(futures)  # submission order: the pool runs the oldest first
             while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                done, pending = wait(pending, timeout=5.0, return_when=FIRST_COMPLETED)
+                if not done and getattr(pool, "_broken", False):  # (a future a broken pool never ends)
+                    done, pending = pending, set()
                 for fut in done:
-                    idx = futures[fut]
+                    idx, tries = futures[fut]
                     try:
-                        chunk_res = fut.result()
-                    except BrokenProcessPool as exc:
-                        lost.append(idx)
-                        broken = exc
+                        chunk_res = fut.result(timeout=0)
+                    except lost_work + (TimeoutError,):
+                        lost.append((idx, tries))
                         continue
                     except Exception as exc:  # noqa: BLE001 - e.g. inputs that do not unpickle on a worker
-                        chunk_res = [{"status": "error", "message": f"worker failed: {type(exc).__name__}: {exc}"}
-                                     for _ in idx]
-                    for i, r in zip(idx, chunk_res):
-                        results[i] = r
-                    bar.update(len(idx))
+                        chunk_res = failed(exc) * len(idx)
+                    record(idx, chunk_res)
             if not lost:
                 break
-            close_local_pools(n_workers)  # a broken pool takes no more work
-            todo = lost
-        for idx in lost:
-            for i in idx:
-                results[i] = {"status": "error", "message": "worker failed: its worker process died "
-                              f"(on {POOL_RETRIES + 1} pools, the last time alone): {broken}"}
-            bar.update(len(idx))
+            _close_pool(n_workers, pool, kill=True)  # a broken pool takes no more work
+            lost_set = {tuple(idx) for idx, _ in lost}
+            running = [futures[f][0] for f in order if tuple(futures[f][0]) in lost_set][:n_workers + 1]
+            suspects = {tuple(idx) for idx in running} or lost_set
+            todo = []
+            for idx, tries in lost:
+                tries += tuple(idx) in suspects
+                if tries > POOL_RETRIES:
+                    alone.extend(idx)
+                else:
+                    todo.append((idx, tries))
+        for i in alone:  # one point at a time: a point that kills its worker fails alone
+            for _ in range(POOL_RETRIES + 1):
+                pool = local_pool(n_workers)
+                try:
+                    record([i], pool.submit(_pool_chunk, job_id, payload, [points[i]]).result())
+                    break
+                except lost_work as exc:
+                    _close_pool(n_workers, pool, kill=True)
+                    last = exc
+                except Exception as exc:  # noqa: BLE001 - as above
+                    record([i], failed(exc))
+                    break
+            else:
+                record([i], [{"status": "error", "message": "worker failed: its worker process died "
+                              f"(alone, {POOL_RETRIES + 1} times): {type(last).__name__}: {last}"}])
     except BaseException:
-        close_local_pools(n_workers, kill=True)  # interrupted: nothing keeps running behind the caller's back
+        if pool is not None:
+            _close_pool(n_workers, pool, kill=True)  # interrupted: nothing keeps running behind the caller's back
         raise
     finally:
         bar.close()

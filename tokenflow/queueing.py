@@ -348,11 +348,10 @@ def _mixture_quantile(q: float, p_wait: float, cond_mean: float, x: np.ndarray) 
     stays above the level until the jump; the clearing asks for this thousands of times.)"""
     if not math.isfinite(cond_mean):
         return math.inf
+    xs = np.sort(np.asarray(x, dtype=float))
     if not (p_wait > 0 and cond_mean > 0):  # no wait: the smallest grid point with at most 1 - q above it
-        xs = np.sort(np.asarray(x, dtype=float))
         above = (len(xs) - np.searchsorted(xs, xs, side="right")) / len(xs)
         return float(xs[np.flatnonzero(above <= 1.0 - q)[0]])
-    xs = np.sort(np.asarray(x, dtype=float))
     n, level, m = len(xs), 1.0 - q, cond_mean
     decay = np.exp(-np.diff(xs) / m)
     t = np.empty(n)
@@ -376,8 +375,8 @@ def _mixture_quantile(q: float, p_wait: float, cond_mean: float, x: np.ndarray) 
 
 
 def _mixture_quantile_bisect(q: float, p_wait: float, cond_mean: float, x: np.ndarray) -> float:
-    """:func:`_mixture_quantile` by bisection on the survival function (the reference, and the
-    case without a wait)."""
+    """:func:`_mixture_quantile` by bisection on the survival function (the reference its
+    closed form is tested against)."""
     if not math.isfinite(cond_mean):
         return math.inf
 

@@ -18,6 +18,7 @@ Input keys (what a sweep may vary):
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import itertools
 import math
@@ -520,7 +521,6 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
         # (a sweep inside a pool worker runs in that worker: a pool kept there would outlive it)
         return _run_points(evaluate, s, points, extra)
     if client is None and scheduler is None:
-
         return _dispatch_pool(evaluate, s, points, extra, n_workers or os.cpu_count() or 1, chunk_size, progress)
     from distributed import Client, as_completed
 
@@ -571,7 +571,8 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
 
 #: modules the pool's fork server imports once; each worker is forked from it with them loaded
 POOL_PRELOAD = ["tokenflow", "tokenflow.sweep", "tokenflow.claims", "tokenflow.engine"]
-#: times the unfinished chunks go to a fresh pool after a worker died (then their points fail)
+#: pools a chunk may break (running when a worker died) before its points run one at a time,
+#: each on up to POOL_RETRIES + 1 pools of its own (then it is marked failed)
 POOL_RETRIES = 2
 _POOLS: dict[int, Any] = {}  # workers -> ProcessPoolExecutor of this process
 _JOB: dict[str, tuple] = {}  # in a worker: sweep id -> (evaluate, scenario, extra), the latest only
@@ -587,7 +588,6 @@ def local_pool(n_workers: int) -> Any:
     environment this process had when the server started).  A pool that lost a worker is
     replaced.  :class:`~tokenflow.errors.ClusterError` when the workers do not start within
     :data:`POOL_START_TIMEOUT_S`."""
-    import atexit
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -597,9 +597,6 @@ def local_pool(n_workers: int) -> Any:
             return pool
         if pool is not None:
             _close_pool(n_workers, pool, kill=True)
-        if not _REGISTERED:
-            atexit.register(close_local_pools)
-            _REGISTERED.append(True)
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(POOL_PRELOAD)  # applies when the fork server starts (once per process)
         _start_fork_server()
@@ -619,7 +616,6 @@ def local_pool(n_workers: int) -> Any:
 
 
 _POOL_LOCK = threading.RLock()
-_REGISTERED: list[bool] = []
 #: seconds a new pool's workers have to start (the first one of a process also waits for the
 #: fork server to import tokenflow)
 POOL_START_TIMEOUT_S = 120.0
@@ -721,6 +717,9 @@ def close_local_pools(n_workers: int | None = None, *, kill: bool = False) -> No
             pool = _POOLS.get(n)
             if pool is not None:
                 _close_pool(n, pool, kill=kill)
+
+
+atexit.register(close_local_pools)  # (no pool: nothing to do)
 
 
 def _close_pool(n_workers: int, pool: Any, *, kill: bool = False) -> None:
@@ -923,8 +922,8 @@ def _assemble(points: list[dict], kind: str, results: list[dict], grid: dict | N
     ``attrs``: ``n_failed`` (status error, incl. lost workers), ``n_infeasible`` and
     ``complete`` (1 when no point failed, else 0)."""
     n = len(points)
-    results = [r if isinstance(r, dict) else {"status": "error", "message": "no result (worker lost)"}
-               for r in results]
+    results = _pack([r if isinstance(r, dict) else {"status": "error", "message": "no result (worker lost)"}
+                     for r in results])  # (a worker's chunks come packed already)
     keys = sorted({k for r in results for k in r})
     data: dict[str, Any] = {}
     for key in keys:
@@ -975,23 +974,13 @@ def _same_labels(v: xr.DataArray, proto: xr.DataArray) -> bool:
 
 def _stack(vals: list, proto: xr.DataArray) -> xr.DataArray:
     """The points' arrays along a new first dimension ``point``; a point without one is NaN.
-    Float arrays with the same labels (the usual case) are stacked as float64 numbers, once;
-    others are aligned by ``xarray.concat`` (outer join on their labels).  Rows of a worker's
-    :class:`_Block` are read from it (its labels compared once per block)."""
-    same: dict[int, bool] = {}
-
-    def fits(v) -> bool:
-        if isinstance(v, _Row):
-            key = id(v.block)
-            if key not in same:
-                same[key] = _same_labels(v.block.proto, proto)
-            return same[key]
-        return not isinstance(v, xr.DataArray) or (v.dtype.kind == "f" and _same_labels(v, proto))
-
-    if all(fits(v) for v in vals):
+    Rows of :class:`_Block` s with the same labels (the usual case) are stacked as float64
+    numbers, once; anything else is aligned by ``xarray.concat`` (outer join on the labels)."""
+    given = [v for v in vals if v is not None]
+    blocks = {id(v.block): v.block for v in given if isinstance(v, _Row)}
+    if all(isinstance(v, _Row) for v in given) and all(_same_labels(b.proto, proto) for b in blocks.values()):
         blank = np.full(proto.shape, np.nan)
-        num = np.stack([v.block.values[v.i] if isinstance(v, _Row) else
-                        np.asarray(v.values, dtype=float) if isinstance(v, xr.DataArray) else blank for v in vals])
+        num = np.stack([blank if v is None else v.block.values[v.i] for v in vals])
         return xr.DataArray(num, dims=("point", *proto.dims), coords=proto.coords, attrs=proto.attrs)
     filled = [v.block.proto.copy(deep=False, data=v.block.values[v.i]) if isinstance(v, _Row) else
               v if isinstance(v, xr.DataArray) else xr.full_like(proto, np.nan, dtype=float) for v in vals]

@@ -33,7 +33,10 @@ from .routes import LAT_TOL
 class ArcStructure:
     """Commodities, variables and rows of the arc LP as flat arrays."""
 
-    def __init__(self, inp: Inputs) -> None:
+    def __init__(self, inp: Inputs, *, by_origin: bool = False) -> None:
+        """``by_origin``: one commodity per (workload, origin) for every workload, so that where a
+        token is processed relative to its origin is a variable of the LP (the optimal-face
+        statistics of :mod:`tokenflow.face`); the market itself aggregates where it can."""
         N, K, A = inp.N, inp.K, inp.L
         au, av, lat = inp.au, inp.av, inp.arc_latency_ms
         self.N, self.K, self.A = N, K, A
@@ -46,7 +49,7 @@ class ArcStructure:
         for k in range(K):
             reach = dist[:, has_cap]
             finite = np.isfinite(reach)
-            if np.all(2 * reach[finite] <= inp.latency_ms[k] + LAT_TOL):
+            if not by_origin and np.all(2 * reach[finite] <= inp.latency_ms[k] + LAT_TOL):
                 com_k.append(k), com_o.append(-1)
             else:
                 for o in range(N):

@@ -1,22 +1,37 @@
-"""Citable results: one record per result of the book with a stable identifier, value and
-unit, status (independent / conditional / calibrated, and on what), a-priori value, Monte
-Carlo interval where the robustness chapter computed one, and the page that computes it.
+"""The record: every result of the book, computed once, by one function (:func:`record`), with a
+stable identifier, value and unit, the runs that measure its status, and the status the
+written rule (:func:`derive_status`) reads from those runs.
 
-Identifiers are stable across builds: ``C1``-``C4`` are the paper's claims (values from
-:func:`tokenflow.claims.scorecard`), ``F1``-``F4`` the verdicts on the paper's figures, and
-``B1``... the book's own findings beyond the paper.  Every value is computed when
-:func:`collect` runs; nothing here is typed in.  :func:`write` writes ``results.json`` and
-``results.csv`` (whole or not at all); ``tools/make_archive.py`` puts them at the top of
-the artifact archive.
+Identifiers are stable across builds: ``C1``-``C4`` are the paper's claims (evaluated by
+:mod:`tokenflow.claims`), ``F1``-``F4`` the verdicts on the paper's figures, and ``B1``... the
+book's own findings beyond the paper.  The scorecard, the results page, ``results.json`` and
+``results.csv``, the BibTeX entries and ``tokenflow claims --json`` are all rendered from one
+record (a test compares every field).
+
+**Runs.**  Each result is evaluated at the calibrated point (the scenario files as shipped), with
+each calibrated or tuned input group alone at its a-priori value (the ``a_priori`` entries of the
+scenario files: link bandwidth, non-energy opex, base demand per workload), and with all of them
+there together.  Each run keeps the value and the verdict.
+
+**The rule** (:func:`derive_status`): a result an input was chosen to produce
+(:data:`tokenflow.calibration.TARGETS`) is *calibrated* on that input; otherwise it is
+*conditional* on every input group whose a-priori run alone changes its verdict (or on all of
+them jointly when only the run with all of them changes it); otherwise it is *independent*.
+No status is written anywhere else.
+
+**Optimal face.**  Statistics of a dispatch that the solver's choice of optimum could move are
+given with their range over the optimal face (:mod:`tokenflow.face`): B1 exactly, F1 over the
+extreme dispatches of every node's utilisation; the verdict is checked over the whole range.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,16 +41,25 @@ from .errors import TokenflowError
 STATUSES = ("independent", "conditional", "calibrated")
 PAGES = {"C1": "transfer_vs_token", "C2": "transfer_vs_token", "C3": "latency", "C4": "us20_scaleup",
          "F1": "us20_scaleup", "F2": "us5_market", "F3": "us5_demand_growth", "F4": "transfer_vs_token",
-         "B1": "us5_market", "B2": "transfer_vs_token", "B3": "us20_scaleup", "B4": "scorecard"}
-CSV_FIELDS = ("id", "title", "value", "unit", "status", "status_on", "paper", "a_priori", "interval_low",
-              "interval_high", "interval_note", "verdict", "page")
+         "B1": "us5_market", "B2": "transfer_vs_token", "B3": "us20_scaleup", "B4": "scorecard",
+         "B5": "referees"}
+CSV_FIELDS = ("id", "title", "value", "unit", "status", "status_on", "verdict", "paper", "a_priori",
+              "a_priori_verdict", "consistent", "consistent_verdict", "range_low", "range_high", "range_note",
+              "interval_low", "interval_high", "interval_note", "page")
+CALIBRATED_RUN, ALL_RUN = "calibrated", "all a priori"
+DEMAND_GROUP = "workloads.*.demand_mtok_per_h_per_mpeople"
+LABELS = {"parameters.link_bandwidth_gbps": "link bandwidth", "parameters.other_opex_usd_per_kwh": "non-energy opex",
+          DEMAND_GROUP: "base demand"}
 
 
 @dataclass
 class Result:
-    """One citable result.  ``value`` in ``unit``; ``status`` one of :data:`STATUSES`;
-    ``status_on`` names what a calibrated or conditional result is calibrated or
-    conditional on; ``interval`` is a (5 %, 95 %) Monte Carlo interval or None."""
+    """One result of the record.  ``value`` in ``unit``; ``status`` one of :data:`STATUSES`
+    (derived by :func:`derive_status` from ``runs``, never given); ``status_on`` names the input
+    groups it is calibrated or conditional on; ``runs`` maps a run label to its ``value``,
+    ``verdict`` (text) and ``ok`` (the verdict: reproduced / agrees / the finding as stated);
+    ``range`` is (low, high) over the optimal face where the dispatch is not unique;
+    ``interval`` a (5 %, 95 %) Monte Carlo interval."""
 
     id: str
     title: str
@@ -46,9 +70,15 @@ class Result:
     status_on: str = ""
     paper: object = None
     a_priori: object = None
+    a_priori_verdict: str = ""
+    consistent: object = None
+    consistent_verdict: str = ""
+    range: tuple[float, float] | None = None
+    range_note: str = ""
     interval: tuple[float, float] | None = None
     interval_note: str = ""
     verdict: str = ""
+    runs: dict = field(default_factory=dict)
     detail: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -57,10 +87,13 @@ class Result:
 
     def row(self) -> dict:
         lo, hi = self.interval if self.interval else (None, None)
+        rlo, rhi = self.range if self.range else (None, None)
         return {"id": self.id, "title": self.title, "value": self.value, "unit": self.unit, "status": self.status,
-                "status_on": self.status_on, "paper": self.paper, "a_priori": self.a_priori,
-                "interval_low": lo, "interval_high": hi, "interval_note": self.interval_note,
-                "verdict": self.verdict, "page": self.page}
+                "status_on": self.status_on, "verdict": self.verdict, "paper": self.paper,
+                "a_priori": self.a_priori, "a_priori_verdict": self.a_priori_verdict,
+                "consistent": self.consistent, "consistent_verdict": self.consistent_verdict,
+                "range_low": rlo, "range_high": rhi, "range_note": self.range_note,
+                "interval_low": lo, "interval_high": hi, "interval_note": self.interval_note, "page": self.page}
 
 
 def _num(x):
@@ -72,121 +105,307 @@ def _num(x):
     return x
 
 
-def claim_status(r) -> tuple[str, str]:
-    """(status, on what) of a :class:`~tokenflow.claims.ClaimResult`; uses the result's own
-    ``status`` where the claims module provides one."""
-    own = getattr(r, "status", None)
-    on_cal = [p for p in r.pinned_by if "calibrated on" in p]
-    if isinstance(own, str) and own in STATUSES:
-        return own, "; ".join(getattr(r, "conditional_on", []) or on_cal)
-    if r.calibrated:
-        return "calibrated", "; ".join(p for p in r.pinned_by if f"calibrated on {r.claim}" in p) or "; ".join(on_cal)
-    if r.conditional_on:
-        return "conditional", "; ".join(r.conditional_on)
-    return "independent", ""
+# ---------------------------------------------------------------------------- the rule
+
+def derive_status(rid: str, runs: dict[str, dict], groups: list[str],
+                  targets: dict[str, tuple[str, ...]]) -> tuple[str, list[str]]:
+    """(status, input groups it is on) of result ``rid`` from its runs (label -> {"ok": ...}):
+
+    * ``calibrated`` on the groups that were chosen to produce it (``targets``);
+    * else ``conditional`` on each group whose a-priori run alone gives a verdict other than the
+      calibrated run's, or on all ``groups`` jointly if only the run with all of them does;
+    * else ``independent``."""
+    cal = [g for g in groups if rid in targets.get(g, ())]
+    if cal:
+        return "calibrated", cal
+    base = runs[CALIBRATED_RUN]["ok"]
+    alone = [g for g in groups if g in runs and runs[g]["ok"] != base]
+    if alone:
+        return "conditional", alone
+    if ALL_RUN in runs and runs[ALL_RUN]["ok"] != base:
+        return "conditional", list(groups)
+    return "independent", []
 
 
-def monte_carlo(path: Path | None) -> dict[str, tuple[float, float, int]]:
-    """5 %-95 % intervals of C2 and C3 from the robustness chapter's draws
-    (``robustness_mc.nc``), if that file exists: claim -> (low, high, draws that clear)."""
+def verdict_word(kind: str, ok: bool, status: str) -> str:
+    """The verdict of a claim (``kind`` "C") or figure ("F"): "reproduced" only where independent."""
+    if kind == "C":
+        if not ok:
+            return "not reproduced"
+        return {"independent": "reproduced", "conditional": "holds at a calibrated input",
+                "calibrated": "matched by calibration"}[status]
+    if not ok:
+        return "differs from the caption"
+    return {"independent": "agrees with the caption", "conditional": "agrees at a calibrated input",
+            "calibrated": "matched by calibration"}[status]
+
+
+# ---------------------------------------------------------------------------- evaluation
+
+def input_groups(s) -> dict[str, list[str]]:
+    """Calibrated and tuned inputs of ``s`` by group: group -> provenance items (the base
+    demand of every workload is one group: a priori the workloads keep the tuned mix)."""
+    from .claims import calibrated_inputs
+
+    out: dict[str, list[str]] = {}
+    for item in calibrated_inputs(s):
+        g = DEMAND_GROUP if item.endswith(".demand_mtok_per_h_per_mpeople") else item
+        out.setdefault(g, []).append(item)
+    return out
+
+
+def evaluate(us5, us20, scale: float | None = None) -> dict[str, dict]:
+    """Every result at one configuration of the inputs: id -> {"value", "ok", "verdict", "detail"}.
+    ``ok`` is the claim's or figure's verdict (reproduced / agrees) or, for a B result, the
+    predicate its finding states (see :data:`FINDINGS`)."""
+    from . import claims as cl
+    from .consistent import consistent_scenario
+    from .market import demand_scale_limit, solve
+
+    scale = cl.CASE_SCALE if scale is None else scale
+    out: dict[str, dict] = {}
+    cards = {r.claim: r for r in cl.evaluate_all(us5, us20)}
+    for c, r in cards.items():
+        out[c] = {"value": _num(r.reproduced), "ok": bool(r.passed), "detail": r.detail,
+                  "verdict": "passes" if r.passed else "fails"}
+    figs = {v.figure: v for v in cl.figure_verdicts(us5, us20)}
+    f_value = {
+        "F1": lambda d: float(d["merit_order_spearman"]),
+        "F2": lambda d: 100 * float(d["cheap_share"]),
+        # a fall within the solver's round-off (the verdict's 1e-9 relative) is no fall
+        "F3": lambda d: 100 * float(d["largest_relative_step_down"]) if float(d["largest_relative_step_down"]) > 1e-9
+        else 0.0,
+        "F4": lambda d: int(d["saturated_every"]),
+    }
+    for f, v in figs.items():
+        out[f] = {"value": _num(f_value[f](v.detail)), "ok": bool(v.agrees), "verdict": v.computed,
+                  "detail": {k: _num(x) if isinstance(x, (float, np.generic)) else x for k, x in v.detail.items()}}
+    d = figs["F2"].detail
+    img, chat = 100 * float(d["image_local"]), 100 * float(d["chat_local"])
+    out["B1"] = {"value": img - chat, "detail": {"local_share_pct": {"image": img, "chat": chat}}}
+    try:
+        bl = solve(us5, transfer_aware=False, demand_scale=scale)
+        out["B2"] = {"value": 100 * float(bl.dataset["link_utilization_physical"].max()), "detail": {}}
+    except TokenflowError as exc:
+        out["B2"] = {"value": None, "detail": {"error": str(exc)}}
+    out["B3"] = {"value": float(demand_scale_limit(us20).max_scale), "detail": {}}
+    ap = cl.a_priori_scenario(us5, ["parameters.link_bandwidth_gbps", "parameters.other_opex_usd_per_kwh"])
+    c1 = cl._evaluate("C1", cl.evaluate_c1, ap)
+    out["B4"] = {"value": _num(c1.reproduced), "detail": c1.detail}
+    lim = demand_scale_limit(consistent_scenario(us5))
+    out["B5"] = {"value": float(lim.max_scale), "detail": {"binding": lim.binding}}
+    for b, (pred, yes, no) in FINDINGS.items():
+        v = out[b]["value"]
+        out[b]["ok"] = bool(pred(v)) if v is not None else False
+        out[b]["verdict"] = yes if out[b]["ok"] else no
+    return out
+
+
+def _is_four(v) -> bool:
+    from .claims import PAPER_CLAIMS
+
+    return v == PAPER_CLAIMS["C1"]["paper"]
+
+
+def _clears(v) -> bool:
+    from .claims import CASE_SCALE
+
+    return v is not None and v >= CASE_SCALE
+
+
+# B results: (predicate of the value, finding when it is true, finding when it is false)
+FINDINGS = {
+    "B1": (lambda v: v > 0, "image tokens stay at their origin more often than chat tokens",
+           "image tokens do not stay at their origin more often than chat tokens"),
+    "B2": (lambda v: v > 100, "the token-equivalent dispatch overloads links with the real payloads",
+           "the token-equivalent dispatch fits the links with the real payloads"),
+    "B3": (_clears, "the paper's 35x case clears in the 20-node network", "the 35x case does not clear"),
+    "B4": (_is_four, "C1 holds with link bandwidth and opex a priori",
+           "C1 does not hold with link bandwidth and opex a priori"),
+    "B5": (_clears, "the 5-node 35x case clears when a token carries its prompt processing",
+           "the 5-node 35x case does not clear when a token carries its prompt processing"),
+}
+TITLES = {
+    "B1": "Image tokens processed at their origin minus chat tokens processed at their origin (5 nodes, 35x; "
+          "the paper's Figure 2 reads image as staying near demand)",
+    "B2": "Busiest link's physical utilisation when the token-equivalent dispatch carries the real payloads "
+          "(5 nodes, 35x)",
+    "B3": "Largest feasible demand scale s* of the 20-node case (exact, from an LP)",
+    "B4": "Saturated links at 35x with link bandwidth and non-energy opex at their a-priori values (5 nodes)",
+    "B5": "Largest feasible demand scale s* of the 5-node case when each generated token carries its share of "
+          "prompt processing (energy_accounting=prefill_and_decode; this book's reconstruction of payloads, "
+          "prompt ratios and base demand)",
+}
+UNITS = {"F1": "Spearman rho", "F2": "% of tokens at the two cheapest nodes",
+         "F3": "% (largest fall of a mean price between neighbouring demand scales, beyond round-off)",
+         "F4": "links saturated in every optimum", "B1": "percentage points", "B2": "% of capacity",
+         "B3": "x base demand", "B4": "links", "B5": "x base demand"}
+
+
+def source_key() -> str:
+    """Hash of the package's code and data: a record computed under another key is stale."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*")):
+        if f.is_file() and f.suffix in (".py", ".yaml", ".csv", ".json") and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(root)).encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def record(us5=None, us20=None, *, cache: Path | None = None, face: bool = True) -> list[Result]:
+    """The record: every result, its runs, status and ranges, computed now (or read from
+    ``cache``, a JSON file this function wrote under the same :func:`source_key`, when the
+    packaged scenarios are used).  ``face``: compute the optimal-face ranges (F1, B1)."""
+    from . import claims as cl
+    from .calibration import TARGETS
+    from .scenario import load_scenario
+
+    packaged = us5 is None and us20 is None
+    if cache is not None and packaged and Path(cache).is_file():
+        try:
+            data = json.loads(Path(cache).read_text())
+            if data.get("source_key") == source_key() and data.get("face") == face:
+                return [_from_dict(r) for r in data["results"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    us5 = us5 or load_scenario("us5")
+    us20 = us20 or load_scenario("us20")
+    groups = input_groups(us5)
+    configs = {CALIBRATED_RUN: (us5, us20)}
+    for g, items in groups.items():
+        configs[g] = (cl.a_priori_scenario(us5, items), cl.a_priori_scenario(us20, items))
+    configs[ALL_RUN] = (cl.a_priori_scenario(us5), cl.a_priori_scenario(us20))
+    runs = {label: evaluate(a, b) for label, (a, b) in configs.items()}
+    from .consistent import consistent_values
+
+    cons = consistent_values(us5, us20)
+    ranges = face_ranges(us5, us20) if face else {}
+    out: list[Result] = []
+    ids = [*cl.PAPER_CLAIMS, *cl.PAPER_FIGURES, *FINDINGS]
+    for rid in ids:
+        r_runs = {label: {k: runs[label][rid][k] for k in ("value", "ok", "verdict")} for label in runs}
+        status, on = derive_status(rid, r_runs, list(groups), TARGETS)
+        cal = runs[CALIBRATED_RUN][rid]
+        ok = cal["ok"]
+        if rid in cl.PAPER_CLAIMS:
+            spec = cl.PAPER_CLAIMS[rid]
+            title, unit, paper = spec["text"], spec["unit"], spec["paper"]
+            verdict = verdict_word("C", ok, status)
+        elif rid in cl.PAPER_FIGURES:
+            title, unit = f"Figure {rid[1]}: {cl.PAPER_FIGURES[rid]['check']}", UNITS[rid]
+            paper = cl.PAPER_CLAIMS["C1"]["paper"] if rid == "F4" else None
+            verdict = f"{verdict_word('F', ok, status)} ({cal['verdict']})"
+        else:
+            title, unit, paper = TITLES[rid], UNITS[rid], None
+            verdict = cal["verdict"] + (" (at the tuned inputs only)" if status == "conditional" else "")
+        apr = runs[ALL_RUN][rid]
+        res = Result(rid, title, _num(cal["value"]), unit, status, PAGES[rid],
+                     "; ".join(LABELS.get(g, g) for g in on), paper=_num(paper), a_priori=_num(apr["value"]),
+                     a_priori_verdict=("holds" if apr["ok"] else "fails") if rid[0] in "CF" else
+                     ("the same finding" if apr["ok"] == ok else "the opposite finding"),
+                     verdict=verdict, runs=r_runs,
+                     detail={**{k: v for k, v in cal.get("detail", {}).items()}, "status_on_items": on})
+        if rid in cons:
+            e = cons[rid]
+            res.consistent = _num(e["value"]) if not isinstance(e["value"], str) else e["value"]
+            res.consistent_verdict = "holds" if e["passed"] else "fails"
+            res.detail["consistent"] = {k: e[k] for k in ("cleared", "s_star", "s_star_generated_only", "binding")
+                                        if k in e}
+        if rid in ranges:
+            lo, hi, note, ok_all = ranges[rid]
+            res.range, res.range_note = (lo, hi), note
+            res.verdict += "; holds over the whole range" if ok_all else "; NOT over the whole range"
+        out.append(res)
+    if cache is not None and packaged:
+        _atomic(Path(cache), json.dumps({"source_key": source_key(), "face": face,
+                                         "results": [asdict(r) for r in out]}, default=_json_default))
+    return out
+
+
+def face_ranges(us5, us20) -> dict[str, tuple[float, float, str, bool]]:
+    """F1 and B1 over the optimal face: id -> (low, high, note, verdict holds over the range)."""
+    from . import claims as cl
+    from .face import local_share_range, utilization_range
+
+    out = {}
+    b1 = local_share_range(us5, demand_scale=cl.CASE_SCALE)
+    out["B1"] = (b1["low"], b1["high"], "exact range over every optimal dispatch (5 nodes, 35x)",
+                 (b1["low"] > 0) == (b1["high"] > 0))
+    cost = (us20.node_pue * us20.nodes["electricity_usd_per_kwh"]).to_numpy(float)
+    f1 = utilization_range(us20, demand_scale=cl.CASE_SCALE,
+                           statistic=lambda u: cl.spearman_with_ties(cost, u))
+    note = ("every node's utilisation is the same in every optimum" if f1["unique"] else
+            f"over the {2 * len(f1['node'])} dispatches that minimise or maximise one node's utilisation "
+            "on the optimal face (utilisations within 1e-9 are ties)")
+    out["F1"] = (f1["stat_low"], f1["stat_high"], note, f1["stat_high"] <= cl.MERIT_ORDER_RHO)
+    return out
+
+
+def _from_dict(d: dict) -> Result:
+    for k in ("range", "interval"):
+        if d.get(k) is not None:
+            d[k] = tuple(d[k])
+    return Result(**d)
+
+
+# ---------------------------------------------------------------------------- renderings
+
+def monte_carlo(path: Path | None) -> dict[str, tuple[float, float, int, str]]:
+    """5 %-95 % intervals of C2 and C3 from the robustness chapter's draws (``robustness_mc.nc``),
+    over the draws that clear, if that file exists: claim -> (low, high, draws, note).  Where
+    the draws vary the baseline's payload (``choice.baseline_payload``), C2 is given for the
+    shipped baseline only (the other baseline measures another uplift) and the note says so."""
     if path is None or not Path(path).is_file():
         return {}
     import xarray as xr
 
     with xr.open_dataset(path) as mc:
         ok = mc["status"] == "ok"
+        n_all = int(mc["status"].size)
         out = {}
         for claim, var in (("C2", "c2_uplift_pct"), ("C3", "c3_rise_pct")):
-            if var in mc:
-                v = mc[var].where(ok, drop=True)
-                if v.size:
-                    lo, hi = float(v.quantile(0.05)), float(v.quantile(0.95))
-                    # percentages within solver round-off of zero (1e-9 of the range) are zero
-                    tiny = 1e-9 * max(abs(lo), abs(hi), 1.0)
-                    lo, hi = (0.0 if abs(x) < tiny else x for x in (lo, hi))
-                    out[claim] = (lo, hi, int(v.size))
+            if var not in mc:
+                continue
+            sel, note = ok, ""
+            if claim == "C2" and "choice.baseline_payload" in mc:
+                base = mc["choice.baseline_payload"].astype(str)
+                shipped = str(base.values.flat[0]) if base.size else ""
+                from .scenario import load_scenario
+
+                shipped = str(load_scenario("us5").choices.get("baseline_payload", shipped))
+                sel = ok & (base == shipped)
+                note = f"; baseline payload {shipped!r} only"
+            v = mc[var].where(sel, drop=True)
+            if v.size:
+                lo, hi = float(v.quantile(0.05)), float(v.quantile(0.95))
+                # percentages within solver round-off of zero (1e-9 of the range) are zero
+                tiny = 1e-9 * max(abs(lo), abs(hi), 1.0)
+                lo, hi = (0.0 if abs(x) < tiny else x for x in (lo, hi))
+                out[claim] = (lo, hi, int(v.size),
+                              f"5-95 % of the {int(v.size)} of {n_all} Monte Carlo draws that clear 35x{note} "
+                              "(robustness chapter)")
         return out
 
 
-def collect(*, claims=None, figures=None, mc_file: Path | None = None, scale: float | None = None) -> list[Result]:
-    """Every citable result, computed now (claims from fresh solves unless ``claims``, a
-    list of :class:`~tokenflow.claims.ClaimResult` with a-priori values, is given; the
-    figure verdicts F1-F4 from :func:`tokenflow.claims.figure_verdicts` unless ``figures``,
-    its output, is given: the same verdicts as the scorecard)."""
-    from . import claims as cl
-    from .market import solve
-    from .scenario import load_scenario
-
-    scale = cl.CASE_SCALE if scale is None else scale
-    cards = claims if claims is not None else cl.scorecard()
+def with_intervals(results: list[Result], mc_file: Path | None) -> list[Result]:
+    """The record with the robustness chapter's Monte Carlo intervals attached (where computed)."""
     mc = monte_carlo(mc_file)
-    out: list[Result] = []
-    for r in cards:
-        status, on = claim_status(r)
-        iv = mc.get(r.claim)
-        out.append(Result(
-            r.claim, r.text, _num(r.reproduced), r.unit, status, PAGES[r.claim], on, _num(r.paper),
-            _num(r.a_priori), (iv[0], iv[1]) if iv else None,
-            f"5-95 % of {iv[2]} Monte Carlo draws that clear (robustness chapter)" if iv else "",
-            "reproduced" if r.passed else "not reproduced", {"tolerance": r.tolerance}))
-    by = {r.claim: r for r in cards}
-    us5, us20 = load_scenario("us5"), load_scenario("us20")
-    bw_on = "parameters.link_bandwidth_gbps (calibrated on C2)"
+    for r in results:
+        if r.id in mc:
+            lo, hi, _, note = mc[r.id]
+            r.interval, r.interval_note = (lo, hi), note
+    return results
 
-    # F1-F4: the verdicts on the paper's figures, exactly as the scorecard evaluates them
-    figs = {v.figure: v for v in (figures if figures is not None else cl.figure_verdicts(us5, us20))}
-    f_on = {"F1": bw_on, "F2": bw_on, "F3": "parameters.other_opex_usd_per_kwh (calibrated on C3); " + bw_on,
-            "F4": bw_on}
-    f_value = {
-        "F1": (lambda d: _num(float(d["merit_order_spearman"])), "Spearman rho"),
-        "F2": (lambda d: _num(100 * float(d["cheap_share"])), "% of tokens at the two cheapest nodes"),
-        # a fall within the solver's round-off (the verdict's 1e-9 relative) is no fall
-        "F3": (lambda d: _num(100 * float(d["largest_relative_step_down"])
-                              if float(d["largest_relative_step_down"]) > 1e-9 else 0.0),
-               "% (largest fall of a mean price between neighbouring demand scales, beyond round-off)"),
-        "F4": (lambda d: int(d["saturated_every"]), "links saturated in every optimum"),
-    }
-    for f in ("F1", "F2", "F3", "F4"):
-        if f not in figs:
-            continue
-        v = figs[f]
-        value, unit = f_value[f][0](v.detail), f_value[f][1]
-        out.append(Result(f, f"Figure {f[1]}: {cl.PAPER_FIGURES[f]['check']}", value, unit, "conditional",
-                          PAGES[f], f_on[f], paper=_num(cl.PAPER_CLAIMS["C1"]["paper"]) if f == "F4" else None,
-                          verdict=("agrees with" if v.agrees else "differs from")
-                          + f" the paper's caption ({v.computed})",
-                          detail={**{k: _num(x) if isinstance(x, (float, np.generic)) else x
-                                     for k, x in v.detail.items()}, "agrees": bool(v.agrees)}))
-    if "F2" in figs:
-        d = figs["F2"].detail
-        img, chat = 100 * float(d["image_local"]), 100 * float(d["chat_local"])
-        out.append(Result("B1", f"Image tokens processed at their origin minus chat tokens processed at their origin "
-                          f"(5 nodes, {scale:g}x; the paper's Figure 2 reads image as staying near demand)",
-                          _num(img - chat), "percentage points", "conditional", PAGES["B1"], bw_on,
-                          verdict="image stays nearer demand than chat" if img > chat
-                          else "image does not stay nearer demand than chat",
-                          detail={"local_share_pct": {"image": img, "chat": chat}}))
 
-    # B2: the token-equivalent dispatch on the real payloads
-    bl = solve(us5, transfer_aware=False, demand_scale=scale)
-    phys = 100 * float(bl.dataset["link_utilization_physical"].max())
-    out.append(Result("B2", "Busiest link's physical utilisation when the token-equivalent dispatch carries the "
-                      f"real payloads (5 nodes, {scale:g}x)", _num(phys), "% of capacity", "conditional",
-                      PAGES["B2"], bw_on, verdict="the baseline overloads links" if phys > 100 else
-                      "the baseline fits the links"))
+def collect(*, mc_file: Path | None = None, cache: Path | None = None) -> list[Result]:
+    """The record (:func:`record`) with Monte Carlo intervals: what ``results.json`` holds."""
+    return with_intervals(record(cache=cache), mc_file)
 
-    # B3: the largest feasible demand scale of the 20-node case, and B4: C1 a priori
-    if "C4" in by and "s_star" in by["C4"].detail:
-        out.append(Result("B3", "Largest feasible demand scale s* of the 20-node case (exact, from an LP)",
-                          _num(float(by["C4"].detail["s_star"])), "x base demand", "independent", PAGES["B3"],
-                          verdict=f"market infeasible above s* ({by['C4'].detail.get('binding', '')})"))
-    if "C1" in by and by["C1"].a_priori is not None:
-        out.append(Result("B4", "Saturated links at 35x with every calibrated input at its a-priori value",
-                          _num(by["C1"].a_priori), "links", "independent", PAGES["B4"],
-                          paper=_num(cl.PAPER_CLAIMS["C1"]["paper"]),
-                          verdict="C1 holds a priori" if by["C1"].a_priori == cl.PAPER_CLAIMS["C1"]["paper"]
-                          else "C1 does not hold a priori"))
-    return out
+
+def claims_json(results: list[Result]) -> list[dict]:
+    """``tokenflow claims --json``: the record's rows of C1-C4, with their runs and details."""
+    return [{**r.row(), "runs": r.runs, "detail": r.detail} for r in results if r.id.startswith("C")]
 
 
 def local_shares(result) -> dict[str, float]:
@@ -209,7 +428,7 @@ def mean_price(result, workload: str) -> float:
 
 
 def to_json(results: list[Result], meta: dict | None = None) -> str:
-    rows = [{**r.row(), "detail": r.detail} for r in results]
+    rows = [{**r.row(), "runs": r.runs, "detail": r.detail} for r in results]
     return json.dumps({**(meta or {}), "results": rows}, indent=1, default=_json_default, allow_nan=False)
 
 
@@ -229,6 +448,7 @@ def to_csv(results: list[Result]) -> str:
 
 
 def _atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)

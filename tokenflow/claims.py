@@ -41,58 +41,42 @@ SATURATION = 0.999  # C1: a link counts as saturated at >= 99.9 % utilisation
 #: several equal rises.
 CLAIM_DECIMALS = 6
 
-# Which calibrated or tuned inputs pin each claim (the scorecard's "pinned by" column).
-# ``calibrated``: the claim itself is a calibration target, so matching it is no evidence.
-CALIBRATED = {"C1": False, "C2": True, "C3": True, "C4": False}
+# Which calibrated, tuned or chosen inputs pin each claim (the scorecard's "pinned by" column): a
+# description of what moves it.  Whether a claim is independent, conditional or calibrated is
+# not written here: tokenflow.citable.record measures it (a-priori runs and a written rule).
 PINNED_BY = {
-    "C1": ["parameters.link_bandwidth_gbps (calibrated on C2: C1 is conditional on that calibration)",
-           "workloads.*.demand_mtok_per_h_per_mpeople (tuned: base demand sized so that the 35x case clears)",
+    "C1": ["parameters.link_bandwidth_gbps", "workloads.*.demand_mtok_per_h_per_mpeople",
            "choices.payload_direction", "choices.electricity_sector", "choices.capacity_measure"],
-    "C2": ["parameters.link_bandwidth_gbps (calibrated on C2)",
-           "parameters.reference_payload_bytes_per_token (the baseline's bytes per token)",
-           "workloads.*.demand_mtok_per_h_per_mpeople (tuned)",
-           "choices.baseline_payload", "choices.payload_direction", "choices.electricity_sector"],
-    "C3": ["parameters.other_opex_usd_per_kwh (calibrated on C3)",
-           "parameters.link_bandwidth_gbps (calibrated on C2)",
-           "workloads.*.demand_mtok_per_h_per_mpeople (tuned)", "choices.electricity_sector"],
-    "C4": ["nodes.*.capacity_mw and parameters.ai_share (sourced / assumed)",
-           "parameters.link_bandwidth_gbps (calibrated on C2, us5; us20 uses the same value)",
+    "C2": ["parameters.link_bandwidth_gbps", "parameters.reference_payload_bytes_per_token",
+           "workloads.*.demand_mtok_per_h_per_mpeople", "choices.baseline_payload", "choices.payload_direction",
+           "choices.electricity_sector"],
+    "C3": ["parameters.other_opex_usd_per_kwh", "parameters.link_bandwidth_gbps",
+           "workloads.*.demand_mtok_per_h_per_mpeople", "choices.electricity_sector"],
+    "C4": ["nodes.*.capacity_mw", "parameters.ai_share", "parameters.link_bandwidth_gbps",
            "choices.capacity_measure"],
 }
-
-# The calibrated input each calibrated claim was the target of (``tokenflow calibrate``).
-CALIBRATED_ON: dict[str, list[str]] = {"C1": [], "C2": ["parameters.link_bandwidth_gbps"],
-                                       "C3": ["parameters.other_opex_usd_per_kwh"], "C4": []}
-# Calibrated inputs (other than its own target) a claim holds only at: with that one input at its
-# a-priori value and all else unchanged, the claim fails.  Declared here, measured by
-# :func:`scorecard` (``detail["one_at_a_time"]``) and checked against each other by the tests
-# and the scorecard page; ``claims --json`` reports the measured list as ``conditional_on``.
-CONDITIONAL_ON: dict[str, list[str]] = {"C1": ["parameters.link_bandwidth_gbps"],
-                                        "C2": ["parameters.other_opex_usd_per_kwh"],
-                                        "C3": ["parameters.link_bandwidth_gbps"],
-                                        "C4": ["parameters.link_bandwidth_gbps"]}
-STATUSES = ("independent", "conditional", "calibrated")
+#: utilisations (0-1) closer than this are ties when ranked (F1, C4's merit order): below it the
+#: solver's round-off, not the market, orders them
+RANK_TIE_TOL = 1e-9
 
 
-def claim_status(claim: str, conditional_on: list[str] | None = None) -> str:
-    """``calibrated`` (the claim is a calibration target: matching it is no evidence),
-    ``conditional`` (not a target, but it holds only at some calibrated input) or
-    ``independent``."""
-    if CALIBRATED[claim]:
-        return "calibrated"
-    return "conditional" if (CONDITIONAL_ON[claim] if conditional_on is None else conditional_on) else "independent"
-
-
-def a_priori_scenario(s: Scenario) -> Scenario:
-    """``s`` with every calibrated input at its value before calibration (the ``a_priori``
-    entry of the scenario file: its sourced or central value)."""
-    prov = s.provenance_table()
-    if "a_priori" not in prov:
+def a_priori_scenario(s: Scenario, items: list[str] | None = None) -> Scenario:
+    """``s`` with every calibrated or tuned input (or those of ``items``, provenance item names
+    such as ``parameters.link_bandwidth_gbps`` or ``workloads.chat.demand_mtok_per_h_per_mpeople``)
+    at its value before calibration or tuning (the ``a_priori`` entry of the scenario file)."""
+    cal = calibrated_inputs(s)
+    chosen = cal if items is None else {i: cal[i] for i in items if i in cal}
+    params: dict[str, float] = {}
+    workloads: dict[str, dict[str, float]] = {}
+    for item, v in chosen.items():
+        part = item.split(".")
+        if part[0] == "parameters":
+            params[part[1]] = v["a_priori"]
+        elif part[0] == "workloads" and len(part) == 3:
+            workloads.setdefault(part[1], {})[part[2]] = v["a_priori"]
+    if not params and not workloads:
         return s
-    rows = prov[pd.to_numeric(prov["a_priori"], errors="coerce").notna()]
-    params = {str(item).split(".", 1)[1]: float(v) for item, v in zip(rows["item"], rows["a_priori"])
-              if str(item).startswith("parameters.")}
-    return s.replace(params=params) if params else s
+    return s.replace(params=params or None, workloads=workloads or None)
 
 
 def calibrated_inputs(s: Scenario) -> dict[str, dict[str, float]]:
@@ -122,46 +106,13 @@ class ClaimResult:
     a_priori_holds: bool | None = None  # whether the claim holds there (None: not evaluated)
 
     @property
-    def calibrated(self) -> bool:
-        return CALIBRATED[self.claim]
-
-    @property
     def pinned_by(self) -> list[str]:
         return list(PINNED_BY[self.claim])
-
-    @property
-    def calibrated_on(self) -> list[str]:
-        return list(CALIBRATED_ON[self.claim])
-
-    @property
-    def conditional_on(self) -> list[str]:
-        """Calibrated inputs (other than its own target) this claim holds only at: measured
-        one at a time by :func:`scorecard` where it ran, else as declared in
-        :data:`CONDITIONAL_ON`."""
-        oat = self.detail.get("one_at_a_time")
-        if oat is None:
-            return list(CONDITIONAL_ON[self.claim])
-        return [k for k, v in oat.items() if not v["holds"] and k not in CALIBRATED_ON[self.claim]]
-
-    @property
-    def status(self) -> str:
-        """independent / conditional / calibrated (:func:`claim_status`)."""
-        return claim_status(self.claim, self.conditional_on)
 
     def row(self) -> dict:
         return {"claim": self.claim, "description": self.text, "paper value": self.paper,
                 "reproduced value": self.reproduced, "unit": self.unit, "tolerance": self.tolerance,
-                "verdict": "reproduced" if self.passed else "NOT reproduced",
-                "status": self.status, "calibrated": self.calibrated, "a-priori value": self.a_priori,
-                "holds a priori": self.a_priori_holds}
-
-    def to_json(self) -> dict:
-        """The row plus ``passed``, ``status``, ``calibrated``, ``calibrated_on``,
-        ``conditional_on``, ``pinned_by``, ``a_priori``, ``a_priori_holds`` and the details."""
-        return {**self.row(), "passed": self.passed, "calibrated": self.calibrated,
-                "calibrated_on": self.calibrated_on, "conditional_on": self.conditional_on,
-                "pinned_by": self.pinned_by, "a_priori": self.a_priori, "a_priori_holds": self.a_priori_holds,
-                "detail": self.detail}
+                "passes": bool(self.passed), "a-priori value": self.a_priori, "holds a priori": self.a_priori_holds}
 
 
 def saturated(result, threshold: float = SATURATION) -> list[str]:
@@ -219,10 +170,25 @@ def evaluate_c3(s: Scenario, scale: float = CASE_SCALE) -> ClaimResult:
 
 def merit_order_correlation(result, s: Scenario) -> float:
     """Spearman rank correlation between a node's energy cost ($/kWh incl. PUE) and its
-    compute utilisation; strongly negative = cheap nodes dispatched first."""
+    compute utilisation; strongly negative = cheap nodes dispatched first.  Utilisations within
+    :data:`RANK_TIE_TOL` of each other are ties (average ranks), not ordered by round-off."""
     cost = (s.node_pue * s.nodes["electricity_usd_per_kwh"]).rank()
-    util = result.dataset["compute_utilization"].to_pandas().rank()
-    return float(np.corrcoef(cost.values, util.loc[cost.index].values)[0, 1])
+    util = result.dataset["compute_utilization"].to_pandas()
+    return spearman_with_ties(cost.values, util.loc[cost.index].values)
+
+
+def spearman_with_ties(x: np.ndarray, y: np.ndarray, tol: float = RANK_TIE_TOL) -> float:
+    """Spearman's rho of ``x`` and ``y``; values of ``y`` within ``tol`` of each other are ties."""
+    y = np.asarray(y, dtype=float)
+    order = np.argsort(y, kind="stable")
+    groups = np.cumsum(np.r_[0, np.diff(y[order]) > tol])
+    snapped = np.empty_like(y)
+    snapped[order] = groups
+    rx = pd.Series(np.asarray(x, dtype=float)).rank().to_numpy()
+    ry = pd.Series(snapped).rank().to_numpy()
+    if np.std(rx) == 0 or np.std(ry) == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 def evaluate_c4(s: Scenario, scale: float = CASE_SCALE) -> ClaimResult:
@@ -270,10 +236,8 @@ def scorecard(us5: Scenario | None = None, us20: Scenario | None = None, *,
               a_priori: bool = True) -> list[ClaimResult]:
     """Evaluate C1-C4 from fresh solves of the packaged (or given) scenarios.  With
     ``a_priori`` each result also carries the claim's value (``a_priori``) and whether it
-    holds (``a_priori_holds``) with every calibrated input at its a-priori value
-    (:func:`a_priori_scenario`), and, in ``detail["one_at_a_time"]``, the value and verdict
-    with each calibrated input alone at its a-priori value (from which ``conditional_on``
-    and ``status`` are read)."""
+    holds (``a_priori_holds``) with every calibrated or tuned input at its a-priori value
+    (:func:`a_priori_scenario`).  Statuses are measured by :func:`tokenflow.citable.record`."""
     us5 = us5 or load_scenario("us5")
     us20 = us20 or load_scenario("us20")
     results = evaluate_all(us5, us20)
@@ -282,16 +246,6 @@ def scorecard(us5: Scenario | None = None, us20: Scenario | None = None, *,
             r.a_priori = ap.reproduced
             r.a_priori_holds = bool(ap.passed)
             r.detail["a_priori_detail"] = ap.detail
-        cal5, cal20 = calibrated_inputs(us5), calibrated_inputs(us20)
-        oat: dict[str, dict] = {r.claim: {} for r in results}
-        for item in sorted(set(cal5) | set(cal20)):
-            name = item.split(".", 1)[1]
-            one5 = us5.replace(params={name: cal5[item]["a_priori"]}) if item in cal5 else us5
-            one20 = us20.replace(params={name: cal20[item]["a_priori"]}) if item in cal20 else us20
-            for one in evaluate_all(one5, one20):
-                oat[one.claim][item] = {"value": one.reproduced, "holds": bool(one.passed)}
-        for r in results:
-            r.detail["one_at_a_time"] = oat[r.claim]
     return results
 
 

@@ -141,30 +141,32 @@ def cmd_claims(args: argparse.Namespace) -> int:
     from .claims import a_priori_scenario, scorecard, scorecard_frame
     from .scenario import load_scenario
 
-    if getattr(args, "a_priori", False):  # every calibrated input at its a-priori value
+    if getattr(args, "a_priori", False):  # every calibrated or tuned input at its a-priori value
         results = scorecard(a_priori_scenario(load_scenario("us5")), a_priori_scenario(load_scenario("us20")),
                             a_priori=False)
-    else:
-        results = scorecard()
-    if args.json:
-        from .consistent import consistent_values  # C1-C4 with energy_accounting="prefill_and_decode"
+        passed = {r.claim: bool(r.passed) for r in results}
+        if args.json:
+            print(json.dumps([{**r.row(), "detail": r.detail} for r in results], indent=2, default=str))
+        else:
+            import pandas as pd
 
-        consistent = consistent_values()
-        print(json.dumps([{**r.to_json(), "consistent": consistent.get(r.claim)} for r in results],
-                         indent=2, default=str))
+            with pd.option_context("display.max_colwidth", 60, "display.width", 200):
+                print(scorecard_frame(results).to_string())
+            print(f"hold with every calibrated or tuned input a priori: {sum(passed.values())} of {len(passed)}")
     else:
-        import pandas as pd
+        from .citable import claims_json, record
 
-        with pd.option_context("display.max_colwidth", 60, "display.width", 200):
-            print(scorecard_frame(results).to_string())
-        for r in results:
-            print(f"{r.claim}: {json.dumps(r.detail, default=str)}")
-        n_ok = sum(r.passed for r in results)
-        line = f"hold at the evaluated point: {n_ok} of {len(results)}"
-        if any(r.a_priori_holds is not None for r in results):
-            line += f"; hold a priori: {sum(bool(r.a_priori_holds) for r in results)} of {len(results)}"
-        print(line + "; status: " + ", ".join(f"{r.claim} {r.status}" for r in results))
-    failed = [r.claim for r in results if not r.passed]
+        rows = claims_json(record())  # the record: the same rows as the scorecard and results.json
+        passed = {r["id"]: r["verdict"] != "not reproduced" for r in rows}
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            for r in rows:
+                print(f"{r['id']}  {r['value']!s:>12} {r['unit']:<34} {r['verdict']:<28} {r['status']}"
+                      + (f" on {r['status_on']}" if r["status_on"] else "")
+                      + f"; a priori {r['a_priori']} ({r['a_priori_verdict']})")
+            print(f"hold at the evaluated point: {sum(passed.values())} of {len(passed)}")
+    failed = [c for c, ok in passed.items() if not ok]
     if failed:
         print(f"NOT reproduced: {', '.join(failed)}", file=sys.stderr)
         return 1
@@ -263,10 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(func=cmd_export_lp)
     sp = sub.add_parser("claims", help="evaluate claims C1-C4; non-zero exit if any is not reproduced")
     sp.add_argument("--json", action="store_true",
-                    help="per claim also status (independent/conditional/calibrated), conditional_on, "
-                         "calibrated_on, pinned_by, a_priori and a_priori_holds")
+                    help="the record's rows of C1-C4 (tokenflow.citable.record): value, status and what it is "
+                         "on, verdict, a-priori and consistent-unit values, and every run behind the status")
     sp.add_argument("--a-priori", dest="a_priori", action="store_true",
-                    help="evaluate with every calibrated input at its a-priori (uncalibrated) value")
+                    help="evaluate with every calibrated or tuned input at its a-priori value")
     sp.set_defaults(func=cmd_claims)
     sub.add_parser("calibrate", help="recompute the two calibrated inputs of us5").set_defaults(
         func=cmd_calibrate)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tokenflow.claims import CASE_SCALE, PAPER_CLAIMS, scorecard
-from tokenflow.market import max_demand_scale
+from tokenflow.claims import PAPER_CLAIMS, scorecard
 from tokenflow.scenario import load_scenario
 
 
@@ -36,28 +35,6 @@ def test_c4_merit_order(card):
     d = card["C4"].detail
     assert d["feasible_below"] and d["error_above"]
     assert d["merit_order_spearman"] < -0.5
-
-
-def test_status_and_conditional_on_are_measured(card):
-    """conditional_on is what resetting each calibrated input alone to its a-priori value
-    shows, and agrees with the declared CONDITIONAL_ON; C4 is conditional on the bandwidth
-    calibrated for C2 (s*/bound moves off 1 when the bandwidth is at its a-priori value)."""
-    from tokenflow.claims import CALIBRATED_ON, CONDITIONAL_ON, STATUSES
-
-    for c, r in card.items():
-        oat = r.detail["one_at_a_time"]
-        assert set(oat) == {"parameters.link_bandwidth_gbps", "parameters.other_opex_usd_per_kwh"}
-        assert r.conditional_on == CONDITIONAL_ON[c]
-        assert r.status in STATUSES
-        assert (r.status == "calibrated") == bool(CALIBRATED_ON[c])
-        # a claim is never "conditional" on its own calibration target
-        assert not set(r.conditional_on) & set(CALIBRATED_ON[c])
-        j = r.to_json()
-        assert j["status"] == r.status and j["conditional_on"] == r.conditional_on
-        assert isinstance(j["a_priori_holds"], bool) and j["a_priori"] is not None
-    assert card["C4"].status == "conditional"
-    assert "parameters.link_bandwidth_gbps" in card["C4"].conditional_on
-    assert card["C4"].detail["one_at_a_time"]["parameters.link_bandwidth_gbps"]["value"] != card["C4"].reproduced
 
 
 @pytest.fixture(scope="module")
@@ -116,35 +93,26 @@ def test_us20_uses_the_calibrated_bandwidth(us5):
     assert load_scenario("us20").params["link_bandwidth_gbps"] == us5.params["link_bandwidth_gbps"]
 
 
-def test_readme_summary_matches_the_computed_scorecard(card, figures):
-    """README's 'What is reproduced' paragraph states counts and verdicts; they must be
-    what this build computes."""
+def test_readme_summary_matches_the_record(card, figures):
+    """README's 'What is reproduced' paragraph states verdicts and statuses; they must be what
+    the record of this build computes."""
     from pathlib import Path
 
+    from tokenflow import citable
+
     text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
-    assert "At that calibrated point all four claims hold" in text
+    by = {r.id: r for r in citable.record(face=False)}
+    assert "At the calibrated point all four claims hold" in text
     assert all(r.passed for r in card.values())
-    assert "**a priori** (both inputs at their values before calibration, nothing else changed) none does" in text
-    assert not any(r.a_priori_holds for r in card.values())
-    assert "C2 and C3 are *calibrated*" in text and "C1 and C4 are *conditional*" in text
-    assert [c for c, r in card.items() if r.status == "calibrated"] == ["C2", "C3"]
-    assert [c for c, r in card.items() if r.status == "conditional"] == ["C1", "C4"]
+    assert "with every input a priori none holds" in text
+    assert not any(by[c].runs["all a priori"]["ok"] for c in ("C1", "C2", "C3", "C4"))
+    assert "C2 and C3 are *matched by calibration*" in text
+    assert [c for c in ("C1", "C2", "C3", "C4") if by[c].verdict == "matched by calibration"] == ["C2", "C3"]
+    assert "C1 and C4 *hold at a calibrated input*" in text
+    assert [c for c in ("C1", "C2", "C3", "C4") if by[c].verdict == "holds at a calibrated input"] == ["C1", "C4"]
+    assert "(C1 fails with the bandwidth or the base demand a priori, C4 with the bandwidth)" in text
+    assert by["C1"].status_on == "link bandwidth; base demand" and by["C4"].status_on == "link bandwidth"
     assert "Figure 2 differs" in text
     assert [f for f, v in figures.items() if not v.agrees] == ["F2"]
-
-
-def test_readme_consistent_unit_sentence_matches_computed_s_star():
-    """README rounds the consistent-unit s* of the 5-node network ("from about 52 to about
-    15"); the rounded values must be this build's."""
-    import re
-    from pathlib import Path
-
-    from tokenflow.consistent import consistent_scenario
-
-    text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
-    m = re.search(r"falls from about (\d+) to about (\d+): the paper's 35x case does not clear", text)
-    assert m, "README's consistent-unit sentence changed; update this test"
-    s5 = load_scenario("us5")
-    before, after = max_demand_scale(s5), max_demand_scale(consistent_scenario(s5))
-    assert (int(m.group(1)), int(m.group(2))) == (round(before), round(after))
-    assert after < CASE_SCALE
+    assert "with the base demand a priori the case clears" in text
+    assert by["B5"].runs[citable.DEMAND_GROUP]["ok"] and not by["B5"].runs["calibrated"]["ok"]

@@ -1,4 +1,4 @@
-"""Scorecard honesty (issue 7): calibrated flags, what pins each claim, the a-priori run."""
+"""Scorecard honesty (issues 7 and 26): what pins each claim, the a-priori scenario."""
 
 from __future__ import annotations
 
@@ -6,67 +6,47 @@ import json
 
 import pytest
 
-from tokenflow.claims import (
-    CALIBRATED,
-    CONDITIONAL_ON,
-    PINNED_BY,
-    a_priori_scenario,
-    calibrated_inputs,
-    evaluate_c1,
-)
+from tokenflow.claims import PINNED_BY, a_priori_scenario, calibrated_inputs
 from tokenflow.cli import main
 
 
-def test_a_priori_scenario_undoes_the_calibration(us5):
+def test_a_priori_scenario_undoes_the_calibration_and_the_tuning(us5):
     cal = calibrated_inputs(us5)
-    assert set(cal) == {"parameters.link_bandwidth_gbps", "parameters.other_opex_usd_per_kwh"}
+    assert set(cal) == {"parameters.link_bandwidth_gbps", "parameters.other_opex_usd_per_kwh",
+                        *(f"workloads.{w}.demand_mtok_per_h_per_mpeople" for w in us5.workload_ids)}
     ap = a_priori_scenario(us5)
     for item, v in cal.items():
-        name = item.split(".", 1)[1]
-        assert us5.params[name] == v["calibrated"]
-        assert ap.params[name] == v["a_priori"] != v["calibrated"]
+        part = item.split(".")
+        now = us5.params[part[1]] if part[0] == "parameters" else us5.workloads.loc[part[1], part[2]]
+        then = ap.params[part[1]] if part[0] == "parameters" else ap.workloads.loc[part[1], part[2]]
+        assert now == v["calibrated"] and then == v["a_priori"] != v["calibrated"]
     others = {k: v for k, v in us5.params.items() if f"parameters.{k}" not in cal}
     assert all(ap.params[k] == v for k, v in others.items())
+    # one item alone: only that one moves
+    one = a_priori_scenario(us5, ["parameters.link_bandwidth_gbps"])
+    assert one.params["link_bandwidth_gbps"] == cal["parameters.link_bandwidth_gbps"]["a_priori"]
+    assert one.params["other_opex_usd_per_kwh"] == us5.params["other_opex_usd_per_kwh"]
+    assert (one.workloads["demand_mtok_per_h_per_mpeople"] == us5.workloads["demand_mtok_per_h_per_mpeople"]).all()
 
 
-def test_c1_is_conditional_on_the_bandwidth_calibration(us5):
-    """C1 is not a calibration target, but it holds only at the calibrated bandwidth: at the
-    a-priori bandwidth the saturated-link count changes.  The scorecard says so in prose and
-    machine-readably (``conditional_on``)."""
-    cal = calibrated_inputs(us5)
-    assert not CALIBRATED["C1"]
-    assert CONDITIONAL_ON["C1"] and set(CONDITIONAL_ON["C1"]) <= set(cal)
-    for item in CONDITIONAL_ON["C1"]:
-        assert any(p.startswith(item) and "conditional" in p for p in PINNED_BY["C1"])
-    calibrated = evaluate_c1(us5)
-    bw = "link_bandwidth_gbps"
-    a_priori = evaluate_c1(us5.replace(params={bw: cal[f"parameters.{bw}"]["a_priori"]}))
-    assert calibrated.passed and a_priori.reproduced != calibrated.reproduced
-    row = calibrated.to_json()
-    assert row["conditional_on"] == CONDITIONAL_ON["C1"] and row["calibrated"] is False
-    # a calibrated claim is not "conditional" on its own calibration target
-    from tokenflow.claims import CALIBRATED_ON
-
-    assert all(not set(CONDITIONAL_ON[c]) & set(CALIBRATED_ON[c]) for c in CALIBRATED)
+def test_pinned_by_names_inputs_that_exist(us5):
+    prov = set(us5.provenance_table()["item"])
+    for claim, items in PINNED_BY.items():
+        for item in items:
+            if item.startswith("parameters."):
+                assert item in prov, (claim, item)
 
 
 @pytest.mark.slow
-def test_claims_json_carries_calibrated_pinned_by_and_a_priori(capsys):
+def test_claims_a_priori_json_is_the_all_a_priori_run(capsys):
     main(["claims", "--json"])
-    rows = {r["claim"]: r for r in json.loads(capsys.readouterr().out)}
+    rows = {r["id"]: r for r in json.loads(capsys.readouterr().out)}
     assert set(rows) == {"C1", "C2", "C3", "C4"}
-    for c, r in rows.items():
-        assert r["calibrated"] is CALIBRATED[c]
-        assert r["pinned_by"] == PINNED_BY[c]
-        assert r["conditional_on"] == CONDITIONAL_ON[c]
-        assert r["a_priori"] is not None and isinstance(r["a_priori_holds"], bool)
-        assert r["status"] in ("independent", "conditional", "calibrated")
-    assert rows["C4"]["status"] == "conditional" and "parameters.link_bandwidth_gbps" in rows["C4"]["conditional_on"]
-    # the a-priori run is a different run: C2 is not at its calibration target there
-    assert rows["C2"]["a_priori"] != rows["C2"]["reproduced value"]
     main(["claims", "--a-priori", "--json"])
     ap = {r["claim"]: r for r in json.loads(capsys.readouterr().out)}
-    assert ap["C2"]["reproduced value"] == rows["C2"]["a_priori"]
+    for c in rows:
+        assert ap[c]["reproduced value"] == rows[c]["a_priori"], c
+        assert ap[c]["passes"] is (rows[c]["a_priori_verdict"] == "holds"), c
 
 
 def test_api_list_prices_are_sourced():

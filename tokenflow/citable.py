@@ -140,6 +140,12 @@ def verdict_word(kind: str, ok: bool, status: str) -> str:
             "calibrated": "matched by calibration"}[status]
 
 
+def finding_word(text: str, status: str) -> str:
+    """The verdict of a finding of this book (a B result): its statement, marked where it holds
+    only at the calibrated or tuned inputs."""
+    return text + (" (at the calibrated or tuned inputs only)" if status == "conditional" else "")
+
+
 # ---------------------------------------------------------------------------- evaluation
 
 def input_groups(s) -> dict[str, list[str]]:
@@ -298,7 +304,7 @@ def record(us5=None, us20=None, *, cache: Path | None = None, face: bool = True)
             verdict = f"{verdict_word('F', ok, status)} ({cal['verdict']})"
         else:
             title, unit, paper = TITLES[rid], UNITS[rid], None
-            verdict = cal["verdict"] + (" (at the tuned inputs only)" if status == "conditional" else "")
+            verdict = finding_word(cal["verdict"], status)
         apr = runs[ALL_RUN][rid]
         res = Result(rid, title, _num(cal["value"]), unit, status, PAGES[rid],
                      "; ".join(LABELS.get(g, g) for g in on), paper=_num(paper), a_priori=_num(apr["value"]),

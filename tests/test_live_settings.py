@@ -116,3 +116,24 @@ def test_export_has_every_choice() -> None:
     a = export_live.variant(sc, export_live.variant_key(True, base))
     b = export_live.variant(sc, export_live.variant_key(True, {**base, "energy_accounting": "prefill_and_decode"}))
     assert a["intensity"] != b["intensity"]
+
+
+def _state(**kw) -> dict:
+    st = {"labels": [["Chicago", [0, 0, 50, 20]], ["New York", [60, 0, 110, 20]]],
+          "nodes": [[200, 200, 212, 212]], "column": 676, "page_width": 676, "table_width": 600,
+          "headers": ["Workload", "Price$/B tokens", "Processing$/B tokens", "Compute rent$/B tokens",
+                      "Transfer$/B tokens", "Congestion rent$/B tokens", "Route"]}
+    return {**st, **kw}
+
+
+def test_ui_check_sees_overlaps_and_overflow() -> None:
+    """The page check's reading of the drawn page: clean as drawn, and each fault reported."""
+    assert check_live.ui_problems(_state(), "us5") == []
+    clash = [["Chicago", [0, 0, 50, 20]], ["N. Virginia", [40, 10, 100, 30]]]
+    assert "overlap" in " ".join(check_live.ui_problems(_state(labels=clash), "us5"))
+    on_marker = [["Chicago", [195, 195, 240, 215]]]
+    assert "marker" in " ".join(check_live.ui_problems(_state(labels=on_marker), "us5"))
+    assert "column" in " ".join(check_live.ui_problems(_state(table_width=900), "us5"))
+    assert "column" in " ".join(check_live.ui_problems(_state(page_width=700), "us5"))
+    raw = _state(headers=["workload", "price", "compute_rent"])
+    assert "headers" in " ".join(check_live.ui_problems(raw, "us5"))

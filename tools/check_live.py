@@ -211,6 +211,111 @@ window.tokenflowLive.ready().then(() => {
 HOSTILE_JS = HOOK_JS.replace("const settings = arguments[0];", "const settings = JSON.parse(arguments[0]);")
 
 
+# the page's state, read in the browser: status line, map labels and markers (screen boxes),
+# widths of the page's block and of the decomposition table, what the result area holds
+UI_STATE_JS = """
+const box = e => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+const root = document.getElementById('tokenflow-live'), svg = document.getElementById('tfl-map');
+const table = document.getElementById('tfl-decomp-table');
+return {status: document.getElementById('tfl-status').textContent,
+        status_class: document.getElementById('tfl-status').className,
+        demand: document.getElementById('tfl-demand').value,
+        labels: Array.from(document.querySelectorAll('#tfl-map .tfl-label')).map(e => [e.textContent, box(e)]),
+        nodes: Array.from(document.querySelectorAll('#tfl-map .tfl-node')).map(box),
+        map_children: svg.childElementCount, map_shown: svg.style.display !== 'none',
+        column: root.clientWidth, page_width: root.scrollWidth,
+        table_width: table ? table.scrollWidth : null, table_rows: table ? table.rows.length : 0,
+        headers: table ? Array.from(table.rows[0].cells).map(c => c.textContent) : []};
+"""
+
+# change a control and wait until the page has solved again (the status line changes)
+UI_SET_JS = """
+const done = arguments[arguments.length - 1], [id, value] = [arguments[0], arguments[1]];
+const st = document.getElementById('tfl-status'), before = st.textContent + '|' + st.className;
+const e = document.getElementById(id);
+e.value = value; e.dispatchEvent(new Event('change'));
+const t0 = Date.now();
+(function wait() {
+  if (st.textContent + '|' + st.className !== before || Date.now() - t0 > 30000) done(true);
+  else setTimeout(wait, 20);
+})();
+"""
+
+
+def overlaps(boxes: list[list[float]], others: list[list[float]] | None = None) -> int:
+    """Pairs of screen boxes [left, top, right, bottom] that overlap (within ``boxes``, or
+    between ``boxes`` and ``others``)."""
+    def hit(a, b):
+        return min(a[2], b[2]) - max(a[0], b[0]) > 0.5 and min(a[3], b[3]) - max(a[1], b[1]) > 0.5
+    if others is None:
+        return sum(hit(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+    return sum(hit(a, b) for a in boxes for b in others)
+
+
+def ui_problems(state: dict, name: str) -> list[str]:
+    """What is wrong with the page as drawn for network ``name`` (labels, widths, table)."""
+    probs = []
+    boxes = [b for _, b in state["labels"]]
+    if not boxes:
+        probs.append(f"{name}: no map labels")
+    if overlaps(boxes):
+        probs.append(f"{name}: {overlaps(boxes)} pairs of map labels overlap")
+    if overlaps(boxes, state["nodes"]):
+        probs.append(f"{name}: {overlaps(boxes, state['nodes'])} map labels cover a metro's marker")
+    if state["page_width"] > state["column"]:
+        probs.append(f"{name}: the page is {state['page_width']} px wide in a {state['column']} px column")
+    if state["table_width"] is None or state["table_width"] > state["column"]:
+        probs.append(f"{name}: decomposition table {state['table_width']} px in a {state['column']} px column")
+    if any("_" in h for h in state["headers"]) or not all(
+            "$/B tokens" in h for h in state["headers"][1:6]):
+        probs.append(f"{name}: decomposition headers {state['headers']} (words, with units)")
+    return probs
+
+
+def check_ui(driver) -> tuple[list[str], dict]:
+    """The page as a reader meets it: opens at the paper's case (CASE_SCALE) with a result;
+    map labels that overlap neither each other nor the markers and a decomposition table
+    that fits the column, for each network; the energy-accounting control clears as
+    tokenflow does; an invalid input removes the old map and table and shows tokenflow's
+    message where the result was."""
+    probs, out = [], {}
+    st = driver.execute_script(UI_STATE_JS)
+    out["opens_at"] = st["demand"]
+    if float(st["demand"] or "nan") != CASE_SCALE:
+        probs.append(f"the page opens at demand scale {st['demand']!r}, not the paper's case {CASE_SCALE:g}")
+    if not st["status"].startswith("Total cost"):
+        probs.append(f"page status line at opening: {st['status']!r}")
+    for name in export_live.SCENARIOS:
+        driver.execute_async_script(UI_SET_JS, "tfl-scenario", name)
+        st = driver.execute_script(UI_STATE_JS)
+        probs += ui_problems(st, name)
+        out[name] = {"labels": len(st["labels"]), "label_overlaps": overlaps([b for _, b in st["labels"]]),
+                     "column_px": st["column"], "page_px": st["page_width"], "table_px": st["table_width"]}
+    driver.execute_async_script(UI_SET_JS, "tfl-scenario", "us5")
+    driver.execute_async_script(UI_SET_JS, "tfl-energy_accounting", "prefill_and_decode")
+    st = driver.execute_script(UI_STATE_JS)
+    ref = safe_reference({"scenario": "us5", "demand_scale": CASE_SCALE,
+                          "choices": {"energy_accounting": "prefill_and_decode"}})
+    m = re.search(r"s\* = ([0-9.,]+)", st["status"])
+    shown = float(m.group(1).replace(",", "")) if m else float("nan")
+    out["energy_accounting"] = {"status": st["status"], "tokenflow_s_star": ref.get("max_scale")}
+    if not (ref.get("infeasible") == ("tfl-infeasible" in st["status_class"])
+            and abs(shown - ref["max_scale"]) <= 1e-3 * ref["max_scale"]):
+        probs.append(f"energy accounting prefill_and_decode at {CASE_SCALE:g}x: page {st['status']!r}, tokenflow "
+                     f"infeasible={ref.get('infeasible')} s*={ref.get('max_scale')}")
+    driver.execute_async_script(UI_SET_JS, "tfl-energy_accounting", "generated_only")
+    driver.execute_async_script(UI_SET_JS, "tfl-demand", "")
+    st = driver.execute_script(UI_STATE_JS)
+    msg = expected({"demand_scale": None}).get("refused", "?")
+    out["invalid_input"] = {"status": st["status"], "map_children": st["map_children"], "table_rows": st["table_rows"]}
+    if msg not in st["status"] or "tfl-error" not in st["status_class"]:
+        probs.append(f"invalid input: status {st['status']!r}, expected tokenflow's {msg!r}")
+    if st["map_children"] or st["map_shown"] or st["table_rows"]:
+        probs.append("invalid input: the previous map or table is still shown")
+    driver.execute_async_script(UI_SET_JS, "tfl-demand", str(CASE_SCALE))
+    return probs, out
+
+
 def harness(out: Path) -> Path:
     """A standalone copy of the page: book/live.md's raw HTML + book/_static/live/."""
     md = (ROOT / "book" / "live.md").read_text()
@@ -223,7 +328,8 @@ def harness(out: Path) -> Path:
     page = out / "book" / "live.html"
     page.parent.mkdir(parents=True)
     page.write_text("<!doctype html><html><head><meta charset='utf-8'><title>Clear it yourself (harness)"
-                    "</title></head><body><main>" + "\n".join(blocks) + "</main></body></html>\n")
+                    "</title></head><body><main style='max-width:676px'>" + "\n".join(blocks) +  # the book's column
+                    "</main></body></html>\n")
     return page
 
 
@@ -298,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
 
     driver = chromium(log_network=True)
     driver.set_script_timeout(120)
-    problems, rows, hostile = [], [], []
+    problems, rows, hostile, ui = [], [], [], {}
     load_ms = None
     try:
         driver.get(page.as_uri())
@@ -341,10 +447,8 @@ def main(argv: list[str] | None = None) -> int:
                             "page": "answered" if res.get("ok") else f"refused ({res.get('name')})",
                             "message": res.get("error"), "problems": probs})
             problems += [f"hostile {label} {json.dumps(st)}: {p}" for p in probs]
-        # the UI rendered a result (or the infeasibility message) without errors
-        status = driver.execute_script("var e=document.getElementById('tfl-status'); return e && e.textContent;")
-        if not status or "Cannot solve" in status or "loading" in status:
-            problems.append(f"page status line: {status!r}")
+        ui_problems, ui = check_ui(driver)
+        problems += ui_problems
         local = ("file:", "data:", "blob:", "about:", "chrome:", "devtools:")
         bad = [u for u in network_requests(driver) if not u.startswith(local)]
         if bad:
@@ -373,7 +477,7 @@ def main(argv: list[str] | None = None) -> int:
     fd, tmp = tempfile.mkstemp(dir=a.out.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump({"page": str(page), "solver_ready_ms": load_ms, "summary": summary, "problems": problems,
-                   "rows": rows, "hostile": hostile}, f, indent=1)
+                   "rows": rows, "hostile": hostile, "ui": ui}, f, indent=1)
     os.replace(tmp, a.out)
     for name, s in summary.items():
         if not s["settings"]:
@@ -389,6 +493,10 @@ def main(argv: list[str] | None = None) -> int:
     n_ref = sum(h["expected"] == "refused" for h in hostile)
     print(f"hostile settings: {len(hostile)} ({n_ref} refused by tokenflow, {len(hostile) - n_ref} answered); "
           f"handled as tokenflow does: {sum(not h['problems'] for h in hostile)}")
+    if ui:
+        print(f"page opens at s = {ui.get('opens_at')}; " + "; ".join(
+            f"{n}: {u['labels']} map labels, {u['label_overlaps']} overlapping, table {u['table_px']} px in a "
+            f"{u['column_px']} px column" for n, u in ui.items() if isinstance(u, dict) and "labels" in u))
     print(f"solver ready {load_ms:.0f} ms after navigation" if load_ms is not None else "solver did not load")
     for p in problems:
         print("PROBLEM:", p)

@@ -51,8 +51,10 @@ from tokenflow.engine import DEMAND_RESOLUTION  # noqa: E402
 from tokenflow.errors import ScenarioError  # noqa: E402
 from tokenflow.inputs import build_inputs, check_bool, check_formulation, check_number, per_workload  # noqa: E402
 from tokenflow.model import LPArrays  # noqa: E402
+from tokenflow.plotting import short_name  # noqa: E402
 from tokenflow.routes import LAT_TOL  # noqa: E402
-from tokenflow.scenario import CHOICES, check_choices  # noqa: E402
+from tokenflow.scenario import CHOICE_DOCS, CHOICES, check_choices  # noqa: E402
+from tokenflow.style import WORKLOAD_COLORS, WORKLOAD_LABELS  # noqa: E402
 
 SCENARIOS = ("us5", "us20")
 LIVE_CHOICES = tuple(CHOICES)  # every modelling choice (the scorecard's and energy_accounting)
@@ -89,6 +91,7 @@ def export_scenario(name: str) -> dict:
         "name": name,
         "nodes": list(base.node_ids),
         "node_names": [str(v) for v in s.nodes["name"]] if "name" in s.nodes else list(base.node_ids),
+        "short_names": [short_name(n) for n in base.node_ids],  # the figures' labels
         "lon": _list(s.nodes["lon"]), "lat": _list(s.nodes["lat"]),
         "workloads": list(base.workload_ids),
         "latency_ms": _list(base.latency_ms),
@@ -135,6 +138,8 @@ def export_scenario(name: str) -> dict:
 def export_all() -> dict:
     return {"format": 2, "formulation": "arc", "case_scale": CASE_SCALE, "demand_resolution": DEMAND_RESOLUTION,
             "choices": {c: list(CHOICES[c]) for c in LIVE_CHOICES}, "setting_keys": list(SETTING_KEYS),
+            "choice_docs": {c: {v: CHOICE_DOCS[c][v] for v in CHOICES[c]} for c in LIVE_CHOICES},
+            "workload_labels": dict(WORKLOAD_LABELS), "workload_colors": dict(WORKLOAD_COLORS),
             "scenarios": {n: export_scenario(n) for n in SCENARIOS}}
 
 

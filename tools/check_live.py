@@ -158,6 +158,9 @@ HOSTILE: list[tuple[str, object]] = [
     ("formulation null", {"formulation": None}),
     ("bandwidth_factor 0", {"bandwidth_factor": 0}),
     ("electricity_factor as text", {"electricity_factor": "2"}),
+    ("a small negative scale (Python's float repr)", {"demand_scale": -0.00005}),
+    ("a fractional negative latency", {"latency_limits_ms": {"chat": -2.5, "image": 1e-7 - 1}}),
+    ("a scenario name with a quote", {"scenario": "it's"}),
     ("several problems at once", {"bandwidth_factor": -1, "demand_scale": "x", "typo": 1,
                                   "latency_limits_ms": {"chat": None, "image": "1"}}),
 ]

@@ -282,7 +282,8 @@
         return;
       }
       status.className = "tfl-status";
-      var how = res.formulation === "path" ? "path formulation, " + res.how : res.path_exact ?
+      var how = res.formulation === "path" ? (/column/.test(res.how) ? "path formulation, by " + res.how :
+        "path formulation: the arc formulation's optimum, whose routes all meet their latency limits") : res.path_exact ?
         "arc formulation; every route in use meets its latency limit, so this is also the path formulation's optimum" :
         "arc formulation, not proven equal to the path formulation (a relaxation: its cost is a lower bound)";
       status.textContent = "Total cost " + sig(res.objective, 6) + " $/h at s = " + sig(st.demand_scale, 4) +

@@ -33,8 +33,8 @@ def solve_export(data: dict, st: dict) -> dict:
     lp.sync(lim)
     assert lp.run() == "optimal"
     x, _, _ = lp.solution()
-    v = sc["variants"][export_live.variant_key(st.get("transfer_aware", True),
-                                               {**sc["defaults"]["choices"], **st.get("choices", {})})]
+    v = export_live.variant(sc, export_live.variant_key(st.get("transfer_aware", True),
+                                                        {**sc["defaults"]["choices"], **st.get("choices", {})}))
     max_scale = x[0] / max(v["base_demand"])
     if st.get("demand_scale", 1.0) > max_scale * (1 + 1e-9):
         return {"infeasible": True, "max_scale": max_scale}
@@ -64,6 +64,11 @@ SETTINGS = [
     {"scenario": "us20", "demand_scale": 20.0, "transfer_aware": False, "bandwidth_factor": 0.05},
     {"scenario": "us20", "demand_scale": 15.0, "bandwidth_factor": 0.1,
      "latency_limits_ms": {"chat": 40.0, "code_review": 60.0}},
+    {"scenario": "us5", "demand_scale": 10.0, "bandwidth_factor": 0.05,
+     "choices": {"energy_accounting": "prefill_and_decode", "capacity_measure": "cushman_wakefield"}},
+    {"scenario": "us5", "demand_scale": 35.0, "choices": {"energy_accounting": "prefill_and_decode"}},
+    {"scenario": "us20", "demand_scale": 10.0, "transfer_aware": False,
+     "choices": {"baseline_payload": "mean_payload", "capacity_measure": "cbre_colocation"}},
 ]
 
 

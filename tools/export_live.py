@@ -5,9 +5,11 @@ compiled to WebAssembly: the *arc* formulation (:mod:`tokenflow.arc`), and the d
 *path* formulation from the same numbers (the arc optimum when its flows decompose into
 routes within their latency limits, else column generation over routes; live.js).  This
 tool writes, for each
-scenario (us5, us20) and each combination of ``transfer_aware`` x ``payload_direction`` x
-``electricity_sector``, the numbers of :func:`tokenflow.inputs.build_inputs` the LP is made
-of, split by the page's controls:
+scenario (us5, us20) and each combination of ``transfer_aware`` x every modelling choice
+(:data:`tokenflow.scenario.CHOICES`: payload direction, electricity sector, baseline payload,
+capacity measure, energy accounting), the numbers of :func:`tokenflow.inputs.build_inputs`
+the LP is made of (each distinct array once, in a pool the variants point into), split by
+the page's controls:
 
 * processing cost ($/M tokens) = ``energy[n, k] * electricity_factor + other[n, k]``
   (``energy`` = PUE x electricity price x kWh per M tokens, the part an electricity-price
@@ -44,19 +46,35 @@ if str(ROOT) not in sys.path:
 
 from tokenflow import load_scenario  # noqa: E402
 from tokenflow.arc import ArcStructure  # noqa: E402
-from tokenflow.inputs import build_inputs  # noqa: E402
+from tokenflow.claims import CASE_SCALE  # noqa: E402
+from tokenflow.engine import DEMAND_RESOLUTION  # noqa: E402
+from tokenflow.errors import ScenarioError  # noqa: E402
+from tokenflow.inputs import build_inputs, check_bool, check_formulation, check_number, per_workload  # noqa: E402
 from tokenflow.model import LPArrays  # noqa: E402
+from tokenflow.plotting import short_name  # noqa: E402
 from tokenflow.routes import LAT_TOL  # noqa: E402
-from tokenflow.scenario import CHOICES  # noqa: E402
+from tokenflow.scenario import CHOICE_DOCS, CHOICES, check_choices  # noqa: E402
+from tokenflow.style import WORKLOAD_COLORS, WORKLOAD_LABELS  # noqa: E402
 
 SCENARIOS = ("us5", "us20")
-LIVE_CHOICES = ("payload_direction", "electricity_sector")
+LIVE_CHOICES = tuple(CHOICES)  # every modelling choice (the scorecard's and energy_accounting)
 DEFAULT_OUT = ROOT / "book" / "_static" / "live" / "live_data.js"
+# the arrays of build_inputs that differ between variants (pooled) and those that must not
+VARIANT_FIELDS = ("fwd_gb", "rev_gb", "intensity", "energy_cost", "other_cost", "capacity_kw", "base_demand")
+# the keys of the page's settings (window.tokenflowLive.solve), in the order they are checked
+SETTING_KEYS = ("scenario", "formulation", "transfer_aware", "latency_limits_ms", "choices", "demand_scale",
+                "bandwidth_factor", "electricity_factor")
 
 
 def variant_key(transfer_aware: bool, choices: dict[str, str]) -> str:
-    """Key of one variant: ``ta=1|payload_direction=request|electricity_sector=commercial``."""
+    """Key of one variant: ``ta=1|payload_direction=request|electricity_sector=commercial|...``
+    (every choice of :data:`LIVE_CHOICES`, in that order)."""
     return "|".join([f"ta={int(bool(transfer_aware))}"] + [f"{c}={choices[c]}" for c in LIVE_CHOICES])
+
+
+def variant(sc: dict, key: str) -> dict:
+    """The arrays of variant ``key`` of an exported scenario (resolved from its pool)."""
+    return {f: sc["pool"][f][i] for f, i in sc["variants"][key].items()}
 
 
 def _list(a: np.ndarray) -> list:
@@ -73,6 +91,7 @@ def export_scenario(name: str) -> dict:
         "name": name,
         "nodes": list(base.node_ids),
         "node_names": [str(v) for v in s.nodes["name"]] if "name" in s.nodes else list(base.node_ids),
+        "short_names": [short_name(n) for n in base.node_ids],  # the figures' labels
         "lon": _list(s.nodes["lon"]), "lat": _list(s.nodes["lat"]),
         "workloads": list(base.workload_ids),
         "latency_ms": _list(base.latency_ms),
@@ -88,23 +107,40 @@ def export_scenario(name: str) -> dict:
                      "electricity_factor": 1.0,
                      "latency_limits_ms": {k: float(v) for k, v in zip(base.workload_ids, base.latency_ms)},
                      "choices": {c: s.choices[c] for c in LIVE_CHOICES}},
+        "pool": {f: [] for f in VARIANT_FIELDS},
         "variants": {},
     }
+    seen: dict[str, dict[str, int]] = {f: {} for f in VARIANT_FIELDS}
     for ta in (True, False):
         for values in itertools.product(*(CHOICES[c] for c in LIVE_CHOICES)):
             ch = dict(zip(LIVE_CHOICES, values))
             inp = build_inputs(s.with_choices(**ch), transfer_aware=ta)
-            out["variants"][variant_key(ta, ch)] = {
+            for f in ("arc_capacity_gbh", "arc_cost", "latency_ms"):  # exported once: must not vary
+                if not np.array_equal(getattr(inp, f), getattr(base, f)):
+                    raise SystemExit(f"{name}: {f} depends on the choices {ch}; export it per variant")
+            arrays = {
                 "fwd_gb": _list(inp.fwd_gb), "rev_gb": _list(inp.rev_gb), "intensity": _list(inp.intensity),
                 "energy_cost": _list(inp.energy_cost),  # N*K row-major, scales with electricity_factor
                 "other_cost": _list(inp.proc_cost - inp.energy_cost),  # N*K, does not
                 "capacity_kw": _list(inp.capacity_kw), "base_demand": _list(inp.base_demand),
             }
+            ref = {}
+            for f, arr in arrays.items():
+                k = json.dumps(arr)
+                if k not in seen[f]:
+                    seen[f][k] = len(out["pool"][f])
+                    out["pool"][f].append(arr)
+                ref[f] = seen[f][k]
+            out["variants"][variant_key(ta, ch)] = ref
     return out
 
 
 def export_all() -> dict:
-    return {"format": 1, "formulation": "arc", "scenarios": {n: export_scenario(n) for n in SCENARIOS}}
+    return {"format": 2, "formulation": "arc", "case_scale": CASE_SCALE, "demand_resolution": DEMAND_RESOLUTION,
+            "choices": {c: list(CHOICES[c]) for c in LIVE_CHOICES}, "setting_keys": list(SETTING_KEYS),
+            "choice_docs": {c: {v: CHOICE_DOCS[c][v] for v in CHOICES[c]} for c in LIVE_CHOICES},
+            "workload_labels": dict(WORKLOAD_LABELS), "workload_colors": dict(WORKLOAD_COLORS),
+            "scenarios": {n: export_scenario(n) for n in SCENARIOS}}
 
 
 def write(path: Path) -> Path:
@@ -184,7 +220,7 @@ def arc_lp(sc: dict, settings: dict, max_scale: bool = False) -> tuple[LPArrays,
     value of lost load).  Columns: [scale column if max_scale], arc flows, processing.
     Rows: balance, compute, bandwidth.  Returns (arrays, structure)."""
     st_ = settings_of(sc, settings)
-    v = sc["variants"][variant_key(st_["transfer_aware"], st_["choices"])]
+    v = variant(sc, variant_key(st_["transfer_aware"], st_["choices"]))
     N, K = len(sc["nodes"]), len(sc["workloads"])
     L = len(sc["au"])
     cap = np.array(v["capacity_kw"])
@@ -251,36 +287,76 @@ if __name__ == "__main__":
 
 # ---------------------------------------------------------------------- the package's answer
 
+def check_settings(settings: object) -> dict:
+    """The page's ``settings`` checked with tokenflow's own rules and messages
+    (:func:`tokenflow.inputs.check_bool`, ``check_number``, ``per_workload``,
+    ``check_formulation``, :func:`tokenflow.scenario.check_choices`); live.js's ``validate``
+    is the same, message for message.  Returns the settings with the scenario's defaults
+    filled in, or raises :class:`ScenarioError` listing every problem.  ``None`` is no
+    settings; a key that is missing or ``undefined`` takes its default, ``null`` does not
+    (except ``latency_limits_ms``, which tokenflow.solve takes as "no overrides")."""
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        raise ScenarioError(f"settings: expected a mapping of setting name to value (keys: "
+                            f"{', '.join(SETTING_KEYS)}), got {settings!r:.60}")
+    problems = [f"settings: unknown key {k!r} (keys: {', '.join(SETTING_KEYS)})"
+                for k in settings if k not in SETTING_KEYS]
+    name = settings.get("scenario", "us5")
+    if not isinstance(name, str) or name not in SCENARIOS:
+        problems.append(f"scenario: unknown scenario {name!r:.60}: the page has {', '.join(SCENARIOS)}")
+        raise ScenarioError(problems)  # the other checks need the scenario's workloads
+    s = load_scenario(name)
+    out: dict = {"scenario": name}
+
+    def run(key, check, default):
+        try:
+            out[key] = check(settings[key]) if key in settings else default
+        except ScenarioError as exc:
+            problems.extend(exc.problems)
+
+    run("formulation", check_formulation, "path")
+    run("transfer_aware", lambda v: check_bool(v, "transfer_aware"), True)
+    run("latency_limits_ms", lambda v: per_workload(s, v, "latency_limits_ms", "ms", allow_zero=True), {})
+    run("choices", lambda v: {**{c: s.choices[c] for c in LIVE_CHOICES}, **check_choices(v)},
+        {c: s.choices[c] for c in LIVE_CHOICES})
+    run("demand_scale", lambda v: check_number(v, "demand_scale", "(multiplier)"), 1.0)
+    for key in ("bandwidth_factor", "electricity_factor"):
+        run(key, lambda v, key=key: check_number(v, key, "(multiplier)", allow_zero=False), 1.0)
+    if problems:
+        raise ScenarioError(problems)
+    return out
+
+
 def scenario_of(settings: dict):
     """(Scenario, keyword arguments of tokenflow.solve) for the page's ``settings``: the
     scenario with the choices, electricity prices x electricity_factor and link bandwidths x
-    bandwidth_factor (missing keys: the scenario's defaults)."""
-    s = load_scenario(settings.get("scenario", "us5"))
-    ch = {**{c: s.choices[c] for c in LIVE_CHOICES}, **(settings.get("choices") or {})}
-    s = s.with_choices(**ch)
-    ef, bf = float(settings.get("electricity_factor", 1.0)), float(settings.get("bandwidth_factor", 1.0))
+    bandwidth_factor (missing keys: the scenario's defaults; bad settings: ScenarioError)."""
+    settings = check_settings(settings)
+    s = load_scenario(settings["scenario"]).with_choices(**settings["choices"])
+    ef, bf = settings["electricity_factor"], settings["bandwidth_factor"]
     if ef != 1.0:
         s = s.replace(nodes={n: {"electricity_usd_per_kwh": float(e) * ef}
                              for n, e in zip(s.node_ids, s.nodes["electricity_usd_per_kwh"])})
     if bf != 1.0:
         bw = build_inputs(s).arc_capacity_gbh[0::2] / 450.0
         s = s.replace(links={lk: {"bandwidth_gbps": float(b) * bf} for lk, b in zip(s.links.index, bw)})
-    return s, {"transfer_aware": bool(settings.get("transfer_aware", True)),
-               "latency_limits_ms": settings.get("latency_limits_ms") or None,
-               "demand_scale": float(settings.get("demand_scale", 1.0))}
+    return s, {"transfer_aware": settings["transfer_aware"], "latency_limits_ms": settings["latency_limits_ms"] or None,
+               "demand_scale": settings["demand_scale"]}
 
 
-def reference(settings: dict, formulation: str = "path") -> dict:
+def reference(settings: dict, formulation: str | None = None) -> dict:
     """What ``tokenflow.solve`` gives for ``settings`` (the hook's format): the scenario with
     the choices, electricity prices x electricity_factor and link bandwidths x
     bandwidth_factor, solved with the latency limits and demand scale.  ``max_scale``
-    from ``tokenflow.demand_scale_limit``."""
+    from ``tokenflow.demand_scale_limit``.  ``formulation``: that of ``settings`` (default
+    path) unless given.  Bad settings raise :class:`ScenarioError` (:func:`check_settings`)."""
     import tokenflow as tf
     from tokenflow.errors import InfeasibleMarketError
 
     s, kw = scenario_of(settings)
     scale = kw.pop("demand_scale")
-    kw["formulation"] = formulation
+    kw["formulation"] = formulation or check_settings(settings)["formulation"]
     lim = tf.demand_scale_limit(s, **kw)
     try:
         r = tf.solve(s, demand_scale=scale, **kw)

@@ -43,43 +43,171 @@
     return highsPromise;
   }
 
-  function fill(sc, settings) {
-    var d = sc.defaults, s = settings || {};
-    var lat = Object.assign({}, d.latency_limits_ms, s.latency_limits_ms || {});
-    var ch = Object.assign({}, d.choices, s.choices || {});
-    function num(key) { return s[key] === undefined || s[key] === null ? d[key] : Number(s[key]); }
-    return {
-      scenario: sc.name, demand_scale: num("demand_scale"),
-      transfer_aware: s.transfer_aware === undefined ? d.transfer_aware : !!s.transfer_aware,
-      bandwidth_factor: num("bandwidth_factor"), electricity_factor: num("electricity_factor"),
-      latency_limits_ms: lat, choices: ch,
-    };
+  /* Python's repr of a JSON-like value, so that messages read as tokenflow's (ScenarioError). */
+  function pyRepr(v) {
+    if (v === null || v === undefined) return "None";
+    if (v === true) return "True";
+    if (v === false) return "False";
+    if (typeof v === "number") {
+      if (isNaN(v)) return "nan";
+      if (!isFinite(v)) return v > 0 ? "inf" : "-inf";
+      if (Number.isInteger(v) && Math.abs(v) < 1e21) return BigInt(v).toString(); // arrives in Python as int
+      var m = v.toExponential().match(/^(-?)(\d)(?:\.(\d+))?e([+-]\d+)$/), e = Number(m[4]);
+      var digits = m[2] + (m[3] || "");
+      if (e < -4 || e >= 16) {
+        var ex = Math.abs(e) < 10 ? "0" + Math.abs(e) : String(Math.abs(e));
+        return m[1] + m[2] + (m[3] ? "." + m[3] : "") + "e" + (e < 0 ? "-" : "+") + ex;
+      }
+      var s;
+      if (e < 0) s = "0." + "0".repeat(-e - 1) + digits;
+      else if (digits.length <= e + 1) s = digits + "0".repeat(e + 1 - digits.length) + ".0";
+      else s = digits.slice(0, e + 1) + "." + digits.slice(e + 1);
+      return m[1] + s;
+    }
+    if (typeof v === "string") {
+      var q = v.indexOf("'") >= 0 && v.indexOf('"') < 0 ? '"' : "'";
+      return q + v.replace(/[\\\n\r\t]|[\x00-\x1f\x7f]/g, function (c) {
+        return { "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t" }[c] ||
+          "\\x" + ("0" + c.charCodeAt(0).toString(16)).slice(-2);
+      }).split(q).join(q === "'" ? "\\'" : q) + q;
+    }
+    if (Array.isArray(v)) return "[" + v.map(pyRepr).join(", ") + "]";
+    if (typeof v === "object") {
+      return "{" + Object.keys(v).map(function (k) { return pyRepr(k) + ": " + pyRepr(v[k]); }).join(", ") + "}";
+    }
+    return String(v);
+  }
+  function pyTypeName(v) {
+    if (v === null || v === undefined) return "NoneType";
+    if (Array.isArray(v)) return "list";
+    if (typeof v === "string") return "str";
+    if (typeof v === "boolean") return "bool";
+    if (typeof v === "number") return Number.isInteger(v) && Math.abs(v) < 1e21 ? "int" : "float";
+    return "dict";
+  }
+  function cut(s, n) { return s.length > n ? s.slice(0, n) : s; } // Python's {x!r:.60}
+  function isMapping(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
+  function has(obj, k) { return Object.prototype.hasOwnProperty.call(obj, k); }
+
+  /* The ScenarioError of tokenflow: one problem alone, several as a list. */
+  function SettingsError(problems) {
+    var msg = problems.length === 1 ? problems[0] : problems.length + " problems:\n" +
+      problems.map(function (p) { return "  - " + p; }).join("\n");
+    var e = new Error(msg);
+    e.name = "ScenarioError"; e.problems = problems;
+    return e;
+  }
+
+  /* tokenflow.inputs.check_bool / check_number / per_workload / check_formulation and
+   * tokenflow.scenario.check_choices, message for message (tools/export_live.py::check_settings). */
+  function checkBool(v, name) {
+    if (typeof v === "boolean") return v;
+    throw SettingsError([name + ": expected True or False, got " + pyRepr(v)]);
+  }
+  function checkNumber(v, name, unit, allowZero) {
+    if (typeof v !== "number") throw SettingsError([name + ": expected a number of " + unit + ", got " + pyRepr(v)]);
+    if (!isFinite(v) || v < 0 || (v === 0 && !allowZero)) {
+      throw SettingsError([name + ": must be " + (allowZero ? "a finite non-negative" : "a finite positive") +
+        " number of " + unit + ", got " + pyRepr(v)]);
+    }
+    return v;
+  }
+  function perWorkload(sc, values, name, unit) {
+    if (values === null || values === undefined) return {};
+    if (!isMapping(values)) {
+      throw SettingsError([name + ": expected a mapping workload -> " + unit + " (workloads: " + sc.workloads.join(", ") +
+        "), got " + pyTypeName(values) + " " + cut(pyRepr(values), 60)]);
+    }
+    var out = {}, problems = [];
+    Object.keys(values).forEach(function (k) {
+      if (sc.workloads.indexOf(k) < 0) {
+        problems.push(name + ": unknown workload " + pyRepr(k) + " (workloads: " + sc.workloads.join(", ") + ")");
+        return;
+      }
+      try { out[k] = checkNumber(values[k], name + "." + k, unit, true); } catch (e) { problems.push(e.message); }
+    });
+    if (problems.length) throw SettingsError(problems);
+    return out;
+  }
+  function checkFormulation(f) {
+    if (f !== "path" && f !== "arc") throw SettingsError(["formulation: must be one of path, arc, got " + pyRepr(f)]);
+    return f;
+  }
+  function checkChoices(choices) {
+    var C = DATA.choices, names = Object.keys(C);
+    if (!isMapping(choices)) {
+      throw SettingsError(["choices: must be a mapping of choice name to value; choices are " +
+        names.map(function (k) { return k + ": " + C[k].join(", "); }).join("; ")]);
+    }
+    var problems = [];
+    Object.keys(choices).forEach(function (k) {
+      var v = choices[k];
+      if (!has(C, k)) problems.push("choices: unknown modelling choice " + pyRepr(k) + "; choices are " + names.join(", "));
+      else if (typeof v !== "string" || C[k].indexOf(v) < 0) {
+        problems.push("choices." + k + ": " + pyRepr(v) + " is not allowed; allowed values: " + C[k].join(", ") +
+          " (default " + C[k][0] + ")");
+      }
+    });
+    if (problems.length) throw SettingsError(problems);
+    return choices;
+  }
+
+  /* The settings checked (every problem listed) with the scenario's defaults filled in; a
+   * missing or undefined key takes its default.  Same rules, order and messages as
+   * tools/export_live.py::check_settings, which calls tokenflow's own checks. */
+  function validate(settings) {
+    var KEYS = DATA.setting_keys, s = settings === undefined || settings === null ? {} : settings;
+    if (!isMapping(s)) {
+      throw SettingsError(["settings: expected a mapping of setting name to value (keys: " + KEYS.join(", ") +
+        "), got " + cut(pyRepr(s), 60)]);
+    }
+    var given = new Map(); // a Map: a "__proto__" key is a key like any other
+    Object.keys(s).forEach(function (k) { if (s[k] !== undefined) given.set(k, s[k]); });
+    var problems = Array.from(given.keys()).filter(function (k) { return KEYS.indexOf(k) < 0; }).map(function (k) {
+      return "settings: unknown key " + pyRepr(k) + " (keys: " + KEYS.join(", ") + ")";
+    });
+    var name = given.has("scenario") ? given.get("scenario") : "us5";
+    if (typeof name !== "string" || !has(DATA.scenarios, name)) {
+      problems.push("scenario: unknown scenario " + cut(pyRepr(name), 60) + ": the page has " +
+        Object.keys(DATA.scenarios).join(", "));
+      throw SettingsError(problems);
+    }
+    var sc = DATA.scenarios[name], d = sc.defaults, out = { scenario: name };
+    function run(key, check, dflt) {
+      try { out[key] = given.has(key) ? check(given.get(key)) : dflt; } catch (e) {
+        if (!e.problems) throw e;
+        problems.push.apply(problems, e.problems);
+      }
+    }
+    run("formulation", checkFormulation, "path");
+    run("transfer_aware", function (v) { return checkBool(v, "transfer_aware"); }, d.transfer_aware);
+    run("latency_limits_ms", function (v) { return perWorkload(sc, v, "latency_limits_ms", "ms"); }, {});
+    run("choices", checkChoices, {});
+    run("demand_scale", function (v) { return checkNumber(v, "demand_scale", "(multiplier)", true); }, d.demand_scale);
+    ["bandwidth_factor", "electricity_factor"].forEach(function (k) {
+      run(k, function (v) { return checkNumber(v, k, "(multiplier)", false); }, d[k]);
+    });
+    if (problems.length) throw SettingsError(problems);
+    out.latency_limits_ms = Object.assign({}, d.latency_limits_ms, out.latency_limits_ms);
+    out.choices = Object.assign({}, d.choices, out.choices);
+    return { sc: sc, st: out };
   }
 
   function variantKey(ta, ch) {
-    return "ta=" + (ta ? 1 : 0) + "|payload_direction=" + ch.payload_direction +
-      "|electricity_sector=" + ch.electricity_sector;
+    return ["ta=" + (ta ? 1 : 0)].concat(Object.keys(DATA.choices).map(function (c) { return c + "=" + ch[c]; }))
+      .join("|");
   }
 
-  function check(sc, st) {
-    var problems = [];
-    ["demand_scale", "bandwidth_factor", "electricity_factor"].forEach(function (k) {
-      if (!isFinite(st[k]) || st[k] < 0) problems.push(k + " must be a finite non-negative number");
-    });
-    // as tokenflow: bandwidths and electricity prices must stay positive; demand_scale 0 has
-    // no unique dual (tokenflow prices the first token instead), so the page asks for s > 0
-    ["demand_scale", "bandwidth_factor", "electricity_factor"].forEach(function (k) {
-      if (!(st[k] > 0)) problems.push(k + " must be positive");
-    });
-    sc.workloads.forEach(function (w) {
-      var v = Number(st.latency_limits_ms[w]);
-      if (!isFinite(v) || v < 0) problems.push("latency_limits_ms." + w + " must be a finite non-negative number");
-    });
-    Object.keys(st.latency_limits_ms).forEach(function (w) {
-      if (sc.workloads.indexOf(w) < 0) problems.push("latency_limits_ms: unknown workload " + w);
-    });
-    if (!sc.variants[variantKey(st.transfer_aware, st.choices)]) problems.push("unknown modelling choice value");
-    if (problems.length) throw new Error(problems.join("; "));
+  /* The arrays of one variant (the export stores each distinct array once, in a pool). */
+  var VARIANTS = new Map();
+  function variantOf(sc, st) {
+    var key = sc.name + "#" + variantKey(st.transfer_aware, st.choices);
+    if (!VARIANTS.has(key)) {
+      var ref = sc.variants[variantKey(st.transfer_aware, st.choices)], v = {};
+      Object.keys(ref).forEach(function (f) { v[f] = sc.pool[f][ref[f]]; });
+      VARIANTS.set(key, v);
+    }
+    return VARIANTS.get(key);
   }
 
   /* Commodities and their allowed arcs and nodes: tokenflow.arc.ArcStructure's rules. */
@@ -127,7 +255,7 @@
 
   /* The arc LP (tools/export_live.py::arc_lp, line for line). */
   function arcLP(sc, st, maxScale) {
-    var v = sc.variants[variantKey(st.transfer_aware, st.choices)];
+    var v = variantOf(sc, st);
     var N = sc.nodes.length, K = sc.workloads.length, L = sc.au.length;
     var cap = v.capacity_kw, hasCap = cap.map(function (c) { return c > 0; });
     var latMs = sc.workloads.map(function (w) { return Number(st.latency_limits_ms[w]); });
@@ -399,7 +527,7 @@
 
   /* Column generation; returns {lp, r, cols, lam, mu, rho, rounds}. */
   function pathCG(highs, sc, st, maxScale) {
-    var v = sc.variants[variantKey(st.transfer_aware, st.choices)];
+    var v = variantOf(sc, st);
     var N = sc.nodes.length, K = sc.workloads.length, L = sc.au.length, D = N * K, out = outArcs(sc);
     var cols = [], have = {}, k, o;
     function add(o, n, arcs, k) {
@@ -491,13 +619,7 @@
   }
 
   function solveNow(highs, settings) {
-    var name = (settings && settings.scenario) || "us5";
-    var sc = DATA.scenarios[name];
-    if (!sc) throw new Error("unknown scenario " + name);
-    var st = fill(sc, settings);
-    var formulation = (settings && settings.formulation) || "path";
-    if (formulation !== "path" && formulation !== "arc") throw new Error("formulation must be path or arc");
-    check(sc, st);
+    var ok = validate(settings), sc = ok.sc, st = ok.st, formulation = st.formulation;
     var t0 = performance.now();
     var lp = arcLP(sc, st, false), s = lp.s;
     var N = sc.nodes.length, K = sc.workloads.length, L = sc.au.length;
@@ -565,6 +687,15 @@
       }
       for (i = 0; i < s.y_c.length; i++) proc[s.y_n[i]][s.k_y[i]] += Math.max(r.x[nf + i], 0);
     }
+    // demand below the solver's resolution: the dual is not unique there; priced as tokenflow
+    // does (engine.first_token_prices), at the marginal cost of the first token
+    var firstToken = [];
+    for (n = 0; n < N; n++) for (k = 0; k < K; k++) {
+      if (!(st.demand_scale * s.v.base_demand[n * K + k] < DATA.demand_resolution)) continue;
+      var ft = cheapestRoute(sc, st, s, mu, rho, n, k, formulation);
+      prices[sc.nodes[n]][sc.workloads[k]] = ft ? ft.total + 0.0 : NaN;
+      firstToken.push(sc.workloads[k] + " at " + sc.nodes[n]);
+    }
     var util = {}, sat = [];
     for (a = 0; a < L; a++) {
       var u = loadA[a] / (sc.arc_capacity_gbh[a] * st.bandwidth_factor);
@@ -582,7 +713,7 @@
       objective: objective, prices: prices, saturated_links: sat, utilization: util, how: how,
       compute_rent: Object.fromEntries(sc.nodes.map(function (x, j) { return [x, mu[j]]; })),
       congestion_rent: Object.fromEntries(sc.arc_ids.map(function (x, j) { return [x, rho[j]]; })),
-      processing: proc, compute_used_kw: usedKw, n_cols: cg ? cg.lp.nCols : lp.nCols,
+      processing: proc, compute_used_kw: usedKw, first_token_priced: firstToken, n_cols: cg ? cg.lp.nCols : lp.nCols,
       n_rows: cg ? cg.lp.nRows : lp.nRows,
       // workloads split into one commodity per origin: their latency limit binds somewhere
       path_exact: cert.path_exact, path_violation: cert.violation,
@@ -605,27 +736,24 @@
     });
   }
 
-  /* Price decomposition of (node o, workload k): the cheapest route at the current rents
-   * (path formulation: among routes within the latency limit; arc formulation: inside the
-   * commodity's latency ball); at an optimum the price equals its full cost. */
-  function decompose(sc, res, o, k) {
-    var st = res.settings, K = sc.workloads.length;
-    if (res.formulation === "path") {
-      // the cheapest admissible route at the solved rents: the path formulation's price
-      var v = sc.variants[variantKey(st.transfer_aware, st.choices)];
-      var b = pricePaths(sc, st, v, k, res._mu, res._rho, true, outArcs(sc))[o];
+  /* The cheapest admissible route of (origin o, workload k) at rents mu ($/kWh) and rho ($/GB)
+   * and its cost split (path formulation: routes within the latency limit, exact search;
+   * arc formulation: inside the commodity's latency ball, as engine._arc_cheapest). */
+  function cheapestRoute(sc, st, s, mu, rho, o, k, formulation) {
+    var v = s.v, K = sc.workloads.length;
+    if (formulation === "path") {
+      var b = pricePaths(sc, st, v, k, mu, rho, true, outArcs(sc))[o];
       if (!b) return null;
       var tr0 = 0, cg0 = 0;
       b.arcs.forEach(function (a) {
         tr0 += v.fwd_gb[k] * sc.arc_cost[a] + v.rev_gb[k] * sc.arc_cost[a ^ 1];
-        cg0 += v.fwd_gb[k] * Math.max(res._rho[a], 0) + v.rev_gb[k] * Math.max(res._rho[a ^ 1], 0);
+        cg0 += v.fwd_gb[k] * Math.max(rho[a], 0) + v.rev_gb[k] * Math.max(rho[a ^ 1], 0);
       });
-      return { via: sc.nodes[b.n], processing: b.proc, compute_rent: v.intensity[k] * res._mu[b.n], transfer: tr0,
-        congestion_rent: cg0, total: b.total,
-        path: [sc.nodes[o]].concat(b.arcs.map(function (a) { return sc.nodes[sc.av[a]]; })).join(" > ") };
+      return { via: sc.nodes[b.n], processing: b.proc, compute_rent: v.intensity[k] * mu[b.n], transfer: tr0,
+        congestion_rent: cg0, total: b.total, arcs: b.arcs,
+        path: [sc.nodes[o]].concat(b.arcs.map(function (a) { return sc.nodes[sc.av[a]]; })) };
     }
-    var s = res._lp.s, N = sc.nodes.length;
-    var ci = -1;
+    var N = sc.nodes.length, ci = -1;
     s.com.forEach(function (c, j) { if (c[0] === k && (c[1] === -1 || c[1] === o)) ci = j; });
     var arcs = [], nodes = [];
     s.f_c.forEach(function (c, j) { if (c === ci) arcs.push(s.f_a[j]); });
@@ -633,7 +761,7 @@
     var len = {}, tr = {}, cg = {};
     arcs.forEach(function (a) {
       tr[a] = s.fwd[k] * sc.arc_cost[a] + s.rev[k] * sc.arc_cost[a ^ 1];
-      cg[a] = s.fwd[k] * res._rho[a] + s.rev[k] * res._rho[a ^ 1];
+      cg[a] = s.fwd[k] * rho[a] + s.rev[k] * rho[a ^ 1];
       len[a] = tr[a] + cg[a];
     });
     // Bellman-Ford from o over the allowed arcs (non-negative lengths, tiny graph)
@@ -645,19 +773,26 @@
     });
     var best = null;
     nodes.forEach(function (n) {
-      var pc = s.v.energy_cost[n * K + k] * st.electricity_factor + s.v.other_cost[n * K + k];
-      var full = pc + s.v.intensity[k] * res._mu[n] + dist[n];
-      if (best === null || full < best.full - 1e-12) best = { n: n, full: full, pc: pc };
+      var pc = v.energy_cost[n * K + k] * st.electricity_factor + v.other_cost[n * K + k];
+      var full = pc + v.intensity[k] * mu[n] + dist[n];
+      if (isFinite(full) && (best === null || full < best.full - 1e-12)) best = { n: n, full: full, pc: pc };
     });
     if (!best) return null;
     var path = [], t = 0, c = 0, x = best.n;
     while (x !== o && pred[x] >= 0) { var a = pred[x]; path.unshift(a); t += tr[a]; c += cg[a]; x = sc.au[a]; }
-    return { via: sc.nodes[best.n], processing: best.pc, compute_rent: s.v.intensity[k] * res._mu[best.n],
-      transfer: t, congestion_rent: c, total: best.full,
-      path: [sc.nodes[o]].concat(path.map(function (a) { return sc.nodes[sc.av[a]]; })).join(" > ") };
+    return { via: sc.nodes[best.n], processing: best.pc, compute_rent: v.intensity[k] * mu[best.n],
+      transfer: t, congestion_rent: c, total: best.full, arcs: path,
+      path: [sc.nodes[o]].concat(path.map(function (a) { return sc.nodes[sc.av[a]]; })) };
+  }
+
+  /* Price decomposition of (node o, workload k) of a result of _solveNow: the cheapest route
+   * at the solved rents; at an optimum the price equals its full cost. */
+  function decompose(sc, res, o, k) {
+    return cheapestRoute(sc, res.settings, res._lp.s, res._mu, res._rho, o, k, res.formulation);
   }
 
   window.tokenflowLive = { solve: solve, ready: function () { return loadHighs().then(function () { return true; }); },
     data: DATA, _solveNow: function (settings) { return loadHighs().then(function (h) { return solveNow(h, settings); }); },
-    decompose: decompose, fmt: fmt };
+    decompose: decompose, validate: function (s) { return validate(s).st; },
+    fmt: fmt, pyRepr: pyRepr };
 })();

@@ -438,3 +438,109 @@ def test_the_longest_notebooks_start_first(fake_runs):
     log["started"].clear()
     rp.run_notebooks(root, jobs=1, force=True)
     assert [n for n, _ in log["started"]] == ["b", "c", "a", "results"]
+
+
+# ------------------------------------------- issue 28: dead kernels, one run per folder, --only twice
+
+
+def _project(root, name: str, code: str) -> None:
+    """A project folder whose notebook ``name`` runs ``code`` (after the parameters cell)."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell('output_dir = "results"')
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(code)]
+    (root / "notebooks").mkdir(exist_ok=True)
+    nbformat.write(nb, root / "notebooks" / f"{name}.ipynb")
+
+
+@pytest.mark.parametrize("how", ["import os\nos._exit(1)",
+                                 pytest.param("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+                                              marks=pytest.mark.slow)])
+def test_a_dying_kernel_is_a_failed_notebook_not_a_hang(tmp_path, how):
+    """A cell that ends its kernel's process (warm kernels, the default): the run reports the
+    notebook as failed within seconds, exit 2, one line; the previous book stays as it was."""
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("papermill")
+    _project(tmp_path, "scorecard", "print('before')\n" + how)
+    gen, html = tmp_path / "book" / "generated", tmp_path / "_build" / "html"
+    gen.mkdir(parents=True)
+    html.mkdir(parents=True)
+    (gen / "scorecard.ipynb").write_text("previous")
+    (html / "index.html").write_text("previous book")
+    before = _snapshot(gen), _snapshot(html)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "tokenflow.cli", "reproduce", "--root", str(tmp_path),
+                           "--only", "scorecard", "--jobs", "1"], capture_output=True, text=True, timeout=90)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 2, proc.stderr
+    assert "scorecard.ipynb failed" in proc.stderr and "kernel died" in proc.stderr
+    assert "previous book/generated is unchanged" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert (_snapshot(gen), _snapshot(html)) == before
+    assert not list(tmp_path.rglob(".*.running.ipynb"))
+    assert seconds < 45, seconds  # (a hang ran into the 90 s timeout above)
+
+
+def _hold_lock(root):
+    """Another process holding ``root``'s reproduce lock until its stdin closes."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom tokenflow import reproduce as rp\n"
+                             f"with rp.project_lock({str(root)!r}):\n    print('held', flush=True)\n"
+                             "    sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_run_in_the_same_folder_is_refused_and_changes_nothing(fake_runs, capsys):
+    root, names, log = fake_runs
+    rp.run_notebooks(root, jobs=1)
+    gen = root / "book" / "generated"
+    before = _snapshot(gen)
+    holder = _hold_lock(root)
+    try:
+        with pytest.raises(TokenflowError, match=rf"another tokenflow reproduce is running .*process "
+                                                 rf"{holder.pid} holds the lock .*reproduce.lock"):
+            rp.run_notebooks(root, jobs=1, force=True)
+        with pytest.raises(TokenflowError, match=f"process {holder.pid}"):
+            rp.build_book(root)
+        from tokenflow.cli import main
+
+        capsys.readouterr()
+        assert main(["reproduce", "--root", str(root), "--no-build"]) == 2
+        err = capsys.readouterr().err
+        assert f"process {holder.pid}" in err and "Traceback" not in err
+    finally:
+        holder.communicate("")
+    assert _snapshot(gen) == before and not (root / rp.STAGING).exists()
+    log["started"].clear()
+    rp.run_notebooks(root, jobs=1, force=True)  # the holder ended: the lock is free again
+    assert len(log["started"]) == len(names)
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(fake_runs):
+    import subprocess
+    import sys
+
+    root, names, log = fake_runs
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    lock = root / rp.LOCK
+    lock.parent.mkdir(parents=True)
+    lock.write_text(dead + "\n")  # what a killed run leaves (its OS lock ended with it)
+    rp.run_notebooks(root, jobs=1)
+    assert rp.last_status() == {n: "executed" for n in names}
+
+
+def test_only_a_name_given_twice_runs_once(fake_runs):
+    root, names, log = fake_runs
+    times = rp.run_notebooks(root, names=["a", "b", "a"], jobs=2)
+    assert sorted(n for n, _ in log["started"]) == ["a", "b"] and list(times) == ["a", "b"]
+    log["started"].clear()
+    rp.run_notebooks(root, names="c", jobs=1)  # one name as a string: that notebook, not its letters
+    assert [n for n, _ in log["started"]] == ["c"]

@@ -537,6 +537,14 @@ def test_a_lock_left_by_a_dead_run_is_taken_over(fake_runs):
     assert rp.last_status() == {n: "executed" for n in names}
 
 
+def test_a_lock_that_cannot_be_taken_is_a_clear_error(fake_runs):
+    root, names, log = fake_runs
+    (root / rp.LOCK).mkdir(parents=True)  # a folder where the lock file belongs
+    with pytest.raises(TokenflowError, match=r"cannot take the reproduce lock .*reproduce.lock: Is a directory"):
+        rp.run_notebooks(root, jobs=1)
+    assert log["started"] == [] and not (root / rp.STAGING).exists()
+
+
 def test_only_a_name_given_twice_runs_once(fake_runs):
     root, names, log = fake_runs
     times = rp.run_notebooks(root, names=["a", "b", "a"], jobs=2)

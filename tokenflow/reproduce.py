@@ -213,8 +213,12 @@ def project_lock(root: Path):
         import fcntl
     except ImportError:  # pragma: no cover - not POSIX: no lock (one run at a time is then up to the user)
         fcntl = None
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # _build a file, the lock a folder, no permission
+        raise TokenflowError(f"cannot take the reproduce lock {path}: {exc.strerror or exc}; nothing was "
+                             "changed by this run") from None
     f = os.fdopen(fd, "r+")
     try:
         if fcntl is not None:

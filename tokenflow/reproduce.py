@@ -612,15 +612,17 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
     is left as it was (see the module docstring: the run is staged and swapped in whole).
     """
     root = Path(root).resolve()
+    names, jobs = _check_run(root, names, jobs)  # (bad arguments: refused before the lock creates _build/)
     with project_lock(root):
         return _run_notebooks(root, fast, names, force, jobs, fresh)
 
 
-def _run_notebooks(root: Path, fast: bool, names: list[str] | str | None, force: bool, jobs: int | None,
-                   fresh: bool) -> dict[str, float]:
+def _check_run(root: Path, names: list[str] | str | None, jobs: int | None) -> tuple[list[str], int]:
+    """The notebooks to run (each once, in the order given; all when ``names`` is empty) and
+    the number of jobs; :class:`~tokenflow.errors.TokenflowError` for an unknown or missing
+    notebook, a bad ``jobs`` or another folder's package."""
     from .errors import TokenflowError
 
-    _quiet()
     if isinstance(names, str):
         names = [names]
     names = list(dict.fromkeys(names or NOTEBOOKS))  # a name given twice runs once
@@ -634,9 +636,17 @@ def _run_notebooks(root: Path, fast: bool, names: list[str] | str | None, force:
         jobs = default_jobs()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise TokenflowError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    check_package(root)
+    return names, jobs
+
+
+def _run_notebooks(root: Path, fast: bool, names: list[str], force: bool, jobs: int,
+                   fresh: bool) -> dict[str, float]:
+    from .errors import TokenflowError
+
+    _quiet()
     global _FRESH
     _FRESH = bool(fresh)
-    check_package(root)
     out, stage = root / OUT, root / STAGING
     _recover(out, root / OLD)
     _prepare_stage(out, stage)
@@ -868,6 +878,7 @@ def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, fo
     if not (root / "notebooks").is_dir():
         raise TokenflowError(f"{root} has no notebooks/ folder: run from the repository root or pass --root")
     t0, load0 = time.perf_counter(), _load()
+    _check_run(root, only, jobs)  # (bad arguments: refused before the lock creates _build/)
     with project_lock(root):  # one run per folder, from the first notebook to the built book
         times = run_notebooks(root, fast=fast, names=only, force=force, jobs=jobs, fresh=fresh)
         status = last_status()

@@ -177,3 +177,21 @@ def test_ctrl_c_is_one_line_and_writes_nothing(tmp_path, sig, code, word):
     assert proc.returncode == code, stderr
     assert stderr.strip() == f"measure_serving: {word}{' (SIGTERM)' if code == 143 else ''}; nothing written"
     assert out.read_text() == "previous" and sorted(p.name for p in tmp_path.iterdir()) == ["x.csv"]
+
+
+@pytest.mark.parametrize("error, needle", [(MemoryError, "out of memory;"),
+                                           ("OutOfMemoryError", "out of accelerator memory (CUDA out of memory")])
+def test_running_out_of_memory_is_one_line(tmp_path, monkeypatch, capsys, error, needle):
+    """Host memory (MemoryError) or the accelerator's (torch.cuda.OutOfMemoryError, by name)."""
+    mod = _tool()
+    if isinstance(error, str):
+        error = type(error, (RuntimeError,), {})("CUDA out of memory. Tried to allocate 14.50 GiB")
+
+    def boom(*a):
+        raise error
+
+    monkeypatch.setattr(mod, "measure", boom)
+    out = tmp_path / "x.csv"
+    assert mod.main([*TINY, "--out", str(out), "--prompts", "8", "--batches", "1", "--contexts", "16"]) == 4
+    err = capsys.readouterr().err
+    assert needle in err and err.strip().endswith("nothing written") and not out.exists()

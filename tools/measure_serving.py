@@ -492,6 +492,12 @@ def main(argv: list[str] | None = None) -> int:
         print("measure_serving: out of memory; give smaller --prompts, --batches or --contexts; nothing written",
               file=sys.stderr)
         return 4
+    except RuntimeError as exc:
+        if type(exc).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (torch not imported here)
+            raise
+        print(f"measure_serving: out of accelerator memory ({str(exc).splitlines()[0][:160]}); give smaller "
+              "--prompts, --batches or --contexts; nothing written", file=sys.stderr)
+        return 4
     except KeyboardInterrupt as exc:
         term = isinstance(exc, _Terminated)
         print(f"measure_serving: {'terminated (SIGTERM)' if term else 'interrupted'}; nothing written",

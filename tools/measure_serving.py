@@ -29,6 +29,9 @@ is measured (not a folder, not a device, its folder writable).  Ctrl-C or SIGTER
 line (exit 130 / 143) and writes nothing.
 
 Run:  python tools/measure_serving.py --model 8b --out results/serving_8b.csv
+Exit codes: 0 written; 2 bad usage, a grid too large, or nothing to measure with; 3 ``--out``
+cannot be written; 4 out of memory (host or accelerator); 130 Ctrl-C; 143 SIGTERM.  Every
+failure writes nothing.
 """
 
 from __future__ import annotations

@@ -584,3 +584,28 @@ def test_two_reproduce_commands_in_one_folder(tmp_path):
     gen = tmp_path / "book" / "generated"
     assert "done" in (gen / "scorecard.ipynb").read_text()
     assert not list(tmp_path.rglob(".*.running.ipynb")) and not (tmp_path / rp.STAGING).exists()
+
+
+def test_the_lock_is_reentrant_in_one_thread_only(tmp_path):
+    import os
+    import threading
+
+    seen = []
+    with rp.project_lock(tmp_path) as path:
+        with rp.project_lock(tmp_path):  # reproduce -> run_notebooks -> build_book
+            pass
+
+        def other():
+            try:
+                with rp.project_lock(tmp_path):
+                    seen.append("taken")
+            except TokenflowError as exc:
+                seen.append(str(exc))
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert path.read_text().strip() == str(os.getpid())
+    assert len(seen) == 1 and "another tokenflow reproduce is running" in seen[0]
+    with rp.project_lock(tmp_path):  # released
+        pass

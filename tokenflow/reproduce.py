@@ -184,7 +184,7 @@ def _prepare_stage(out: Path, stage: Path) -> None:
     os.replace(tmp, stage)
 
 
-_HELD: dict[str, list] = {}  # lock path -> [open file, depth] of the locks this process holds
+_HELD: dict[tuple, list] = {}  # (lock path, thread) -> [open file, depth] of the locks this process holds
 
 
 @contextlib.contextmanager
@@ -195,13 +195,15 @@ def project_lock(root: Path):
     :class:`~tokenflow.errors.TokenflowError` naming the lock and the process that holds it,
     before it touches ``book/generated`` or ``_build``.  The lock is an OS lock on the open
     file (``flock``), so it ends with its process however that process ends: the file a dead
-    run leaves (with its pid) is taken over by the next run.  Re-entrant within one process
-    (:func:`reproduce` holds it around :func:`run_notebooks` and :func:`build_book`).
+    run leaves (with its pid) is taken over by the next run.  Re-entrant within one thread
+    (:func:`reproduce` holds it around :func:`run_notebooks` and :func:`build_book`); another
+    thread of the same process is refused like another process.
     """
     from .errors import TokenflowError
 
     path = Path(root).resolve() / LOCK
-    held = _HELD.get(str(path))
+    me = (str(path), threading.get_ident())
+    held = _HELD.get(me)
     if held is not None:
         held[1] += 1
         try:
@@ -238,11 +240,11 @@ def project_lock(root: Path):
     except BaseException:
         f.close()
         raise
-    _HELD[str(path)] = [f, 1]
+    _HELD[me] = [f, 1]
     try:
         yield path
     finally:
-        del _HELD[str(path)]
+        del _HELD[me]
         try:
             f.seek(0)
             f.truncate()  # (the file stays: removing it could let two runs lock two different files)

@@ -609,3 +609,44 @@ def test_the_lock_is_reentrant_in_one_thread_only(tmp_path):
     assert len(seen) == 1 and "another tokenflow reproduce is running" in seen[0]
     with rp.project_lock(tmp_path):  # released
         pass
+
+
+@pytest.mark.slow
+def test_a_killed_run_keeps_the_folder_locked_until_its_runner_stops(tmp_path):
+    """SIGKILL to `tokenflow reproduce` while a notebook runs: its runner finishes that notebook
+    and holds the lock until then, so a new run is refused (naming the ended process) instead
+    of sharing the staging folder with it; afterwards a run succeeds and nothing half-written
+    remains."""
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("papermill")
+    marker, release = tmp_path / "running", tmp_path / "release"
+    _project(tmp_path, "scorecard", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\n"
+                                    f"t = time.time()\nwhile not pathlib.Path({str(release)!r}).exists() "
+                                    "and time.time() - t < 60:\n    time.sleep(0.1)\nprint('done')")
+    cmd = [sys.executable, "-m", "tokenflow.cli", "reproduce", "--root", str(tmp_path), "--no-build", "--only",
+           "scorecard"]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.1)
+    assert marker.exists(), "the first run did not start its notebook"
+    first.kill()
+    first.wait()
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2 and f"a notebook runner of process {first.pid}, which has ended" in second.stderr
+    release.touch()
+    deadline, free = time.time() + 60, False
+    while time.time() < deadline and not free:
+        try:
+            with rp.project_lock(tmp_path):
+                free = True
+        except TokenflowError:
+            time.sleep(0.2)
+    assert free, "the runner of the killed run did not stop"
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0, third.stderr
+    assert "done" in (tmp_path / "book" / "generated" / "scorecard.ipynb").read_text()
+    assert not list(tmp_path.rglob(".*.running.ipynb")) and not (tmp_path / rp.STAGING).exists()

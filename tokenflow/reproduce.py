@@ -230,6 +230,9 @@ def project_lock(root: Path):
                 f.seek(0)
                 holder = f.read(64).strip()
                 who = f"process {holder}" if holder.isdigit() else "another process"
+                if holder.isdigit() and not _alive(int(holder)):  # its notebook runner outlives it
+                    who = (f"a notebook runner of process {holder}, which has ended; the runner stops after "
+                           "its current notebook")
                 raise TokenflowError(
                     f"another tokenflow reproduce is running in {Path(root).resolve()} ({who} holds the lock "
                     f"{path}); wait for it to finish or stop it. Nothing was changed by this run") from None
@@ -251,6 +254,24 @@ def project_lock(root: Path):
         except OSError:
             pass
         f.close()  # releases the lock
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _lock_fds(root: Path) -> tuple[int, ...]:
+    """The open lock file of ``root`` held by this process (any thread), for the children of
+    the run: a runner whose parent was killed keeps the folder locked until it has stopped,
+    so a new run never shares the staging folder with it."""
+    path = str(Path(root).resolve() / LOCK)
+    return tuple(f.fileno() for (p, _), (f, _n) in list(_HELD.items()) if p == path)[:1]
 
 
 def _tree_digest(pkg: Path) -> str:
@@ -499,7 +520,7 @@ class _Runner:
         self.proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(cwd), json.dumps(KERNEL_ARGS),
                                       "1" if fresh else "0", _WARM, _RESET], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.logf, env=env, start_new_session=True,
-                                     text=True, bufsize=1)
+                                     text=True, bufsize=1, pass_fds=_lock_fds(root))
         _LIVE.add(self.proc)
 
     def run(self, src: Path, dst: Path, params: dict) -> dict:

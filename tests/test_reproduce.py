@@ -552,6 +552,9 @@ def test_only_a_name_given_twice_runs_once(fake_runs):
     log["started"].clear()
     rp.run_notebooks(root, names="c", jobs=1)  # one name as a string: that notebook, not its letters
     assert [n for n, _ in log["started"]] == ["c"]
+    for bad in (5, [1], {"a": 1}, ["a", None]):
+        with pytest.raises(TokenflowError, match="notebook names must be a list of names"):
+            rp.run_notebooks(root, names=bad, jobs=1)
 
 
 @pytest.mark.slow

@@ -648,6 +648,8 @@ def _check_run(root: Path, names: list[str] | str | None, jobs: int | None) -> t
 
     if isinstance(names, str):
         names = [names]
+    if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
+        raise TokenflowError(f"notebook names must be a list of names (without .ipynb), got {names!r:.80}")
     names = list(dict.fromkeys(names or NOTEBOOKS))  # a name given twice runs once
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:

@@ -200,12 +200,13 @@ def chapter_pages(pdf: bytes, titles: list[str]) -> list[int]:
 def main(argv: list[str]) -> int:
     from tokenflow import __version__
     from tokenflow.errors import TokenflowError
-    from tokenflow.reproduce import build_book
+    from tokenflow.reproduce import BOOK_STAMP, build_book
 
     out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else \
         ROOT / "_build" / "pdf" / f"tokenflow-{__version__}.pdf"
     t0 = time.perf_counter()
     secs, rebuilt = build_book(ROOT, builder="singlehtml")
+    build_id = (ROOT / "_build" / "singlehtml" / BOOK_STAMP).read_text().strip()  # the build this PDF prints
     print(f"single-page HTML: {'built' if rebuilt else 'reused'} in {secs:.1f} s", flush=True)
     single = ROOT / "_build" / "singlehtml"
     pages = [p for p in single.rglob("*.html")
@@ -254,9 +255,13 @@ def main(argv: list[str]) -> int:
     finally:
         driver.quit()
     out.parent.mkdir(parents=True, exist_ok=True)
+    from make_archive import pdf_stamp_path, write_pdf_stamp
+
+    pdf_stamp_path(out).unlink(missing_ok=True)  # (no stamp names the PDF while it is replaced)
     tmp = out.with_suffix(".pdf.tmp")
     tmp.write_bytes(data)
     tmp.replace(out)
+    write_pdf_stamp(out, data, build_id)  # ties the PDF to the book build it prints (make archive checks it)
     print(f"PDF: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
           f"({out.stat().st_size / 1e6:.1f} MB, {math[1]} formulas) in {time.perf_counter() - t0:.1f} s")
     return 0

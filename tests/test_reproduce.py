@@ -129,6 +129,21 @@ def test_a_run_resumes_the_notebooks_a_failed_run_executed(tiny, monkeypatch):
     assert rp.last_status() == {"tiny": "reused", "second": "executed"}
 
 
+def test_a_run_last_notebook_runs_again_when_one_it_reads_changes(tiny, monkeypatch):
+    """The results page reads what the other notebooks wrote (the Monte Carlo draws, the record):
+    it runs again whenever one of them changes, and is reused when none does."""
+    nb = nbformat.read(tiny / "notebooks" / "tiny.ipynb", as_version=4)
+    nbformat.write(nb, tiny / "notebooks" / "last.ipynb")
+    monkeypatch.setattr(rp, "NOTEBOOKS", {"tiny": ({"n": 3}, {"n": 2}), "last": ({"n": 3}, {"n": 2})})
+    monkeypatch.setattr(rp, "RUN_LAST", frozenset({"last"}))
+    rp.run_notebooks(tiny)
+    rp.run_notebooks(tiny)
+    assert rp.last_status() == {"tiny": "reused", "last": "reused"}
+    _set_cell(tiny, "tiny", "print('changed')")
+    rp.run_notebooks(tiny, names=["last"])  # only the reader is asked for: it still sees the change
+    assert rp.last_status() == {"last": "executed"}
+
+
 def test_a_failed_notebook_never_reaches_the_book_through_a_later_run(tiny, monkeypatch):
     nb = nbformat.read(tiny / "notebooks" / "tiny.ipynb", as_version=4)
     nbformat.write(nb, tiny / "notebooks" / "other.ipynb")

@@ -16,7 +16,14 @@ import xarray as xr
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import FancyArrowPatch, Patch, Wedge
 
-from .style import WORKLOAD_COLORS, WORKLOAD_LABELS, color, fit, panel_letters  # noqa: F401  (re-exported)
+from .style import (  # noqa: F401  (re-exported)
+    WORKLOAD_COLORS,
+    WORKLOAD_LABELS,
+    color,
+    figure_metadata,
+    fit,
+    panel_letters,
+)
 
 EXTENT = (-125.0, -66.5, 24.0, 50.0)
 
@@ -47,7 +54,7 @@ def save(fig, folder: str | Path, name: str) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
+    fig.savefig(paths[0], dpi=200, bbox_inches="tight", metadata=figure_metadata(fig, 200))
     fig.savefig(paths[1], bbox_inches="tight")
     return paths
 

@@ -213,5 +213,11 @@ def test_default_row_numbers_are_not_shown():
     df = pd.DataFrame({"node": ["a", "b", "c"], "price ($/M tokens)": [1.0, 2.0, 3.0]})
     for html in (tables.render(df), tables.render(df.style.format(precision=2))):
         assert ">0</th>" not in html and ">1</th>" not in html
-    named = df.set_index("node")
-    assert ">a</th>" in tables.render(named)
+    named = tables.render(df.set_index("node"))  # a named index heads its own column, in the header row
+    assert ">a</td>" in named and ">node</th>" in named and named.count("<tr>") == 4
+
+
+def test_link_html_is_not_counted_as_long_text():
+    link = '<a href="https://www.example.org/a/very/long/path/to/a/source/document.html">4.897</a>'
+    html = tables.render(pd.DataFrame({"node": ["a"], "value": [link], "unit": ["us/km"]}))
+    assert "min-width" not in html and 'class="tf-blocks"' not in html

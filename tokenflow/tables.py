@@ -29,6 +29,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -58,7 +59,7 @@ TABLE_CSS = [
     {"selector": "th", "props": "text-align:left;vertical-align:bottom;padding:0.25em 0.5em;"
                                 "border-bottom:1px solid #888;white-space:normal;overflow-wrap:break-word;"
                                 "hyphens:auto;"},
-    {"selector": "td", "props": "padding:0.2em 0.5em;border-bottom:1px solid #e4e4e4;overflow-wrap:anywhere;"},
+    {"selector": "td", "props": "padding:0.2em 0.5em;border-bottom:1px solid #e4e4e4;overflow-wrap:break-word;"},
     {"selector": "th.row_heading", "props": "font-weight:normal;border-bottom:1px solid #e4e4e4;"
                                             "vertical-align:top;"},
 ]
@@ -147,6 +148,14 @@ def integer_valued(col: pd.Series) -> bool:
     return fin.size > 0 and bool(np.all(fin == np.round(fin))) and bool(np.all(np.abs(fin) < 1e15))
 
 
+TAG_RE = re.compile(r"<[^>]+>")
+
+
+def text_length(x) -> int:
+    """Characters a cell shows (a link's HTML tags do not count)."""
+    return len(TAG_RE.sub("", cell(x)))
+
+
 def with_unit(name, unit: str | None) -> str:
     return f"{name} ({unit})" if unit else str(name)
 
@@ -155,7 +164,7 @@ def with_unit(name, unit: str | None) -> str:
 UNIT_SUFFIXES = (
     ("_usd_per_gbps_yr", "$/Gbps-yr"), ("_usd_per_mw_yr", "$/MW-yr"), ("_usd_per_gb", "$/GB"),
     ("_usd_per_mtok", "$/M tokens"), ("_usd_per_kwh", "$/kWh"), ("_usd_per_h", "$/h"), ("_usd_per_yr", "$/yr"),
-    ("_usd", "$"), ("_per_h", "per h"), ("_mtok", "M tokens"), ("_mwh", "MWh"),
+    ("_usd", "$"), ("_us_per_km", "µs/km"), ("_per_h", "per h"), ("_mtok", "M tokens"), ("_mwh", "MWh"),
     ("_mtok_per_h", "M tokens/h"), ("_gbps", "Gb/s"), ("_km", "km"), ("_ms", "ms"), ("_mw", "MW"),
     ("_kw", "kW"), ("_kwh", "kWh"), ("_pct", "%"), ("_gb", "GB"), ("_s", "s"),
 )
@@ -186,6 +195,11 @@ def table(df: pd.DataFrame | pd.Series, *, caption: str | None = None, units: Ma
     unknown = set(units) - {str(c) for c in df.columns}
     if unknown:
         raise TokenflowError(f"units given for columns not in the table: {sorted(unknown)}")
+    if (index and df.index.nlevels == 1 and df.index.name is not None and not isinstance(df.columns, pd.MultiIndex)
+            and str(df.index.name) not in {str(c) for c in df.columns}):
+        # the index's name heads its own column (pandas would give it a header row of its own)
+        df = df.reset_index()
+        index = False
     if len(df) > MAX_ROWS:
         df = df.iloc[:MAX_ROWS]
         caption = f"{caption + ' ' if caption else ''}(first {MAX_ROWS} rows)"
@@ -215,9 +229,10 @@ def table(df: pd.DataFrame | pd.Series, *, caption: str | None = None, units: Ma
     for j, c in enumerate(df.columns):  # long text gets room to wrap in, not a one-word column
         col = df.iloc[:, j]
         if not pd.api.types.is_numeric_dtype(col.dtype) and not df.columns.duplicated().any():
-            longest = max((len(cell(v)) for v in col.iloc[:60]), default=0)
-            if longest > LONG_TEXT_CHARS:
-                st = st.set_properties(subset=pd.IndexSlice[:, [c]], **{"min-width": "12em"})
+            longest = max((text_length(v) for v in col.iloc[:60]), default=0)
+            if longest > LONG_TEXT_CHARS:  # (and a long token such as a URL may break anywhere)
+                st = st.set_properties(subset=pd.IndexSlice[:, [c]], **{"min-width": "12em",
+                                                                        "overflow-wrap": "anywhere"})
     st = st.format_index(lambda x: cell(x), axis=0).format_index(lambda x: cell(x), axis=1)
     st = st.set_table_styles(TABLE_CSS).set_table_attributes('class="tf-table"')
     if caption:
@@ -255,7 +270,7 @@ def too_wide(df: pd.DataFrame) -> bool:
     one block per row reads better than a sideways scroll."""
     if df.empty or isinstance(df.columns, pd.MultiIndex):
         return False
-    widths = [max([len(str(c))] + [len(cell(v)) for v in df.iloc[:60, j]]) for j, c in enumerate(df.columns)]
+    widths = [max([len(str(c))] + [text_length(v) for v in df.iloc[:60, j]]) for j, c in enumerate(df.columns)]
     idx = max([len(str(v)) for v in df.index[:60]] + [0])
     long_text = any(w > LONG_TEXT_CHARS and not pd.api.types.is_numeric_dtype(df.iloc[:, j].dtype)
                     for j, w in enumerate(widths))

@@ -104,3 +104,11 @@ def test_the_allow_list_names_known_rules_with_reasons():
         assert page.endswith(".html")
         for rule, reason in rules.items():
             assert rule in cb.RULES and reason.strip()
+
+
+def test_a_pdf_figure_label_needs_its_caption_text():
+    page = "Contents\n1 Results ..... 2\n2 Model ..... 3\n3 Data ..... 4\n   1 / 2\f"
+    good = page + "Figure 1.1. Mean locational price by workload.\nTable 1.2. Claims\n   2 / 2\f"
+    bad = page + "Figure 1.1.\nTable 1.2\n   2 / 2\f"
+    assert not any("caption" in p for p in cb.print_problems(good, 2))
+    assert any("2 figure or table label(s) without caption text" in p for p in cb.print_problems(bad, 2))

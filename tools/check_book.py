@@ -38,9 +38,9 @@ longer needed is printed so that it can be removed. Shrink it; never grow it sil
 
 ``--pdf FILE`` checks the PDF instead (poppler-utils): at least one page per book chapter,
 at least as many embedded images as the HTML pages' required figures, no raw TeX, no
-stderr or absolute path in its text, no code-cell toggle text, a page number on every page
-and a contents list with page numbers (tables that overflow the page make
-``tools/build_pdf.py`` fail before a PDF is written).
+stderr or absolute path in its text, no code-cell toggle text, no figure or table label
+without its caption text, a page number on every page and a contents list with page numbers
+(tables that overflow the page make ``tools/build_pdf.py`` fail before a PDF is written).
 
 Usage: python tools/check_book.py [_build/html] [book/generated] [--pdf _build/pdf/book.pdf]
 """
@@ -580,12 +580,17 @@ def check_pdf(pdf: Path) -> list[str]:
 TOGGLE_TEXT = ("Show code cell source", "Hide code cell source", "Show code cell output",
                "Show code cell content", "Hide code cell output")
 PAGE_NUMBER_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$", re.M)
+# a figure or table label with no caption text after it
+BARE_LABEL_RE = re.compile(r"(?:^|(?<=\f))[ \t]*(?:Figure|Table) \d+\.\d+\.?[ \t]*$", re.M)
 
 
 def print_problems(text: str, pages: int) -> list[str]:
     """A printed book: no code-cell toggles, a page number on every page, a contents list
     whose entries carry page numbers (``pdftotext -layout`` text, pages split by form feeds)."""
     problems = [f"PDF shows a code toggle ({t!r})" for t in TOGGLE_TEXT if t in text]
+    bare = BARE_LABEL_RE.findall(text)
+    if bare:
+        problems.append(f"{len(bare)} figure or table label(s) without caption text (first: {bare[0].strip()!r})")
     page_texts = [t for t in text.split("\f")][:pages]
     unnumbered = [i for i, t in enumerate(page_texts, 1)
                   if not any(int(m.group(1)) == i for m in PAGE_NUMBER_RE.finditer(t))]

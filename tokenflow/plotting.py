@@ -17,6 +17,7 @@ from matplotlib.collections import PatchCollection
 from matplotlib.patches import FancyArrowPatch, Patch, Wedge
 
 from .style import (  # noqa: F401  (re-exported)
+    COLUMN_WIDTH_IN,
     WORKLOAD_COLORS,
     WORKLOAD_LABELS,
     color,
@@ -360,7 +361,7 @@ OUTCOME_COLORS = {"holds": "#009E73", "fails": "#D55E00", "does not clear": "#C8
 CHOICE_MARKERS = ("o", "^")  # first and second non-default value of a choice
 
 
-def choice_claims(design, outcomes, choices, width: float = 7.0):
+def choice_claims(design, outcomes, choices, width: float = COLUMN_WIDTH_IN):
     """One column per choice set: above, a marker for each choice that differs from its
     default (``choices``: name -> values, the first the default; a second non-default value
     gets another marker); below, one coloured cell per claim (``outcomes``: the words of

@@ -1,13 +1,15 @@
 """Figure style: sizes in inches matched to the book's text column, fonts of at least
 8 pt at the size a figure is shown, one colour per workload (Okabe-Ito, colour-blind safe).
 
-The HTML book's text column is about 690-720 CSS px wide in a 1280 px window (96 px per
-inch: 7.2-7.5 in) and the PDF's is 7.27 in (A4, 0.5 in margins), so a figure drawn
-:data:`COLUMN_WIDTH_IN` wide is shown at (about) its own size in both: its point sizes are
-the sizes the reader sees.  :func:`fit` brings a wider figure to that width (its fonts
-keep their point size, so they grow relative to the drawing) and lifts any smaller text to
-:data:`MIN_FONT_PT`.  :func:`install` applies the rc settings and makes every figure an
-IPython kernel displays go through :func:`fit` first.
+The HTML book's text column is 676 CSS px wide in a 1280 px window (96 px per inch:
+7.04 in) and the PDF's is 7.27 in (A4, 0.5 in margins).  A figure is drawn
+:data:`COLUMN_WIDTH_IN` wide and saved cropped to its content with a
+:data:`PAD_IN` margin, so its PNG is at most 7.04 in wide and is shown at (at least) its own
+size in both: its point sizes are the sizes the reader sees (``make check`` measures this
+from the metadata :func:`figure_metadata` writes into every PNG).  :func:`fit` brings a
+wider figure to that width (its fonts keep their point size, so they grow relative to the
+drawing) and lifts any smaller text to :data:`MIN_FONT_PT`.  :func:`install` applies the rc
+settings and makes every figure an IPython kernel displays go through :func:`fit` first.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import matplotlib.layout_engine
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-COLUMN_WIDTH_IN = 7.0  # the text column (HTML at 1280 px, and the PDF page)
+COLUMN_WIDTH_IN = 6.9  # drawn width: the PNG, with its PAD_IN margins, fits the 7.04 in (676 px) HTML column
+PAD_IN = 0.03  # margin of the saved (tight-cropped) PNG
 MIN_FONT_PT = 8.0  # smallest text at the size a figure is shown
 DISPLAY_DPI = 144  # pixels per inch of displayed PNGs (sharp when the browser scales them)
 MIN_HEIGHT_IN = 4.2  # a wide figure brought to the column keeps at least this height (or its own)
@@ -36,6 +39,7 @@ RC = {
     "figure.figsize": (COLUMN_WIDTH_IN, 3.6),
     "figure.dpi": DISPLAY_DPI,
     "savefig.dpi": 200,
+    "savefig.pad_inches": PAD_IN,
     "font.size": 9,
     "axes.titlesize": 9.5,
     "axes.labelsize": 9,

@@ -88,8 +88,8 @@ const heading = el => {
 const captionHTML = (el, word) => {
   const p = ownCaption(el, word);
   if (p) {
-    const c = p.cloneNode(true);
-    c.removeChild(c.firstElementChild);
+    const c = p.cloneNode(true);  // a bare "Figure." lead gives way to the number; a titled one stays
+    if (/^(Figure|Table)\\.?$/.test(c.firstElementChild.textContent.trim())) c.removeChild(c.firstElementChild);
     p.classList.add('tf-cap-source');
     return c.innerHTML.trim();
   }

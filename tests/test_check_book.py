@@ -36,7 +36,9 @@ def test_round_off_is_noise_and_small_true_values_and_zero_are_not():
 
 @pytest.mark.parametrize("header, ok", [("price ($/M tokens)", True), ("C1 (links)", True), ("share (%)", True),
                                         ("saturated links", True), ("rank", True), ("marginal_value", False),
-                                        ("chat", False), ("objective", False), ("", False)])
+                                        ("chat", False), ("objective", False), ("", False),
+                                        ("MW added", True), ("Gbps added", True), ("J per prompt token", True),
+                                        ("step", False)])
 def test_a_header_names_its_unit(header, ok):
     assert cb.has_unit(header) is ok
 

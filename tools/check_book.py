@@ -405,23 +405,35 @@ for (const t of art.querySelectorAll('table')) {
 const images = [];
 for (const img of art.querySelectorAll('img')) {
   if (img.naturalWidth <= 200) continue;
-  images.push({src: img.src, natural: img.naturalWidth, shown: img.getBoundingClientRect().width});
+  const shown = img.getBoundingClientRect().width;
+  if (shown) images.push({src: img.src, natural: img.naturalWidth, shown: shown});
 }
-const doc = document.documentElement;
 return {wide: wide, cells: cells.slice(0, 5), n_cells: cells.length, narrow: narrow, hscroll: hscroll.slice(0, 6),
-        tables: tables, images: images, height: Math.max(doc.scrollHeight, document.body.scrollHeight),
-        viewport: window.innerHeight};
+        tables: tables, images: images};
 """
+
+
+OPEN_FOLDS_JS = """
+const done = arguments[arguments.length - 1];
+document.querySelectorAll('details').forEach(d => { d.open = true; });
+Promise.all(Array.from(document.images).map(i => i.complete ? 0 : new Promise(r => { i.onload = i.onerror = r; })))
+  .then(() => done(0));
+"""
+HEIGHT_JS = """const doc = document.documentElement;
+return [Math.max(doc.scrollHeight, document.body.scrollHeight), window.innerHeight];"""
 
 
 def layout_problems(driver) -> tuple[list[tuple[str, str]], float]:
     """(rule, message) for wide elements, boxes that scroll sideways, raw table values,
     solver noise, unitless numeric headers, squeezed figures and figure text too small to
-    read on the open page; and the page's length in screens."""
+    read on the open page; and the page's length in screens.  The length is measured with
+    the folds closed, everything else with every fold open (what a fold holds is checked)."""
     from urllib.parse import unquote, urlparse
 
     from tokenflow.style import DISPLAY_DPI
 
+    height, viewport = driver.execute_script(HEIGHT_JS)
+    driver.execute_async_script(OPEN_FOLDS_JS)
     f = driver.execute_script(LAYOUT_JS, DISPLAY_DPI)
     bad = [("wide", f"element wider than the text column: {w}") for w in f["wide"]]
     bad += [("hscroll", f"scrolls sideways at 1280 px: {w}") for w in f["hscroll"]]
@@ -445,7 +457,7 @@ def layout_problems(driver) -> tuple[list[tuple[str, str]], float]:
         why = figure_font_problem(png_text(Path(unquote(url.path))), img["natural"], img["shown"])
         if why:
             bad.append(("font", f"{Path(url.path).name}: {why}"))
-    return bad, screens(f["height"], f["viewport"])
+    return bad, screens(height, viewport)
 
 
 def console_problems(driver) -> list[tuple[str, str]]:

@@ -45,8 +45,8 @@ BID_COLUMNS = ("node", "workload", "quantity", "price")
 OFFER_COLUMNS = ("provider", "node", "capacity_mw", "price")
 
 
-def _table(obj, columns: tuple[str, ...], what: str) -> tuple[pd.DataFrame, str]:
-    """(the table's required columns, a label naming where it came from)."""
+def _table(obj, columns: tuple[str, ...], what: str) -> tuple[pd.DataFrame, bool]:
+    """(the table's required columns, whether its cells are text read from a CSV file)."""
     if isinstance(obj, (str, Path)):
         where = str(obj)
         if not Path(obj).exists():
@@ -69,13 +69,13 @@ def _table(obj, columns: tuple[str, ...], what: str) -> tuple[pd.DataFrame, str]
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ScenarioError(f"{where}: missing column(s) {', '.join(missing)} (need {', '.join(columns)})")
-    return df[list(columns)].copy(), where
+    return df[list(columns)].copy(), isinstance(obj, (str, Path))
 
 
 def _num(v, name: str, unit: str, positive: bool) -> float:
     """One number: finite, >= 0 (> 0 if ``positive``); an integer too large for a float is refused."""
     vals, problems = number_column([v], [name.rsplit(".", 1)[0]], name.rsplit(".", 1)[-1], unit,
-                                   lo=0.0, lo_open=positive)
+                                   lo=0.0, lo_open=positive, text=False)
     if problems:
         raise ScenarioError(problems)
     return float(vals[0])
@@ -102,7 +102,7 @@ def check_bids(s: Scenario, bids) -> pd.DataFrame:
     """Bids as a table (node, workload, step, quantity, price); every problem is a ScenarioError:
     unknown names, negative or zero quantities, negative prices, willingness to pay that does
     not strictly decrease from step to step.  Checked column by column (vectorised)."""
-    df, _ = _table(bids, BID_COLUMNS, "bids")
+    df, text = _table(bids, BID_COLUMNS, "bids")
     df = df.reset_index(drop=True)
     where = _where(df, "bids", "node", "workload")
     problems: list[str] = []
@@ -111,8 +111,8 @@ def check_bids(s: Scenario, bids) -> pd.DataFrame:
         problems += [f"{where[i]}: unknown {kind} {df[col].iat[i]!r:.60}" for i in bad[:MAX_PROBLEMS]]
         if len(bad) > MAX_PROBLEMS:
             problems.append(f"... and {len(bad) - MAX_PROBLEMS:,} more unknown {kind}s")
-    q, pq = number_column(df["quantity"], where, "quantity", "M tokens/h", lo=0.0, lo_open=True)
-    p, pp = number_column(df["price"], where, "price", "$/M tokens", lo=0.0)
+    q, pq = number_column(df["quantity"], where, "quantity", "M tokens/h", lo=0.0, lo_open=True, text=text)
+    p, pp = number_column(df["price"], where, "price", "$/M tokens", lo=0.0, text=text)
     problems += pq + pp
     if problems:
         raise ScenarioError(limit_problems(problems))
@@ -135,7 +135,7 @@ def check_bids(s: Scenario, bids) -> pd.DataFrame:
 
 def check_offers(s: Scenario, offers) -> pd.DataFrame:
     """Offers as a table (provider, node, capacity_mw, price); bad rows are a ScenarioError."""
-    df, _ = _table(offers, OFFER_COLUMNS, "offers")
+    df, text = _table(offers, OFFER_COLUMNS, "offers")
     df = df.reset_index(drop=True)
     where = _where(df, "offers", "provider", "node")
     problems: list[str] = []
@@ -144,8 +144,8 @@ def check_offers(s: Scenario, offers) -> pd.DataFrame:
     prov = df["provider"].to_numpy(object)
     bad_p = [i for i, x in enumerate(prov) if not isinstance(x, (str, numbers.Integral)) or isinstance(x, bool)]
     problems += [f"{where[i]}: provider must be a name, got {prov[i]!r:.60}" for i in bad_p[:MAX_PROBLEMS]]
-    c, pc = number_column(df["capacity_mw"], where, "capacity_mw", "MW", lo=0.0)
-    p, pp = number_column(df["price"], where, "price", "$/kWh", lo=0.0)
+    c, pc = number_column(df["capacity_mw"], where, "capacity_mw", "MW", lo=0.0, text=text)
+    p, pp = number_column(df["price"], where, "price", "$/kWh", lo=0.0, text=text)
     problems += pc + pp
     if problems:
         raise ScenarioError(limit_problems(problems))

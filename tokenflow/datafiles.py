@@ -91,11 +91,12 @@ def read_csv(source: str | os.PathLike | None, *, columns: Sequence[str], label:
     return df
 
 
-def _one(x: Any) -> tuple[float, str | None]:
-    """(value, None) for a real number, (nan, reason) otherwise; text is parsed as a number."""
+def _one(x: Any, text: bool) -> tuple[float, str | None]:
+    """(value, None) for a real number, (nan, reason) otherwise; text is parsed as a number
+    when ``text`` (cells of a file), else refused."""
     if isinstance(x, (bool, np.bool_)):
         return math.nan, "expected a number"
-    if isinstance(x, str):
+    if isinstance(x, str) and text:
         t = x.strip()
         if not t:
             return math.nan, "missing"
@@ -114,11 +115,12 @@ def _one(x: Any) -> tuple[float, str | None]:
 
 def number_column(values: object, where: Sequence[str] | None, col: str, unit: str, *, lo: float = 0.0,
                   lo_open: bool = False, hi: float | None = None, whole: bool = False,
-                  missing_ok: bool = False) -> tuple[np.ndarray, list[str]]:
+                  missing_ok: bool = False, text: bool = True) -> tuple[np.ndarray, list[str]]:
     """Check a column of numbers at once: each a real number (not a boolean), finite, >= ``lo``
     (> ``lo`` with ``lo_open``), <= ``hi``, whole (``whole``); text cells are parsed.  Returns
     (floats, problems), each problem naming ``where[i]`` (the row) and ``col``; missing cells
-    are NaN and (unless ``missing_ok``) a problem."""
+    are NaN and (unless ``missing_ok``) a problem.  ``text=False``: a string is not a number
+    (values given in Python rather than read from a file)."""
     arr = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values, dtype=object)
     n = len(arr)
     if arr.dtype.kind in "fiu":
@@ -127,7 +129,7 @@ def number_column(values: object, where: Sequence[str] | None, col: str, unit: s
         if arr.dtype.kind == "f":
             reason[np.isnan(out)] = "missing" if missing_ok else "expected a finite number"
     else:
-        pairs = [_one(x) for x in arr]
+        pairs = [_one(x, text) for x in arr]
         out = np.fromiter((p[0] for p in pairs), dtype=float, count=n)
         reason = np.array([p[1] for p in pairs], dtype=object)
     problems: list[str] = []
@@ -170,10 +172,11 @@ def duplicate_rows(df: pd.DataFrame, key: Sequence[str], label: str, *,
     dup = df.duplicated(list(key), keep=False)
     if not dup.any():
         return []
-    groups = df[dup].groupby(list(key), sort=False).groups
+    groups: dict[tuple, list[int]] = {}
+    for i, k in zip(df.index[dup], df.loc[dup, list(key)].itertuples(index=False, name=None)):
+        groups.setdefault(k, []).append(i)
     out = []
     for k, idx in list(groups.items())[:MAX_PROBLEMS]:
-        k = k if isinstance(k, tuple) else (k,)
         out.append(f"{label}: {what} {', '.join(f'{c}={v!r}' for c, v in zip(key, k))} given more than once "
                    f"(rows {', '.join(str(int(i) + 1) for i in idx)}); keep one")
     return out

@@ -79,7 +79,7 @@ def read_csv(source: str | os.PathLike | None, *, columns: Sequence[str], label:
         raise ScenarioError(f"{label}: column(s) {', '.join(map(repr, dup))} given more than once")
     missing = [c for c in columns if c not in header]
     if missing:
-        raise ScenarioError(f"{label}: missing column(s) {', '.join(missing)} (need {', '.join(columns)})")
+        raise ScenarioError(f"{label}: missing columns {missing} (need {', '.join(columns)})")
     try:
         df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, comment=comment,
                          skip_blank_lines=True, on_bad_lines="error", engine="c")

@@ -289,3 +289,142 @@ def test_bid_csv_text_cell_named(us5, tmp_path):
     f.write_text("node,workload,quantity,price\ndallas,chat,1e999,5\n")
     with pytest.raises(ScenarioError, match="quantity: expected a finite number"):
         clear_bids(us5, f)
+
+
+# ---------------------------------------------------------------- group 4: serving measurements
+def _serving_frame() -> pd.DataFrame:
+    from tokenflow.serving import SERVING_FILE
+
+    return pd.read_csv(importlib.resources.files("tokenflow") / "data" / SERVING_FILE, dtype=str,
+                       keep_default_na=False)
+
+
+def _power_rows(df: pd.DataFrame, value: str) -> pd.DataFrame:
+    row = df[(df["quantity"] == "gpu_power") & (df["model"] == "8b-class")].copy()
+    row["value"] = value
+    return row
+
+
+@pytest.mark.parametrize("order", ["first", "last"])
+def test_conflicting_gpu_power_rows_refused(tmp_path, order):
+    from tokenflow.serving import load_serving_data
+
+    df = _serving_frame()
+    extra = _power_rows(df, "350")
+    df = pd.concat([extra, df] if order == "first" else [df, extra], ignore_index=True)
+    f = tmp_path / "serving.csv"
+    df.to_csv(f, index=False)
+    with pytest.raises(ScenarioError, match="more than once|gpu_power rows"):
+        load_serving_data(f)
+
+
+def test_repeated_measurement_refused_even_with_another_source(tmp_path):
+    from tokenflow.serving import load_serving_data
+
+    df = _serving_frame()
+    row = df[df["quantity"] == "ttft"].iloc[[0]].copy()
+    row["source_url"] = "https://example.org/other"
+    f = tmp_path / "serving.csv"
+    pd.concat([df, row], ignore_index=True).to_csv(f, index=False)
+    with pytest.raises(ScenarioError, match="measurement .* more than once"):
+        load_serving_data(f)
+
+
+def test_serving_fifo_and_directory_refused_without_hanging(tmp_path):
+    from tokenflow.serving import load_serving_data
+
+    fifo = tmp_path / "serving.csv"
+    os.mkfifo(fifo)
+    t0 = time.perf_counter()
+    with pytest.raises(ScenarioError, match="not a regular file"):
+        load_serving_data(fifo)
+    assert time.perf_counter() - t0 < 5
+    with pytest.raises(ScenarioError, match="not a regular file"):
+        load_serving_data(tmp_path)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ScenarioError, match="empty"):
+        load_serving_data(tmp_path / "empty.csv")
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda d: d.assign(value=np.where(d["quantity"] == "gpu_power", -700.0, d["value"])), "value: must be a positive"),
+    (lambda d: d.assign(value=np.where(d["quantity"] == "ttft", np.nan, d["value"])), "value: missing"),
+    (lambda d: d.assign(gpus=np.where(d["model"] == "70b-class", 2.5, d["gpus"])), "gpus: must be a whole number"),
+    (lambda d: d.assign(unit=np.where(d["quantity"] == "gpu_power", "kW", d["unit"])), "not a unit of gpu_power"),
+    (lambda d: pd.concat([d, d[d["quantity"] == "gpu_power"].assign(value=1.0)]), "gpu_power rows"),
+])
+def test_serving_models_of_a_frame_not_from_the_loader_checked(change, match):
+    from tokenflow.serving import load_serving_data, serving_models
+
+    good = load_serving_data()
+    assert serving_models(good)  # the loader's own frame passes
+    with pytest.raises(ScenarioError, match=match):
+        serving_models(change(good.copy()))
+
+
+# ---------------------------------------------------------------- group 5: Market corner calls
+@pytest.mark.parametrize("formulation", ["path", "arc"])
+@pytest.mark.parametrize("call, match", [
+    (lambda m: m.linopy_model(-5.0), "demand_scale"),
+    (lambda m: m.linopy_model(float("nan")), "demand_scale"),
+    (lambda m: m.linopy_model("10"), "demand_scale"),
+    (lambda m: m.linopy_model(1e300), "beyond what the LP solver"),
+    (lambda m: m.link_load_range(rel_tol="x"), "rel_tol"),
+    (lambda m: m.link_load_range(rel_tol=-1.0), "rel_tol"),
+    (lambda m: m.link_load_range(rel_tol=float("nan")), "rel_tol"),
+    (lambda m: m.link_load_range("dallas->chicago"), "links"),
+    (lambda m: m.link_load_range([3]), "links"),
+], ids=lambda x: x if isinstance(x, str) else "")
+def test_market_corner_calls_are_named_errors(us5, formulation, call, match):
+    m = tf.Market(us5, formulation=formulation)
+    m.solve(demand_scale=20.0)
+    before = (m.settings, m.inp)
+    with pytest.raises(ScenarioError, match=match):
+        call(m)
+    assert m.settings == before[0] and m.inp is before[1]
+
+
+# ---------------------------------------------------------------- group 6: calls leave the market as found
+@pytest.mark.parametrize("formulation", ["path", "arc"])
+def test_link_load_range_refused_keeps_no_change(us5, formulation):
+    m = tf.Market(us5, formulation=formulation)
+    m.solve(demand_scale=20.0)
+    inp = m.inp
+    with pytest.raises(ScenarioError, match="unknown directed link"):
+        m.link_load_range(["nope->x"], link_bandwidth_gbps=10)
+    assert m.inp is inp and m.solve().objective == pytest.approx(tf.solve(us5, demand_scale=20.0,
+                                                                          formulation=formulation).objective)
+
+
+def test_upgrade_values_leaves_scenario_wide_changes_reaching_every_link(us5):
+    """After upgrade_values a scenario-wide bandwidth change reaches every link: s* as a fresh
+    market's (before the fix every link's bandwidth was written explicitly, and s* kept its old value)."""
+    m = tf.Market(us5)
+    links_before = m.scenario.links.copy()
+    upgrade_values(m)
+    pd.testing.assert_frame_equal(m.scenario.links, links_before)
+    wide = m.scenario.replace(params={"link_bandwidth_gbps": 20.0})
+    got = m.scale_limit(scenario=wide).max_scale
+    want = tf.Market(us5.replace(params={"link_bandwidth_gbps": 20.0})).scale_limit().max_scale
+    assert got == pytest.approx(want, rel=1e-9)
+    assert want < 0.9 * tf.Market(us5).scale_limit().max_scale  # the change matters
+
+
+def test_upgrade_values_refused_or_infeasible_leaves_market_as_found(us5):
+    m = tf.Market(us5)
+    m.solve(demand_scale=20.0)
+    found = (m.settings, m.inp)
+    with pytest.raises(tf.InfeasibleMarketError):
+        upgrade_values(m, demand_scale=1e3)
+    with pytest.raises(ScenarioError):
+        upgrade_values(m, node_step_mw=-1.0)
+    assert m.settings == found[0] and m.inp is found[1]
+
+
+def test_what_if_undoes_changes(us5):
+    m = tf.Market(us5)
+    z = m.solve(demand_scale=20.0).objective
+    with m.what_if():
+        assert m.solve(link_bandwidth_gbps=50.0).objective != pytest.approx(z)
+    assert m.solve().objective == pytest.approx(z, rel=1e-12)
+    assert m.scenario.links["bandwidth_gbps"].isna().all()

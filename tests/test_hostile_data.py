@@ -428,3 +428,14 @@ def test_what_if_undoes_changes(us5):
         assert m.solve(link_bandwidth_gbps=50.0).objective != pytest.approx(z)
     assert m.solve().objective == pytest.approx(z, rel=1e-12)
     assert m.scenario.links["bandwidth_gbps"].isna().all()
+
+
+def test_public_map_links_fifo_refused_without_hanging(us5, tmp_path):
+    from tokenflow.topology import public_map_links
+
+    fifo = tmp_path / "links.csv"
+    os.mkfifo(fifo)
+    t0 = time.perf_counter()
+    with pytest.raises(ScenarioError, match="not a regular file"):
+        public_map_links(us5, str(fifo))
+    assert time.perf_counter() - t0 < 5

@@ -439,3 +439,20 @@ def test_public_map_links_fifo_refused_without_hanging(us5, tmp_path):
     with pytest.raises(ScenarioError, match="not a regular file"):
         public_map_links(us5, str(fifo))
     assert time.perf_counter() - t0 < 5
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: plan_mod.CapitalCosts.default().scaled(HUGE), "factor"),
+    (lambda: plan_mod.CapitalCosts.default().scaled("2"), "factor"),
+    (lambda: plan_mod.CapitalCosts.default().scaled(-1.0), "factor"),
+    (lambda: plan_mod.CapitalCosts.default(column=np.array([1.0, 2.0])), "column"),
+    (lambda: plan_mod.CapitalCosts(**{**plan_mod.CapitalCosts.default().__dict__, "discount_rate": HUGE}),
+     "discount_rate"),
+    (lambda: plan_mod.CapitalCosts(**{**plan_mod.CapitalCosts.default().__dict__, "dc_facility_usd_per_mw": -1.0}),
+     "dc_facility_usd_per_mw"),
+    (lambda: __import__("dataclasses").replace(plan_mod.CapitalCosts.default(), it_equipment_life_years=0.0),
+     "it_equipment_life_years"),
+])
+def test_capital_costs_every_way_of_making_one_is_checked(make, match):
+    with pytest.raises(ScenarioError, match=match):
+        make()

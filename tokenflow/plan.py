@@ -165,6 +165,15 @@ def cost_table() -> pd.DataFrame:
     return _cost_table().copy()
 
 
+def _check_cost(k: str, v: object) -> float:
+    """One capital-cost input checked (an integer too large for a float included)."""
+    if k.endswith("life_years"):
+        return _v.number(v, k, "capital costs", lo=LIFE_RANGE_YEARS[0], hi=LIFE_RANGE_YEARS[1], unit="years")
+    if k == "discount_rate":
+        return _v.number(v, k, "capital costs", lo=RATE_RANGE[0], hi=RATE_RANGE[1], unit="per year")
+    return check_number(v, k, COST_UNITS[k])
+
+
 @dataclass(frozen=True)
 class CapitalCosts:
     """Capital-cost inputs of the plan (defaults: the ``value`` column of :func:`cost_table`)."""
@@ -176,25 +185,24 @@ class CapitalCosts:
     it_equipment_life_years: float
     discount_rate: float
 
+    def __post_init__(self) -> None:
+        # every way of making one (the constructor, default(), scaled(), dataclasses.replace)
+        # checks the numbers: costs finite >= 0, lives and the rate in annuity()'s ranges
+        for k in COST_FIELDS:
+            object.__setattr__(self, k, _check_cost(k, getattr(self, k)))
+
     @classmethod
     def default(cls, column: str = "value", **overrides: float) -> CapitalCosts:
         """From the sourced table (``column``: value, low or high) with ``overrides``."""
+        if not isinstance(column, str) or column not in ("value", "low", "high"):
+            raise ScenarioError(f"column: one of value, low, high, got {column!r:.80}")
         t = _cost_table()
-        if column not in ("value", "low", "high"):
-            raise ScenarioError(f"column: one of value, low, high, got {column!r}")
-        unknown = sorted(set(overrides) - set(COST_FIELDS))
+        unknown = sorted(map(str, set(overrides) - set(COST_FIELDS)))
         if unknown:
             raise ScenarioError(f"capital costs: unknown input(s) {', '.join(unknown)}; "
                                 f"known: {', '.join(COST_FIELDS)}")
         vals = {f: float(t.loc[f, column]) for f in COST_FIELDS}
-        for k, v in overrides.items():
-            if k.endswith("life_years"):
-                vals[k] = _v.number(v, k, "capital costs", lo=LIFE_RANGE_YEARS[0], hi=LIFE_RANGE_YEARS[1],
-                                    unit="years")
-            elif k == "discount_rate":
-                vals[k] = _v.number(v, k, "capital costs", lo=RATE_RANGE[0], hi=RATE_RANGE[1], unit="per year")
-            else:
-                vals[k] = check_number(v, k, str(t.loc[k, "unit"]))
+        vals.update(overrides)
         return cls(**vals)
 
     @property
@@ -204,7 +212,8 @@ class CapitalCosts:
                 + self.it_equipment_usd_per_mw * annuity(self.discount_rate, self.it_equipment_life_years))
 
     def scaled(self, factor: float) -> CapitalCosts:
-        """Every capital cost (not lives or rate) times ``factor``."""
+        """Every capital cost (not lives or rate) times ``factor`` (a finite number >= 0)."""
+        factor = check_number(factor, "factor", "(multiplier)")
         return dataclasses.replace(self, link_usd_per_gbps_km_year=self.link_usd_per_gbps_km_year * factor,
                                    dc_facility_usd_per_mw=self.dc_facility_usd_per_mw * factor,
                                    it_equipment_usd_per_mw=self.it_equipment_usd_per_mw * factor)

@@ -456,3 +456,15 @@ def test_public_map_links_fifo_refused_without_hanging(us5, tmp_path):
 def test_capital_costs_every_way_of_making_one_is_checked(make, match):
     with pytest.raises(ScenarioError, match=match):
         make()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda s: tf.synthetic_network(HUGE), "n_nodes"),
+    (lambda s: tf.synthetic_network(10**7), "n_nodes"),  # an 800 TB distance matrix, refused before it is made
+    (lambda s: __import__("tokenflow.synthetic").synthetic.star_network(HUGE), "n must be"),
+    (lambda s: __import__("tokenflow.latency_clearing").latency_clearing.latency_consistent_clearing(s, HUGE),
+     "demand_scale"),
+])
+def test_sizes_beyond_a_float_or_memory_refused(us5, call, match):
+    with pytest.raises(tf.TokenflowError, match=match):
+        call(us5)

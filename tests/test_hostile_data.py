@@ -468,3 +468,16 @@ def test_capital_costs_every_way_of_making_one_is_checked(make, match):
 def test_sizes_beyond_a_float_or_memory_refused(us5, call, match):
     with pytest.raises(tf.TokenflowError, match=match):
         call(us5)
+
+
+@pytest.mark.parametrize("content, match", [
+    ("node,workload,quantity,price\ndallas,chat,1,2,9,9\n", "record 2 has 6 fields"),  # pandas took 2 as an index
+    ("node,workload,quantity,price\ndallas,chat\n", "record 2 has 2 fields"),
+    ('node,workload,quantity,price\n"dallas,chat,1,2\n', "not a readable CSV"),
+    ("node;workload;quantity;price\ndallas;chat;1;2\n", "missing columns"),
+])
+def test_bid_csv_shapes_refused(us5, tmp_path, content, match):
+    f = tmp_path / "bids.csv"
+    f.write_text(content)
+    with pytest.raises(ScenarioError, match=match):
+        clear_bids(us5, f)

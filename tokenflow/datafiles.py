@@ -18,6 +18,7 @@ import io
 import math
 import numbers
 import os
+import stat
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -49,7 +50,21 @@ def read_text(source: str | os.PathLike | None, packaged_name: str | None = None
     if not isinstance(source, (str, os.PathLike)) or not str(source).strip():
         raise ScenarioError(f"{what}: expected a file path (str or pathlib.Path), got "
                             f"{type(source).__name__} {source!r:.80}")
+    _regular(Path(source), what)
     return read_text_file(Path(source), what)
+
+
+def _regular(path: Path, what: str) -> None:
+    """Refuse, before opening it, anything but a regular file (a FIFO would block the reader)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ScenarioError(f"{what} not found: {path}") from None
+    except (OSError, ValueError) as exc:
+        raise ScenarioError(f"{path}: cannot read the {what}: {getattr(exc, 'strerror', None) or exc}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
+        raise ScenarioError(f"{path}: not a regular file ({kind}); give the {what} as a file")
 
 
 def limit_problems(problems: list[str]) -> list[str]:
@@ -74,6 +89,18 @@ def read_csv(source: str | os.PathLike | None, *, columns: Sequence[str], label:
     except csv.Error as exc:
         raise ScenarioError(f"{label}: cannot read the header: {exc}") from None
     header = [h.strip() for h in header]
+    # every record as wide as the header (pandas would take extra leading fields as an index
+    # and silently shift the columns)
+    try:
+        for k, rec in enumerate(csv.reader(io.StringIO(text))):
+            if not rec or (len(rec) == 1 and not rec[0].strip()):
+                continue
+            if comment and rec[0].lstrip().startswith(comment):
+                continue
+            if len(rec) != len(header) and not (comment and any(comment in f for f in rec)):
+                raise ScenarioError(f"{label}: record {k + 1} has {len(rec)} fields, the header {len(header)}")
+    except csv.Error as exc:
+        raise ScenarioError(f"{label}: not a readable CSV table: {exc}") from None
     dup = sorted({h for h in header if header.count(h) > 1})
     if dup:
         raise ScenarioError(f"{label}: column(s) {', '.join(map(repr, dup))} given more than once")

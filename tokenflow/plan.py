@@ -104,8 +104,10 @@ def load_cost_table(path: str | Path | None = None) -> pd.DataFrame:
     once as a :class:`ScenarioError` naming the file and the row."""
     from .datafiles import duplicate_rows, limit_problems, number_column, read_csv
 
-    label = f"capital costs {path if path is not None else 'tokenflow/data/capital_costs.csv'}"
-    raw = read_csv(path if path is not None else COST_FILE, columns=COST_COLUMNS, label=label,
+    src = Path(path) if path is not None else Path(COST_FILE)
+    bundled = src == Path(__file__).resolve().parent / "data" / "capital_costs.csv"
+    label = f"capital costs {'tokenflow/data/capital_costs.csv' if bundled else src}"
+    raw = read_csv(src, columns=COST_COLUMNS, label=label,
                    what="capital-cost file (CSV)")
     raw["parameter"] = raw["parameter"].str.strip()
     problems = duplicate_rows(raw, ["parameter"], label, what="parameter")

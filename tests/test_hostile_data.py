@@ -481,3 +481,16 @@ def test_bid_csv_shapes_refused(us5, tmp_path, content, match):
     f.write_text(content)
     with pytest.raises(ScenarioError, match=match):
         clear_bids(us5, f)
+
+
+@pytest.mark.parametrize("call", [
+    lambda s: __import__("tokenflow.validate").validate.number(10**5000, "x"),
+    lambda s: __import__("tokenflow.validate").validate.integer(10**5000, "x", hi=5),
+    lambda s: check_bids(s, [dict(node="dallas", workload="chat", quantity=10**5000, price=1.0)]),
+    lambda s: s.replace(params={"pue": 10**5000}),
+    lambda s: tf.solve(s, demand_scale=10**5000),
+])
+def test_integer_too_long_to_print_still_a_named_error(us5, call):
+    """str() of an int over 4300 digits raises ValueError: the message describes its size."""
+    with pytest.raises(ScenarioError, match="integer of about 5001 digits"):
+        call(us5)

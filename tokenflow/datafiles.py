@@ -29,6 +29,7 @@ import pandas as pd
 
 from .errors import ScenarioError
 from .scenario import MAX_FILE_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, read_text_file
+from .validate import shown
 
 MAX_PROBLEMS = 20  # problems listed one by one; the rest are counted
 
@@ -181,13 +182,13 @@ def number_column(values: object, where: Sequence[str] | None, col: str, unit: s
         if reason[i] == "missing":
             problems.append(f"{w}{col}: missing ({unit})")
         elif reason[i] is not None:
-            problems.append(f"{w}{col}: expected a finite number of {unit}, got {raw!r:.60}")
+            problems.append(f"{w}{col}: expected a finite number of {unit}, got {shown(raw, 60)}")
         elif not fin[i]:
-            problems.append(f"{w}{col}: expected a finite number of {unit}, got {raw!r:.60}")
+            problems.append(f"{w}{col}: expected a finite number of {unit}, got {shown(raw, 60)}")
         elif not_whole[i]:
-            problems.append(f"{w}{col}: must be a whole number, got {raw!r:.60}")
+            problems.append(f"{w}{col}: must be a whole number, got {shown(raw, 60)}")
         else:
-            problems.append(f"{w}{col}: must be {need} ({unit}), got {raw!r:.60}")
+            problems.append(f"{w}{col}: must be {need} ({unit}), got {shown(raw, 60)}")
     if bad.sum() > MAX_PROBLEMS + 1:
         problems.append(f"... and {int(bad.sum()) - MAX_PROBLEMS - 1:,} more problems in {col}")
     return out, problems

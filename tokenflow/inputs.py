@@ -29,6 +29,7 @@ import numpy as np
 from .errors import ScenarioError
 from .network import haversine_km
 from .scenario import Scenario
+from .validate import shown
 
 GBPS_TO_GB_PER_H = 3600.0 / 8.0  # 1 Gbps sustained for an hour = 450 GB
 FORMULATIONS = ("path", "arc")
@@ -56,7 +57,7 @@ def check_number(value: object, name: str, unit: str, *, allow_zero: bool = True
     if isinstance(value, np.ndarray) and value.ndim == 0 and np.issubdtype(value.dtype, np.number):
         value = value.item()  # a 0-d numpy array is as good as its scalar
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ScenarioError(f"{name}: expected a number of {unit}, got {value!r:.80}")
+        raise ScenarioError(f"{name}: expected a number of {unit}, got {shown(value)}")
     need = "a finite non-negative" if allow_zero else "a finite positive"
     try:
         v = float(value)
@@ -66,7 +67,7 @@ def check_number(value: object, name: str, unit: str, *, allow_zero: bool = True
         raise ScenarioError(f"{name}: must be {need} number of {unit} (at most {sys.float_info.max:.3g}), "
                             f"got {got}") from None
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        raise ScenarioError(f"{name}: must be {need} number of {unit}, got {value!r:.80}")
+        raise ScenarioError(f"{name}: must be {need} number of {unit}, got {shown(value)}")
     return v
 
 

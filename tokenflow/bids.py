@@ -42,6 +42,9 @@ from .scenario import Scenario
 from .solver import LiveLP, verify
 
 BID_COLUMNS = ("node", "workload", "quantity", "price")
+# values a YAML bid file may hold (about 11,000 bid rows; reading YAML costs ~20 us a value):
+# larger bid sets go into a CSV file the bid file names (100,000 rows checked in well under a second)
+MAX_BID_FILE_VALUES = 100_000
 OFFER_COLUMNS = ("provider", "node", "capacity_mw", "price")
 
 
@@ -368,7 +371,8 @@ def load_bid_file(path: str | Path) -> dict:
     """A market-with-bids file (YAML): ``scenario`` (a packaged name or a path relative to
     the file), optional ``demand_scale``, ``transfer_aware``, ``value_of_lost_load``, and
     ``bids`` / ``offers`` as lists of rows (the columns of :func:`clear_bids`) or as the name
-    of a CSV file next to it (for large bid sets: YAML stops at 500,000 values).  Returns
+    of a CSV file next to it (for large bid sets: a bid file holds at most
+    :data:`MAX_BID_FILE_VALUES` YAML values, about 11,000 rows).  Returns
     the keyword arguments of :func:`clear_bids` (scenario loaded); every problem is a
     :class:`ScenarioError` naming the file.  Read with the scenario loader's limits
     (:mod:`tokenflow.datafiles`): regular files only, size, nesting depth, alias expansion;
@@ -381,7 +385,7 @@ def load_bid_file(path: str | Path) -> dict:
     if not path.exists():
         raise ScenarioError(f"{path}: no such bid file")
     # the scenario loader's limits: regular file, size, depth, aliases, repeated keys
-    doc = read_yaml(path, "bid file")
+    doc = read_yaml(path, "bid file", max_values=MAX_BID_FILE_VALUES)
     if not isinstance(doc, dict):
         raise ScenarioError(f"{path}: expected a mapping with 'scenario', 'bids' and/or 'offers'")
     known = {"scenario", "demand_scale", "transfer_aware", "value_of_lost_load", "bids", "offers"}

@@ -149,8 +149,10 @@ class Market:
     alters which commodities exist re-passes the model to HiGHS (same numbers, new
     layout); everything else is in place.
 
-    Every call is a transaction.  A call of :meth:`solve`, :meth:`scale_limit` or
-    :meth:`resolve` that raises leaves the market exactly as it was: scenario, settings,
+    Every call is a transaction.  A call of :meth:`solve`, :meth:`scale_limit`,
+    :meth:`resolve` or :meth:`link_load_range` that raises leaves the market exactly as it
+    was (:meth:`linopy_model` and the block of :meth:`what_if` leave it so however they end):
+    scenario, settings,
     overrides, pending changes, the live LPs' numbers and bases.  The one exception is
     :class:`InfeasibleMarketError`: the change was valid and the error is the answer
     about the changed market (demand beyond s*), so the change is kept - the next

@@ -496,3 +496,14 @@ def test_integer_too_long_to_print_still_a_named_error(us5, call):
     """str() of an int over 4300 digits raises ValueError: the message describes its size."""
     with pytest.raises(ScenarioError, match="integer of about 5001 digits"):
         call(us5)
+
+
+def test_trace_csv_fifo_refused_without_hanging(tmp_path):
+    from tokenflow.traces import summarize_trace
+
+    fifo = tmp_path / "trace.csv"
+    os.mkfifo(fifo)
+    t0 = time.perf_counter()
+    with pytest.raises(tf.TokenflowError, match="not a regular file"):
+        summarize_trace(fifo)
+    assert time.perf_counter() - t0 < 5

@@ -51,11 +51,11 @@ def read_text(source: str | os.PathLike | None, packaged_name: str | None = None
     if not isinstance(source, (str, os.PathLike)) or not str(source).strip():
         raise ScenarioError(f"{what}: expected a file path (str or pathlib.Path), got "
                             f"{type(source).__name__} {source!r:.80}")
-    _regular(Path(source), what)
+    require_regular_file(Path(source), what)
     return read_text_file(Path(source), what)
 
 
-def _regular(path: Path, what: str) -> None:
+def require_regular_file(path: Path, what: str) -> None:
     """Refuse, before opening it, anything but a regular file (a FIFO would block the reader)."""
     try:
         st = os.stat(path)
@@ -307,4 +307,4 @@ def read_yaml(path: str | os.PathLike, what: str = "YAML file", *, max_values: i
 
 
 __all__ = ["MAX_FILE_BYTES", "MAX_PROBLEMS", "duplicate_rows", "limit_problems", "number_column", "packaged",
-           "read_csv", "read_text", "read_yaml", "scan_yaml"]
+           "read_csv", "read_text", "read_yaml", "require_regular_file", "scan_yaml"]

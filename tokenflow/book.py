@@ -11,6 +11,24 @@ def glue_text(key: str, text: str) -> None:
     glue(key, Markdown(text), display=False)
 
 
+class PlainText:
+    """A string whose plain-text form is itself (no quotes): for ``{glue:text}`` from another page,
+    where ``{glue:md}`` cannot reach (myst-nb pastes Markdown only within its own document)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = str(text)
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def glue_plain(key: str, text: str) -> None:
+    """Glue ``text`` for ``{glue:text}`path.ipynb::key``` on another page."""
+    from myst_nb import glue
+
+    glue(key, PlainText(text), display=False)
+
+
 def _install() -> None:
     """House style for the book's kernels: tables (:mod:`tokenflow.tables`) and figures
     (:mod:`tokenflow.style`) for every page, without the notebooks asking."""

@@ -348,7 +348,9 @@ def link_map_figure(result, *, title: str | None = None, threshold: float = SATU
              for i, lk in enumerate(sat, start=1)]
     fig.legend(handles=handles, loc="outside upper center", ncol=len(handles), fontsize=8, frameon=False)
     if keyed:
-        fig.legend(handles=keyed, loc="outside lower center", ncol=min(len(keyed), 3), fontsize=8,
+        # three long labels side by side run past the column: two columns then
+        ncol = min(len(keyed), 3 if sum(len(h.get_label()) for h in keyed[:3]) <= 80 else 2)
+        fig.legend(handles=keyed, loc="outside lower center", ncol=ncol, fontsize=8,
                    frameon=False, title="saturated links", title_fontsize=8)
     if title:
         ax.set_title(title, fontsize=9)

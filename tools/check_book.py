@@ -86,38 +86,12 @@ RULES = ("console", "wide", "hscroll", "font", "noise", "unit", "screens")
 # readability pass (issue 29); each entry names what is wrong. Remove an entry when its page is
 # fixed (the check prints entries that are no longer needed).
 ALLOW: dict[str, dict[str, str]] = {
-    "book/generated/planner.html": {
-        "hscroll": "3 tables wider than the column (content 992, 992 and 732 px in 676 px)",
-        "unit": "10 numeric columns without a unit: 35x, 50x, 60x, added, annualised cost, batch training, chat, "
-                "code review, image, step",
-        "screens": "13.1 screens",
-    },
     "book/generated/referees.html": {
         "hscroll": "6 tables wider than the column (content 1428, 807, 814, 700, 898 and 1241 px in 676 px)",
         "unit": "28 numeric columns without a unit, among them raw 0-9 column labels, rho, inter-arrival CV, "
                 "clearings, routes in use / over limit, single replica, node-sized pool, analytic limit",
         "font": "the step-time figure is drawn 10.8 in wide and shown at 7.0 in: 5.2 pt text",
         "screens": "23.1 screens",
-    },
-    "book/generated/results.html": {
-        "hscroll": "the results table is 1180 px wide in the 676 px column",
-    },
-    "book/generated/robustness.html": {
-        "hscroll": "3 tables wider than the column (content 934, 1480 and 959 px in 676 px)",
-        "unit": "16 numeric columns without a unit: C1/C2/C3 low, high, swing, c1 saturated, high, low, value, "
-                "value low, value high, param.pue",
-    },
-    "book/generated/scorecard.html": {
-        "hscroll": "a Markdown table 753 px wide in the 676 px column",
-        "screens": "11.1 screens",
-    },
-    "book/generated/us20_scaleup.html": {
-        "font": "one figure drawn 7.3 in wide, shown at 7.0 in: 7.8 pt text",
-    },
-    "book/generated/us5_market.html": {
-        "unit": "9 numeric columns without a unit: the price-decomposition columns (processing, compute rent, "
-                "transfer, congestion rent, price) and the per-workload columns (chat, image, code review, "
-                "batch training)",
     },
 }
 

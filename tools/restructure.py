@@ -145,6 +145,8 @@ TEXT_FILES = ("Makefile", "pyproject.toml", ".ci/run", "environment.yml", "_conf
 TEXT_GLOBS = ("book/*.md", ".github/workflows/*.yml")
 REPORT_ONLY = ("README.md", "CHANGELOG.md", "CONTRIBUTING.md")
 SELF = Path("tools/restructure.py")
+#: files never rewritten: this script and its test (whose tiny tree is written in the old paths)
+SKIP = (SELF, Path("tests/test_restructure.py"))
 MAX_LINE = 120  # ruff's line-length (pyproject.toml)
 
 
@@ -229,6 +231,8 @@ def _face_names(root: Path) -> set[str]:
 
 
 _DOTTED = re.compile(r"(?<![\w.])" + PKG + r"\.([A-Za-z_]\w*)(\.[A-Za-z_]\w*)?")
+_FROM_PKG = re.compile(r"(?<![\w.])from\s+" + PKG + r"\s+import\s+([A-Za-z_]\w*)(?=\s*(?:$|\\n|as\s|#|[\"']))",
+                       re.MULTILINE)
 _FILE = re.compile(r"(?<![\w.])" + PKG + r"/([A-Za-z_]\w*)\.py\b")
 _PATHJOIN = re.compile(r"""(["'])""" + PKG + r"""\1(\s*/\s*)(["'])([A-Za-z_]\w*)\.py\3""")
 
@@ -239,11 +243,15 @@ def rewrite_text(text: str, face: set[str]) -> str:
         name, rest = m.group(1), m.group(2) or ""
         s, e = m.start(), m.end()
         whole_string = 0 < s and e < len(m.string) and m.string[s - 1] in "\"'" and m.string[e] == m.string[s - 1]
-        if name not in MAPPING or (name in face and not rest and not whole_string):
+        imported = re.search(r"(?:^|\s)(?:import|from)\s+$", m.string[max(0, s - 12):s]) is not None
+        if name not in MAPPING or (name in face and not rest and not whole_string and not imported):
             return m.group(0)  # tokenflow.plan(...) is the function; "tokenflow.plan" alone is the module
         return f"{PKG}.{MAPPING[name]}.{name}{rest}"
 
     text = _DOTTED.sub(dotted, text)
+    # code inside strings (a notebook cell a test writes): from tokenflow import engine
+    text = _FROM_PKG.sub(lambda m: f"from {PKG}.{MAPPING[m.group(1)]} import {m.group(1)}"
+                         if m.group(1) in MAPPING and m.group(1) not in face else m.group(0), text)
     text = _FILE.sub(lambda m: f"{PKG}/{MAPPING[m.group(1)]}/{m.group(1)}.py" if m.group(1) in MAPPING
                      else m.group(0), text)
     return _PATHJOIN.sub(lambda m: (f"{m.group(1)}{PKG}{m.group(1)}{m.group(2)}{m.group(3)}{MAPPING[m.group(4)]}"
@@ -301,6 +309,13 @@ def rewrite_python(src: str, face: set[str], here_old: str | None, here_new: str
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) and here_new and any(a.name == PKG for a in node.names):
             notes.append(f"line {node.lineno}: imports the package's face inside the package")
+        if isinstance(node, ast.Import):  # import tokenflow.plan as tp: the module, whatever the face binds
+            for al in node.names:
+                new = _new_path(al.name)
+                if new and hasattr(al, "end_col_offset") and al.lineno == al.end_lineno:
+                    a = _char(lines, starts, al.lineno, al.col_offset)
+                    if src.startswith(al.name, a):
+                        edits.append((a, a + len(al.name), new))
         if isinstance(node, ast.ImportFrom):
             level, module = node.level, node.module
             if level and not here_old:
@@ -310,11 +325,13 @@ def rewrite_python(src: str, face: set[str], here_old: str | None, here_new: str
                 continue
             names = [a.name for a in node.names]
             # names that are old modules: from tokenflow import engine / from . import validate
-            mapped_subs = {n: _new_path(f"{PKG}.{n}") for n in names if absolute == PKG and n in MAPPING}
+            # (not a name the face binds: "from tokenflow import plan" is the function plan)
+            mapped_subs = {n: _new_path(f"{PKG}.{n}") for n in names
+                           if absolute == PKG and n in MAPPING and n not in face}
             if mapped_subs:  # from tokenflow import engine / from . import validate as _v
                 parents = {v.rsplit(".", 1)[0] for v in mapped_subs.values()}
                 if len(parents) != 1 or len(mapped_subs) != len(names):
-                    split = _split_import(node, src, lines, starts, here_new, is_pkg_init)
+                    split = _split_import(node, src, lines, starts, here_new, is_pkg_init, face)
                     if split is None:
                         notes.append(f"line {node.lineno}: 'from {'.' * level}{module or ''} import "
                                      f"{', '.join(names)}' mixes modules of several layers: split it by hand")
@@ -356,7 +373,7 @@ def rewrite_python(src: str, face: set[str], here_old: str | None, here_new: str
 
 
 def _split_import(node: ast.ImportFrom, src: str, lines: list[str], starts: list[int], here_new: str | None,
-                  is_pkg_init: bool) -> tuple[int, int, str] | None:
+                  is_pkg_init: bool, face: set[str]) -> tuple[int, int, str] | None:
     """``from tokenflow import __version__, citable`` -> one statement per new parent (same
     indentation); None where the statement shares its line with other code."""
     a = _char(lines, starts, node.lineno, node.col_offset)
@@ -366,7 +383,7 @@ def _split_import(node: ast.ImportFrom, src: str, lines: list[str], starts: list
         return None
     groups: dict[str, list[str]] = {}
     for al in node.names:
-        new = _new_path(f"{PKG}.{al.name}") if al.name in MAPPING else None
+        new = _new_path(f"{PKG}.{al.name}") if al.name in MAPPING and al.name not in face else None
         parent = new.rsplit(".", 1)[0] if new else PKG
         groups.setdefault(parent, []).append(al.name + (f" as {al.asname}" if al.asname else ""))
     stmts = []
@@ -418,7 +435,7 @@ def rewrite_notebook(text: str, face: set[str]) -> tuple[str, list[str]]:
 
 def files_to_rewrite(root: Path) -> list[Path]:
     out = [p for d in PY_DIRS for p in sorted((root / d).rglob("*.py")) if "__pycache__" not in p.parts
-           and ".venv" not in p.parts and p.resolve() != (root / SELF).resolve()]
+           and ".venv" not in p.parts and p.resolve() not in {(root / s).resolve() for s in SKIP}]
     out += sorted((root / "notebooks").glob("*.ipynb"))
     out += [root / f for f in TEXT_FILES if (root / f).is_file()]
     out += [p for g in TEXT_GLOBS for p in sorted(root.glob(g))]

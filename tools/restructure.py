@@ -103,6 +103,7 @@ MAPPING = {
     "traces": "scenarios",
     "serving": "scenarios",
     "synthetic": "scenarios",
+    "datafiles": "scenarios",
     "voll": "scenarios",
     "inputs": "lp",
     "routes": "lp",

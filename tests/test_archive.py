@@ -57,11 +57,16 @@ def built_tree(tmp_path):
     return tmp_path
 
 
-def stamp_book(root: Path) -> None:
-    """Mark _build/html as the build of the tree as it is now (what build_book writes)."""
+def stamp_book(root: Path, pdf: bool = True) -> None:
+    """Mark _build/html as the build of the tree as it is now (what build_book writes) and,
+    with ``pdf``, the PDF as printed from that build (what build_pdf writes)."""
     from tokenflow.reproduce import BOOK_STAMP, book_key
 
-    (root / "_build" / "html" / BOOK_STAMP).write_text(book_key(root) + "\n")
+    key = book_key(root)
+    (root / "_build" / "html" / BOOK_STAMP).write_text(key + "\n")
+    if pdf:
+        out = root / "_build" / "pdf" / f"tokenflow-{tokenflow.__version__}.pdf"
+        make_archive.write_pdf_stamp(out, out.read_bytes(), key)
 
 
 def test_bundle_is_complete_and_verifies(built_tree):
@@ -232,3 +237,57 @@ def test_stale_html_book_is_refused(built_tree):
     (built_tree / "_build" / "html" / ".tokenflow-book.sha256").unlink()
     with pytest.raises(TokenflowError, match="run make book"):
         make_archive.build(built_tree)
+
+
+# ------------------------------------------------- issue 28: the PDF belongs to the build it archives
+
+
+def test_a_pdf_from_an_earlier_build_is_refused(built_tree):
+    """make book after make pdf: the HTML is the new build, the PDF still prints the old one."""
+    (built_tree / "book" / "generated" / "us5_market.ipynb").write_text('{"cells": []}')
+    stamp_book(built_tree, pdf=False)  # a new HTML build; the PDF and its stamp are the earlier ones
+    with pytest.raises(TokenflowError, match=r"PDF .* was printed from another build of the book \(build \w{12}\) "
+                                             r"than the HTML book .* rebuild it \(make pdf\)"):
+        make_archive.build(built_tree)
+    stamp_book(built_tree)  # make pdf again
+    assert make_archive.check(make_archive.build(built_tree)) == []
+
+
+def test_a_pdf_without_a_stamp_or_with_other_bytes_is_refused(built_tree):
+    pdf = next((built_tree / "_build" / "pdf").glob("*.pdf"))
+    stamp = make_archive.pdf_stamp_path(pdf)
+    pdf.write_bytes(tiny_pdf(3))  # another valid PDF copied over the printed one
+    with pytest.raises(TokenflowError, match="is not the file make pdf printed"):
+        make_archive.build(built_tree)
+    stamp.unlink()
+    with pytest.raises(TokenflowError, match=r"has no build stamp .*\.pdf\.build\.json.* rebuild it"):
+        make_archive.build(built_tree)
+    for text in ("{", "[]", '{"book_build": 1}'):
+        stamp.write_text(text)
+        with pytest.raises(TokenflowError, match="build stamp .* is malformed"):
+            make_archive.build(built_tree)
+    assert not (built_tree / "dist").exists() or not list((built_tree / "dist").iterdir())
+
+
+def test_the_bundle_records_the_build_and_check_compares_the_pdf(built_tree, tmp_path_factory):
+    from tokenflow.reproduce import book_key
+
+    out = make_archive.build(built_tree)
+    with zipfile.ZipFile(out) as z:
+        manifest = json.loads(z.read(f"{out.stem}/MANIFEST.json"))
+        pdf_name = f"{out.stem}/{manifest['pdf']}"
+        assert manifest["pdf_sha256"] == hashlib.sha256(z.read(pdf_name)).hexdigest()
+    assert manifest["book_build"] == book_key(built_tree)
+    other = tiny_pdf(2) + b"% another build\n%%EOF\n"  # same page count, other bytes; SHA256SUMS updated
+
+    def swap(name, data):
+        if name.endswith(".pdf"):
+            return other
+        if name.endswith("SHA256SUMS"):
+            return data.replace(hashlib.sha256(tiny_pdf(2)).hexdigest().encode(), hashlib.sha256(other).hexdigest()
+                                .encode())
+        return data
+
+    problems = make_archive.check(_rewrite(out, tmp_path_factory.mktemp("b") / out.name, swap))
+    assert problems == [f"{manifest['pdf']} is not the PDF of this build (its sha256 is not the one MANIFEST.json "
+                        "records)"], problems

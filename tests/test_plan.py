@@ -10,7 +10,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokenflow as tf
-from tokenflow.plan import CapitalCosts, annuity, cost_table, plan
+from tokenflow.plan import (
+    FROM_SCRATCH_GBPS,
+    CapitalCosts,
+    annuity,
+    backbone_recovery,
+    cost_table,
+    legacy_recovery,
+    link_recovery,
+    plan,
+    with_legacy_bandwidth,
+)
 
 REL = 1e-6  # solver tolerance on the rent / cost ratio
 
@@ -172,3 +182,53 @@ def test_long_run_settlement_balances(us5, scale):
     assert abs(st["imbalance"]) <= 1e-7 * st["payments"]
     assert st["capital_cost"] > 0
     assert st["rents_on_expanded"] >= st["capital_cost"] * (1 - 1e-7)
+
+
+# --------------------------------------------------------------------- the backbone's cost recovery
+
+@pytest.mark.parametrize("scale", [35.0, 60.0])
+def test_a_plan_from_scratch_recovers_the_whole_backbone(us5, scale):
+    """Pérez-Arriaga et al. (1995): with linear costs and nothing sunk, congestion rents pay for
+    the whole optimal backbone.  Legacy bandwidth 0 (FROM_SCRATCH_GBPS: a scenario refuses 0)."""
+    r = legacy_recovery(us5, [0.0], demand_scale=scale).iloc[0]
+    assert r["legacy_gbps_mean"] == FROM_SCRATCH_GBPS
+    assert r["added_gbps"] > 0 and r["links_expanded"] >= 1
+    assert r["recovered"] == pytest.approx(1.0, abs=1e-9)
+    assert r["idle_cost_usd_per_year"] <= 1e-9 * r["backbone_cost_usd_per_year"]
+
+
+@pytest.mark.parametrize("legacy", [50.0, 197.93, 400.0])
+def test_an_expanded_link_recovers_its_whole_cost(us5, legacy):
+    """Rents x hours on an expanded link = annualised cost of all its planned Gbps, legacy
+    included (not only of its last Gbps); a link the plan leaves alone earns at most its cost."""
+    p = plan(with_legacy_bandwidth(us5, legacy), demand_scale=35.0)
+    t = link_recovery(p)
+    expanded = t["added_gbps"] > 1e-6
+    assert expanded.any()
+    assert (t.loc[expanded, "planned_gbps"] > t.loc[expanded, "added_gbps"] + legacy / 2).all()  # legacy is part of it
+    np.testing.assert_allclose(t.loc[expanded, "rents_usd_per_year"], t.loc[expanded, "cost_usd_per_year"], rtol=1e-6)
+    assert (t.loc[~expanded, "recovered"] <= 1 + 1e-6).all()
+    b = backbone_recovery(p)
+    assert b["expanded_rents_usd_per_year"] == pytest.approx(b["expanded_cost_usd_per_year"], rel=1e-6)
+    # the shortfall is the legacy bandwidth the plan leaves alone
+    assert b["backbone_cost_usd_per_year"] - b["rents_usd_per_year"] == pytest.approx(
+        b["idle_cost_usd_per_year"] - b["idle_rents_usd_per_year"], rel=1e-6)
+
+
+def test_recovery_falls_with_the_legacy_bandwidth(us5):
+    """More sunk legacy bandwidth, less of the backbone recovered (35x, the chapter's sweep)."""
+    r = legacy_recovery(us5, [0.0, 50.0, 100.0, float(us5.params["link_bandwidth_gbps"]), 400.0], demand_scale=35.0)
+    assert r["recovered"].iloc[0] == pytest.approx(1.0, abs=1e-9)
+    assert (np.diff(r["recovered"].to_numpy()) < 0).all()
+    assert r.loc[float(us5.params["link_bandwidth_gbps"]), "recovered"] < 0.5
+
+
+def test_legacy_bandwidth_errors(us5):
+    with pytest.raises(tf.ScenarioError, match="legacy bandwidth"):
+        with_legacy_bandwidth(us5, 0.0)
+    with pytest.raises(tf.ScenarioError, match="legacy"):
+        legacy_recovery(us5, [-1.0])
+    with pytest.raises(tf.ScenarioError, match="legacy_recovery"):
+        legacy_recovery(us5, [])
+    with pytest.raises(tf.ScenarioError, match="PlanResult"):
+        backbone_recovery("plan")

@@ -129,6 +129,21 @@ def test_a_run_resumes_the_notebooks_a_failed_run_executed(tiny, monkeypatch):
     assert rp.last_status() == {"tiny": "reused", "second": "executed"}
 
 
+def test_a_run_last_notebook_runs_again_when_one_it_reads_changes(tiny, monkeypatch):
+    """The results page reads what the other notebooks wrote (the Monte Carlo draws, the record):
+    it runs again whenever one of them changes, and is reused when none does."""
+    nb = nbformat.read(tiny / "notebooks" / "tiny.ipynb", as_version=4)
+    nbformat.write(nb, tiny / "notebooks" / "last.ipynb")
+    monkeypatch.setattr(rp, "NOTEBOOKS", {"tiny": ({"n": 3}, {"n": 2}), "last": ({"n": 3}, {"n": 2})})
+    monkeypatch.setattr(rp, "RUN_LAST", frozenset({"last"}))
+    rp.run_notebooks(tiny)
+    rp.run_notebooks(tiny)
+    assert rp.last_status() == {"tiny": "reused", "last": "reused"}
+    _set_cell(tiny, "tiny", "print('changed')")
+    rp.run_notebooks(tiny, names=["last"])  # only the reader is asked for: it still sees the change
+    assert rp.last_status() == {"last": "executed"}
+
+
 def test_a_failed_notebook_never_reaches_the_book_through_a_later_run(tiny, monkeypatch):
     nb = nbformat.read(tiny / "notebooks" / "tiny.ipynb", as_version=4)
     nbformat.write(nb, tiny / "notebooks" / "other.ipynb")
@@ -440,3 +455,218 @@ def test_the_longest_notebooks_start_first(fake_runs):
     log["started"].clear()
     rp.run_notebooks(root, jobs=1, force=True)
     assert [n for n, _ in log["started"]] == ["b", "c", "a", "results"]
+
+
+# ------------------------------------------- issue 28: dead kernels, one run per folder, --only twice
+
+
+def _project(root, name: str, code: str) -> None:
+    """A project folder whose notebook ``name`` runs ``code`` (after the parameters cell)."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    p = nbformat.v4.new_code_cell('output_dir = "results"')
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [p, nbformat.v4.new_code_cell(code)]
+    (root / "notebooks").mkdir(exist_ok=True)
+    nbformat.write(nb, root / "notebooks" / f"{name}.ipynb")
+
+
+@pytest.mark.parametrize("how", ["import os\nos._exit(1)",
+                                 pytest.param("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+                                              marks=pytest.mark.slow)])
+def test_a_dying_kernel_is_a_failed_notebook_not_a_hang(tmp_path, how):
+    """A cell that ends its kernel's process (warm kernels, the default): the run reports the
+    notebook as failed within seconds, exit 2, one line; the previous book stays as it was."""
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("papermill")
+    _project(tmp_path, "scorecard", "print('before')\n" + how)
+    gen, html = tmp_path / "book" / "generated", tmp_path / "_build" / "html"
+    gen.mkdir(parents=True)
+    html.mkdir(parents=True)
+    (gen / "scorecard.ipynb").write_text("previous")
+    (html / "index.html").write_text("previous book")
+    before = _snapshot(gen), _snapshot(html)
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "tokenflow.cli", "reproduce", "--root", str(tmp_path),
+                           "--only", "scorecard", "--jobs", "1"], capture_output=True, text=True, timeout=120)
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 2, proc.stderr
+    assert "scorecard.ipynb failed" in proc.stderr and "kernel died" in proc.stderr
+    assert "previous book/generated is unchanged" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr and proc.stderr.strip().count("\n") == 0
+    assert (_snapshot(gen), _snapshot(html)) == before
+    assert not list(tmp_path.rglob(".*.running.ipynb"))
+    assert seconds < 60, seconds  # (a hang ran into the 120 s timeout above; about 3 s on an idle machine)
+
+
+def _hold_lock(root):
+    """Another process holding ``root``'s reproduce lock until its stdin closes."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom tokenflow import reproduce as rp\n"
+                             f"with rp.project_lock({str(root)!r}):\n    print('held', flush=True)\n"
+                             "    sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_second_run_in_the_same_folder_is_refused_and_changes_nothing(fake_runs, capsys):
+    root, names, log = fake_runs
+    rp.run_notebooks(root, jobs=1)
+    gen = root / "book" / "generated"
+    before = _snapshot(gen)
+    holder = _hold_lock(root)
+    try:
+        with pytest.raises(TokenflowError, match=rf"another tokenflow reproduce is running .*process "
+                                                 rf"{holder.pid} holds the lock .*reproduce.lock"):
+            rp.run_notebooks(root, jobs=1, force=True)
+        with pytest.raises(TokenflowError, match=f"process {holder.pid}"):
+            rp.build_book(root)
+        from tokenflow.cli import main
+
+        capsys.readouterr()
+        assert main(["reproduce", "--root", str(root), "--no-build"]) == 2
+        err = capsys.readouterr().err
+        assert f"process {holder.pid}" in err and "Traceback" not in err
+    finally:
+        holder.communicate("")
+    assert _snapshot(gen) == before and not (root / rp.STAGING).exists()
+    log["started"].clear()
+    rp.run_notebooks(root, jobs=1, force=True)  # the holder ended: the lock is free again
+    assert len(log["started"]) == len(names)
+
+
+def test_a_lock_left_by_a_dead_run_is_taken_over(fake_runs):
+    import subprocess
+    import sys
+
+    root, names, log = fake_runs
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    lock = root / rp.LOCK
+    lock.parent.mkdir(parents=True)
+    lock.write_text(dead + "\n")  # what a killed run leaves (its OS lock ended with it)
+    rp.run_notebooks(root, jobs=1)
+    assert rp.last_status() == {n: "executed" for n in names}
+
+
+def test_a_lock_that_cannot_be_taken_is_a_clear_error(fake_runs):
+    root, names, log = fake_runs
+    (root / rp.LOCK).mkdir(parents=True)  # a folder where the lock file belongs
+    with pytest.raises(TokenflowError, match=r"cannot take the reproduce lock .*reproduce.lock: Is a directory"):
+        rp.run_notebooks(root, jobs=1)
+    assert log["started"] == [] and not (root / rp.STAGING).exists()
+
+
+def test_only_a_name_given_twice_runs_once(fake_runs):
+    root, names, log = fake_runs
+    times = rp.run_notebooks(root, names=["a", "b", "a"], jobs=2)
+    assert sorted(n for n, _ in log["started"]) == ["a", "b"] and list(times) == ["a", "b"]
+    log["started"].clear()
+    rp.run_notebooks(root, names="c", jobs=1)  # one name as a string: that notebook, not its letters
+    assert [n for n, _ in log["started"]] == ["c"]
+    for bad in (5, [1], {"a": 1}, ["a", None]):
+        with pytest.raises(TokenflowError, match="notebook names must be a list of names"):
+            rp.run_notebooks(root, names=bad, jobs=1)
+
+
+@pytest.mark.slow
+def test_two_reproduce_commands_in_one_folder(tmp_path):
+    """The second `tokenflow reproduce` started while the first runs a notebook is refused at
+    once (exit 2, one line naming the first one's pid); the first finishes as if alone."""
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("papermill")
+    marker, release = tmp_path / "running", tmp_path / "release"
+    _project(tmp_path, "scorecard", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\n"
+                                    f"t = time.time()\nwhile not pathlib.Path({str(release)!r}).exists() "
+                                    "and time.time() - t < 60:\n    time.sleep(0.1)\nprint('done')")
+    cmd = [sys.executable, "-m", "tokenflow.cli", "reproduce", "--root", str(tmp_path), "--no-build", "--only",
+           "scorecard", "scorecard"]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.1)
+    assert marker.exists(), "the first run did not start its notebook"
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2 and "Traceback" not in second.stderr
+    assert f"another tokenflow reproduce is running in {tmp_path} (process {first.pid} holds the lock" in second.stderr
+    release.touch()
+    out, err = first.communicate(timeout=90)
+    assert first.returncode == 0, err
+    assert "0 of 1 notebook(s) reused" in out and "[2/" not in out  # (named twice: run once)
+    gen = tmp_path / "book" / "generated"
+    assert "done" in (gen / "scorecard.ipynb").read_text()
+    assert not list(tmp_path.rglob(".*.running.ipynb")) and not (tmp_path / rp.STAGING).exists()
+
+
+def test_the_lock_is_reentrant_in_one_thread_only(tmp_path):
+    import os
+    import threading
+
+    seen = []
+    with rp.project_lock(tmp_path) as path:
+        with rp.project_lock(tmp_path):  # reproduce -> run_notebooks -> build_book
+            pass
+
+        def other():
+            try:
+                with rp.project_lock(tmp_path):
+                    seen.append("taken")
+            except TokenflowError as exc:
+                seen.append(str(exc))
+
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+        assert path.read_text().strip() == str(os.getpid())
+    assert len(seen) == 1 and "another tokenflow reproduce is running" in seen[0]
+    with rp.project_lock(tmp_path):  # released
+        pass
+
+
+@pytest.mark.slow
+def test_a_killed_run_keeps_the_folder_locked_until_its_runner_stops(tmp_path):
+    """SIGKILL to `tokenflow reproduce` while a notebook runs: its runner finishes that notebook
+    and holds the lock until then, so a new run is refused (naming the ended process) instead
+    of sharing the staging folder with it; afterwards a run succeeds and nothing half-written
+    remains."""
+    import subprocess
+    import sys
+    import time
+
+    pytest.importorskip("papermill")
+    marker, release = tmp_path / "running", tmp_path / "release"
+    _project(tmp_path, "scorecard", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\n"
+                                    f"t = time.time()\nwhile not pathlib.Path({str(release)!r}).exists() "
+                                    "and time.time() - t < 60:\n    time.sleep(0.1)\nprint('done')")
+    cmd = [sys.executable, "-m", "tokenflow.cli", "reproduce", "--root", str(tmp_path), "--no-build", "--only",
+           "scorecard"]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.1)
+    assert marker.exists(), "the first run did not start its notebook"
+    first.kill()
+    first.wait()
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2 and f"a notebook runner of process {first.pid}, which has ended" in second.stderr
+    release.touch()
+    deadline, free = time.time() + 60, False
+    while time.time() < deadline and not free:
+        try:
+            with rp.project_lock(tmp_path):
+                free = True
+        except TokenflowError:
+            time.sleep(0.2)
+    assert free, "the runner of the killed run did not stop"
+    third = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0, third.stderr
+    assert "done" in (tmp_path / "book" / "generated" / "scorecard.ipynb").read_text()
+    assert not list(tmp_path.rglob(".*.running.ipynb")) and not (tmp_path / rp.STAGING).exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 import yaml
@@ -235,3 +237,44 @@ def test_pool_failures_stay_with_their_point(us5):
     ds = tf.sweep(us5, grid={"demand_scale": [5, 10]}, n_workers=2, progress=False)
     assert list(ds["status"].values) == ["ok", "ok"]
     close_local_pools()
+
+
+# ------------------------------------------------- issue 28: the number of local workers is capped
+
+
+def test_more_workers_than_the_machine_allows_are_refused_before_any_starts(us5, tmp_path, capsys, monkeypatch):
+    """``n_workers`` above 4 per usable core is a ScenarioError naming the cap; nothing is forked."""
+    sw = importlib.import_module("tokenflow.sweep")  # (tokenflow.sweep is also the function)
+
+    monkeypatch.setattr(sw, "usable_cores", lambda: 2)
+    assert sw.max_workers() == 8
+
+    def no_pool(*a, **k):
+        raise AssertionError("a pool was started")
+
+    monkeypatch.setattr(sw, "_dispatch_pool", no_pool)
+    for n in (9, 100_000, 10**30, np.int64(64)):
+        with pytest.raises(tf.ScenarioError, match=r"n_workers = \d+ is more than this machine allows: at most 8 "
+                                                   r"local worker processes \(4 per core, 2 core"):
+            tf.sweep(us5, grid={"demand_scale": [5]}, n_workers=n, progress=False)
+        with pytest.raises(tf.ScenarioError, match="at most 8"):
+            sw.local_pool(n)
+    assert not sw._POOLS
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump({"scenario": "us5", "grid": {"demand_scale": [5]}}))
+    out = tmp_path / "s.nc"
+    assert main(["sweep", str(spec), "--workers", "100000", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--workers = 100000 is more than this machine allows: at most 8" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_the_cap_leaves_one_worker_per_core_and_the_default_alone(us5, monkeypatch):
+    sw = importlib.import_module("tokenflow.sweep")  # (tokenflow.sweep is also the function)
+
+    assert sw.usable_cores() >= 1 and sw.max_workers() == 4 * sw.usable_cores()
+    assert sw.check_workers(sw.max_workers()) == sw.max_workers() and sw.check_workers(0) == 0
+    seen = []
+    monkeypatch.setattr(sw, "_dispatch_pool", lambda ev, s, pts, extra, n, *a: seen.append(n) or [{}] * len(pts))
+    tf.sweep(us5, grid={"demand_scale": [5]}, progress=False)
+    assert seen == [sw.usable_cores()]  # the default: one worker per usable core

@@ -168,3 +168,56 @@ def test_blocks_show_a_dash_for_empty_text_and_clear_floats():
     out = blocks(pd.DataFrame({"name": ["a", "b"], "note": ["", "x"]}), title="name")
     assert '<dd style="margin:0 0 0.15em 10em">–</dd>' in out
     assert out.count("clear:both") == 2
+
+
+def test_solver_noise_prints_as_zero_in_tables_and_restyled_stylers():
+    df = pd.DataFrame({"marginal_value_usd_per_h": [3.1e-10, -5.1e-11, 12.5], "tiny": [1.5e-11, 0.0, 1.0]},
+                      index=["a", "b", "c"])
+    text = cells(tables.render(df))
+    assert "3.1e-10" not in " ".join(text) and "−5.1e-11" not in " ".join(text)
+    assert text.count("0") >= 4 and "12.5" in text
+    styled = cells(tables.render(df.style.format("{:.3g}")))
+    assert "3.1e-10" not in styled and "-5.1e-11" not in styled and "12.5" in styled
+    # a genuinely small value in a column of small values is not noise
+    small = cells(tables.render(pd.DataFrame({"cost ($/GB)": [0.002, 0.0016, 0.0024]})))
+    assert {"0.002", "0.0016", "0.0024"} <= set(small)
+
+
+def test_a_chapter_format_that_rounds_values_away_gets_house_precision():
+    df = pd.DataFrame({"transfer ($/GB)": [0.002, 0.5], "swing": [0.0016, 0.0024], "big": [1234.5678, 2.0]})
+    text = cells(tables.render(df.style.format("{:.2f}", subset=["transfer ($/GB)"])
+                                .format("{:.3f}", subset=["swing"]).format("{:,.1f}", subset=["big"])))
+    assert "0.002" in text and "0.00" not in text and "0.50" in text  # kept where it loses nothing
+    assert "0.0016" in text and "0.0024" in text  # distinct, not both "0.002"
+    assert "1,234.6" in text  # ordinary rounding is the chapter's choice
+    pct = cells(tables.render(pd.DataFrame({"share": [0.1234]}).style.format("{:.1%}")))
+    assert "12.3%" in pct  # a percent format is not a lost value
+
+
+def test_headers_are_words_with_units_also_in_stylers():
+    assert tables.header("transfer_cost_usd_per_gb") == "transfer cost ($/GB)"
+    assert tables.header("cost_usd_per_gbps_yr") == "cost ($/Gbps-yr)"
+    assert tables.header("objective_usd_per_h") == "objective ($/h)"
+    df = pd.DataFrame({"objective_usd_per_h": [1.0], "cost_saving": [2.0]})
+    text = cells(tables.render(df.style.format("{:.1f}")))
+    assert "objective ($/h)" in text and "cost saving" in text and "cost_saving" not in text
+
+
+def test_numbers_do_not_wrap_and_long_text_does():
+    df = pd.DataFrame({"price ($/M tokens)": [1.5], "note": ["x" * 50]})
+    html = tables.render(df)
+    assert "white-space: nowrap" in html and "overflow-wrap: anywhere" in html and "max-width: 100%" in html
+
+
+def test_default_row_numbers_are_not_shown():
+    df = pd.DataFrame({"node": ["a", "b", "c"], "price ($/M tokens)": [1.0, 2.0, 3.0]})
+    for html in (tables.render(df), tables.render(df.style.format(precision=2))):
+        assert ">0</th>" not in html and ">1</th>" not in html
+    named = tables.render(df.set_index("node"))  # a named index heads its own column, in the header row
+    assert ">a</td>" in named and ">node</th>" in named and named.count("<tr>") == 4
+
+
+def test_link_html_is_not_counted_as_long_text():
+    link = '<a href="https://www.example.org/a/very/long/path/to/a/source/document.html">4.897</a>'
+    html = tables.render(pd.DataFrame({"node": ["a"], "value": [link], "unit": ["us/km"]}))
+    assert "min-width" not in html and 'class="tf-blocks"' not in html

@@ -194,6 +194,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.max_points is not None:
         spec["max_points"] = args.max_points
     check_output_path(args.out, "sweep results")
+    if args.workers is not None:  # at most 4 per core (tokenflow.sweep.max_workers): exit 2
+        from .sweep import check_workers
+
+        check_workers(args.workers, "--workers")
     if args.scheduler is not None:  # tcp:// or tls:// only (exit 2); unreachable: exit 4
         from .sweep import check_scheduler_address
 
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--scheduler", help="address of an existing Dask scheduler, tcp://host:port or tls://host:port "
                     "(default: local worker processes); exit 4 when none answers within 10 s")
     sp.add_argument("--workers", type=_count(0, "--workers"), default=None,
-                    help="local worker processes (0: in this process)")
+                    help="local worker processes (0: in this process; default one per core, at most 4 per core)")
     sp.add_argument("--max-points", type=_count(1, "--max-points"), default=None,
                     help="largest number of points allowed (default 10^6; also max_points in the spec)")
     sp.add_argument("--out", default="sweep.nc", help="output netCDF file")

@@ -544,3 +544,86 @@ def network_map(ax, transform, scenario: Scenario, *, link_values: Mapping[str, 
     if labels:
         for n, i in pos.items():
             ax.annotate(short_name(str(n)), xy[i], xytext=(4, 4), textcoords="offset points", fontsize=7, zorder=5)
+
+
+# --------------------------------------------------------------- the backbone's cost recovery
+
+FROM_SCRATCH_GBPS = 1e-9  # legacy bandwidth of a plan "from scratch" (1 bit/s per link): a scenario refuses 0
+
+
+def with_legacy_bandwidth(scenario: Scenario, gbps: float) -> Scenario:
+    """``scenario`` with every fibre link at ``gbps`` per direction (the legacy backbone the
+    plan starts from; positive: a scenario refuses a zero-bandwidth link).  Nodes unchanged."""
+    s = check_scenario(scenario)
+    gbps = check_number(gbps, "legacy bandwidth (0 is refused: plan from scratch at FROM_SCRATCH_GBPS)", "Gbps",
+                        allow_zero=False)
+    return s.replace(links={str(lk): {"bandwidth_gbps": gbps} for lk in s.links.index})
+
+
+def _link_rents_and_costs(ds: xr.Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """Per fibre link ($ per year): congestion rents of both directions x hours, and the
+    annualised cost of all its planned bandwidth (arcs ``2i``, ``2i + 1`` are fibre ``i``)."""
+    per_arc = ds["congestion_rent"].values * ds["link_load"].values * float(ds.attrs["hours"])
+    cost = ds["link_bandwidth_planned"].values * ds["link_cost_per_gbps_year"].values
+    return per_arc.reshape(-1, 2).sum(axis=1), cost
+
+
+def backbone_recovery(result: PlanResult) -> pd.Series:
+    """Congestion rents of a plan against the annualised cost of its whole backbone (every
+    planned Gbps, legacy and added, at the cost of one more Gbps), $ per year, split between
+    the links the plan expands and those it leaves at their legacy bandwidth.
+
+    ``recovered`` = rents / cost (a share).  With linear costs every expanded link earns its
+    whole cost (rent per Gbps-year = marginal cost, times its planned Gbps); the shortfall is
+    what the links left alone cost beyond their rents."""
+    if not isinstance(result, PlanResult):
+        raise ScenarioError(f"backbone_recovery: expected a PlanResult, got {type(result).__name__}")
+    ds = result.dataset
+    rents, cost = _link_rents_and_costs(ds)
+    added = ds["link_added_gbps"].values
+    expanded = added > 1e-6 * max(1.0, float(added.max(initial=0.0)))
+    return pd.Series({
+        "legacy_gbps_mean": float(ds["link_bandwidth_today"].mean()),
+        "added_gbps": float(added.sum()),
+        "links_expanded": int(expanded.sum()),
+        "backbone_cost_usd_per_year": float(cost.sum()),
+        "rents_usd_per_year": float(rents.sum()),
+        "expanded_cost_usd_per_year": float(cost[expanded].sum()),
+        "expanded_rents_usd_per_year": float(rents[expanded].sum()),
+        "idle_cost_usd_per_year": float(cost[~expanded].sum()),
+        "idle_rents_usd_per_year": float(rents[~expanded].sum()),
+        "recovered": float(rents.sum() / cost.sum()) if cost.sum() > 0 else math.nan,
+    })
+
+
+def link_recovery(result: PlanResult) -> pd.DataFrame:
+    """Per fibre link: planned and added Gbps, rents x hours and the annualised cost of the
+    whole planned bandwidth ($ per year), and their ratio (1 on every expanded link)."""
+    if not isinstance(result, PlanResult):
+        raise ScenarioError(f"link_recovery: expected a PlanResult, got {type(result).__name__}")
+    ds = result.dataset
+    rents, cost = _link_rents_and_costs(ds)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(cost > 0, rents / cost, np.nan)
+    return pd.DataFrame({"planned_gbps": ds["link_bandwidth_planned"].values,
+                         "added_gbps": ds["link_added_gbps"].values,
+                         "rents_usd_per_year": rents, "cost_usd_per_year": cost, "recovered": ratio},
+                        index=pd.Index([str(x) for x in ds["fibre"].values], name="fibre"))
+
+
+def legacy_recovery(scenario: Scenario, legacy_gbps: Sequence[float], *, demand_scale: float = 1.0,
+                    **plan_kwargs) -> pd.DataFrame:
+    """:func:`backbone_recovery` of :func:`plan` with every link's legacy bandwidth at each of
+    ``legacy_gbps`` (Gbps per direction; 0 plans from scratch, at :data:`FROM_SCRATCH_GBPS`).
+    One row per legacy bandwidth (index ``legacy_gbps``, as asked)."""
+    values = [check_number(b, "legacy_gbps", "Gbps")
+              for b in _v.items_of(legacy_gbps, "legacy_gbps", "legacy_recovery", kind="bandwidths")]
+    if not values:
+        raise ScenarioError("legacy_recovery: give at least one legacy bandwidth")
+    rows = {}
+    for b in values:
+        s = with_legacy_bandwidth(scenario, b if b > 0 else FROM_SCRATCH_GBPS)
+        rows[b] = backbone_recovery(plan(s, demand_scale=demand_scale, **plan_kwargs))
+    out = pd.DataFrame(rows).T
+    out.index.name = "legacy_gbps"
+    return out

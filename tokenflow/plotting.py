@@ -17,7 +17,15 @@ from matplotlib.collections import PatchCollection
 from matplotlib.patches import FancyArrowPatch, Patch, Wedge
 
 from .network import short_name  # noqa: F401  (re-exported; node names belong to the network)
-from .style import WORKLOAD_COLORS, WORKLOAD_LABELS, color, fit, panel_letters  # noqa: F401  (re-exported)
+from .style import (  # noqa: F401  (re-exported)
+    COLUMN_WIDTH_IN,
+    WORKLOAD_COLORS,
+    WORKLOAD_LABELS,
+    color,
+    figure_metadata,
+    fit,
+    panel_letters,
+)
 
 EXTENT = (-125.0, -66.5, 24.0, 50.0)
 
@@ -48,7 +56,7 @@ def save(fig, folder: str | Path, name: str) -> list[Path]:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     paths = [folder / f"{name}.png", folder / f"{name}.pdf"]
-    fig.savefig(paths[0], dpi=200, bbox_inches="tight")
+    fig.savefig(paths[0], dpi=200, bbox_inches="tight", metadata=figure_metadata(fig, 200))
     fig.savefig(paths[1], bbox_inches="tight")
     return paths
 
@@ -339,3 +347,61 @@ def link_map_figure(result, *, title: str | None = None, threshold: float = SATU
     if title:
         ax.set_title(title, fontsize=9)
     return fig, sat
+
+
+# --------------------------------------------------------------------------- identifiability
+
+OUTCOME_COLORS = {"holds": "#009E73", "fails": "#D55E00", "does not clear": "#C8C8C8"}
+CHOICE_MARKERS = ("o", "^")  # first and second non-default value of a choice
+
+
+def choice_claims(design, outcomes, choices, width: float = COLUMN_WIDTH_IN):
+    """One column per choice set: above, a marker for each choice that differs from its
+    default (``choices``: name -> values, the first the default; a second non-default value
+    gets another marker); below, one coloured cell per claim (``outcomes``: the words of
+    :data:`OUTCOME_COLORS`, as :func:`tokenflow.identifiability.claim_outcomes` gives
+    them).  ``design`` and ``outcomes`` share their index and column order (sort them
+    first).  Drawn at ``width`` inches, text at 9 pt; legend below the axes."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.lines import Line2D
+
+    names = list(choices)
+    claims = list(outcomes.columns)
+    n = len(design)
+    words = {v: v.replace("_", " ") for vals in choices.values() for v in vals}
+    short = {"cbre_colocation": "CBRE", "cushman_wakefield": "C&W"}
+    rows = []
+    for c in names:
+        alts = list(choices[c])[1:]
+        if len(alts) == 1:
+            rows.append(f"{c.replace('_', ' ')}: {words[alts[0]]}")
+        else:
+            marks = {"o": "●", "^": "▲"}
+            rows.append(f"{c.replace('_', ' ')}: " + "  ".join(
+                f"{marks[CHOICE_MARKERS[i]]} {short.get(a, words[a])}" for i, a in enumerate(alts)))
+    gap = 0.6
+    y_claim = [len(names) + gap + i for i in range(len(claims))]
+    fig, ax = plt.subplots(figsize=(width, 0.26 * (len(names) + len(claims) + gap) + 1.1), layout="constrained")
+    for i, c in enumerate(names):
+        alts = list(choices[c])[1:]
+        for k, a in enumerate(alts):
+            x = np.flatnonzero((design[c] == a).to_numpy())
+            ax.scatter(x, np.full(len(x), i), marker=CHOICE_MARKERS[k], s=16, color="#333333", zorder=3)
+        ax.axhline(i, color="#e6e6e6", lw=0.6, zorder=1)
+    code = {w: j for j, w in enumerate(OUTCOME_COLORS)}
+    grid = np.array([[code[w] for w in outcomes[c]] for c in claims], dtype=float)
+    cmap = ListedColormap(list(OUTCOME_COLORS.values()))
+    ax.pcolormesh(np.arange(n + 1) - 0.5, np.array([*y_claim, y_claim[-1] + 1]) - 0.5, grid, cmap=cmap,
+                  vmin=-0.5, vmax=len(OUTCOME_COLORS) - 0.5, edgecolors="white", linewidth=0.4)
+    ax.set_yticks([*range(len(names)), *y_claim], [*rows, *claims], fontsize=9)
+    ax.set_ylim(y_claim[-1] + 0.5, -0.6)
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set_xticks([])
+    ax.set_xlabel(f"the {n} choice sets (one column each; no marker: the default)", fontsize=9)
+    for s in ("top", "right", "left", "bottom"):
+        ax.spines[s].set_visible(False)
+    ax.tick_params(axis="y", length=0)
+    handles = [Patch(color=col, label=w) for w, col in OUTCOME_COLORS.items()]
+    handles.append(Line2D([], [], ls="", marker="o", color="#333333", markersize=4, label="differs from the default"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
+    return fig

@@ -17,6 +17,11 @@ leaves both as they were and says so.  Each notebook runs in a child process (pa
 in its own session, so Ctrl-C stops the run with one line, no kernel tracebacks; the
 temporary ``.NAME.running.ipynb`` never reaches ``book/generated``.
 
+One run per folder: :func:`project_lock` (``_build/.reproduce.lock``) refuses a second run
+in the same folder before it touches anything, naming the process that holds the lock.  A
+notebook whose kernel dies (a crash, ``os._exit``, a signal, out of memory) is a failed
+notebook, reported within seconds, like a failing cell.
+
 ``reproduce --root CLONE`` refuses to run when the ``tokenflow`` this command imports is
 not ``CLONE/tokenflow``: the notebooks would run, and the content keys be computed, against
 other code.  The notebooks' kernel gets the root first on ``PYTHONPATH``.
@@ -29,6 +34,7 @@ cell.  Parameters passed at run time are listed in the timing table's key file i
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -69,6 +75,7 @@ RESULTS = "results"  # relative to OUT, the notebooks' working directory
 STATE = ".reproduce.json"
 FACTS = "build_facts.md"  # included by book/artifact.md: this build's machine and notebook times
 BOOK_STAMP = ".tokenflow-book.sha256"
+LOCK = Path("_build") / ".reproduce.lock"  # held by the run working in this folder (its pid inside)
 # packages whose version changes results or pages: part of every content key
 STACK = ("linopy", "highspy", "numpy", "scipy", "pandas", "xarray", "matplotlib", "cartopy", "papermill",
          "jupyter-book", "myst-nb", "sphinx-mathjax-offline", "simpy", "distributed")
@@ -177,6 +184,96 @@ def _prepare_stage(out: Path, stage: Path) -> None:
     os.replace(tmp, stage)
 
 
+_HELD: dict[tuple, list] = {}  # (lock path, thread) -> [open file, depth] of the locks this process holds
+
+
+@contextlib.contextmanager
+def project_lock(root: Path):
+    """Hold the folder's reproduce lock (``_build/.reproduce.lock``) while the body runs.
+
+    One run per project folder: a second run (another process) is refused at once with a
+    :class:`~tokenflow.errors.TokenflowError` naming the lock and the process that holds it,
+    before it touches ``book/generated`` or ``_build``.  The lock is an OS lock on the open
+    file (``flock``), so it ends with its process however that process ends: the file a dead
+    run leaves (with its pid) is taken over by the next run.  Re-entrant within one thread
+    (:func:`reproduce` holds it around :func:`run_notebooks` and :func:`build_book`); another
+    thread of the same process is refused like another process.
+    """
+    from .errors import TokenflowError
+
+    path = Path(root).resolve() / LOCK
+    me = (str(path), threading.get_ident())
+    held = _HELD.get(me)
+    if held is not None:
+        held[1] += 1
+        try:
+            yield path
+        finally:
+            held[1] -= 1
+        return
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock (one run at a time is then up to the user)
+        fcntl = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:  # _build a file, the lock a folder, no permission
+        raise TokenflowError(f"cannot take the reproduce lock {path}: {exc.strerror or exc}; nothing was "
+                             "changed by this run") from None
+    f = os.fdopen(fd, "r+")
+    try:
+        if fcntl is not None:
+            try:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                f.seek(0)
+                holder = f.read(64).strip()
+                who = f"process {holder}" if holder.isdigit() else "another process"
+                if holder.isdigit() and not _alive(int(holder)):  # its notebook runner outlives it
+                    who = (f"a notebook runner of process {holder}, which has ended; the runner stops after "
+                           "its current notebook")
+                raise TokenflowError(
+                    f"another tokenflow reproduce is running in {Path(root).resolve()} ({who} holds the lock "
+                    f"{path}); wait for it to finish or stop it. Nothing was changed by this run") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"{os.getpid()}\n")
+        f.flush()
+    except BaseException:
+        f.close()
+        raise
+    _HELD[me] = [f, 1]
+    try:
+        yield path
+    finally:
+        del _HELD[me]
+        try:
+            f.seek(0)
+            f.truncate()  # (the file stays: removing it could let two runs lock two different files)
+        except OSError:
+            pass
+        f.close()  # releases the lock
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def _lock_fds(root: Path) -> tuple[int, ...]:
+    """The open lock file of ``root`` held by this process (any thread), for the children of
+    the run: a runner whose parent was killed keeps the folder locked until it has stopped,
+    so a new run never shares the staging folder with it."""
+    path = str(Path(root).resolve() / LOCK)
+    return tuple(f.fileno() for (p, _), (f, _n) in list(_HELD.items()) if p == path)[:1]
+
+
 def _tree_digest(pkg: Path) -> str:
     """SHA-256 over a package folder's files (caches excluded)."""
     h = hashlib.sha256()
@@ -206,22 +303,42 @@ def check_package(root: Path) -> None:
 # each later notebook the kernel is put back to the state of a new kernel (see _WARM, _RESET);
 # ``fresh=True`` starts a new kernel for every notebook instead.
 _RUNNER = r"""
-import json, os, sys
+import json, os, queue, sys, time
 proto = os.fdopen(os.dup(1), "w", buffering=1)  # answers go here; everything else to the log
 os.dup2(2, 1)
 sys.stdout = sys.stderr
 cwd, kernel_args, fresh, warm_code, reset_code = (sys.argv[1], json.loads(sys.argv[2]), sys.argv[3] == "1",
                                                   sys.argv[4], sys.argv[5])
 import papermill as pm
+from jupyter_core.utils import run_sync
 from papermill.clientwrap import PapermillNotebookClient
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError
 from papermill.log import logger
 
 KM = None
+DIED = ("the notebook's kernel died (its process ended during a cell: a crash, os._exit, a signal or "
+        "running out of memory)")
+
+
+class DeadKernel(RuntimeError):
+    pass
 
 
 class _Client(PapermillNotebookClient):
+    async def async_start_new_kernel_client(self):
+        # an asynchronous client: a blocking one waits for output inside the event loop
+        # (get_msg(timeout=None)), so nbclient's check for a dead kernel never runs (a hang)
+        from jupyter_client.asynchronous import AsyncKernelClient
+
+        factory, self.km.client_factory = self.km.client_factory, AsyncKernelClient
+        try:
+            return await super().async_start_new_kernel_client()
+        finally:
+            self.km.client_factory = factory
+
+    start_new_kernel_client = run_sync(async_start_new_kernel_client)  # (papermill calls this one)
+
     def execute(self, **kw):
         try:
             return super().execute(**kw)
@@ -255,8 +372,19 @@ def run_code(code):
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=120)
-        reply = kc.execute_interactive(code, store_history=False, timeout=600,
-                                       output_hook=lambda msg: None)
+        msg_id = kc.execute(code, store_history=False)
+        deadline = time.monotonic() + 600
+        while True:  # (not execute_interactive: it would wait its whole timeout on a dead kernel)
+            try:
+                reply = kc.get_shell_msg(timeout=1)
+            except queue.Empty:
+                if not KM.is_alive():
+                    raise DeadKernel("the kernel died while it was being prepared") from None
+                if time.monotonic() > deadline:
+                    raise TimeoutError("kernel preparation took more than 600 s") from None
+                continue
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
     finally:
         kc.stop_channels()
     c = reply["content"]
@@ -293,6 +421,8 @@ for line in sys.stdin:
             out = {"ok": False, "cell": exc.exec_count, "ename": exc.ename, "evalue": str(exc.evalue)}
     except Exception as exc:
         out = {"ok": False, "ename": type(exc).__name__, "evalue": str(exc)}
+        if type(exc).__name__ in ("DeadKernelError", "DeadKernel"):
+            out["evalue"] = DIED if type(exc).__name__ == "DeadKernelError" else str(exc)
     proto.write(json.dumps(out) + "\n")
 if KM is not None:
     KM.shutdown_kernel(now=False)  # (the kernel stops its sweep workers on its way out)
@@ -390,7 +520,7 @@ class _Runner:
         self.proc = subprocess.Popen([sys.executable, "-c", _RUNNER, str(cwd), json.dumps(KERNEL_ARGS),
                                       "1" if fresh else "0", _WARM, _RESET], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=self.logf, env=env, start_new_session=True,
-                                     text=True, bufsize=1)
+                                     text=True, bufsize=1, pass_fds=_lock_fds(root))
         _LIVE.add(self.proc)
 
     def run(self, src: Path, dst: Path, params: dict) -> dict:
@@ -504,11 +634,23 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
     :class:`KeyboardInterrupt` whose message says what was kept.  Either way ``book/generated``
     is left as it was (see the module docstring: the run is staged and swapped in whole).
     """
+    root = Path(root).resolve()
+    names, jobs = _check_run(root, names, jobs)  # (bad arguments: refused before the lock creates _build/)
+    with project_lock(root):
+        return _run_notebooks(root, fast, names, force, jobs, fresh)
+
+
+def _check_run(root: Path, names: list[str] | str | None, jobs: int | None) -> tuple[list[str], int]:
+    """The notebooks to run (each once, in the order given; all when ``names`` is empty) and
+    the number of jobs; :class:`~tokenflow.errors.TokenflowError` for an unknown or missing
+    notebook, a bad ``jobs`` or another folder's package."""
     from .errors import TokenflowError
 
-    _quiet()
-    root = Path(root).resolve()
-    names = list(names or NOTEBOOKS)
+    if isinstance(names, str):
+        names = [names]
+    if names is not None and (not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)):
+        raise TokenflowError(f"notebook names must be a list of names (without .ipynb), got {names!r:.80}")
+    names = list(dict.fromkeys(names or NOTEBOOKS))  # a name given twice runs once
     unknown = [n for n in names if n not in NOTEBOOKS]
     if unknown:
         raise TokenflowError(f"unknown notebook(s) {', '.join(unknown)}; known: {', '.join(NOTEBOOKS)}")
@@ -519,9 +661,17 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
         jobs = default_jobs()
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise TokenflowError(f"jobs must be a whole number >= 1, got {jobs!r}")
+    check_package(root)
+    return names, jobs
+
+
+def _run_notebooks(root: Path, fast: bool, names: list[str], force: bool, jobs: int,
+                   fresh: bool) -> dict[str, float]:
+    from .errors import TokenflowError
+
+    _quiet()
     global _FRESH
     _FRESH = bool(fresh)
-    check_package(root)
     out, stage = root / OUT, root / STAGING
     _recover(out, root / OLD)
     _prepare_stage(out, stage)
@@ -532,11 +682,23 @@ def run_notebooks(root: Path, fast: bool = False, names: list[str] | None = None
     _STATUS.clear()
     kept = "the previous book/generated is unchanged" if out.is_dir() else "book/generated was not created"
     todo: list[tuple[int, str, dict, Path, Path, str]] = []
+
+    def key_of(name: str) -> str:
+        full, quick = NOTEBOOKS[name]
+        params = {**(quick if fast else full), "output_dir": RESULTS}
+        return notebook_key(root / "notebooks" / f"{name}.ipynb", params, package)
+
+    # a RUN_LAST notebook reads what the others wrote: its key includes theirs, so it runs again
+    # whenever one of them changes (the results page read a stale robustness_mc.nc)
+    upstream = hashlib.sha256("".join(key_of(n) for n in sorted(NOTEBOOKS) if n not in RUN_LAST
+                                      and (root / "notebooks" / f"{n}.ipynb").is_file()).encode()).hexdigest()
     for i, name in enumerate(names, 1):
         full, quick = NOTEBOOKS[name]
         params = {**(quick if fast else full), "output_dir": RESULTS}
         src, dst = root / "notebooks" / f"{name}.ipynb", stage / f"{name}.ipynb"
         key = notebook_key(src, params, package)
+        if name in RUN_LAST:
+            key = hashlib.sha256((key + upstream).encode()).hexdigest()
         if not force and dst.is_file() and state.get(name, {}).get("key") == key:
             times[name] = 0.0
             _STATUS[name] = "reused"
@@ -695,10 +857,14 @@ def build_book(root: Path, builder: str = "html", force: bool = False) -> tuple[
     ``_build/<builder>`` only when it succeeded: a failed or interrupted build leaves the
     previous book (the error says so).
     """
+    with project_lock(root):
+        return _build_book(Path(root), builder, force)
+
+
+def _build_book(root: Path, builder: str, force: bool) -> tuple[float, bool]:
     from .errors import TokenflowError
 
     t0 = time.perf_counter()
-    root = Path(root)
     target = root / "_build" / builder
     old = root / "_build" / f".{builder}.old"
     _recover(target, old)
@@ -749,14 +915,16 @@ def reproduce(root: Path = Path("."), fast: bool = False, build: bool = True, fo
     if not (root / "notebooks").is_dir():
         raise TokenflowError(f"{root} has no notebooks/ folder: run from the repository root or pass --root")
     t0, load0 = time.perf_counter(), _load()
-    times = run_notebooks(root, fast=fast, names=only, force=force, jobs=jobs, fresh=fresh)
-    status = last_status()
-    write_build_facts(root)
-    if build:
-        print("building the book ...", end=" ", flush=True)
-        times["book build"], rebuilt = build_book(root, force=force)
-        status["book build"] = "built" if rebuilt else "reused"
-        print(f"{times['book build']:.1f} s" if rebuilt else "reused (unchanged)")
+    _check_run(root, only, jobs)  # (bad arguments: refused before the lock creates _build/)
+    with project_lock(root):  # one run per folder, from the first notebook to the built book
+        times = run_notebooks(root, fast=fast, names=only, force=force, jobs=jobs, fresh=fresh)
+        status = last_status()
+        write_build_facts(root)
+        if build:
+            print("building the book ...", end=" ", flush=True)
+            times["book build"], rebuilt = build_book(root, force=force)
+            status["book build"] = "built" if rebuilt else "reused"
+            print(f"{times['book build']:.1f} s" if rebuilt else "reused (unchanged)")
     total = time.perf_counter() - t0
     width = max(len(k) for k in [*times, "total"]) + 2
     print(f"\n  {'step':{width}s} {'status':9s} {'seconds':>8s}")

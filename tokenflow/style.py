@@ -1,13 +1,15 @@
 """Figure style: sizes in inches matched to the book's text column, fonts of at least
 8 pt at the size a figure is shown, one colour per workload (Okabe-Ito, colour-blind safe).
 
-The HTML book's text column is about 690-720 CSS px wide in a 1280 px window (96 px per
-inch: 7.2-7.5 in) and the PDF's is 7.27 in (A4, 0.5 in margins), so a figure drawn
-:data:`COLUMN_WIDTH_IN` wide is shown at (about) its own size in both: its point sizes are
-the sizes the reader sees.  :func:`fit` brings a wider figure to that width (its fonts
-keep their point size, so they grow relative to the drawing) and lifts any smaller text to
-:data:`MIN_FONT_PT`.  :func:`install` applies the rc settings and makes every figure an
-IPython kernel displays go through :func:`fit` first.
+The HTML book's text column is 676 CSS px wide in a 1280 px window (96 px per inch:
+7.04 in) and the PDF's is 7.27 in (A4, 0.5 in margins).  A figure is drawn
+:data:`COLUMN_WIDTH_IN` wide and saved cropped to its content with a
+:data:`PAD_IN` margin, so its PNG is at most 7.04 in wide and is shown at (at least) its own
+size in both: its point sizes are the sizes the reader sees (``make check`` measures this
+from the metadata :func:`figure_metadata` writes into every PNG).  :func:`fit` brings a
+wider figure to that width (its fonts keep their point size, so they grow relative to the
+drawing) and lifts any smaller text to :data:`MIN_FONT_PT`.  :func:`install` applies the rc
+settings and makes every figure an IPython kernel displays go through :func:`fit` first.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ import matplotlib.layout_engine
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-COLUMN_WIDTH_IN = 7.0  # the text column (HTML at 1280 px, and the PDF page)
+COLUMN_WIDTH_IN = 6.9  # drawn width: the PNG, with its PAD_IN margins, fits the 7.04 in (676 px) HTML column
+PAD_IN = 0.03  # margin of the saved (tight-cropped) PNG
 MIN_FONT_PT = 8.0  # smallest text at the size a figure is shown
 DISPLAY_DPI = 144  # pixels per inch of displayed PNGs (sharp when the browser scales them)
 MIN_HEIGHT_IN = 4.2  # a wide figure brought to the column keeps at least this height (or its own)
@@ -36,6 +39,7 @@ RC = {
     "figure.figsize": (COLUMN_WIDTH_IN, 3.6),
     "figure.dpi": DISPLAY_DPI,
     "savefig.dpi": 200,
+    "savefig.pad_inches": PAD_IN,
     "font.size": 9,
     "axes.titlesize": 9.5,
     "axes.labelsize": 9,
@@ -203,13 +207,35 @@ def _collapses(fig: Figure) -> bool:
     return any("collapsed" in str(c.message) for c in caught)
 
 
-def _fitting(func):
+FIGURE_META_KEY = "tokenflow"  # PNG text chunk: what `make check` needs to judge displayed text size
+
+
+def figure_metadata(fig: Figure, dpi: float) -> dict[str, str]:
+    """The PNG text chunk written with every book figure: its smallest font (pt, at the
+    figure's drawn size) and the dpi it is rasterised at.  A PNG ``w`` pixels wide is then
+    ``w / dpi`` inches as drawn, and a reader who sees it ``s`` CSS pixels wide (96 per inch)
+    sees its smallest text at ``min_font_pt * (s / 96) / (w / dpi)`` pt
+    (``tools/check_book.py``)."""
+    import json
+
+    return {FIGURE_META_KEY: json.dumps({"min_font_pt": round(float(smallest_font(fig)), 3),
+                                         "dpi": float(dpi)})}
+
+
+def _fitting(func, fmt: str | None = None):
+    """``func`` (IPython's ``print_figure``, or a formatter made from it) with every figure
+    :func:`fit` first, and the PNG output carrying :func:`figure_metadata`.  ``fmt``: the
+    format a formatter writes (None: read from the call, as ``print_figure`` takes it)."""
     if getattr(func, "_tf_fit", False):
         return func
 
     def fitted(fig, *args, **kwargs):
         if isinstance(fig, Figure):
             fit(fig)
+            f = fmt or (args[0] if args else kwargs.get("fmt", "png"))
+            if f in ("png", "retina") and "metadata" not in kwargs:
+                dpi = float(kwargs.get("dpi") or fig.dpi) * (2 if f == "retina" else 1)
+                kwargs["metadata"] = figure_metadata(fig, dpi)
         return func(fig, *args, **kwargs)
     fitted._tf_fit = True
     return fitted
@@ -242,5 +268,5 @@ def install(ip=None) -> bool:
             current = f.lookup_by_type(Figure)
         except KeyError:
             continue
-        f.for_type(Figure, _fitting(current))
+        f.for_type(Figure, _fitting(current, fmt="png" if mime == "image/png" else "other"))
     return True

@@ -459,8 +459,9 @@ def sweep(scenario: Scenario | str, *, grid: dict[str, Sequence] | None = None,
     ``f(scenario, point, **evaluate_kwargs) -> dict`` (pickled with cloudpickle, so a function
     defined in a notebook works).  Runs on ``client`` (a ``distributed.Client``), on the Dask
     cluster at ``scheduler``, or on a local pool of ``n_workers`` worker processes (default:
-    one per core; started by the first such sweep of the process and kept for the next ones,
-    see :func:`local_pool`).  ``n_workers=0`` runs in this process.  ``scheduler`` must be
+    one per usable core; more than :func:`max_workers`, 4 per core, is a :class:`ScenarioError`;
+    started by the first such sweep of the process and kept for the next ones, see
+    :func:`local_pool`).  ``n_workers=0`` runs in this process.  ``scheduler`` must be
     ``tcp://`` or ``tls://`` (else :class:`ScenarioError`); when nothing there answers as a Dask scheduler within
     :data:`CONNECT_TIMEOUT_S` (10 s) the sweep stops with :class:`~tokenflow.errors.ClusterError`.
     Every point gets ``status`` (ok / infeasible / error) and
@@ -471,6 +472,8 @@ def sweep(scenario: Scenario | str, *, grid: dict[str, Sequence] | None = None,
     for name, v, low in (("n_workers", n_workers, 0), ("chunk_size", chunk_size, 1)):
         if v is not None and (isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low):
             raise ScenarioError(f"sweep: {name} must be a whole number >= {low}, got {v!r}")
+    if n_workers is not None:
+        n_workers = check_workers(n_workers)
     if scheduler is not None:
         scheduler = check_scheduler_address(scheduler, in_process=True)
     if client is not None and not all(hasattr(client, a) for a in ("submit", "scatter", "scheduler_info")):
@@ -521,7 +524,7 @@ def _dispatch(evaluate, s, points, extra, client, scheduler, n_workers, chunk_si
         # (a sweep inside a pool worker runs in that worker: a pool kept there would outlive it)
         return _run_points(evaluate, s, points, extra)
     if client is None and scheduler is None:
-        return _dispatch_pool(evaluate, s, points, extra, n_workers or os.cpu_count() or 1, chunk_size, progress)
+        return _dispatch_pool(evaluate, s, points, extra, n_workers or usable_cores(), chunk_size, progress)
     from distributed import Client, as_completed
 
     own_client = None
@@ -578,6 +581,39 @@ _POOLS: dict[int, Any] = {}  # workers -> ProcessPoolExecutor of this process
 _JOB: dict[str, tuple] = {}  # in a worker: sweep id -> (evaluate, scenario, extra), the latest only
 
 
+#: local worker processes allowed per usable core (:func:`max_workers`).  The solves are
+#: CPU-bound: beyond one worker per core a sweep gets no faster, each extra worker only costs
+#: memory (a process with the stack and its own solver); a few per core are allowed (e.g. to
+#: exercise a pool on a small machine), not the thousands a typo asks for
+WORKERS_PER_CORE = 4
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the system tells, else the count)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def max_workers() -> int:
+    """The most local worker processes a sweep may start: :data:`WORKERS_PER_CORE` per usable core."""
+    return WORKERS_PER_CORE * usable_cores()
+
+
+def check_workers(n_workers: Any, what: str = "n_workers") -> int:
+    """``n_workers`` as an int in 0 .. :func:`max_workers`; else :class:`ScenarioError` naming the cap."""
+    if isinstance(n_workers, bool) or not isinstance(n_workers, numbers.Integral) or n_workers < 0:
+        raise ScenarioError(f"sweep: {what} must be a whole number >= 0, got {n_workers!r}")
+    cap, cores = max_workers(), usable_cores()
+    if n_workers > cap:
+        raise ScenarioError(
+            f"sweep: {what} = {n_workers} is more than this machine allows: at most {cap} local worker processes "
+            f"({WORKERS_PER_CORE} per core, {cores} core(s) usable; the solves are CPU-bound, so workers beyond "
+            f"one per core only cost memory). Use {cores} (one per core), or a Dask cluster (scheduler) for more")
+    return int(n_workers)
+
+
 def local_pool(n_workers: int) -> Any:
     """A pool of ``n_workers`` local worker processes for sweeps (a
     ``concurrent.futures.ProcessPoolExecutor``), started on first use and kept for the next
@@ -587,10 +623,13 @@ def local_pool(n_workers: int) -> Any:
     thread of this process copied into it (and with the working folder, ``sys.path`` and
     environment this process had when the server started).  A pool that lost a worker is
     replaced.  :class:`~tokenflow.errors.ClusterError` when the workers do not start within
-    :data:`POOL_START_TIMEOUT_S`."""
+    :data:`POOL_START_TIMEOUT_S`; :class:`ScenarioError` for more than :func:`max_workers`."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    n_workers = check_workers(n_workers)
+    if n_workers < 1:
+        raise ScenarioError("sweep: a local pool needs n_workers >= 1 (0 runs a sweep in this process)")
     with _POOL_LOCK:
         pool = _POOLS.get(n_workers)
         if pool is not None and not getattr(pool, "_broken", False) and not getattr(pool, "_shutdown_thread", False):

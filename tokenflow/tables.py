@@ -5,12 +5,19 @@ Built on pandas' :class:`~pandas.io.formats.style.Styler` (no extra dependency; 
 
 - units in the column headers (``units={"price": "$/M tokens"}`` -> "price ($/M tokens)");
 - numbers to a number of significant figures per column (default 4), integer-valued
-  columns as integers with thousands separators, ``-0`` as ``0``;
+  columns as integers with thousands separators, ``-0`` as ``0``; a number below the
+  solver's tolerance relative to its column (:data:`NOISE_REL`: 3.1e-10 next to values of
+  order 1) as ``0``; a chapter's own format (a Styler) is kept unless it rounds a value
+  away (0.002 shown as "0.00", or 0.0016 and 0.0024 both as "0.002"): such values get the
+  house precision instead;
 - booleans as words ("yes"/"no"), missing values as "–", infinities as "unbounded";
 - an optional caption;
-- every table inside a wrapper that scrolls sideways (and down, for long tables) so a wide
-  table never runs past the text column; a wide table of long text (a provenance table) is
-  drawn as one block per row instead (:func:`blocks`).
+- headers as words with units (snake-case names and unit suffixes rewritten, :func:`header`);
+  pandas' default row numbers (0, 1, 2, ...) are not shown;
+- long text wraps inside its cell, numbers do not, so that a table fits the 676 px text
+  column at 1280 px; every table sits inside a wrapper that scrolls (sideways only as a
+  last resort, which ``make check`` reports; down for long tables); a wide table of long
+  text (a provenance table) is drawn as one block per row instead (:func:`blocks`).
 
 :func:`install` makes this the default HTML rendering of DataFrames, Series and Stylers
 in an IPython kernel; ``import tokenflow.book`` calls it, so every table in the book gets
@@ -22,6 +29,7 @@ from __future__ import annotations
 import html
 import math
 import numbers
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -40,15 +48,18 @@ BLOCK_WIDTH_CHARS = 100
 LONG_TEXT_CHARS = 40
 MAX_ROWS = 400  # longer tables are cut (with a note) to keep pages light
 LONG_TABLE_ROWS = 25  # longer tables scroll down inside a box of 36 lines
+NOISE_REL = 1e-9  # |x| below this times max(1, the column's largest |value|) is solver round-off: shown as 0
+MAX_ROUNDING = 0.05  # a chapter's format may round a value by at most this fraction of it
 
 WRAP_STYLE = "overflow-x:auto;max-width:100%;max-height:36em;overflow-y:auto;margin:0.5em 0 1em 0"
 TABLE_CSS = [
     {"selector": "", "props": "border-collapse:collapse;font-size:0.85em;font-variant-numeric:tabular-nums;"
-                              "margin:0;width:auto;"},
+                              "margin:0;width:auto;max-width:100%;"},
     {"selector": "caption", "props": "caption-side:top;text-align:left;font-weight:600;padding:0 0 0.4em 0;"},
-    {"selector": "th", "props": "text-align:left;vertical-align:bottom;padding:0.25em 0.6em;"
-                                "border-bottom:1px solid #888;white-space:normal;"},
-    {"selector": "td", "props": "padding:0.2em 0.6em;border-bottom:1px solid #e4e4e4;"},
+    {"selector": "th", "props": "text-align:left;vertical-align:bottom;padding:0.25em 0.5em;"
+                                "border-bottom:1px solid #888;white-space:normal;overflow-wrap:break-word;"
+                                "hyphens:auto;"},
+    {"selector": "td", "props": "padding:0.2em 0.5em;border-bottom:1px solid #e4e4e4;overflow-wrap:break-word;"},
     {"selector": "th.row_heading", "props": "font-weight:normal;border-bottom:1px solid #e4e4e4;"
                                             "vertical-align:top;"},
 ]
@@ -87,9 +98,18 @@ def significant(x: float, sig: int = DEFAULT_SIG) -> str:
     return "−" + text[1:] if text.startswith("-") else text
 
 
-def cell(x, sig: int = DEFAULT_SIG, integer: bool = False) -> str:
+def noise_tolerance(values) -> float:
+    """Below this absolute value a number of this column is solver round-off (shown as 0):
+    :data:`NOISE_REL` times the column's largest finite magnitude, at least 1."""
+    vals = [abs(float(v)) for v in values if _is_number(v) and not isinstance(v, complex)]
+    fin = [v for v in vals if math.isfinite(v)]
+    return NOISE_REL * max([1.0, *fin])
+
+
+def cell(x, sig: int = DEFAULT_SIG, integer: bool = False, tol: float = 0.0) -> str:
     """The house text of one value: words for booleans, "–" for missing, "unbounded" for
-    infinities, integers as integers, other numbers to ``sig`` significant figures."""
+    infinities, numbers within ``tol`` of 0 as 0, integers as integers, other numbers to
+    ``sig`` significant figures."""
     if x is None:
         return MISSING
     if _is_bool(x):
@@ -102,6 +122,8 @@ def cell(x, sig: int = DEFAULT_SIG, integer: bool = False) -> str:
             return MISSING
         if math.isinf(v):
             return UNBOUNDED if v > 0 else f"−{UNBOUNDED}"
+        if abs(v) <= tol:
+            return "0"
         if integer or (isinstance(x, (numbers.Integral, np.integer))):
             return f"{int(round(v)):,}".replace("-", "−")
         return significant(v, sig)
@@ -126,13 +148,23 @@ def integer_valued(col: pd.Series) -> bool:
     return fin.size > 0 and bool(np.all(fin == np.round(fin))) and bool(np.all(np.abs(fin) < 1e15))
 
 
+TAG_RE = re.compile(r"<[^>]+>")
+
+
+def text_length(x) -> int:
+    """Characters a cell shows (a link's HTML tags do not count)."""
+    return len(TAG_RE.sub("", cell(x)))
+
+
 def with_unit(name, unit: str | None) -> str:
     return f"{name} ({unit})" if unit else str(name)
 
 
 # snake-case unit suffixes of column names -> (unit shown in the header)
 UNIT_SUFFIXES = (
-    ("_usd_per_mtok", "$/M tokens"), ("_usd_per_kwh", "$/kWh"), ("_usd_per_h", "$/h"), ("_usd", "$"),
+    ("_usd_per_gbps_yr", "$/Gbps-yr"), ("_usd_per_mw_yr", "$/MW-yr"), ("_usd_per_gb", "$/GB"),
+    ("_usd_per_mtok", "$/M tokens"), ("_usd_per_kwh", "$/kWh"), ("_usd_per_h", "$/h"), ("_usd_per_yr", "$/yr"),
+    ("_usd", "$"), ("_us_per_km", "µs/km"), ("_per_h", "per h"), ("_mtok", "M tokens"), ("_mwh", "MWh"),
     ("_mtok_per_h", "M tokens/h"), ("_gbps", "Gb/s"), ("_km", "km"), ("_ms", "ms"), ("_mw", "MW"),
     ("_kw", "kW"), ("_kwh", "kWh"), ("_pct", "%"), ("_gb", "GB"), ("_s", "s"),
 )
@@ -163,6 +195,11 @@ def table(df: pd.DataFrame | pd.Series, *, caption: str | None = None, units: Ma
     unknown = set(units) - {str(c) for c in df.columns}
     if unknown:
         raise TokenflowError(f"units given for columns not in the table: {sorted(unknown)}")
+    if (index and df.index.nlevels == 1 and df.index.name is not None and not isinstance(df.columns, pd.MultiIndex)
+            and str(df.index.name) not in {str(c) for c in df.columns}):
+        # the index's name heads its own column (pandas would give it a header row of its own)
+        df = df.reset_index()
+        index = False
     if len(df) > MAX_ROWS:
         df = df.iloc[:MAX_ROWS]
         caption = f"{caption + ' ' if caption else ''}(first {MAX_ROWS} rows)"
@@ -183,20 +220,31 @@ def table(df: pd.DataFrame | pd.Series, *, caption: str | None = None, units: Ma
         for j, c in enumerate(df.columns):
             s = sig.get(str(c), DEFAULT_SIG) if isinstance(sig, Mapping) else sig
             integer = integer_valued(df.iloc[:, j])
-            st = st.format(lambda x, s=s, integer=integer: cell(x, s, integer), subset=pd.IndexSlice[:, [c]])
+            tol = noise_tolerance(df.iloc[:, j])
+            st = st.format(lambda x, s=s, integer=integer, tol=tol: cell(x, s, integer, tol),
+                           subset=pd.IndexSlice[:, [c]])
+            if pd.api.types.is_numeric_dtype(df.iloc[:, j].dtype):  # a number is not broken over lines
+                st = st.set_properties(subset=pd.IndexSlice[:, [c]], **{"white-space": "nowrap",
+                                                                        "overflow-wrap": "normal"})
     for j, c in enumerate(df.columns):  # long text gets room to wrap in, not a one-word column
         col = df.iloc[:, j]
         if not pd.api.types.is_numeric_dtype(col.dtype) and not df.columns.duplicated().any():
-            longest = max((len(cell(v)) for v in col.iloc[:60]), default=0)
-            if longest > LONG_TEXT_CHARS:
-                st = st.set_properties(subset=pd.IndexSlice[:, [c]], **{"min-width": "14em"})
+            longest = max((text_length(v) for v in col.iloc[:60]), default=0)
+            if longest > LONG_TEXT_CHARS:  # (and a long token such as a URL may break anywhere)
+                st = st.set_properties(subset=pd.IndexSlice[:, [c]], **{"min-width": "12em",
+                                                                        "overflow-wrap": "anywhere"})
     st = st.format_index(lambda x: cell(x), axis=0).format_index(lambda x: cell(x), axis=1)
     st = st.set_table_styles(TABLE_CSS).set_table_attributes('class="tf-table"')
     if caption:
         st = st.set_caption(caption)
-    if not index:
+    if not index or row_numbers(df.index):
         st = st.hide(axis="index")
     return st
+
+
+def row_numbers(index: pd.Index) -> bool:
+    """True for pandas' default row numbers (an unnamed 0, 1, 2, ... index): no reader needs them."""
+    return isinstance(index, pd.RangeIndex) and index.name is None and index.start == 0 and index.step == 1
 
 
 def _wrap(inner: str, rows: int = 0, kind: str = "tf-table-wrap") -> str:
@@ -222,7 +270,7 @@ def too_wide(df: pd.DataFrame) -> bool:
     one block per row reads better than a sideways scroll."""
     if df.empty or isinstance(df.columns, pd.MultiIndex):
         return False
-    widths = [max([len(str(c))] + [len(cell(v)) for v in df.iloc[:60, j]]) for j, c in enumerate(df.columns)]
+    widths = [max([len(str(c))] + [text_length(v) for v in df.iloc[:60, j]]) for j, c in enumerate(df.columns)]
     idx = max([len(str(v)) for v in df.index[:60]] + [0])
     long_text = any(w > LONG_TEXT_CHARS and not pd.api.types.is_numeric_dtype(df.iloc[:, j].dtype)
                     for j, w in enumerate(widths))
@@ -259,9 +307,35 @@ def blocks(df: pd.DataFrame, *, caption: str | None = None, title: str | None = 
     return f'<div class="tf-blocks" style="max-width:100%;overflow-wrap:anywhere">{"".join(parts)}</div>'
 
 
-def _guard(func, integer: bool = False):
+def _shown_number(text: str) -> float | None:
+    """The number a formatted cell shows ("1,234.5", "−0.002", "12.5%" -> 0.125), or None."""
+    s = str(text).strip().replace(",", "").replace("−", "-")
+    scale = 1.0
+    if s.endswith("%"):
+        s, scale = s[:-1].strip(), 0.01
+    try:
+        return float(s) * scale
+    except ValueError:
+        return None
+
+
+def rounds_away(v: float, text: str) -> bool:
+    """True if ``text`` (a chapter's format of ``v``) loses the value: a non-zero shown as 0,
+    or rounded by more than :data:`MAX_ROUNDING` of it (0.0016 as "0.002").  A format that
+    rescales (shows millions, or percent without a sign) is left alone."""
+    shown = _shown_number(text)
+    if shown is None or v == 0:
+        return False
+    if shown == 0:
+        return True
+    ratio = shown / v
+    return 0.1 < ratio < 10 and abs(shown - v) > MAX_ROUNDING * abs(v)
+
+
+def _guard(func, integer: bool = False, tol: float = 0.0):
     """A Styler display function that leaves house words for booleans, missing and
-    unbounded values (and integer-valued columns), and ``func`` for the rest."""
+    unbounded values (and integer-valued columns), 0 for solver round-off (within ``tol``),
+    house precision where ``func`` would round a value away, and ``func`` for the rest."""
     if getattr(func, "_tf_guard", False):
         return func
 
@@ -272,13 +346,28 @@ def _guard(func, integer: bool = False):
             v = float(x)
             if not math.isfinite(v) or integer:
                 return cell(x, integer=integer)
-            if v == 0:
+            if abs(v) <= tol:
                 return "0"
+            out = func(x)
+            return cell(x, DEFAULT_SIG) if rounds_away(v, out) else out
         if x is pd.NA or x is pd.NaT:
             return MISSING
         return func(x)
     guarded._tf_guard = True
     return guarded
+
+
+def _worded(func):
+    """A column-label display function whose snake-case labels read as words with units
+    (:func:`header`)."""
+    if getattr(func, "_tf_worded", False):
+        return func
+
+    def worded(x):
+        out = func(x)
+        return header(out) if isinstance(out, str) else out
+    worded._tf_worded = True
+    return worded
 
 
 def restyle(st: Styler) -> Styler:
@@ -289,9 +378,10 @@ def restyle(st: Styler) -> Styler:
     funcs = getattr(st, "_display_funcs", None)
     if isinstance(funcs, dict):
         ints = [integer_valued(data.iloc[:, j]) for j in range(data.shape[1])]
+        tols = [noise_tolerance(data.iloc[:, j]) for j in range(data.shape[1])]
         for r in range(data.shape[0]):
             for c in range(data.shape[1]):
-                funcs[(r, c)] = _guard(funcs[(r, c)], ints[c])
+                funcs[(r, c)] = _guard(funcs[(r, c)], ints[c], tols[c])
     for name in ("_display_funcs_index", "_display_funcs_columns"):
         f = getattr(st, name, None)
         if isinstance(f, dict):
@@ -300,8 +390,10 @@ def restyle(st: Styler) -> Styler:
             for r in range(n):
                 for lev in range(shape):
                     key = (r, lev) if name.endswith("index") else (lev, r)
-                    f[key] = _guard(f[key])
+                    f[key] = _guard(f[key]) if name.endswith("index") else _worded(_guard(f[key]))
     if not getattr(st, "_tf_styled", False):
+        if row_numbers(data.index):
+            st.hide(axis="index")
         st.set_table_styles(TABLE_CSS, overwrite=False)
         st.set_table_attributes('class="tf-table"')
         st._tf_styled = True

@@ -37,7 +37,9 @@ button.toggle-button, .toggle-hidden { display: none !important; }
 .bd-container, .bd-page-width { max-width: 100% !important; }
 .cell_output img, figure img { max-width: 100% !important; break-inside: avoid; }
 .cell_output, figure, div.cell, div.highlight, pre, .tf-block { break-inside: avoid; }
-.cell_output, .tf-table-wrap, .output { overflow: visible !important; max-height: none !important; }
+.cell_output, .tf-table-wrap, .output, .pst-scrollable-table-container, .table-wrapper, .tf-blocks,
+div.cell, .bd-article, main { overflow: visible !important; max-height: none !important; }
+::-webkit-scrollbar { display: none !important; }
 .cell_output table, table.tf-table { font-size: 7.5pt !important; max-width: 100% !important; }
 td, th { white-space: normal !important; overflow-wrap: break-word; word-break: normal; hyphens: auto; }
 pre, .output pre, .cell_output pre {
@@ -47,6 +49,9 @@ table.tf-small { font-size: 6.5pt !important; }
 table.tf-squeeze td, table.tf-squeeze th { overflow-wrap: anywhere; }
 span[id^="document-"] + section { break-before: page; }
 .tf-num { font-weight: 600; font-size: 9pt; margin: 0.3em 0 0.6em 0; }
+.tf-cap { font-size: 9pt; margin: 0.3em 0 0.8em 0; break-before: avoid; }
+.tf-cap .tf-num { display: inline; margin: 0; }
+.tf-cap-source { display: none !important; }
 .tf-blocks { column-count: 2; column-gap: 1.5em; font-size: 8pt; }
 .tf-block dt { min-width: 7em !important; }
 .tf-block dd { margin-left: 8em !important; }
@@ -59,9 +64,37 @@ span[id^="document-"] + section { break-before: page; }
 .tf-toc li .p { flex: 0 0 2.5em; text-align: right; }
 """
 
-# number figures and tables per chapter, open hidden outputs, put a contents list first
+# number figures and tables per chapter with their caption text (the chapter's own "**Figure.**" /
+# "**Table.**" paragraph after the output, moved under the figure; else the table's own caption; else
+# the heading of the section it stands in), open hidden outputs, put a contents list first
 PREPARE_JS = """
 document.querySelectorAll('details').forEach(d => { d.open = true; });
+const ownCaption = (el, word) => {
+  const host = el.closest('div.cell') || el.closest('.tf-table-wrap') || el;
+  for (let sib = host.nextElementSibling, i = 0; sib && i < 4; sib = sib.nextElementSibling, i++) {
+    if (sib.matches('div.cell, section, h1, h2, h3, h4')) break;
+    if (!sib.matches('p') || sib.classList.contains('tf-cap-source')) continue;
+    const s = sib.firstElementChild;
+    if (s && s.tagName === 'STRONG' && sib.textContent.trim().startsWith(s.textContent.trim())
+        && s.textContent.trim().startsWith(word)) return sib;
+  }
+  return null;
+};
+const heading = el => {
+  const sec = el.closest('section');
+  const h = sec ? sec.querySelector('h1, h2, h3, h4') : null;
+  return h ? h.textContent.replace(/#$/, '').replace(/\\s+/g, ' ').trim() : '';
+};
+const captionHTML = (el, word) => {
+  const p = ownCaption(el, word);
+  if (p) {
+    const c = p.cloneNode(true);  // a bare "Figure." lead gives way to the number; a titled one stays
+    if (/^(Figure|Table)\\.?$/.test(c.firstElementChild.textContent.trim())) c.removeChild(c.firstElementChild);
+    p.classList.add('tf-cap-source');
+    return c.innerHTML.trim();
+  }
+  const d = document.createElement('span'); d.textContent = heading(el); return d.innerHTML;
+};
 const chapters = [];
 document.querySelectorAll('span[id^="document-"]').forEach((span, k) => {
   const sec = span.nextElementSibling;
@@ -73,7 +106,8 @@ document.querySelectorAll('span[id^="document-"]').forEach((span, k) => {
   sec.querySelectorAll('.cell_output img, .output img').forEach(img => {
     if (img.naturalWidth < 200) return;
     const cap = document.createElement('div');
-    cap.className = 'tf-num'; cap.textContent = 'Figure ' + (k + 1) + '.' + (++nf);
+    cap.className = 'tf-cap';
+    cap.innerHTML = '<span class="tf-num">Figure ' + (k + 1) + '.' + (++nf) + '.</span> ' + captionHTML(img, 'Figure');
     img.insertAdjacentElement('afterend', cap);
   });
   sec.querySelectorAll('table, .tf-blocks').forEach(t => {
@@ -82,13 +116,17 @@ document.querySelectorAll('span[id^="document-"]').forEach((span, k) => {
     if (t.tagName === 'TABLE') {  // in the caption: printed with the table, on its page
       let cap = t.querySelector('caption');
       if (!cap) { cap = document.createElement('caption'); t.insertBefore(cap, t.firstChild); }
+      if (!cap.textContent.trim()) cap.innerHTML = captionHTML(t, 'Table');
       const num = document.createElement('span');
-      num.className = 'tf-num'; num.textContent = label + (cap.textContent.trim() ? '. ' : '');
+      num.className = 'tf-num'; num.textContent = label + '. ';
       cap.insertBefore(num, cap.firstChild);
     } else {
       const cap = document.createElement('div');
-      cap.className = 'tf-num'; cap.textContent = label;
-      t.insertAdjacentElement('afterbegin', cap);
+      const own = t.querySelector('.tf-blocks-caption');
+      cap.className = 'tf-num';
+      cap.innerHTML = label + '. ' + (own ? '' : captionHTML(t, 'Table'));
+      if (own) { cap.style.display = 'inline'; own.insertBefore(cap, own.firstChild); }
+      else t.insertAdjacentElement('afterbegin', cap);
     }
   });
 });
@@ -200,12 +238,13 @@ def chapter_pages(pdf: bytes, titles: list[str]) -> list[int]:
 def main(argv: list[str]) -> int:
     from tokenflow import __version__
     from tokenflow.errors import TokenflowError
-    from tokenflow.reproduce import build_book
+    from tokenflow.reproduce import BOOK_STAMP, build_book
 
     out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else \
         ROOT / "_build" / "pdf" / f"tokenflow-{__version__}.pdf"
     t0 = time.perf_counter()
     secs, rebuilt = build_book(ROOT, builder="singlehtml")
+    build_id = (ROOT / "_build" / "singlehtml" / BOOK_STAMP).read_text().strip()  # the build this PDF prints
     print(f"single-page HTML: {'built' if rebuilt else 'reused'} in {secs:.1f} s", flush=True)
     single = ROOT / "_build" / "singlehtml"
     pages = [p for p in single.rglob("*.html")
@@ -254,9 +293,13 @@ def main(argv: list[str]) -> int:
     finally:
         driver.quit()
     out.parent.mkdir(parents=True, exist_ok=True)
+    from make_archive import pdf_stamp_path, write_pdf_stamp
+
+    pdf_stamp_path(out).unlink(missing_ok=True)  # (no stamp names the PDF while it is replaced)
     tmp = out.with_suffix(".pdf.tmp")
     tmp.write_bytes(data)
     tmp.replace(out)
+    write_pdf_stamp(out, data, build_id)  # ties the PDF to the book build it prints (make archive checks it)
     print(f"PDF: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out} "
           f"({out.stat().st_size / 1e6:.1f} MB, {math[1]} formulas) in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -10,8 +10,15 @@ Contents, under one top folder ``tokenflow-<version>-artifact/``:
     environment/          pip-freeze.txt (exact versions used), python.txt, pyproject.toml, environment.yml
     README.md CITATION.cff .zenodo.json CHANGELOG.md LICENSE   (citation files with the commit filled in)
     results.json results.csv   the citable results (see the "Results at a glance" chapter)
-    MANIFEST.json         the PDF's page count (pdfinfo) and the number of files, recorded at build
+    MANIFEST.json         the PDF's page count (pdfinfo) and sha256, the book build, the number of files
     SHA256SUMS            sha256 of every other file, `sha256sum -c` format
+
+The PDF is tied to the build it prints: ``tools/build_pdf.py`` writes beside it
+``tokenflow-<v>.pdf.build.json`` with the book build it printed (the content key of
+``_build/singlehtml``, :func:`tokenflow.reproduce.book_key`) and the PDF's sha256.  The
+archive refuses a PDF without that stamp, with other bytes than it records, or printed from
+another build than the HTML book (an earlier ``make pdf``); MANIFEST.json records the build
+and the PDF's sha256, and ``--check`` compares the PDF with it.
 
 Temporary files of a run (``.NAME.running.ipynb``, ``*.tmp``, any dot-file under
 ``book/generated``) are never collected.  ``--check ZIP`` verifies a bundle: every required
@@ -42,6 +49,46 @@ ROOT = Path(__file__).resolve().parents[1]
 TOP_FILES = ["README.md", "CITATION.cff", ".zenodo.json", "CHANGELOG.md", "LICENSE"]
 ENV_FILES = {"pip-freeze.txt", "python.txt", "pyproject.toml", "environment.yml"}
 MANIFEST = "MANIFEST.json"
+
+
+def pdf_stamp_path(pdf: Path) -> Path:
+    """The file that ties ``pdf`` to the book build it prints (``<pdf>.build.json``)."""
+    return pdf.with_name(pdf.name + ".build.json")
+
+
+def write_pdf_stamp(pdf: Path, data: bytes, book_build: str) -> Path:
+    """Record, whole or not at all, that ``pdf`` (its bytes ``data``) prints the book build
+    ``book_build`` (the build's content key).  Written by ``tools/build_pdf.py`` after the PDF."""
+    stamp = pdf_stamp_path(pdf)
+    tmp = stamp.with_name(f".{stamp.name}.tmp")
+    tmp.write_text(json.dumps({"book_build": book_build, "pdf": pdf.name,
+                               "pdf_sha256": hashlib.sha256(data).hexdigest()}, indent=1) + "\n")
+    tmp.replace(stamp)
+    return stamp
+
+
+def pdf_build(pdf: Path, data: bytes) -> str:
+    """The book build ``pdf`` (bytes ``data``) was printed from, by its stamp; TokenflowError
+    when there is no stamp, a malformed one, or the PDF's bytes are not those it records."""
+    from tokenflow.errors import TokenflowError
+
+    stamp = pdf_stamp_path(pdf)
+    again = "rebuild it (make pdf)"
+    if not stamp.is_file():
+        raise TokenflowError(f"cannot build the archive: the PDF {pdf} has no build stamp ({stamp.name}), so nothing "
+                             f"ties it to the HTML book (printed by hand, or by an older make pdf); {again}")
+    try:
+        rec = json.loads(stamp.read_text(encoding="utf-8"))
+        if not (isinstance(rec, dict) and isinstance(rec.get("book_build"), str)
+                and isinstance(rec.get("pdf_sha256"), str)):
+            raise ValueError("no book_build or pdf_sha256")
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TokenflowError(f"cannot build the archive: the PDF's build stamp {stamp} is malformed ({exc}); "
+                             f"{again}") from None
+    if hashlib.sha256(data).hexdigest() != rec["pdf_sha256"]:
+        raise TokenflowError(f"cannot build the archive: the PDF {pdf} is not the file make pdf printed for its "
+                             f"stamp (its bytes changed since, or it was copied in); {again}")
+    return rec["book_build"]
 
 
 def _temporary(name: str) -> bool:
@@ -129,6 +176,12 @@ def collect(root: Path, v: str) -> dict[str, bytes | Path]:
         raise TokenflowError(f"cannot build the archive: {pdf} is {exc}; rebuild it (make pdf)") from None
     if pages < 1:
         raise TokenflowError(f"cannot build the archive: {pdf} has no pages; rebuild it (make pdf)")
+    html_build = stamp.read_text().strip()
+    printed = pdf_build(pdf, pdf.read_bytes())
+    if printed != html_build:
+        raise TokenflowError(f"cannot build the archive: the PDF {pdf} was printed from another build of the book "
+                             f"(build {printed[:12]}) than the HTML book {html} (build {html_build[:12]}): an earlier "
+                             "make pdf; rebuild it (make pdf)")
     for p in sorted(html.rglob("*")):
         if p.is_file() and not p.name.startswith(".tokenflow-book") and not _temporary(p.name):
             members[f"html/{p.relative_to(html).as_posix()}"] = p
@@ -162,7 +215,8 @@ def collect(root: Path, v: str) -> dict[str, bytes | Path]:
 
     members.update(filled(root))
     members[MANIFEST] = (json.dumps({"version": v, "pdf": pdf.name, "pdf_pages": pages,
-                                     "files": len(members) + 2}, indent=1) + "\n").encode()
+                                     "pdf_sha256": hashlib.sha256(pdf.read_bytes()).hexdigest(),
+                                     "book_build": html_build, "files": len(members) + 2}, indent=1) + "\n").encode()
     return members
 
 
@@ -266,6 +320,8 @@ def _check_open(z: zipfile.ZipFile) -> list[str]:
             problems.append(f"{name} has no pages")
         elif manifest and pages != manifest["pdf_pages"]:
             problems.append(f"{name} has {pages} pages, {MANIFEST} records {manifest['pdf_pages']}")
+        if isinstance(manifest.get("pdf_sha256"), str) and _sha256_member(z, f"{top}/{name}") != manifest["pdf_sha256"]:
+            problems.append(f"{name} is not the PDF of this build (its sha256 is not the one {MANIFEST} records)")
     if "SHA256SUMS" in rel:
         listed: dict[str, str] = {}
         try:

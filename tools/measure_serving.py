@@ -21,7 +21,17 @@ energy); without them the script says so, exits with status 2 and writes nothing
 ``--device cpu`` runs a NumPy implementation at the tiny shape only (``--model tiny``), for
 tests of the script itself: timings of a CPU, no energy.
 
+Bounded: prompts and contexts of at most :data:`MAX_TOKENS` tokens (the 128k-token context
+window of Llama-3.1), batches of at most :data:`MAX_BATCH`, at most :data:`MAX_VALUES` values
+per list and ``--min-seconds`` up to :data:`MAX_MIN_SECONDS`; the CPU backend also refuses a grid
+whose arrays need more than :data:`CPU_MEMORY_LIMIT` bytes.  ``--out`` is checked before anything
+is measured (not a folder, not a device, its folder writable).  Ctrl-C or SIGTERM stops it with one
+line (exit 130 / 143) and writes nothing.
+
 Run:  python tools/measure_serving.py --model 8b --out results/serving_8b.csv
+Exit codes: 0 written; 2 bad usage, a grid too large, or nothing to measure with; 3 ``--out``
+cannot be written; 4 out of memory (host or accelerator); 130 Ctrl-C; 143 SIGTERM.  Every
+failure writes nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +42,10 @@ import datetime as dt
 import math
 import os
 import platform
+import signal
+import stat
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +65,19 @@ COLUMNS = ["accelerator", "model", "model_name", "gpus", "precision", "engine", 
            "input_tokens", "output_tokens", "value", "unit", "source_url", "source_date", "source_locator",
            "note"]
 ACCELERATOR_IDS = {"H100": "H100-SXM-80GB", "H200": "H200-SXM-141GB"}
+MAX_TOKENS = 131_072  # longest prompt or context: the 128k-token context window of Llama-3.1
+MAX_BATCH = 4096  # largest decode batch
+MAX_VALUES = 64  # values per list (--prompts, --batches, --contexts)
+MAX_MIN_SECONDS = 600.0  # longest timing loop per grid point (10 minutes)
+CPU_MEMORY_LIMIT = 2 * 2**30  # bytes the CPU (NumPy) test backend may allocate for one grid point
+
+
+class OutputProblem(RuntimeError):
+    """``--out`` cannot be written."""
+
+
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread like Ctrl-C."""
 
 
 class NoAccelerator(RuntimeError):
@@ -128,6 +154,16 @@ class NumpyDecoder:
             x = x + a @ p["o"]
             x = x + self._mlp(x, p)
         return x @ self.head
+
+    @staticmethod
+    def need_bytes(shape: dict, grid: Grid) -> tuple[int, str]:
+        """Largest allocation of one grid point (bytes, float32) and which point it is."""
+        d, nkv, nh = shape["hidden"] // shape["heads"], shape["kv_heads"], shape["heads"]
+        worst = [(4 * n * (3 * n * nh + 4 * shape["hidden"] + shape["ffn"]), f"a prompt of {n} tokens")
+                 for n in grid.prompts]  # the n x n scores of every head (three copies at once) dominate
+        worst += [(4 * b * (2 * shape["layers"] * nkv * ctx * d + nh * ctx * 2), f"batch {b} at context {ctx}")
+                  for b in grid.batches for ctx in grid.contexts]  # the KV cache of every layer
+        return max(worst) if worst else (0, "nothing")
 
     def describe(self) -> tuple[str, str, str]:
         import numpy as np
@@ -315,26 +351,103 @@ def measure(backend, shape_key: str, grid: Grid) -> list[dict]:
     return rows
 
 
-def write_rows(rows: list[dict], out: Path) -> None:
-    """Write ``rows`` to ``out`` whole or not at all (temporary file + rename)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
+def check_out(out: Path) -> Path:
+    """Check, before anything is measured, that ``out`` can be written: not a folder, not a
+    device or pipe, and the first existing folder on its path is a writable folder (missing
+    folders are created when the rows are written).  :class:`OutputProblem` otherwise."""
+    text = str(out)
+    if not text.strip() or "\0" in text:
+        raise OutputProblem(f"--out {text!r}: not a file name")
     try:
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
+        if out.is_dir():
+            raise OutputProblem(f"--out {out}: it is a folder; give a file name such as {out / 'serving.csv'}")
+        if out.exists() and not stat.S_ISREG(out.stat().st_mode):
+            raise OutputProblem(f"--out {out}: not a regular file (a device, pipe or socket)")
+        folder = out.absolute().parent
+        while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+            folder = folder.parent
+        if not folder.is_dir():
+            raise OutputProblem(f"--out {out}: {folder} is not a folder")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise OutputProblem(f"--out {out}: permission denied on folder {folder}")
+        if out.exists() and not os.access(out, os.W_OK) and not os.access(out.parent, os.W_OK):
+            raise OutputProblem(f"--out {out}: permission denied")
+    except OSError as exc:  # e.g. a name too long, a symbolic link loop
+        raise OutputProblem(f"--out {out}: {exc.strerror or exc}") from None
+    return out
+
+
+def write_rows(rows: list[dict], out: Path) -> None:
+    """Write ``rows`` to ``out`` whole or not at all (a temporary file of its own in the same
+    folder, flushed to disk, then renamed over ``out``).  :class:`OutputProblem` when the
+    file system refuses (the previous ``out``, if any, is left as it was)."""
+    tmp = None
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+        tmp = Path(name)
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
             w = csv.DictWriter(fh, fieldnames=COLUMNS)
             w.writeheader()
             w.writerows(rows)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
         tmp.replace(out)
+        tmp = None
+    except OSError as exc:
+        raise OutputProblem(f"--out {out}: {exc.strerror or exc}") from None
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if tmp is not None:
+            tmp.unlink(missing_ok=True)
 
 
-def _ints(text: str) -> list[int]:
-    vals = [int(v) for v in text.split(",") if v.strip()]
-    if not vals or min(vals) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, got {text!r}")
-    return vals
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _ints(what: str, largest: int):
+    """argparse type: positive whole numbers separated by commas, each at most ``largest``,
+    at most :data:`MAX_VALUES` of them (repeats dropped)."""
+    def parse(text: str) -> list[int]:
+        try:  # (1e9 is read as the whole number it is, then bounded)
+            vals = [int(v) if v.strip().lstrip("+-").isdigit() else _whole(float(v))
+                    for v in text.split(",") if v.strip()]
+        except (ValueError, OverflowError):
+            vals = []
+        if not vals or min(vals) < 1:
+            raise argparse.ArgumentTypeError(f"expected positive whole numbers separated by commas, got {text!r}")
+        if max(vals) > largest:
+            raise argparse.ArgumentTypeError(f"at most {largest} {what}, got {max(vals)}")
+        vals = list(dict.fromkeys(vals))
+        if len(vals) > MAX_VALUES:
+            raise argparse.ArgumentTypeError(f"at most {MAX_VALUES} values, got {len(vals)}")
+        return vals
+    return parse
+
+
+def _whole(v: float) -> int:
+    if not (math.isfinite(v) and v == int(v)):
+        raise ValueError(v)
+    return int(v)
+
+
+def _seconds(text: str) -> float:
+    """argparse type for --min-seconds: a number in (0, MAX_MIN_SECONDS]."""
+    try:
+        v = float(text)
+    except ValueError:
+        v = math.nan
+    if not (math.isfinite(v) and 0 < v <= MAX_MIN_SECONDS):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most {MAX_MIN_SECONDS:g}, "
+                                         f"got {text!r}")
+    return v
+
+
+def _on_sigterm(signum, frame):  # noqa: ANN001 - signal handler signature
+    raise _Terminated()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -342,20 +455,60 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", choices=sorted(SHAPES), default="8b")
     ap.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     ap.add_argument("--out", type=Path, required=True, help="CSV to write (whole or not at all)")
-    ap.add_argument("--prompts", type=_ints, default=[128, 512, 2048, 4096])
-    ap.add_argument("--batches", type=_ints, default=[1, 8, 32, 64, 128, 256])
-    ap.add_argument("--contexts", type=_ints, default=[512, 2048, 4096])
-    ap.add_argument("--min-seconds", type=float, default=1.5)
+    ap.add_argument("--prompts", type=_ints("prompt tokens", MAX_TOKENS), default=[128, 512, 2048, 4096],
+                    help=f"prompt lengths for prefill (tokens, at most {MAX_TOKENS})")
+    ap.add_argument("--batches", type=_ints("sequences per batch", MAX_BATCH), default=[1, 8, 32, 64, 128, 256],
+                    help=f"decode batch sizes (at most {MAX_BATCH})")
+    ap.add_argument("--contexts", type=_ints("context tokens", MAX_TOKENS), default=[512, 2048, 4096],
+                    help=f"decode context lengths (tokens, at most {MAX_TOKENS})")
+    ap.add_argument("--min-seconds", type=_seconds, default=1.5,
+                    help=f"shortest timing loop per grid point (s, at most {MAX_MIN_SECONDS:g})")
     args = ap.parse_args(argv)
-    if not (math.isfinite(args.min_seconds) and args.min_seconds > 0):
-        ap.error(f"--min-seconds must be a positive number, got {args.min_seconds!r}")
+    grid = Grid(args.prompts, args.batches, args.contexts, args.min_seconds)
+    previous = None
     try:
-        backend = make_backend(args.device, args.model)
-    except NoAccelerator as exc:
-        print(f"measure_serving: cannot measure: {exc}; nothing written", file=sys.stderr)
-        return 2
-    rows = measure(backend, args.model, Grid(args.prompts, args.batches, args.contexts, args.min_seconds))
-    write_rows(rows, args.out)
+        previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    except ValueError:  # not in the main thread
+        pass
+    try:
+        check_out(args.out)
+        try:
+            backend = make_backend(args.device, args.model)
+        except NoAccelerator as exc:
+            print(f"measure_serving: cannot measure: {exc}; nothing written", file=sys.stderr)
+            return 2
+        if isinstance(backend, NumpyDecoder):
+            need, where = NumpyDecoder.need_bytes(SHAPES[args.model], grid)
+            if need > CPU_MEMORY_LIMIT:
+                print(f"measure_serving: {where} needs about {need / 2**30:.1f} GiB on the CPU backend, more than "
+                      f"its {CPU_MEMORY_LIMIT / 2**30:g} GiB; give smaller --prompts, --batches or --contexts; "
+                      "nothing written", file=sys.stderr)
+                return 2
+        print(f"measure_serving: measuring {args.model} on {args.device} ({len(grid.prompts)} prompt lengths, "
+              f"{len(grid.batches) * len(grid.contexts)} decode points) ...", file=sys.stderr, flush=True)
+        rows = measure(backend, args.model, grid)
+        write_rows(rows, args.out)
+    except OutputProblem as exc:
+        print(f"measure_serving: cannot write: {exc}; nothing written", file=sys.stderr)
+        return 3
+    except MemoryError:
+        print("measure_serving: out of memory; give smaller --prompts, --batches or --contexts; nothing written",
+              file=sys.stderr)
+        return 4
+    except RuntimeError as exc:
+        if type(exc).__name__ != "OutOfMemoryError":  # torch.cuda.OutOfMemoryError (torch not imported here)
+            raise
+        print(f"measure_serving: out of accelerator memory ({str(exc).splitlines()[0][:160]}); give smaller "
+              "--prompts, --batches or --contexts; nothing written", file=sys.stderr)
+        return 4
+    except KeyboardInterrupt as exc:
+        term = isinstance(exc, _Terminated)
+        print(f"measure_serving: {'terminated (SIGTERM)' if term else 'interrupted'}; nothing written",
+              file=sys.stderr)
+        return 143 if term else 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     print(f"wrote {args.out} ({len(rows)} rows)")
     return 0
 

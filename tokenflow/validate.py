@@ -31,19 +31,6 @@ MAX_SERVERS = 10**12
 MAX_ROUTE_EXPANSIONS = 2_000_000
 
 
-# What a ServiceProfile (tokenflow.queueing) and a Scenario (tokenflow.scenario) must have to be
-# checked here: this module is the bottom of the package and imports neither (no import circle;
-# see ARCHITECTURE.md), so it recognises them by their attributes, not their class.
-PROFILE_ATTRS = ("gpus_per_replica", "max_batch", "step_fixed_s", "step_slope_s", "prefill_s_per_token",
-                 "tokens_per_step", "limit_ms", "metric", "trace", "fixed_steps", "max_pool_utilisation",
-                 "step_time", "steps_moments")
-SCENARIO_ATTRS = ("name", "nodes", "workloads", "links", "params", "provenance", "modelling_choices", "with_choices")
-
-
-def _has(obj: object, attrs: tuple[str, ...]) -> bool:
-    return not isinstance(obj, (str, bytes, type)) and all(hasattr(obj, a) for a in attrs)
-
-
 def _where(fn: str, name: str) -> str:
     return f"{fn}: {name}" if fn else name
 
@@ -132,6 +119,19 @@ def vector(value: object, name: str, fn: str = "", *, lo: float | None = 0.0, mi
     if positive_sum and not arr.sum() > 0:
         raise ScenarioError(f"{what}: values must not all be zero")
     return arr
+
+
+# What a ServiceProfile (tokenflow.queueing) and a Scenario (tokenflow.scenario) must have to be
+# checked here: this module is the bottom of the package and imports neither (no import circle;
+# see ARCHITECTURE.md), so it recognises them by their attributes, not their class.
+PROFILE_ATTRS = ("gpus_per_replica", "max_batch", "step_fixed_s", "step_slope_s", "prefill_s_per_token",
+                 "tokens_per_step", "limit_ms", "metric", "trace", "fixed_steps", "max_pool_utilisation",
+                 "step_time", "steps_moments")
+SCENARIO_ATTRS = ("name", "nodes", "workloads", "links", "params", "provenance", "modelling_choices", "with_choices")
+
+
+def _has(obj: object, attrs: tuple[str, ...]) -> bool:
+    return not isinstance(obj, (str, bytes, type)) and all(hasattr(obj, a) for a in attrs)
 
 
 def profile(p: object, name: str = "p", fn: str = "") -> None:

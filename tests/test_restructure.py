@@ -34,7 +34,9 @@ FILES = {
                         "    return tf.engine.Market, tf.plan(), plan(), engine, src\n"),
     "notebooks/n.ipynb": json.dumps({"cells": [{"cell_type": "code", "metadata": {}, "outputs": [],
                                                 "source": ["%matplotlib inline\n", "from tokenflow import engine\n",
-                                                           "import tokenflow.plan as tp"]}],
+                                                           "import tokenflow.plan as tp"]},
+                                               {"cell_type": "code", "metadata": {}, "outputs": [],
+                                                "source": "from tokenflow.engine import Market\nMarket"}],
                                      "metadata": {}, "nbformat": 4, "nbformat_minor": 5}, indent=1) + "\n",
 }
 
@@ -78,6 +80,8 @@ def test_restructure_moves_and_rewrites(tree, capsys, monkeypatch):
     assert "from tokenflow.core.errors import" in t and "'tokenflow/planning/plan.py'" in t
     nb = "".join(json.loads((tree / "notebooks/n.ipynb").read_text())["cells"][0]["source"])
     assert nb == "%matplotlib inline\nfrom tokenflow.clearing import engine\nimport tokenflow.planning.plan as tp"
+    cell = json.loads((tree / "notebooks/n.ipynb").read_text())["cells"][1]["source"]
+    assert cell == "from tokenflow.clearing.engine import Market\nMarket"  # a string stays a string
     # the face is unchanged, the package data found, every module imports
     got = _import(tree, "import tokenflow as tf, tokenflow.newthing, tokenflow.cli\n"
                         "print(sorted(tf.__all__), tf.plan()[3], tf.Market.__module__)")

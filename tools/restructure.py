@@ -431,8 +431,8 @@ def rewrite_notebook(text: str, face: set[str]) -> tuple[str, list[str]]:
                 new = src
         else:
             new = rewrite_text(src, face)
-        if new != src:
-            cell["source"] = new.splitlines(keepends=True)
+        if new != src:  # in the form the notebook stores it (one string, or a list of lines)
+            cell["source"] = new if isinstance(cell.get("source"), str) else new.splitlines(keepends=True)
     return json.dumps(nb, sort_keys=sort, indent=1, ensure_ascii=False) + "\n", notes
 
 

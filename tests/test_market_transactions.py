@@ -1,7 +1,10 @@
 """Property: a live Market always is what it says it is (issue 15, item 1).
 
-Random sequences of valid and invalid changes (solve, scale_limit, resolve), in both
-formulations, on us5.  After every step the market's result equals a fresh
+Random sequences of valid and invalid changes (solve, scale_limit, resolve, and since
+issue 28 link_load_range, upgrades.upgrade_values, linopy_model and scenario-wide changes
+after them), in both formulations, on us5.  upgrade_values and linopy_model leave the
+market exactly as found (settings, inputs and the scenario's own tables) however they end.
+After every step the market's result equals a fresh
 ``tokenflow.solve(m.scenario, **m.settings)`` (objective to 1e-7 relative, prices to 1e-6)
 or both refuse with the same error class; its input arrays equal those built from its
 scenario; and a refused call (any error but InfeasibleMarketError) changed nothing.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -92,6 +96,19 @@ step = st.one_of(
         "latency_limits_ms": st.one_of(st.none(), st.tuples(wl, st.sampled_from([8.0, 30.0, 1e4])).map(
             lambda t: {t[0]: t[1]}), st.just({"chatt": 1.0})),
         "value_of_lost_load": st.one_of(st.none(), num(0.2, 5.0), st.just(-1.0))})),
+    # issue 28: every Market method in the same transaction as solve
+    st.tuples(st.just("link_load_range"), st.fixed_dictionaries({
+        "links": st.one_of(st.none(), st.just(["dallas->chicago"]), st.just(["nope->x"]), st.just("dallas->chicago")),
+        "rel_tol": st.sampled_from([1e-9, 1e-6, "x", -1.0, math.nan, 10**400]),
+        "changes": change()})),
+    st.tuples(st.just("upgrade_values"), st.fixed_dictionaries({
+        "links": st.lists(link, max_size=1, unique=True), "nodes": st.lists(node, max_size=1, unique=True),
+        "link_step_gbps": st.sampled_from([50.0, 100.0, -1.0, 10**400]),
+        "demand_scale": st.one_of(st.none(), num(0, 45), st.just(1e300))})),
+    st.tuples(st.just("linopy_model"), st.sampled_from([None, 10.0, -5.0, math.nan, 10**400, "x"])),
+    # a scenario-wide change after any of the above reaches every link and node
+    st.tuples(st.just("scenario_wide"), st.fixed_dictionaries({
+        "link_bandwidth_gbps": num(60, 400), "ai_share": num(0.3, 1.0)})),
 )
 
 
@@ -129,21 +146,47 @@ def _inputs_agree(m: Market) -> None:
         np.testing.assert_allclose(getattr(m.inp, f), getattr(want, f), rtol=1e-12, atol=0, err_msg=f)
 
 
+def _as_found(m: Market, settings: dict, scenario: tf.Scenario, inp) -> None:
+    """The market is exactly as found: settings, inputs and the scenario's own tables (a value
+    written explicitly where the scenario had a default would stop later scenario-wide changes)."""
+    assert m.settings == settings
+    for f in FIELDS:
+        np.testing.assert_array_equal(getattr(m.inp, f), getattr(inp, f), err_msg=f)
+    now = m.scenario
+    for frame in ("nodes", "links", "workloads"):
+        pd.testing.assert_frame_equal(getattr(now, frame), getattr(scenario, frame), obj=frame)
+    assert now.params == scenario.params
+
+
 def run_sequence(formulation: str, steps: list) -> None:
+    from tokenflow.upgrades import upgrade_values
+
     m = Market(US5, formulation=formulation)
     m.solve(demand_scale=20)
     for kind, kw in steps:
+        if kind in ("upgrade_values", "linopy_model"):  # what-ifs and views: as found, however they end
+            found = (m.settings, m.scenario, m.inp)
         before = (m.settings, m.inp, m._scenario, list(m._pending))
         try:
             if kind == "solve":
                 got = m.solve(**kw)
             elif kind == "scale_limit":
                 got = m.scale_limit(**kw)
+            elif kind == "link_load_range":
+                got = m.link_load_range(kw["links"], rel_tol=kw["rel_tol"], **kw["changes"])
+            elif kind == "upgrade_values":
+                got = upgrade_values(m, **kw)
+            elif kind == "linopy_model":
+                got = m.linopy_model(kw)
+            elif kind == "scenario_wide":
+                got = m.solve(scenario=m.scenario.replace(params=kw))
             else:
                 got = m.resolve(VARIANTS[kw["scenario"]], formulation=formulation,
                                 **{k: v for k, v in kw.items() if k != "scenario"})
         except tf.TokenflowError as exc:
             got = exc
+        if kind in ("upgrade_values", "linopy_model"):
+            _as_found(m, *found)
         refused = isinstance(got, tf.TokenflowError) and not isinstance(got, tf.InfeasibleMarketError)
         if refused:
             assert m.settings == before[0], (kind, kw, got)
@@ -154,7 +197,7 @@ def run_sequence(formulation: str, steps: list) -> None:
             st_ = {k: v for k, v in m.settings.items() if k != "demand_scale"}
             want = Market(m.scenario, **st_).scale_limit()
             assert got.max_scale == pytest.approx(want.max_scale, rel=1e-7)
-        if kind != "solve" or refused:
+        if kind not in ("solve", "scenario_wide") or refused:
             try:
                 got = m.solve()
             except tf.TokenflowError as exc:

@@ -166,17 +166,18 @@ def test_compute_use_and_scale_limit_follow_the_consistent_energy():
 def test_claims_json_has_consistent_entries(capsys):
     main(["claims", "--json"])  # in this process: the same command without a second interpreter's imports
     data = json.loads(capsys.readouterr().out)
-    assert [d["claim"] for d in data] == ["C1", "C2", "C3", "C4"]
+    assert [d["id"] for d in data] == ["C1", "C2", "C3", "C4"]
     s5 = tf.demand_scale_limit(tf.load_scenario("us5").with_choices(energy_accounting="prefill_and_decode"))
     for d in data:
-        c = d["consistent"]
+        c = d["detail"]["consistent"]
         assert c["energy_accounting"] == "prefill_and_decode"
         assert math.isfinite(c["s_star"]) and c["s_star"] < c["s_star_generated_only"]
-        if d["claim"] != "C4":
+        assert d["consistent_verdict"] in ("holds", "fails")
+        if d["id"] != "C4":
             assert c["s_star"] == pytest.approx(s5.max_scale, rel=1e-9)
             assert c["cleared"] == (35.0 <= s5.max_scale)
             if not c["cleared"]:
-                assert "infeasible" in str(c["value"]) and not c["passed"]
+                assert "infeasible" in str(d["consistent"]) and d["consistent_verdict"] == "fails"
                 assert c["equivalent_load"]["scale"] < c["s_star"]
 
 

@@ -24,7 +24,6 @@ latency limits exact) or arc (where no latency limit binds).
 from __future__ import annotations
 
 import dataclasses
-import math
 import numbers
 from collections.abc import Mapping
 from pathlib import Path
@@ -34,6 +33,7 @@ import pandas as pd
 import xarray as xr
 
 from .arc import ArcStructure
+from .datafiles import MAX_PROBLEMS, limit_problems, number_column, read_csv, read_yaml
 from .errors import ScenarioError, TokenflowError
 from .inputs import build_inputs, check_bool, check_number, check_scenario
 from .plan import _solve_live, arc_dispatch, insert_columns, path_column_generation
@@ -42,95 +42,122 @@ from .scenario import Scenario
 from .solver import LiveLP, verify
 
 BID_COLUMNS = ("node", "workload", "quantity", "price")
+# values a YAML bid file may hold (about 11,000 bid rows; reading YAML costs ~20 us a value):
+# larger bid sets go into a CSV file the bid file names (100,000 rows checked in well under a second)
+MAX_BID_FILE_VALUES = 100_000
 OFFER_COLUMNS = ("provider", "node", "capacity_mw", "price")
 
 
-def _table(obj, columns: tuple[str, ...], what: str) -> pd.DataFrame:
+def _table(obj, columns: tuple[str, ...], what: str) -> tuple[pd.DataFrame, bool]:
+    """(the table's required columns, whether its cells are text read from a CSV file)."""
     if isinstance(obj, (str, Path)):
-        path = Path(obj)
-        if not path.is_file():
-            raise ScenarioError(f"{what}: no such file {path}")
-        try:
-            obj = pd.read_csv(path, comment="#")
-        except Exception as exc:  # noqa: BLE001 - any reader failure is one clear message
-            raise ScenarioError(f"{what}: {path} is not a readable CSV file ({exc.__class__.__name__})") from None
-        where = str(path)
-    else:
-        where = what
-    if isinstance(obj, pd.DataFrame):
-        df = obj.reset_index(drop=True)
+        where = str(obj)
+        if not Path(obj).exists():
+            raise ScenarioError(f"{what}: no such file {obj}")
+        df = read_csv(obj, columns=columns, label=where, what=f"{what} file (CSV)", comment="#", allow_empty=True)
+    elif isinstance(obj, pd.DataFrame):
+        df, where = obj.reset_index(drop=True), what
     elif isinstance(obj, (list, tuple)):
-        df = pd.DataFrame(list(obj))
+        if not all(isinstance(r, Mapping) for r in obj):
+            bad = next(r for r in obj if not isinstance(r, Mapping))
+            raise ScenarioError(f"{what}: every row must be a mapping of {', '.join(columns)}, got "
+                                f"{type(bad).__name__} {bad!r:.60}")
+        df, where = pd.DataFrame(list(obj)), what
     else:
         raise ScenarioError(f"{what}: expected a table (DataFrame, list of rows or CSV path), got "
                             f"{type(obj).__name__}")
+    dup = sorted({str(c) for c in df.columns if list(df.columns).count(c) > 1})
+    if dup:
+        raise ScenarioError(f"{where}: column(s) {', '.join(dup)} given more than once")
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise ScenarioError(f"{where}: missing column(s) {', '.join(missing)} (need {', '.join(columns)})")
-    return df[list(columns)].copy()
+    return df[list(columns)].copy(), isinstance(obj, (str, Path))
 
 
 def _num(v, name: str, unit: str, positive: bool) -> float:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
-        raise ScenarioError(f"{name}: expected a finite number of {unit}, got {v!r}")
-    v = float(v)
-    if v < 0 or (positive and v == 0):
-        raise ScenarioError(f"{name}: must be {'positive' if positive else 'non-negative'} ({unit}), got {v!r}")
-    return v
+    """One number: finite, >= 0 (> 0 if ``positive``); an integer too large for a float is refused."""
+    vals, problems = number_column([v], [name.rsplit(".", 1)[0]], name.rsplit(".", 1)[-1], unit,
+                                   lo=0.0, lo_open=positive, text=False)
+    if problems:
+        raise ScenarioError(problems)
+    return float(vals[0])
+
+
+def _names(col: pd.Series, known: list[str]) -> np.ndarray:
+    """Which entries of ``col`` are one of ``known`` (text only; unhashable values are not)."""
+    ok = set(known)
+    return np.fromiter((isinstance(x, str) and x in ok for x in col.to_numpy(object)), dtype=bool, count=len(col))
+
+
+def _where(df: pd.DataFrame, kind: str, a: str, b: str):
+    """Row labels ``'<kind> row i (a, b)'``, built only for the rows asked for."""
+    va, vb = df[a].to_numpy(object), df[b].to_numpy(object)
+
+    class _W:
+        def __getitem__(self, i: int) -> str:
+            return f"{kind} row {i} ({va[i]}, {vb[i]})"
+
+    return _W()
 
 
 def check_bids(s: Scenario, bids) -> pd.DataFrame:
     """Bids as a table (node, workload, step, quantity, price); every problem is a ScenarioError:
     unknown names, negative or zero quantities, negative prices, willingness to pay that does
-    not strictly decrease from step to step."""
-    df = _table(bids, BID_COLUMNS, "bids")
-    problems = []
-    for i, r in df.iterrows():
-        where = f"bids row {i} ({r['node']}, {r['workload']})"
-        if r["node"] not in s.node_ids:
-            problems.append(f"{where}: unknown node {r['node']!r}")
-        if r["workload"] not in s.workload_ids:
-            problems.append(f"{where}: unknown workload {r['workload']!r}")
-        for col, unit, pos in (("quantity", "M tokens/h", True), ("price", "$/M tokens", False)):
-            try:
-                df.loc[i, col] = _num(r[col], f"{where}.{col}", unit, pos)
-            except ScenarioError as exc:
-                problems.append(str(exc))
+    not strictly decrease from step to step.  Checked column by column (vectorised)."""
+    df, text = _table(bids, BID_COLUMNS, "bids")
+    df = df.reset_index(drop=True)
+    where = _where(df, "bids", "node", "workload")
+    problems: list[str] = []
+    for col, known, kind in (("node", s.node_ids, "node"), ("workload", s.workload_ids, "workload")):
+        bad = np.flatnonzero(~_names(df[col], known))
+        problems += [f"{where[i]}: unknown {kind} {df[col].iat[i]!r:.60}" for i in bad[:MAX_PROBLEMS]]
+        if len(bad) > MAX_PROBLEMS:
+            problems.append(f"... and {len(bad) - MAX_PROBLEMS:,} more unknown {kind}s")
+    q, pq = number_column(df["quantity"], where, "quantity", "M tokens/h", lo=0.0, lo_open=True, text=text)
+    p, pp = number_column(df["price"], where, "price", "$/M tokens", lo=0.0, text=text)
+    problems += pq + pp
     if problems:
-        raise ScenarioError(problems)
-    df["quantity"] = df["quantity"].astype(float)
-    df["price"] = df["price"].astype(float)
-    df["step"] = df.groupby(["node", "workload"], sort=False).cumcount()
-    for (n, k), g in df.groupby(["node", "workload"], sort=False):
-        p = g["price"].to_numpy()
-        if np.any(np.diff(p) >= 0):
+        raise ScenarioError(limit_problems(problems))
+    df["quantity"], df["price"] = q, p
+    df["node"], df["workload"] = df["node"].astype(str), df["workload"].astype(str)
+    groups = df.groupby(["node", "workload"], sort=False)
+    df["step"] = groups.cumcount()
+    rising = groups["price"].diff().to_numpy() >= 0  # NaN (a pair's first step) compares False
+    if rising.any():
+        for n, k in df.loc[rising, ["node", "workload"]].drop_duplicates().itertuples(index=False):
+            pr = df.loc[(df["node"] == n) & (df["workload"] == k), "price"].to_numpy()
             problems.append(f"bids ({n}, {k}): willingness to pay must strictly decrease from step to step, "
-                            f"got {', '.join(f'{x:g}' for x in p)} $/M tokens")
-    if problems:
+                            f"got {', '.join(f'{x:g}' for x in pr[:12])}{' ...' if len(pr) > 12 else ''} "
+                            "$/M tokens")
+            if len(problems) >= MAX_PROBLEMS:
+                break
         raise ScenarioError(problems)
     return df
 
 
 def check_offers(s: Scenario, offers) -> pd.DataFrame:
     """Offers as a table (provider, node, capacity_mw, price); bad rows are a ScenarioError."""
-    df = _table(offers, OFFER_COLUMNS, "offers")
-    problems = []
-    for i, r in df.iterrows():
-        where = f"offers row {i} ({r['provider']}, {r['node']})"
-        if r["node"] not in s.node_ids:
-            problems.append(f"{where}: unknown node {r['node']!r}")
-        for col, unit in (("capacity_mw", "MW"), ("price", "$/kWh")):
-            try:
-                df.loc[i, col] = _num(r[col], f"{where}.{col}", unit, False)
-            except ScenarioError as exc:
-                problems.append(str(exc))
+    df, text = _table(offers, OFFER_COLUMNS, "offers")
+    df = df.reset_index(drop=True)
+    where = _where(df, "offers", "provider", "node")
+    problems: list[str] = []
+    bad = np.flatnonzero(~_names(df["node"], s.node_ids))
+    problems += [f"{where[i]}: unknown node {df['node'].iat[i]!r:.60}" for i in bad[:MAX_PROBLEMS]]
+    prov = df["provider"].to_numpy(object)
+    bad_p = [i for i, x in enumerate(prov) if not isinstance(x, (str, numbers.Integral)) or isinstance(x, bool)]
+    problems += [f"{where[i]}: provider must be a name, got {prov[i]!r:.60}" for i in bad_p[:MAX_PROBLEMS]]
+    c, pc = number_column(df["capacity_mw"], where, "capacity_mw", "MW", lo=0.0, text=text)
+    p, pp = number_column(df["price"], where, "price", "$/kWh", lo=0.0, text=text)
+    problems += pc + pp
+    if problems:
+        raise ScenarioError(limit_problems(problems))
+    df["capacity_mw"], df["price"] = c, p
+    df["provider"], df["node"] = df["provider"].astype(str), df["node"].astype(str)
     dup = df.duplicated(["provider", "node"], keep=False)
     if dup.any():
-        problems.append(f"offers: provider and node repeated: {df.loc[dup, ['provider', 'node']].values.tolist()}")
-    if problems:
-        raise ScenarioError(problems)
-    df["capacity_mw"] = df["capacity_mw"].astype(float)
-    df["price"] = df["price"].astype(float)
+        raise ScenarioError(f"offers: provider and node repeated: "
+                            f"{df.loc[dup, ['provider', 'node']].values.tolist()[:MAX_PROBLEMS]}")
     return df
 
 
@@ -343,20 +370,22 @@ def voll_bids(scenario: Scenario, demand_scale: float, value_of_lost_load: float
 def load_bid_file(path: str | Path) -> dict:
     """A market-with-bids file (YAML): ``scenario`` (a packaged name or a path relative to
     the file), optional ``demand_scale``, ``transfer_aware``, ``value_of_lost_load``, and
-    ``bids`` / ``offers`` as lists of rows (the columns of :func:`clear_bids`).  Returns
+    ``bids`` / ``offers`` as lists of rows (the columns of :func:`clear_bids`) or as the name
+    of a CSV file next to it (for large bid sets: a bid file holds at most
+    :data:`MAX_BID_FILE_VALUES` YAML values, about 11,000 rows).  Returns
     the keyword arguments of :func:`clear_bids` (scenario loaded); every problem is a
-    :class:`ScenarioError` naming the file."""
-    import yaml
-
+    :class:`ScenarioError` naming the file.  Read with the scenario loader's limits
+    (:mod:`tokenflow.datafiles`): regular files only, size, nesting depth, alias expansion;
+    a repeated key (a second ``bids:``) is refused, never silently the last one kept."""
     from .scenario import load_scenario
 
+    if not isinstance(path, (str, Path)) or not str(path).strip():
+        raise ScenarioError(f"bid file: expected a file path, got {type(path).__name__} {path!r:.80}")
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ScenarioError(f"{path}: no such bid file")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ScenarioError(f"{path}: not a readable YAML file ({exc.__class__.__name__})") from None
+    # the scenario loader's limits: regular file, size, depth, aliases, repeated keys
+    doc = read_yaml(path, "bid file", max_values=MAX_BID_FILE_VALUES)
     if not isinstance(doc, dict):
         raise ScenarioError(f"{path}: expected a mapping with 'scenario', 'bids' and/or 'offers'")
     known = {"scenario", "demand_scale", "transfer_aware", "value_of_lost_load", "bids", "offers"}
@@ -365,16 +394,29 @@ def load_bid_file(path: str | Path) -> dict:
         raise ScenarioError(f"{path}: unknown key(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
     if "scenario" not in doc or not isinstance(doc["scenario"], str):
         raise ScenarioError(f"{path}: 'scenario' must name a packaged scenario or a scenario file")
+    def local(ref: str) -> Path | None:
+        try:
+            p = path.parent / ref
+            return p if p.exists() else None
+        except (OSError, ValueError):
+            return None
+
     ref = doc["scenario"]
-    local = path.parent / ref
-    s = load_scenario(local if local.is_file() else ref)
+    s = load_scenario(local(ref) or ref)
     out: dict = {"scenario": s}
     for key in ("bids", "offers"):
         if key in doc:
-            if not isinstance(doc[key], list) or not all(isinstance(r, dict) for r in doc[key]):
-                raise ScenarioError(f"{path}: '{key}' must be a list of rows (mappings)")
+            rows = doc[key]
+            if isinstance(rows, str):  # a CSV file next to the bid file (large bid sets)
+                if local(rows) is None:
+                    raise ScenarioError(f"{path}: '{key}': no such CSV file {rows!r} (relative to the bid file)")
+                rows = local(rows)
+            elif not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ScenarioError(f"{path}: '{key}' must be a list of rows (mappings) or a CSV file name")
+            else:
+                rows = pd.DataFrame(rows)
             try:
-                out[key] = (check_bids if key == "bids" else check_offers)(s, pd.DataFrame(doc[key]))
+                out[key] = (check_bids if key == "bids" else check_offers)(s, rows)
             except ScenarioError as exc:
                 raise ScenarioError([f"{path}: {p}" for p in exc.problems]) from None
     for key in ("demand_scale", "transfer_aware", "value_of_lost_load"):

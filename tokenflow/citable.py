@@ -316,8 +316,11 @@ def record(us5=None, us20=None, *, cache: Path | None = None, face: bool = True)
             e = cons[rid]
             res.consistent = _num(e["value"]) if not isinstance(e["value"], str) else e["value"]
             res.consistent_verdict = "holds" if e["passed"] else "fails"
-            res.detail["consistent"] = {k: e[k] for k in ("cleared", "s_star", "s_star_generated_only", "binding")
-                                        if k in e}
+            res.detail["consistent"] = {k: e[k] for k in ("energy_accounting", "cleared", "scale", "s_star",
+                                                          "s_star_generated_only", "binding") if k in e}
+            if "equivalent_load" in e:
+                eq = e["equivalent_load"]
+                res.detail["consistent"]["equivalent_load"] = {k: _num(eq[k]) for k in ("scale", "value", "passed")}
         if rid in ranges:
             lo, hi, note, ok_all = ranges[rid]
             res.range, res.range_note = (lo, hi), note

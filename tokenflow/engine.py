@@ -149,8 +149,10 @@ class Market:
     alters which commodities exist re-passes the model to HiGHS (same numbers, new
     layout); everything else is in place.
 
-    Every call is a transaction.  A call of :meth:`solve`, :meth:`scale_limit` or
-    :meth:`resolve` that raises leaves the market exactly as it was: scenario, settings,
+    Every call is a transaction.  A call of :meth:`solve`, :meth:`scale_limit`,
+    :meth:`resolve` or :meth:`link_load_range` that raises leaves the market exactly as it
+    was (:meth:`linopy_model` and the block of :meth:`what_if` leave it so however they end):
+    scenario, settings,
     overrides, pending changes, the live LPs' numbers and bases.  The one exception is
     :class:`InfeasibleMarketError`: the change was valid and the error is the answer
     about the changed market (demand beyond s*), so the change is kept - the next
@@ -199,28 +201,49 @@ class Market:
 
     # ------------------------------------------------------------------ state
     @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
+    def _transaction(self, *, keep: bool = True) -> Iterator[None]:
         """Run a call as a whole: on any exception but :class:`InfeasibleMarketError`
-        every attribute of the state and both live LPs are put back as they were."""
+        every attribute of the state and both live LPs are put back as they were.  With
+        ``keep=False`` (a what-if: :func:`tokenflow.upgrades.upgrade_values`) they are put
+        back however the call ends, so the market is exactly as found: scenario, pending
+        changes (no value written explicitly that was a scenario-wide default), settings,
+        the live LPs' numbers and bases."""
         saved = {k: getattr(self, k) for k in self._STATE if hasattr(self, k)}
         saved["_pending"] = list(self._pending)
         saved["_lat"] = dict(self._lat)
         saved["_arr_cache"] = dict(self._arr_cache)
         checkpoints = [(lp, lp.checkpoint()) for lp in (self._main, self._smax)]
-        try:
-            yield
-        except InfeasibleMarketError:
-            for lp, ck in checkpoints:
-                lp.release(ck)
-            raise
-        except BaseException:
+
+        def put_back() -> None:
             for k, v in saved.items():
                 setattr(self, k, v)
             for lp, ck in checkpoints:
                 lp.restore(ck)
+
+        try:
+            yield
+        except InfeasibleMarketError:
+            if keep:
+                for lp, ck in checkpoints:
+                    lp.release(ck)
+            else:
+                put_back()
             raise
-        for lp, ck in checkpoints:
-            lp.release(ck)
+        except BaseException:
+            put_back()
+            raise
+        if keep:
+            for lp, ck in checkpoints:
+                lp.release(ck)
+        else:
+            put_back()
+
+    @contextlib.contextmanager
+    def what_if(self) -> Iterator[Market]:
+        """``with m.what_if(): m.solve(...)``: changes made inside the block are undone when
+        it ends (normally or by an exception): the market is exactly as found."""
+        with self._transaction(keep=False):
+            yield self
 
     @property
     def scenario(self) -> Scenario:
@@ -846,16 +869,27 @@ class Market:
         ``rel_tol max(|z|, 1)`` plus the solver's feasibility tolerance of z, and its
         column bounds and rows must hold, or the range is refused (``SolverError``).
         ``attrs["max_excess_cost"]`` ($/h) is the largest recomputed excess over z."""
+        from . import validate as _v
+
+        # the arguments first, then the change and the ranges in one transaction: a refused
+        # call (a bad link, a bad rel_tol, a failed range) leaves the market as found
+        rel_tol = _v.number(rel_tol, "rel_tol", "link_load_range", lo=0.0, hi=1.0, unit="(relative slack)")
+        chosen = list(self.inp.link_ids) if links is None else \
+            _v.names(links, "links", "link_load_range", kind="directed links ('a->b')")
+        unknown = [lk for lk in chosen if lk not in self.inp.link_ids]
+        if unknown:
+            raise ScenarioError(f"links: unknown directed link(s) {unknown}; links are named 'a->b'")
+        with self._transaction():
+            return self._link_load_range(chosen, links, rel_tol, changes)
+
+    def _link_load_range(self, chosen: list[str], links: list[str] | None, rel_tol: float,
+                         changes: dict) -> xr.Dataset:
         from scipy.sparse import csc_array
 
         from .solver import HIGHS_OPTIONS
 
         r = self.solve(**changes)
         inp = self.inp
-        chosen = inp.link_ids if links is None else list(links)
-        unknown = [lk for lk in chosen if lk not in inp.link_ids]
-        if unknown:
-            raise ScenarioError(f"links: unknown directed link(s) {unknown}; links are named 'a->b'")
         if self.formulation == "path":
             arc_market = Market(self.scenario, transfer_aware=self._ta, formulation="arc",
                                 latency_limits_ms=self._lat or None, value_of_lost_load=self._voll)
@@ -918,12 +952,15 @@ class Market:
         inspection; same columns and numbers as the live HiGHS instance (unscaled)."""
         from .lp_view import to_linopy
 
-        scale = self.demand_scale if demand_scale is None else demand_scale
-        if self.formulation == "path":
-            arr, _ = self._path_arrays(scale)
-        else:
-            arr = self.arc.lp(self.inp, scale)
-        return to_linopy(self.inp, arr, self.formulation, None if self.formulation == "path" else self.arc)
+        scale = self.demand_scale if demand_scale is None else \
+            check_number(demand_scale, "demand_scale", "(multiplier)")
+        with self._transaction(keep=False):  # a view: the market is left as found
+            check_sizes(self.inp, scale)
+            if self.formulation == "path":
+                arr, _ = self._path_arrays(scale)
+            else:
+                arr = self.arc.lp(self.inp, scale)
+            return to_linopy(self.inp, arr, self.formulation, None if self.formulation == "path" else self.arc)
 
     def describe(self) -> str:
         return json.dumps({"formulation": self.formulation, "columns": len(self.cols) if self.formulation == "path"

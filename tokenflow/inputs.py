@@ -20,6 +20,7 @@ import dataclasses
 import json
 import math
 import numbers
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,6 +29,7 @@ import numpy as np
 from .errors import ScenarioError
 from .network import haversine_km
 from .scenario import Scenario
+from .validate import shown
 
 GBPS_TO_GB_PER_H = 3600.0 / 8.0  # 1 Gbps sustained for an hour = 450 GB
 FORMULATIONS = ("path", "arc")
@@ -52,12 +54,20 @@ def check_bool(value: object, name: str) -> bool:
 
 def check_number(value: object, name: str, unit: str, *, allow_zero: bool = True) -> float:
     """A finite number >= 0 (> 0 when ``allow_zero`` is False)."""
+    if isinstance(value, np.ndarray) and value.ndim == 0 and np.issubdtype(value.dtype, np.number):
+        value = value.item()  # a 0-d numpy array is as good as its scalar
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ScenarioError(f"{name}: expected a number of {unit}, got {value!r}")
-    v = float(value)
+        raise ScenarioError(f"{name}: expected a number of {unit}, got {shown(value)}")
+    need = "a finite non-negative" if allow_zero else "a finite positive"
+    try:
+        v = float(value)
+    except (OverflowError, ValueError, TypeError):  # an int beyond a float's range (10**400)
+        got = f"an integer of about {int(int(value).bit_length() * math.log10(2)) + 1} digits" \
+            if isinstance(value, numbers.Integral) else type(value).__name__
+        raise ScenarioError(f"{name}: must be {need} number of {unit} (at most {sys.float_info.max:.3g}), "
+                            f"got {got}") from None
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
-        need = "a finite non-negative" if allow_zero else "a finite positive"
-        raise ScenarioError(f"{name}: must be {need} number of {unit}, got {value!r}")
+        raise ScenarioError(f"{name}: must be {need} number of {unit}, got {shown(value)}")
     return v
 
 

@@ -77,9 +77,12 @@ def _real(name: str, v, *, lo: float | None = None, hi: float | None = None, lo_
     """``v`` as a finite float within the bounds, or a :class:`TokenflowError` naming ``name``."""
     if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
         raise TokenflowError(f"latency_consistent_clearing: {name} must be a number, got {v!r}")
-    x = float(v)
+    try:
+        x = float(v)
+    except OverflowError:  # an integer beyond a float (10**400)
+        x = math.inf
     if not math.isfinite(x):
-        raise TokenflowError(f"latency_consistent_clearing: {name} must be a finite number, got {v!r}")
+        raise TokenflowError(f"latency_consistent_clearing: {name} must be a finite number, got {v!r:.80}")
     if lo is not None and (x < lo or (lo_open and x == lo)):
         raise TokenflowError(f"latency_consistent_clearing: {name} must be {'>' if lo_open else '>='} {lo:g}, "
                              f"got {v!r}")

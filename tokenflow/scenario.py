@@ -175,7 +175,7 @@ def value_problem(fieldname: str, v: Any) -> str | None:
     try:
         val = float(v)
     except OverflowError:
-        return f"must be a finite number, got an integer of {len(str(v))} digits"
+        return f"must be a finite number, got an integer of about {int(int(v).bit_length() * math.log10(2)) + 1} digits"
     if not math.isfinite(val):
         return f"must be a finite number, got {v!r}"
     if fieldname == "lat" and not -90 <= val <= 90:

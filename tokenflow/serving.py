@@ -55,7 +55,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
+from importlib import resources  # noqa: F401 - other readers of this module may use it
 from pathlib import Path
 
 import numpy as np
@@ -117,33 +117,61 @@ def _label(path: str | Path | None) -> str:
     return f"serving data {str(path) if path is not None else 'tokenflow/data/' + SERVING_FILE}"
 
 
+MAX_SERVING_ROWS = 10_000  # rows a serving-measurement file may hold (the bundled one has a few dozen)
+# what makes two rows the same measurement (two such rows are refused, conflicting or not)
+MEASUREMENT_KEY = ("accelerator", "model", "gpus", "precision", "engine", "quantity", "batch", "input_tokens",
+                   "output_tokens")
+
+
 def _read(path: str | Path | None) -> pd.DataFrame:
+    """The file's cells as text, read through :mod:`tokenflow.datafiles`: regular files only
+    (a FIFO is refused, never waited on), at most the scenario files' size, UTF-8, a header
+    with every column of :data:`COLUMNS` (once), at least one row."""
+    from .datafiles import read_csv
+
     if path is not None and not isinstance(path, (str, Path)):
         raise ScenarioError(f"load_serving_data: path must be a file path (str or pathlib.Path) or None, "
                             f"got {type(path).__name__} {path!r:.80}")
     label = _label(path)
-    try:
-        if path is None:
-            with resources.files("tokenflow").joinpath("data", SERVING_FILE).open("r", encoding="utf-8") as fh:
-                return pd.read_csv(fh, dtype=str, keep_default_na=False)
-        return pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise ScenarioError(f"{label}: file not found") from None
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ScenarioError(f"{label}: cannot read as CSV: {exc}") from None
+    if path is not None and not Path(path).exists():
+        raise ScenarioError(f"{label}: file not found")
+    raw = read_csv(path, columns=COLUMNS, label=label, packaged_name=SERVING_FILE, what="serving data file")
+    if len(raw) > MAX_SERVING_ROWS:
+        raise ScenarioError(f"{label}: {len(raw):,} rows; a serving-measurement file holds at most "
+                            f"{MAX_SERVING_ROWS:,}")
+    return raw
 
 
 def load_serving_data(path: str | Path | None = None) -> pd.DataFrame:
     """The serving measurements (the bundled file, or ``path``), validated; numeric columns as
     floats.  Every problem is reported at once, each naming the file, the row (1 = first data
-    row) and the field."""
-    label = _label(path)
-    raw = _read(path)
+    row) and the field.  Two rows of the same measurement (:data:`MEASUREMENT_KEY`) are
+    refused, as is more than one ``gpu_power`` row per accelerator and model (the derived
+    energies would otherwise depend on the rows' order)."""
+    return _validate(_read(path), _label(path))
+
+
+def _as_text(data: pd.DataFrame) -> pd.DataFrame:
+    """A frame's required columns as text cells (NaN and None as ''), for :func:`_validate`."""
+    def cell(x: object) -> str:
+        if x is None or (isinstance(x, float) and math.isnan(x)):
+            return ""
+        return x if isinstance(x, str) else repr(x) if isinstance(x, (bool, np.bool_)) else str(x)
+
+    return pd.DataFrame({c: [cell(x) for x in data[c].to_numpy(object)] for c in COLUMNS},
+                        index=pd.RangeIndex(len(data)))
+
+
+def _validate(raw: pd.DataFrame, label: str) -> pd.DataFrame:
+    """Check text cells row by row (see :func:`load_serving_data`); returns the numeric frame."""
+    from .datafiles import duplicate_rows, limit_problems
+
     missing = [c for c in COLUMNS if c not in raw.columns]
     if missing:
         raise ScenarioError(f"{label}: missing columns {missing}")
     if raw.empty:
         raise ScenarioError(f"{label}: no rows")
+    raw = raw.reset_index(drop=True)
     problems: list[str] = []
     out = raw[COLUMNS].copy()
     num_cols = ("gpus", "batch", "input_tokens", "output_tokens", "value")
@@ -174,21 +202,33 @@ def load_serving_data(path: str | Path | None = None) -> pd.DataFrame:
             try:
                 v = float(txt)
             except ValueError:
-                problems.append(f"{where}: {c}: expected a number, got {txt!r}")
+                problems.append(f"{where}: {c}: expected a number, got {txt!r:.60}")
                 continue
             if not math.isfinite(v) or v <= 0:
-                problems.append(f"{where}: {c}: must be a positive finite number, got {txt!r}")
+                problems.append(f"{where}: {c}: must be a positive finite number, got {txt!r:.60}")
                 continue
             if c != "value" and v != int(v):
-                problems.append(f"{where}: {c}: must be a whole number, got {txt!r}")
+                problems.append(f"{where}: {c}: must be a whole number, got {txt!r:.60}")
                 continue
             out.loc[i, c] = v
         url = row["source_url"].strip()
         if url and not url.startswith(("https://", "http://", "script:")):
             problems.append(f"{where}: source_url: must be a URL or 'script:<path>' for an own measurement, "
-                            f"got {url!r}")
+                            f"got {url!r:.80}")
     if problems:
-        raise ScenarioError(problems)
+        raise ScenarioError(limit_problems(problems))
+    key = raw[list(MEASUREMENT_KEY)].apply(lambda col: col.str.strip())
+    for c in ("gpus", "batch", "input_tokens", "output_tokens"):  # "64" and "64.0" are one batch
+        key[c] = out[c].astype(str)
+    problems += duplicate_rows(key, MEASUREMENT_KEY, label, what="measurement")
+    pw = out[out["quantity"].str.strip() == "gpu_power"]
+    for (acc, mod), g in pw.groupby(["accelerator", "model"], sort=False):
+        if len(g) > 1:
+            problems.append(f"{label}: {len(g)} gpu_power rows for {acc} / {mod} (rows "
+                            f"{', '.join(str(int(i) + 1) for i in g.index)}, values "
+                            f"{', '.join(f'{v:g}' for v in g['value'])} W); give one")
+    if problems:
+        raise ScenarioError(limit_problems(problems))
     return out
 
 
@@ -304,6 +344,8 @@ def serving_models(data: pd.DataFrame | None = None) -> dict[tuple[str, str], Se
     missing = [c for c in COLUMNS if c not in data.columns]
     if missing:
         raise ScenarioError(f"serving_models: data lacks columns {missing} (pass load_serving_data(path))")
+    # a frame not from the loader (or changed since) is checked by the loader's rules
+    data = _validate(_as_text(data), "serving_models: data")
     pairs = data[["accelerator", "model"]].drop_duplicates().itertuples(index=False)
     return {(a, m): _build(data, a, m) for a, m in pairs}
 

@@ -8,6 +8,9 @@ import pandas as pd
 from .network import haversine_km
 from .scenario import Scenario, load_scenario
 
+# the largest synthetic network (its node-to-node distance matrix alone is 8 n^2 bytes: 800 MB)
+MAX_SYNTHETIC_NODES = 10_000
+
 
 def synthetic_network(n_nodes: int, seed: int = 0, degree: int = 3) -> Scenario:
     """A random network of ``n_nodes`` metros over the contiguous U.S.
@@ -22,7 +25,10 @@ def synthetic_network(n_nodes: int, seed: int = 0, degree: int = 3) -> Scenario:
 
     for name, v, low in (("n_nodes", n_nodes, 2), ("seed", seed, 0), ("degree", degree, 1)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < low:
-            raise ScenarioError(f"synthetic_network: {name} must be a whole number >= {low}, got {v!r}")
+            raise ScenarioError(f"synthetic_network: {name} must be a whole number >= {low}, got {v!r:.80}")
+    if n_nodes > MAX_SYNTHETIC_NODES:
+        got = n_nodes if n_nodes < 10**12 else f"an integer of {int(n_nodes).bit_length()} bits"
+        raise ScenarioError(f"synthetic_network: n_nodes must be at most {MAX_SYNTHETIC_NODES:,}, got {got}")
     rng = np.random.default_rng(seed)
     base = load_scenario("us20")
     ids = [f"n{i:04d}" for i in range(n_nodes)]
@@ -75,7 +81,11 @@ def star_network(n: int, seed: int = 0) -> Scenario:
     if not isinstance(n, int | np.integer) or isinstance(n, bool) or n < 2:
         from .errors import ScenarioError
 
-        raise ScenarioError(f"star_network: n must be a whole number >= 2, got {n!r}")
+        raise ScenarioError(f"star_network: n must be a whole number >= 2, got {n!r:.80}")
+    if n > MAX_SYNTHETIC_NODES:
+        from .errors import ScenarioError
+
+        raise ScenarioError(f"star_network: n must be at most {MAX_SYNTHETIC_NODES:,}")
     rng = np.random.default_rng(seed)
     base = load_scenario("us20")
     ids = ["hub"] + [f"leaf{i:04d}" for i in range(n - 1)]

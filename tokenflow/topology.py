@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import numbers
+import os
 
 import numpy as np
 import pandas as pd
@@ -177,18 +178,14 @@ def public_map_links(s: Scenario, path: str | None = None) -> list[tuple[str, st
     if path is not None and not isinstance(path, (str, bytes)) and not hasattr(path, "__fspath__"):
         raise ScenarioError(f"public_map_links: path must be a file path, got {type(path).__name__}")
     where = str(path) if path is not None else f"tokenflow/data/{PUBLIC_MAP_FILE}"
-    try:
-        if path is None:
-            from importlib import resources
-            with resources.as_file(resources.files("tokenflow") / "data" / PUBLIC_MAP_FILE) as f:
-                t = pd.read_csv(f, dtype=str, keep_default_na=False)
-        else:
-            t = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ScenarioError(f"{where}: cannot read the public-map link list ({exc})") from None
-    missing = [c for c in PUBLIC_MAP_COLUMNS if c not in t.columns]
-    if missing:
-        raise ScenarioError(f"{where}: missing columns {missing}")
+    from .datafiles import read_csv  # regular files only, size-limited, UTF-8, header checked
+
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if path is not None and not os.path.lexists(path):
+        raise ScenarioError(f"{where}: cannot read the public-map link list (no such file)")
+    t = read_csv(path, columns=PUBLIC_MAP_COLUMNS, label=where, packaged_name=PUBLIC_MAP_FILE,
+                 what="public-map link list", allow_empty=True)
     nodes, problems, seen = set(s.node_ids), [], set()
     out: list[tuple[str, str]] = []
     for i, row in enumerate(t.to_dict("records"), start=1):

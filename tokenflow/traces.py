@@ -90,6 +90,10 @@ def summarize_trace(csv_path: str | Path, bytes_per_token: float = BYTES_PER_TOK
 
     Used by ``tools/build_trace_summary.py``; the package itself reads the bundled summary."""
     bytes_per_token = _v.number(bytes_per_token, "bytes_per_token", "summarize_trace", lo=0.0, lo_open=True)
+    if isinstance(csv_path, (str, Path)) and Path(csv_path).exists():
+        from .datafiles import require_regular_file
+
+        require_regular_file(Path(csv_path), "trace file")  # a FIFO would block the reader
     try:
         d = pd.read_csv(csv_path)
     except FileNotFoundError:

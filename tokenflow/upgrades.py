@@ -86,39 +86,28 @@ def upgrade_values(market: Market | Scenario, *, demand_scale: float | None = No
     bw = dict(zip(fibre, inp.arc_capacity_gbh[0::2] / GBPS_TO_GB_PER_H))
     cap_mw = dict(zip(inp.node_ids, s.nodes["capacity_mw"].to_numpy(float)))
     ai_share = float(inp.ai_share)
-    restore: dict = {}
-    try:
+    rows = []
+    # one what-if per asset inside one for the whole call: however it ends, the market is
+    # exactly as found (no bandwidth or capacity written explicitly that was a default, so a
+    # later scenario-wide change still reaches every link and node)
+    with m.what_if():
         r0 = m.solve(demand_scale=scale)
         obj0 = r0.objective
         cong0, comp0, rho, mu = _rents(r0)
-        rows = []
         for lk in link_list:
             i = fibre.index(lk)
-            # the previous asset's restore first, this asset's new value last (it wins on a repeat)
-            ch = {"link_bandwidth_gbps": {**restore.get("link_bandwidth_gbps", {}), lk: bw[lk] + link_step}}
-            if "capacity_mw" in restore:
-                ch["capacity_mw"] = restore["capacity_mw"]
-            r = m.solve(**ch)
-            restore = {"link_bandwidth_gbps": {lk: bw[lk]}}
+            with m.what_if():
+                r = m.solve(link_bandwidth_gbps={lk: bw[lk] + link_step})
             cong, comp, _, _ = _rents(r)
             rows.append(("link", lk, bw[lk], GBPS_TO_GB_PER_H * (rho[2 * i] + rho[2 * i + 1]), link_step,
                          obj0 - r.objective, cong0 - cong, comp0 - comp))
         for n in node_list:
             j = inp.node_ids.index(n)
-            ch = {"capacity_mw": {**restore.get("capacity_mw", {}), n: cap_mw[n] + node_step / ai_share}}
-            if "link_bandwidth_gbps" in restore:
-                ch["link_bandwidth_gbps"] = restore["link_bandwidth_gbps"]
-            r = m.solve(**ch)
-            restore = {"capacity_mw": {n: cap_mw[n]}}
+            with m.what_if():
+                r = m.solve(capacity_mw={n: cap_mw[n] + node_step / ai_share})
             cong, comp, _, _ = _rents(r)
             rows.append(("node", n, cap_mw[n] * ai_share, 1000.0 * mu[j], node_step, obj0 - r.objective,
                          cong0 - cong, comp0 - comp))
-    finally:
-        if m.demand_scale != old_scale or restore:
-            try:
-                m.solve(demand_scale=old_scale, **restore)
-            except Exception:  # noqa: BLE001 - restoring must not hide the original error
-                pass
     df = pd.DataFrame(rows, columns=["kind", "asset", "today", "marginal_value", "step", "cost_saving",
                                      "congestion_rent_reduction", "compute_rent_reduction"]).set_index("asset")
     df["saving_per_unit"] = df["cost_saving"] / df["step"]

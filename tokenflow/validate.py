@@ -31,6 +31,17 @@ MAX_SERVERS = 10**12
 MAX_ROUTE_EXPANSIONS = 2_000_000
 
 
+def shown(value: object, width: int = 80) -> str:
+    """``repr(value)`` cut to ``width`` characters; an integer too long to print (Python refuses
+    str() of more than 4300 digits) is described by its size instead."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 3000:
+        return f"an integer of about {int(value.bit_length() * math.log10(2)) + 1} digits"
+    try:
+        return f"{value!r:.{width}}"
+    except Exception:  # noqa: BLE001 - a repr that fails must not hide the refusal
+        return f"a {type(value).__name__}"
+
+
 def _where(fn: str, name: str) -> str:
     return f"{fn}: {name}" if fn else name
 
@@ -44,20 +55,20 @@ def number(value: object, name: str, fn: str = "", *, lo: float | None = None, h
                 and not np.issubdtype(value.dtype, np.bool_):
             value = value.item()
         else:
-            raise ScenarioError(f"{what}: expected a number{' of ' + unit if unit else ''}, got {value!r:.80}")
+            raise ScenarioError(f"{what}: expected a number{' of ' + unit if unit else ''}, got {shown(value)}")
     try:
         v = float(value)
     except OverflowError:
-        raise ScenarioError(f"{what}: must be a finite number, got {value!r:.80}") from None
+        raise ScenarioError(f"{what}: must be a finite number, got {shown(value)}") from None
     if math.isnan(v) or (finite and not math.isfinite(v)):
-        raise ScenarioError(f"{what}: must be a finite number, got {value!r}")
+        raise ScenarioError(f"{what}: must be a finite number, got {shown(value)}")
     bad = ((lo is not None and (v < lo or (lo_open and v == lo)))
            or (hi is not None and (v > hi or (hi_open and v == hi))))
     if bad:
         left = "-inf" if lo is None else f"{lo:g}"
         right = "inf" if hi is None else f"{hi:g}"
         rng = f"{'(' if lo_open or lo is None else '['}{left}, {right}{')' if hi_open or hi is None else ']'}"
-        raise ScenarioError(f"{what}: must be in {rng}, got {value!r}")
+        raise ScenarioError(f"{what}: must be in {rng}, got {shown(value)}")
     return v
 
 
@@ -65,18 +76,18 @@ def integer(value: object, name: str, fn: str = "", *, lo: int | None = None, hi
     """A whole number (int, numpy integer, or a float with no fractional part) within bounds."""
     what = _where(fn, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ScenarioError(f"{what}: expected a whole number, got {value!r:.80}")
+        raise ScenarioError(f"{what}: expected a whole number, got {shown(value)}")
     if isinstance(value, numbers.Integral):
         i = int(value)
     else:
         v = float(value)
         if not math.isfinite(v) or v != int(v):
-            raise ScenarioError(f"{what}: must be a whole number, got {value!r}")
+            raise ScenarioError(f"{what}: must be a whole number, got {shown(value)}")
         i = int(v)
     if lo is not None and i < lo:
-        raise ScenarioError(f"{what}: must be at least {lo}, got {value!r}")
+        raise ScenarioError(f"{what}: must be at least {lo}, got {shown(value)}")
     if hi is not None and i > hi:
-        raise ScenarioError(f"{what}: must be at most {hi} (documented limit), got {value!r:.80}")
+        raise ScenarioError(f"{what}: must be at most {hi} (documented limit), got {shown(value)}")
     return i
 
 

@@ -26,8 +26,6 @@ process than it is worth and the whole workload is shed, an artefact of mixing u
 
 from __future__ import annotations
 
-from importlib import resources
-
 import pandas as pd
 
 from .errors import ScenarioError
@@ -51,11 +49,17 @@ def voll_table(with_prompt: bool = True) -> pd.DataFrame:
     """The sourced table (index ``workload``) with ``prompt_per_generated``, the output-only
     value ``output_voll_usd_per_mtok`` and the derived ``voll_usd_per_mtok`` ($/M generated
     tokens; the output-only value when ``with_prompt`` is False)."""
-    with resources.as_file(resources.files("tokenflow") / "data" / "value_of_lost_load.csv") as f:
-        t = pd.read_csv(f)
-    missing = [c for c in COLUMNS if c not in t]
-    if missing:
-        raise ScenarioError(f"value_of_lost_load.csv: missing columns {missing}")
+    from .datafiles import duplicate_rows, limit_problems, number_column, read_csv
+
+    label = "tokenflow/data/value_of_lost_load.csv"
+    t = read_csv(None, columns=COLUMNS, label=label, packaged_name="value_of_lost_load.csv")
+    where = [f"{label}: {w}" for w in t["workload"]]
+    problems = duplicate_rows(t, ["workload"], label, what="workload")
+    for c in ("list_price_usd", "tokens_per_unit", "input_price_usd_per_mtok", "factor"):
+        t[c], more = number_column(t[c], where, c, "(the column's unit)", lo=-float("inf"))
+        problems += more
+    if problems:
+        raise ScenarioError(limit_problems(problems))
     bad = t[(t["list_price_usd"] <= 0) | (t["tokens_per_unit"] <= 0) | (t["factor"] <= 0)
             | ~(t["input_price_usd_per_mtok"] >= 0) | ~t["source"].astype(str).str.startswith("http")]
     if len(bad):

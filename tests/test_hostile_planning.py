@@ -8,9 +8,13 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
+import tokenflow.identifiability as _ident
+import tokenflow.serving as _serving
+import tokenflow.topology as _topology
+import tokenflow.upgrades as _upgrades
 from tokenflow.bids import clear_bids
 from tokenflow.errors import InfeasibleMarketError, ScenarioError, TokenflowError
-from tokenflow.plan import plan
+from tokenflow.plan import annuity, plan
 
 
 @pytest.fixture(scope="module")
@@ -196,59 +200,59 @@ HOSTILE = {
                                          "expandable_nodes"),
     "plan expandable_nodes=mapping": (lambda s: plan(s, expandable_nodes={"dallas": 1}), "expandable_nodes"),
     "plan it life 1e-300": (lambda s: plan(s, costs={"it_equipment_life_years": 1e-300}), "it_equipment_life_years"),
-    "annuity(1e308, 5)": (lambda s: __import__("tokenflow.plan", fromlist=["annuity"]).annuity(1e308, 5),
+    "annuity(1e308, 5)": (lambda s: annuity(1e308, 5),
                           "discount_rate"),
     # upgrades
-    "upgrade_values nodes=5": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(s, nodes=5),
+    "upgrade_values nodes=5": (lambda s: _upgrades.upgrade_values(s, nodes=5),
                                "nodes"),
-    "upgrade_values bogus keyword": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(
+    "upgrade_values bogus keyword": (lambda s: _upgrades.upgrade_values(
         s, bogus=1), "bogus"),
-    "upgrade_values links=string": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(
+    "upgrade_values links=string": (lambda s: _upgrades.upgrade_values(
         s, links="chicago--dallas", nodes=[]), "string"),
-    "upgrade_values links=[] nodes=[]": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(
+    "upgrade_values links=[] nodes=[]": (lambda s: _upgrades.upgrade_values(
         s, links=[], nodes=[]), "nothing to value"),
-    "upgrade_values repeated node": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_values(
+    "upgrade_values repeated node": (lambda s: _upgrades.upgrade_values(
         s, links=[], nodes=["dallas", "dallas"]), "repeated"),
-    "rank_upgrades(None)": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).rank_upgrades(None), "values"),
-    "upgrade_sweep(s, 5)": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_sweep(s, 5),
+    "rank_upgrades(None)": (lambda s: _upgrades.rank_upgrades(None), "values"),
+    "upgrade_sweep(s, 5)": (lambda s: _upgrades.upgrade_sweep(s, 5),
                             "demand_scales"),
-    "upgrade_sweep(s, '12')": (lambda s: __import__("tokenflow.upgrades", fromlist=["x"]).upgrade_sweep(s, "12"),
+    "upgrade_sweep(s, '12')": (lambda s: _upgrades.upgrade_sweep(s, "12"),
                                "demand_scales"),
     # serving
-    "load_serving_data(5)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).load_serving_data(5), "path"),
-    "serving_models(garbage frame)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).serving_models(
+    "load_serving_data(5)": (lambda s: _serving.load_serving_data(5), "path"),
+    "serving_models(garbage frame)": (lambda s: _serving.serving_models(
         __import__("pandas").DataFrame({"a": [1]})), "columns"),
-    "serving_models(list)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).serving_models([1]), "data"),
-    "energy_terms(None)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).energy_terms(None), "Series"),
-    "energy_terms([0.1])": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).energy_terms([0.1]), "Series"),
-    "energy_terms(text)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).energy_terms(
+    "serving_models(list)": (lambda s: _serving.serving_models([1]), "data"),
+    "energy_terms(None)": (lambda s: _serving.energy_terms(None), "Series"),
+    "energy_terms([0.1])": (lambda s: _serving.energy_terms([0.1]), "Series"),
+    "energy_terms(text)": (lambda s: _serving.energy_terms(
         __import__("pandas").Series({"chat": "x"})), "chat"),
-    "energy_terms(negative)": (lambda s: __import__("tokenflow.serving", fromlist=["x"]).energy_terms(
+    "energy_terms(negative)": (lambda s: _serving.energy_terms(
         __import__("pandas").Series({"chat": -1.0})), "chat"),
     # topology
-    "knn_links(None, 2)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).knn_links(None, 2), "Scenario"),
-    "is_connected(None)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).is_connected(None), "Scenario"),
-    "with_links(s, 'ab')": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(s, "ab"), "links"),
-    "with_links(s, triples)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(
+    "knn_links(None, 2)": (lambda s: _topology.knn_links(None, 2), "Scenario"),
+    "is_connected(None)": (lambda s: _topology.is_connected(None), "Scenario"),
+    "with_links(s, 'ab')": (lambda s: _topology.with_links(s, "ab"), "links"),
+    "with_links(s, triples)": (lambda s: _topology.with_links(
         s, [("dallas", "chicago", "x")]), "pairs"),
-    "with_links(s, None)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(s, None), "links"),
-    "with_links(s, unhashable)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(
+    "with_links(s, None)": (lambda s: _topology.with_links(s, None), "links"),
+    "with_links(s, unhashable)": (lambda s: _topology.with_links(
         s, [(["dallas"], "chicago")]), "pairs"),
-    "with_links(s, [])": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(s, []), "no links"),
-    "with_links(s, disconnected)": (lambda s: __import__("tokenflow.topology", fromlist=["x"]).with_links(
+    "with_links(s, [])": (lambda s: _topology.with_links(s, []), "no links"),
+    "with_links(s, disconnected)": (lambda s: _topology.with_links(
         s, [("dallas", "chicago")]), "unreachable"),
     # identifiability
-    "choice_sets(5)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).choice_sets(5), "mapping"),
-    "choice_sets(duplicates)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).choice_sets(
+    "choice_sets(5)": (lambda s: _ident.choice_sets(5), "mapping"),
+    "choice_sets(duplicates)": (lambda s: _ident.choice_sets(
         {"payload_direction": ["both", "both"]}), "repeated"),
-    "choice_sets(int value)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).choice_sets(
+    "choice_sets(int value)": (lambda s: _ident.choice_sets(
         {"payload_direction": [5]}), "payload_direction"),
-    "backbones(s, s, ks=3)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).backbones(s, s, ks=3),
+    "backbones(s, s, ks=3)": (lambda s: _ident.backbones(s, s, ks=3),
                               "ks"),
-    "backbones(repeated ks)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).backbones(
+    "backbones(repeated ks)": (lambda s: _ident.backbones(
         s, s, ks=[2, 2]), "repeated"),
-    "holds({'c1': 'x'})": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).holds({"c1": "x"}), "c1"),
-    "holds(None)": (lambda s: __import__("tokenflow.identifiability", fromlist=["x"]).holds(None), "mapping"),
+    "holds({'c1': 'x'})": (lambda s: _ident.holds({"c1": "x"}), "c1"),
+    "holds(None)": (lambda s: _ident.holds(None), "mapping"),
 }
 
 

@@ -297,7 +297,9 @@ def test_an_identical_copy_of_the_package_is_accepted(tiny):
     """A folder whose tokenflow/ has the same files as the running one (a non-editable install)."""
     import shutil
 
-    shutil.copytree(rp.Path(rp.__file__).resolve().parent, tiny / "tokenflow",
+    import tokenflow
+
+    shutil.copytree(rp.Path(tokenflow.__file__).resolve().parent, tiny / "tokenflow",
                     ignore=shutil.ignore_patterns("__pycache__"))
     rp.check_package(tiny)
     (tiny / "tokenflow" / "extra.py").write_text("x = 1\n")

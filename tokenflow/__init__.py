@@ -4,6 +4,7 @@ Reproduces and extends Liu, *Locational Pricing for Generative-AI Services via
 Token-Flow Market Clearing* (arXiv 2605.09047).
 """
 
+from ._version import __version__
 from .bids import BidResult, clear_bids
 from .engine import Market
 from .errors import InfeasibleMarketError, OutputError, ScenarioError, SolverError, TokenflowError
@@ -13,8 +14,6 @@ from .results import MarketResult
 from .scenario import CHOICES, Scenario, available_scenarios, load_scenario
 from .sweep import sweep
 from .synthetic import synthetic_network
-
-__version__ = "0.2.0"
 
 __all__ = [
     "BidResult", "CHOICES", "InfeasibleMarketError", "Market", "MarketResult", "OutputError", "Scenario",

@@ -467,7 +467,7 @@ def build_meta() -> dict:
     """Version and commit of this build (commit from git when available, else "unknown")."""
     import subprocess
 
-    from . import __version__
+    from ._version import __version__
 
     commit = "unknown"
     try:

@@ -13,13 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .cases import CASE_SCALE, CHAT_LIMITS_MS, CLAIM_DECIMALS, SATURATION  # noqa: F401  (re-exported)
 from .errors import InfeasibleMarketError
 from .market import demand_scale_limit, solve
 from .scenario import Scenario, load_scenario
-
-# The paper's case definitions (inputs of the experiments, not results).
-CASE_SCALE = 35.0  # paper: "demand scale 35x" for the 5- and 20-node cases
-CHAT_LIMITS_MS = (100.0, 15.0)  # paper: chatbot latency limit tightened from 100 ms to 15 ms
 
 # The paper's reported values and our tolerances (claim definitions).
 PAPER_CLAIMS = {
@@ -33,13 +30,6 @@ PAPER_CLAIMS = {
                    "aggregate capacity", "paper": "infeasible above aggregate capacity",
            "unit": "s* / aggregate-capacity bound", "tolerance": 0.01},
 }
-SATURATION = 0.999  # C1: a link counts as saturated at >= 99.9 % utilisation
-#: decimals of the percentages C2 and C3 where many of them are compared or counted (the sweep's
-#: claims evaluator, the identifiability study): 1e-6 percentage points.  Below that, the
-#: solver's rounding decides, not the market: a zero rise comes out as +-1e-13 depending on the
-#: basis a warm start came from, which would flip its sign and the node of the largest of
-#: several equal rises.
-CLAIM_DECIMALS = 6
 
 # Which calibrated, tuned or chosen inputs pin each claim (the scorecard's "pinned by" column): a
 # description of what moves it.  Whether a claim is independent, conditional or calibrated is

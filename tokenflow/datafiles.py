@@ -2,9 +2,9 @@
 
 The limits are the scenario loader's (:mod:`tokenflow.scenario`): regular files only (a FIFO,
 a device or a directory is refused before it is opened, so nothing hangs), at most
-:data:`~tokenflow.scenario.MAX_FILE_BYTES` bytes, UTF-8 text without NUL bytes; YAML nested at
-most :data:`~tokenflow.scenario.MAX_YAML_DEPTH` levels, at most
-:data:`~tokenflow.scenario.MAX_YAML_VALUES` values once aliases are expanded (an alias bomb is
+:data:`MAX_FILE_BYTES` bytes, UTF-8 text without NUL bytes; YAML nested at
+most :data:`MAX_YAML_DEPTH` levels, at most
+:data:`MAX_YAML_VALUES` values once aliases are expanded (an alias bomb is
 refused before it is expanded), repeated mapping keys refused.  CSV tables: a header naming
 every required column once, at least one row, rows of the header's width; cells are read as
 text and converted by :func:`number_column` (vectorised: a hundred thousand rows take
@@ -26,12 +26,155 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from .errors import ScenarioError
-from .scenario import MAX_FILE_BYTES, MAX_YAML_DEPTH, MAX_YAML_VALUES, read_text_file
 from .validate import shown
 
 MAX_PROBLEMS = 20  # problems listed one by one; the rest are counted
+# limits on what is read (a scenario file is a few tens of kB)
+MAX_FILE_BYTES = 8 * 1024 * 1024
+MAX_YAML_DEPTH = 64
+MAX_YAML_VALUES = 500_000  # values after alias expansion
+YAML11_BOOLS = "yes/no/on/off/y/n/true/false"
+
+
+# --------------------------------------------------------------------------- reading text and YAML
+# (the scenario loader's reader; here, below tokenflow.scenario, so that every data file is read
+# through this module without an import circle)
+
+class _ReadLimit(Exception):
+    """A bound on what is read was exceeded (depth, alias expansion)."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader with bounds: nesting depth, values after alias expansion; it records
+    duplicate and non-text mapping keys instead of silently overwriting or converting."""
+
+    duplicates: list[str]
+
+    def compose_node(self, parent, index):  # type: ignore[no-untyped-def]
+        self._depth = getattr(self, "_depth", 0) + 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                mark = self.peek_event().start_mark
+                raise _ReadLimit(f"nested more than {MAX_YAML_DEPTH} levels deep (line {mark.line + 1})")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node, deep=False):  # type: ignore[no-untyped-def]
+        if not isinstance(node, yaml.MappingNode):
+            return super().construct_mapping(node, deep=deep)
+        self.flatten_mapping(node)
+        mapping: dict = {}
+        for key_node, value_node in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str):
+                raw = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+                if isinstance(key, bool):
+                    why = (f"key {raw!r} was read as the boolean {key} (YAML 1.1 reads {YAML11_BOOLS} as "
+                           f"booleans); put it in quotes: '{raw}'")
+                elif isinstance(key, (int, float)):
+                    why = f"key {raw} was read as a number; ids and field names are text: put it in quotes: '{raw}'"
+                elif key is None:
+                    why = "empty mapping key"
+                else:
+                    why = f"a mapping key must be text, got a {type(key).__name__}"
+                self.duplicates.append(f"line {line}: {why}")
+                continue
+            if key in mapping:
+                self.duplicates.append(f"line {line}: duplicate key {key!r}")
+            mapping[key] = self.construct_object(value_node, deep=deep)
+        return mapping
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 lambda loader, node: loader.construct_mapping(node))
+
+
+def _expanded_size(root: yaml.Node) -> int:
+    """Number of values the document holds once aliases are expanded (bounded)."""
+    memo: dict[int, int] = {}
+    active: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in memo:
+            return memo[key]
+        if key in active:
+            raise _ReadLimit("an alias refers to the collection that contains it (recursive alias)")
+        active.add(key)
+        if isinstance(node, yaml.SequenceNode):
+            n = 1 + sum(size(c) for c in node.value)
+        elif isinstance(node, yaml.MappingNode):
+            n = 1 + sum(size(k) + size(v) for k, v in node.value)
+        else:
+            n = 1
+        active.discard(key)
+        memo[key] = n = min(n, MAX_YAML_VALUES + 1)
+        return n
+
+    return size(root)
+
+
+def parse_yaml(text: str, label: str) -> tuple[Any, list[str]]:
+    """Parse YAML text safely and within bounds.  Returns (document, problems) where the
+    problems (duplicate or non-text keys) each name ``label`` and the line; raises
+    :class:`ScenarioError` naming ``label`` for syntax errors and exceeded bounds."""
+    loader = _UniqueKeyLoader(text)
+    loader.duplicates = []
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None, []
+        n = _expanded_size(node)
+        if n > MAX_YAML_VALUES:
+            raise _ReadLimit(f"holds more than {MAX_YAML_VALUES:,} values once aliases are expanded "
+                             "(an alias bomb?); write the values out instead of nesting aliases")
+        doc = loader.construct_document(node)
+    except _ReadLimit as exc:
+        raise ScenarioError(f"{label}: refused: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise ScenarioError(f"{label}: not valid YAML: {exc}".replace("\n", " ")) from None
+    except RecursionError:
+        raise ScenarioError(f"{label}: refused: nested too deeply") from None
+    finally:
+        loader.dispose()
+    return doc, [f"{label}: {d}" for d in loader.duplicates]
+
+
+def read_text_file(path: str | Path, what: str = "scenario file") -> str:
+    """Read a small UTF-8 text file: regular files only, at most ``MAX_FILE_BYTES``,
+    no NUL bytes.  Every refusal is a :class:`ScenarioError` naming the file."""
+    path = Path(path)
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a device, pipe or socket"
+            raise ScenarioError(f"{path}: not a regular file ({kind}); give a YAML {what}")
+        if st.st_size > MAX_FILE_BYTES:
+            raise ScenarioError(f"{path}: {st.st_size:,} bytes is more than a {what} may hold "
+                                f"({MAX_FILE_BYTES:,} bytes)")
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        raise ScenarioError(f"{what} not found: {path}") from None
+    except OSError as exc:
+        raise ScenarioError(f"{path}: cannot read the {what}: {exc.strerror or exc}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise ScenarioError(f"{path}: more than {MAX_FILE_BYTES:,} bytes; not a {what}")
+    if b"\x00" in data:
+        line = data[:data.index(b"\x00")].count(b"\n") + 1
+        raise ScenarioError(f"{path}: contains a NUL byte (line {line}); a {what} is UTF-8 text")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ScenarioError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); "
+                            f"save the {what} as UTF-8") from None
+    return text.removeprefix("\ufeff")
 
 
 def packaged(name: str) -> str:
@@ -267,10 +410,6 @@ def scan_yaml(text: str, label: str, *, max_values: int = MAX_YAML_VALUES, max_d
 def _unique_loader():
     """A safe YAML loader (libyaml when available) that records repeated and non-text keys
     (the scenario loader's rule) instead of keeping the last one."""
-    import yaml
-
-    from .scenario import _UniqueKeyLoader
-
     base = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 
     class _Loader(base):  # type: ignore[misc, valid-type]

@@ -136,3 +136,10 @@ def path_labels(s: Scenario, ps: PathSet, paths: np.ndarray) -> list[str]:
     nodes = s.node_ids
     target = arc_table(s)["target"].to_numpy()
     return [" > ".join([nodes[ps.origin[i]], *target[ps.arc_list(i)]]) for i in paths]
+
+
+def short_name(node: str) -> str:
+    """Display name of a node id, e.g. "n_virginia" -> "N. Virginia"."""
+    return {"silicon_valley": "Silicon Valley", "n_virginia": "N. Virginia", "new_york": "New York",
+            "los_angeles": "Los Angeles", "salt_lake_city": "Salt Lake City", "san_antonio": "San Antonio",
+            "seattle_quincy": "Seattle/Quincy", "des_moines": "Des Moines"}.get(node, node.replace("_", " ").title())

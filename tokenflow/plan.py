@@ -613,7 +613,7 @@ def network_map(ax, transform, scenario: Scenario, *, link_values: Mapping[str, 
     """Fibre links as straight lines (grey; coloured with width proportional to
     ``link_values`` where positive) and nodes as circles (area proportional to
     ``node_values`` where positive), on a map axes from :func:`tokenflow.plotting.map_axes`."""
-    from .plotting import short_name
+    from .network import short_name
 
     nodes = scenario.nodes
     lon, lat = nodes["lon"].to_numpy(float), nodes["lat"].to_numpy(float)

@@ -16,6 +16,7 @@ import xarray as xr
 from matplotlib.collections import PatchCollection
 from matplotlib.patches import FancyArrowPatch, Patch, Wedge
 
+from .network import short_name  # noqa: F401  (re-exported; node names belong to the network)
 from .style import (  # noqa: F401  (re-exported)
     COLUMN_WIDTH_IN,
     WORKLOAD_COLORS,
@@ -168,13 +169,6 @@ def dispatch_map(ax, transform, result, *, max_width: float = 6.0, top_per_workl
         for i, name in enumerate(ds["node"].values):
             ax.annotate(short_name(str(name)), xy[i], xytext=(4, 4), textcoords="offset points", fontsize=8,
                         zorder=5)
-
-
-def short_name(node: str) -> str:
-    """Display name of a node id, e.g. "n_virginia" -> "N. Virginia"."""
-    return {"silicon_valley": "Silicon Valley", "n_virginia": "N. Virginia", "new_york": "New York",
-            "los_angeles": "Los Angeles", "salt_lake_city": "Salt Lake City", "san_antonio": "San Antonio",
-            "seattle_quincy": "Seattle/Quincy", "des_moines": "Des Moines"}.get(node, node.replace("_", " ").title())
 
 
 def node_label(node: str, price_usd_per_kwh: float) -> str:

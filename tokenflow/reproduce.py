@@ -808,7 +808,7 @@ def write_build_facts(root: Path) -> Path:
     out = Path(root) / OUT
     state = _load_state(out)
     f = machine_facts()
-    from . import __version__
+    from ._version import __version__
 
     lines = [f"Measured by `tokenflow reproduce` on the machine that built this copy (tokenflow {__version__}): "
              f"{f['cores']} cores ({f['cpu']}), {f['memory']} memory, {f['system']}, Python {f['python']}.",

@@ -183,7 +183,7 @@ def evaluate_claims(s: Scenario, point: dict[str, Any], s20: Scenario | None = N
     largest chat price rise % and where (C3; the first node in scenario order among equal
     rises, "" where no price rises), s*/aggregate bound on the 20-node network (C4).  C2 and C3 are rounded to
     :data:`tokenflow.claims.CLAIM_DECIMALS`."""
-    from .claims import CASE_SCALE, CHAT_LIMITS_MS, CLAIM_DECIMALS, SATURATION
+    from .cases import CASE_SCALE, CHAT_LIMITS_MS, CLAIM_DECIMALS, SATURATION
     from .engine import pooled_scale_limit as demand_scale_limit
     from .engine import pooled_solve as solve
 

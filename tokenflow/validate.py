@@ -132,12 +132,23 @@ def vector(value: object, name: str, fn: str = "", *, lo: float | None = 0.0, mi
     return arr
 
 
+# What a ServiceProfile (tokenflow.queueing) and a Scenario (tokenflow.scenario) must have to be
+# checked here: this module is the bottom of the package and imports neither (no import circle;
+# see ARCHITECTURE.md), so it recognises them by their attributes, not their class.
+PROFILE_ATTRS = ("gpus_per_replica", "max_batch", "step_fixed_s", "step_slope_s", "prefill_s_per_token",
+                 "tokens_per_step", "limit_ms", "metric", "trace", "fixed_steps", "max_pool_utilisation",
+                 "step_time", "steps_moments")
+SCENARIO_ATTRS = ("name", "nodes", "workloads", "links", "params", "provenance", "modelling_choices", "with_choices")
+
+
+def _has(obj: object, attrs: tuple[str, ...]) -> bool:
+    return not isinstance(obj, (str, bytes, type)) and all(hasattr(obj, a) for a in attrs)
+
+
 def profile(p: object, name: str = "p", fn: str = "") -> None:
     """``p`` must be a :class:`~tokenflow.queueing.ServiceProfile` with a usable step model."""
-    from .queueing import ServiceProfile
-
     what = _where(fn, name)
-    if not isinstance(p, ServiceProfile):
+    if not _has(p, PROFILE_ATTRS):
         raise ScenarioError(f"{what}: expected a tokenflow.queueing.ServiceProfile, got {type(p).__name__}")
     integer(p.gpus_per_replica, "gpus_per_replica", what, lo=1)
     integer(p.max_batch, "max_batch", what, lo=1)
@@ -166,9 +177,7 @@ def flag(value: object, name: str, fn: str = "") -> bool:
 
 def scenario(s: object, name: str = "s", fn: str = ""):
     """``s`` must be a loaded :class:`~tokenflow.scenario.Scenario`."""
-    from .scenario import Scenario
-
-    if not isinstance(s, Scenario):
+    if not _has(s, SCENARIO_ATTRS):
         hint = f"; load it first: tokenflow.load_scenario({s!r})" if isinstance(s, str) else ""
         raise ScenarioError(f"{_where(fn, name)}: expected a tokenflow.Scenario, got {type(s).__name__}{hint}")
     return s

@@ -835,7 +835,7 @@ def test_summarize_trace_of_short_or_bad_files(tmp_path, text, needle):
 
 def test_summarize_trace_missing_file_and_folder(tmp_path):
     api_error(lambda: TR.summarize_trace(tmp_path / "nope.csv"), "no such trace file")
-    api_error(lambda: TR.summarize_trace(tmp_path), "not a readable CSV")
+    api_error(lambda: TR.summarize_trace(tmp_path), "not a regular file")  # a folder: refused before reading
 
 
 # ------------------------------------------------------------------ scheduler addresses

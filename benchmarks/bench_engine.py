@@ -121,7 +121,7 @@ def resolves(case: str, q) -> None:
         # HiGHS alone on the same LPs: a second live HiGHS model that is given each point's final
         # LP (every column the point needs, known up front) by the same in-place changes (row
         # bounds, new columns) and re-solves it warm from the previous point's basis
-        from tokenflow.solver import LiveLP
+        from tokenflow.lp.solver import LiveLP
 
         ref = LiveLP()
         ref.sync(m2._main.arr)
@@ -144,7 +144,7 @@ def resolves(case: str, q) -> None:
         # a point where column generation adds routes runs HiGHS once per round: against all its runs
         rows.append(("  same, vs every HiGHS run", statistics.mean(t_pts), statistics.mean(h_all), None))
         rows.append(("  same, vs HiGHS alone warm", statistics.mean(t_pts), statistics.mean(h_alone), None))
-        from tokenflow.analysis import demand_sweep
+        from tokenflow.studies.analysis import demand_sweep
 
         t0 = time.perf_counter()
         demand_sweep(s, [s_star * (0.02 + 0.96 * i / 39) for i in range(40)])

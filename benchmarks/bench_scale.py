@@ -60,7 +60,7 @@ def run_case(n: int, formulation: str, queue) -> None:
 
 def star_network(n: int, seed: int = 0):
     """A hub linked to ``n - 1`` leaves over the central U.S.; every node has compute."""
-    from tokenflow.synthetic import star_network as star
+    from tokenflow.scenarios.synthetic import star_network as star
 
     return star(n, seed)
 
@@ -95,7 +95,7 @@ def latency_case(n: int, folder: str, queue) -> None:
     """tokenflow on the n-node path market with a binding chat limit: solve, then s*; writes
     the LPs HiGHS solved last (main and max-scale) into ``folder`` for :func:`highs_alone`."""
     import tokenflow as tf
-    from tokenflow.engine import Market
+    from tokenflow.clearing.engine import Market
 
     s = tf.synthetic_network(n, seed=0)
     base = peak_mib()
@@ -122,7 +122,7 @@ def latency_case(n: int, folder: str, queue) -> None:
 
 def highs_alone(folder: str, queue) -> None:
     """HiGHS alone (fresh instance with the engine's options, read excluded) on the two LPs."""
-    from tokenflow.solver import new_highs
+    from tokenflow.lp.solver import new_highs
 
     out, c0, l0 = {}, time.process_time(), load()
     for name in ("market", "smax"):
@@ -220,7 +220,7 @@ def main() -> None:
     if not args.points:
         return
     import tokenflow as tf
-    from tokenflow.sweep import close_local_pools
+    from tokenflow.studies.sweep import close_local_pools
 
     s = tf.load_scenario("us5")
     scales = [float(x) for x in __import__("numpy").linspace(1, 50, args.points)]

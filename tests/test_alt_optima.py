@@ -16,9 +16,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokenflow as tf
-from tokenflow.alt_optima import link_load_range, saturated_count_range
-from tokenflow.errors import SolverError
-from tokenflow.solver import HIGHS_OPTIONS
+from tokenflow.clearing.alt_optima import link_load_range, saturated_count_range
+from tokenflow.core.errors import SolverError
+from tokenflow.lp.solver import HIGHS_OPTIONS
 
 RENT_TOL = 1e-9  # $/GB: a rent above this counts as positive
 
@@ -76,7 +76,7 @@ def test_us5_35x_range_solutions_cost_the_optimum(us5):
     assert 0.0 <= ds.attrs["max_excess_cost"] <= 2 * ds.attrs["rel_tol"] * z
     arr = m.arc.lp(m.inp, 35.0) if m.formulation == "arc" else tf.Market(us5, formulation="arc").arc.lp(m.inp, 35.0)
     nz = np.abs(arr.cost[arr.cost != 0])
-    from tokenflow.model import SMALL
+    from tokenflow.lp.model import SMALL
     assert nz.min() / z < SMALL  # the old 1/z scaling would have dropped these
     assert nz.min() * ds.attrs["cost_row_scale"] > SMALL
 
@@ -84,7 +84,7 @@ def test_us5_35x_range_solutions_cost_the_optimum(us5):
 def test_range_refuses_a_face_that_costs_more(us5, monkeypatch):
     """If the solver lost the small cost entries (as a 1/z-scaled row did), the range
     solutions cost more than z and the range is refused, not reported."""
-    import tokenflow.engine as eng
+    import tokenflow.clearing.engine as eng
 
     class Lossy(eng.LiveLP):
         def _scaled(self, arr):
@@ -101,7 +101,7 @@ def test_range_refuses_a_face_that_costs_more(us5, monkeypatch):
 
 
 def test_range_refuses_cost_spans_it_cannot_hold(us5, monkeypatch):
-    import tokenflow.model as model
+    import tokenflow.lp.model as model
 
     m = tf.Market(us5, transfer_aware=True, formulation="arc")
     m.solve(demand_scale=35.0)

@@ -66,7 +66,7 @@ def _imports(name: str, path: Path) -> set[str]:
         else:
             continue
         for t in targets:
-            while t and t not in MODULES:  # tokenflow.engine.Market -> tokenflow.engine
+            while t and t not in MODULES:  # tokenflow.clearing.engine.Market -> tokenflow.clearing.engine
                 t = t.rpartition(".")[0]
             if t and t != name:
                 out.add(t)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import tokenflow
-from tokenflow.errors import TokenflowError
+from tokenflow.core.errors import TokenflowError
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
@@ -60,7 +60,7 @@ def built_tree(tmp_path):
 def stamp_book(root: Path, pdf: bool = True) -> None:
     """Mark _build/html as the build of the tree as it is now (what build_book writes) and,
     with ``pdf``, the PDF as printed from that build (what build_pdf writes)."""
-    from tokenflow.reproduce import BOOK_STAMP, book_key
+    from tokenflow.publish.reproduce import BOOK_STAMP, book_key
 
     key = book_key(root)
     (root / "_build" / "html" / BOOK_STAMP).write_text(key + "\n")
@@ -270,7 +270,7 @@ def test_a_pdf_without_a_stamp_or_with_other_bytes_is_refused(built_tree):
 
 
 def test_the_bundle_records_the_build_and_check_compares_the_pdf(built_tree, tmp_path_factory):
-    from tokenflow.reproduce import book_key
+    from tokenflow.publish.reproduce import book_key
 
     out = make_archive.build(built_tree)
     with zipfile.ZipFile(out) as z:

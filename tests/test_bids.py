@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import tokenflow as tf
-from tokenflow.bids import clear_bids, voll_bids
+from tokenflow.planning.bids import clear_bids, voll_bids
 
 BIDS = pd.DataFrame({"node": ["A", "A"], "workload": ["w", "w"], "quantity": [8000.0, 5000.0],
                      "price": [1.0, 0.5]})
@@ -129,7 +129,7 @@ def test_bad_offers_and_files(tiny, tmp_path):
 def test_bid_file(tmp_path, tiny_doc):
     import yaml
 
-    from tokenflow.bids import clear_bid_file
+    from tokenflow.planning.bids import clear_bid_file
 
     tiny_doc["nodes"]["B"]["capacity_mw"] = 0.0
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump(tiny_doc, sort_keys=False))

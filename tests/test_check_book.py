@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import check_book as cb  # noqa: E402
 
-from tokenflow import style  # noqa: E402
+from tokenflow.publish import style  # noqa: E402
 
 
 @pytest.mark.parametrize("text, value", [("1,234.5", 1234.5), ("−3.1e-10", -3.1e-10), ("12 %", 12.0),

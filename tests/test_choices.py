@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.market import reverse_arcs
-from tokenflow.network import arc_table
-from tokenflow.scenario import CHOICES, link_weights_gb
+from tokenflow.clearing.market import reverse_arcs
+from tokenflow.scenarios.network import arc_table
+from tokenflow.scenarios.scenario import CHOICES, link_weights_gb
 
 
 def with_demand(doc: dict, **demand: float) -> dict:
@@ -225,7 +225,7 @@ def test_defaults_reproduce_request_mode(us5):
 # --------------------------------------------------------------------------- sweeps
 
 def test_sweep_accepts_choices(us5):
-    from tokenflow.sweep import apply_inputs, sweep
+    from tokenflow.studies.sweep import apply_inputs, sweep
 
     s, _ = apply_inputs(us5, {"choice.electricity_sector": "industrial", "scale.electricity": 2.0})
     assert s.choices["electricity_sector"] == "industrial"
@@ -245,7 +245,7 @@ def test_sweep_accepts_choices(us5):
 
 def test_link_load_range_finds_alternative_optima(tiny_doc, load_doc):
     """Demand at A, identical compute at B and C equally far away: any split is optimal."""
-    from tokenflow.alt_optima import link_load_range, saturated_count_range
+    from tokenflow.clearing.alt_optima import link_load_range, saturated_count_range
 
     tiny_doc["nodes"]["A"]["capacity_mw"] = 0.0
     tiny_doc["nodes"]["C"] = {"lat": 30.0, "lon": -100.0, "population": 0, "electricity_usd_per_kwh": 0.20,
@@ -262,7 +262,7 @@ def test_link_load_range_finds_alternative_optima(tiny_doc, load_doc):
 
 
 def test_link_load_range_unique_case(tiny_doc, load_doc):
-    from tokenflow.alt_optima import link_load_range
+    from tokenflow.clearing.alt_optima import link_load_range
 
     tiny_doc["links"][0]["bandwidth_gbps"] = 1.0
     s = load_doc(with_demand(tiny_doc, B=6000.0))

@@ -1,4 +1,4 @@
-"""Citable results (tokenflow.citable) and the citation files."""
+"""Citable results (tokenflow.studies.citable) and the citation files."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tokenflow import __version__, citable
-from tokenflow.errors import TokenflowError
+from tokenflow import __version__
+from tokenflow.core.errors import TokenflowError
+from tokenflow.studies import citable
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,9 +32,9 @@ def test_identifiers_and_pages(results):
 
 
 def test_figure_verdicts_agree_with_the_scorecard(results):
-    """F1-F4 are the scorecard's figure verdicts (tokenflow.claims.figure_verdicts), not a
+    """F1-F4 are the scorecard's figure verdicts (tokenflow.studies.claims.figure_verdicts), not a
     second computation that could disagree with it."""
-    from tokenflow.claims import figure_verdicts
+    from tokenflow.studies.claims import figure_verdicts
 
     by = {r.id: r for r in results}
     figs = figure_verdicts()

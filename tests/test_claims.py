@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tokenflow.claims import PAPER_CLAIMS, scorecard
-from tokenflow.scenario import load_scenario
+from tokenflow.scenarios.scenario import load_scenario
+from tokenflow.studies.claims import PAPER_CLAIMS, scorecard
 
 
 @pytest.fixture(scope="module")
@@ -39,14 +39,14 @@ def test_c4_merit_order(card):
 
 @pytest.fixture(scope="module")
 def figures():
-    from tokenflow.claims import figure_verdicts
+    from tokenflow.studies.claims import figure_verdicts
 
     return {v.figure: v for v in figure_verdicts()}
 
 
 def test_figure_verdicts_follow_their_numbers(figures):
     """F1-F4: each verdict is the stated comparison of the computed values."""
-    from tokenflow.claims import CHEAP_SHARE, MERIT_ORDER_RHO
+    from tokenflow.studies.claims import CHEAP_SHARE, MERIT_ORDER_RHO
 
     assert set(figures) == {"F1", "F2", "F3", "F4"}
     f1, f2, f3, f4 = (figures[k].detail for k in ("F1", "F2", "F3", "F4"))
@@ -64,7 +64,7 @@ def test_figure2_shares_by_hand(us5):
     import numpy as np
 
     import tokenflow as tf
-    from tokenflow.claims import figure2_shares
+    from tokenflow.studies.claims import figure2_shares
 
     r = tf.solve(us5, demand_scale=35)
     sh = figure2_shares(r, us5)
@@ -80,7 +80,7 @@ def test_figure2_shares_by_hand(us5):
 @pytest.mark.slow
 def test_calibrated_inputs_are_what_calibration_computes(us5):
     """The two CALIBRATED values in the scenario file are the calibration's output, not typed targets."""
-    from tokenflow import calibration
+    from tokenflow.studies import calibration
 
     c = calibration.calibrate(us5)
     assert us5.params["link_bandwidth_gbps"] == pytest.approx(c.link_bandwidth_gbps, rel=1e-3)
@@ -98,7 +98,7 @@ def test_readme_summary_matches_the_record(card, figures):
     the record of this build computes."""
     from pathlib import Path
 
-    from tokenflow import citable
+    from tokenflow.studies import citable
 
     text = " ".join((Path(__file__).resolve().parents[1] / "README.md").read_text().split())
     by = {r.id: r for r in citable.record(face=False)}

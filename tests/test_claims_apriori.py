@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tokenflow.claims import PINNED_BY, a_priori_scenario, calibrated_inputs
 from tokenflow.cli import main
+from tokenflow.studies.claims import PINNED_BY, a_priori_scenario, calibrated_inputs
 
 
 def test_a_priori_scenario_undoes_the_calibration_and_the_tuning(us5):

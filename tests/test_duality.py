@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.market import GBPS_TO_GB_PER_H
+from tokenflow.clearing.market import GBPS_TO_GB_PER_H
 
 SCALE = 20.0  # below the congested 35x case: a non-degenerate point of us5
 

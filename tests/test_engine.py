@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.engine import Market
-from tokenflow.inputs import build_inputs
-from tokenflow.routes import Graph, arc_lengths, cheapest, rcsp
+from tokenflow.clearing.engine import Market
+from tokenflow.lp.inputs import build_inputs
+from tokenflow.lp.routes import Graph, arc_lengths, cheapest, rcsp
 
 
 def simple_paths(inp, o: int):
@@ -79,7 +79,7 @@ def test_rcsp_equals_brute_force_enumeration(seed):
 def test_column_generation_is_exact_with_binding_limits():
     """Path LP with binding limits: the optimum over generated columns equals the optimum
     over every admissible loop-free path (all columns given up front)."""
-    from tokenflow.model import PathColumns
+    from tokenflow.lp.model import PathColumns
 
     for seed in range(4):
         s = tf.synthetic_network(7, seed=seed, degree=3)
@@ -233,7 +233,7 @@ def test_huge_demand_scale_is_infeasible_with_s_star(us5, scale):
 
 
 def test_wrong_solution_is_refused():
-    from tokenflow.solver import verify
+    from tokenflow.lp.solver import verify
 
     s = tf.load_scenario("us5")
     m = Market(s)
@@ -382,8 +382,8 @@ def test_market_exported(us5):
 # ----------------------------------------------------------------------------- loops through the engine
 
 def test_pooled_solves_equal_fresh_solves(us5):
-    from tokenflow.engine import pooled_solve
-    from tokenflow.sweep import apply_inputs
+    from tokenflow.clearing.engine import pooled_solve
+    from tokenflow.studies.sweep import apply_inputs
 
     rng = np.random.default_rng(7)
     for _ in range(6):
@@ -397,7 +397,7 @@ def test_pooled_solves_equal_fresh_solves(us5):
 
 
 def test_latency_sweep_equals_fresh_solves(us5):
-    from tokenflow.analysis import latency_sweep
+    from tokenflow.studies.analysis import latency_sweep
 
     limits = [100.0, 30.0, 15.0, 8.0, 60.0]
     sw = latency_sweep(us5, "chat", limits, demand_scale=35)
@@ -426,7 +426,7 @@ def json_choice(r: tf.MarketResult) -> str:
 def test_pricing_alone_or_stacked_finds_the_same_columns(monkeypatch):
     """routes.price checks reduced costs for all workloads in one array on small networks and
     one workload at a time on large ones (PRICE_STACK_MAX): the same columns either way."""
-    from tokenflow import routes
+    from tokenflow.lp import routes
 
     s = tf.load_scenario("us20")
     kw = {"demand_scale": 25.0, "latency_limits_ms": {"chat": 20.0}}

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow import routes
-from tokenflow.engine import Market
-from tokenflow.errors import SolverError
-from tokenflow.solver import DUAL_TOL, PRIMAL_TOL, verify
+from tokenflow.clearing.engine import Market
+from tokenflow.core.errors import SolverError
+from tokenflow.lp import routes
+from tokenflow.lp.solver import DUAL_TOL, PRIMAL_TOL, verify
 
 
 def _reference_verify(arr, x, y) -> str | None:
@@ -105,7 +105,7 @@ def test_pricing_is_skipped_only_at_unchanged_duals_and_answers_match_fresh_mark
         calls.append(1)
         return real(*a, **k)
 
-    import tokenflow.engine as eng
+    import tokenflow.clearing.engine as eng
     eng.price = counting
     try:
         r = m.solve(transfer_cost_usd_per_gb=0.02)

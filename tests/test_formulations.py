@@ -57,7 +57,7 @@ def test_unknown_formulation(us5):
 def test_column_generation_beats_fixed_candidate_paths(us5):
     """At 35x the congested optimum needs routes beyond the seed columns (local processing and
     each row's cheapest route): column generation adds them and reaches the arc optimum."""
-    from tokenflow.engine import Market
+    from tokenflow.clearing.engine import Market
 
     m = Market(us5)
     seeded = len(m.cols)

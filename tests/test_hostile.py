@@ -374,7 +374,7 @@ def test_export_lp_to_a_directory(capsys, tmp_path):
 
 
 def test_solve_out_missing_folder_fails_before_solving(capsys, tmp_path, monkeypatch):
-    import tokenflow.market as market
+    import tokenflow.clearing.market as market
 
     monkeypatch.setattr(market, "solve", lambda *a, **k: pytest.fail("solved before checking --out"))
     cli(["solve", "us5", "--out", tmp_path / "no" / "r.nc"], capsys, 5, "does not exist")
@@ -420,8 +420,8 @@ def test_disk_full_export_lp(tmp_path):
 
 
 def test_atomic_write_causes(tmp_path, monkeypatch):
-    from tokenflow.errors import OutputError
-    from tokenflow.io import atomic_write
+    from tokenflow.core.errors import OutputError
+    from tokenflow.core.io import atomic_write
 
     target = tmp_path / "t.txt"
     target.write_text("old")
@@ -443,7 +443,7 @@ def test_atomic_write_causes(tmp_path, monkeypatch):
 
 
 def test_atomic_write_interrupted_leaves_target(tmp_path):
-    from tokenflow.io import atomic_write
+    from tokenflow.core.io import atomic_write
 
     target = tmp_path / "t.txt"
     target.write_text("old")
@@ -459,8 +459,8 @@ def test_atomic_write_interrupted_leaves_target(tmp_path):
 
 
 def test_truncated_model_file_is_refused(tmp_path):
-    from tokenflow.errors import OutputError
-    from tokenflow.io import atomic_write, verify_model_file
+    from tokenflow.core.errors import OutputError
+    from tokenflow.core.io import atomic_write, verify_model_file
 
     api_error(lambda: atomic_write(tmp_path / "m.mps", lambda tmp: tmp.write_text("NAME x\nROWS\n"),
                                    verify=verify_model_file), "incomplete", "ENDATA", exc=OutputError)
@@ -505,7 +505,7 @@ SPEC_CASES = {
 
 @pytest.mark.parametrize("case", list(SPEC_CASES))
 def test_bad_sweep_spec(case, tmp_path, capsys, monkeypatch):
-    sweep_mod = importlib.import_module("tokenflow.sweep")
+    sweep_mod = importlib.import_module("tokenflow.studies.sweep")
 
     spec, needles = SPEC_CASES[case]
     path = write_text(tmp_path, text_of(spec), "spec.yaml")
@@ -556,7 +556,7 @@ def test_partly_failed_sweep_is_marked_incomplete(tmp_path, capsys):
 
 
 def test_complete_sweep_is_marked_complete(us5, tmp_path):
-    from tokenflow.sweep import write_sweep
+    from tokenflow.studies.sweep import write_sweep
 
     ds = tf.sweep(us5, grid={"demand_scale": [5, 500]}, n_workers=0, progress=False)
     assert ds.attrs["complete"] == 1 and ds.attrs["n_failed"] == 0 and ds.attrs["n_infeasible"] == 1
@@ -629,7 +629,7 @@ def test_interrupted_sweep_writes_nothing(tmp_path, sig, code, word, workers):
 
 
 def test_unexpected_error_is_one_line_not_a_traceback(capsys, monkeypatch):
-    import tokenflow.scenario as scen
+    import tokenflow.scenarios.scenario as scen
 
     monkeypatch.setattr(scen, "load_scenario", lambda *a: {}["boom"])
     err = cli(["max-scale", "us5"], capsys, 70, "internal error", "KeyError", "please report")
@@ -675,9 +675,9 @@ def test_from_netcdf_of_a_damaged_file(tmp_path):
 # (tests/test_reproduce.py, tests/test_archive.py), scheduler addresses and output paths.
 # =====================================================================================
 
-from tokenflow import queueing as Q  # noqa: E402
-from tokenflow import simulate as SIM  # noqa: E402
-from tokenflow import traces as TR  # noqa: E402
+from tokenflow.latency import queueing as Q  # noqa: E402
+from tokenflow.latency import simulate as SIM  # noqa: E402
+from tokenflow.scenarios import traces as TR  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -882,7 +882,7 @@ def _listener(kind: str):
 
 @pytest.mark.parametrize("kind", ["silent", "http"])
 def test_scheduler_that_is_not_dask_times_out_clearly(kind, capsys, tmp_path, monkeypatch):
-    sw = importlib.import_module("tokenflow.sweep")  # (tokenflow.sweep is also the function)
+    sw = importlib.import_module("tokenflow.studies.sweep")  # (tokenflow.sweep is also the function)
     monkeypatch.setattr(sw, "CONNECT_TIMEOUT_S", 2.0)
     monkeypatch.chdir(tmp_path)
     write_text(tmp_path, "scenario: us5\ngrid: {demand_scale: [1, 2]}\n", "spec.yaml")
@@ -913,7 +913,7 @@ def test_scheduler_refused_port_is_exit_4(capsys, tmp_path, monkeypatch):
 
 
 def test_sweep_api_scheduler_checks(us5):
-    from tokenflow.errors import ClusterError
+    from tokenflow.core.errors import ClusterError
 
     api_error(lambda: tf.sweep(us5, grid={"demand_scale": [1]}, scheduler="ucx://h:1", progress=False),
               "unsupported address scheme", exc=tf.ScenarioError)
@@ -941,7 +941,7 @@ def test_out_on_a_virtual_file_system_is_not_disk_full(target, capsys):
 
 
 def test_nested_atomic_write_names_the_target(tmp_path):
-    from tokenflow.io import atomic_write
+    from tokenflow.core.io import atomic_write
 
     def inner(tmp):
         raise tf.OutputError(f"cannot write x {tmp}: permission denied")
@@ -952,7 +952,7 @@ def test_nested_atomic_write_names_the_target(tmp_path):
 
 @pytest.mark.parametrize("name, needle", [("a\0b.nc", "not a valid file name"), ("x" * 5000 + ".nc", "too long")])
 def test_out_name_that_cannot_be_a_file(tmp_path, name, needle):
-    from tokenflow.io import check_output_path
+    from tokenflow.core.io import check_output_path
 
     api_error(lambda: check_output_path(str(tmp_path / name), "result file"), needle, exc=tf.OutputError)
 
@@ -974,9 +974,9 @@ def test_sweep_client_argument(us5):
 def test_scheduler_without_workers_is_a_clear_error_not_a_hang(us5, monkeypatch):
     from distributed import LocalCluster
 
-    from tokenflow.errors import ClusterError
+    from tokenflow.core.errors import ClusterError
 
-    sw = importlib.import_module("tokenflow.sweep")
+    sw = importlib.import_module("tokenflow.studies.sweep")
     monkeypatch.setattr(sw, "CONNECT_TIMEOUT_S", 2.0)
     with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=":0") as cluster:
         t0 = time.perf_counter()
@@ -986,7 +986,7 @@ def test_scheduler_without_workers_is_a_clear_error_not_a_hang(us5, monkeypatch)
 
 
 def test_route_enumeration_is_bounded(us5, path35, monkeypatch):
-    from tokenflow import validate
+    from tokenflow.core import validate
 
     monkeypatch.setattr(validate, "MAX_ROUTE_EXPANSIONS", 3)
     api_error(lambda: Q.route_rtts(path35, us5), "route_rtts", "partial routes")

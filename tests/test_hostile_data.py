@@ -14,11 +14,11 @@ import pytest
 import yaml
 
 import tokenflow as tf
-from tokenflow.bids import check_bids, clear_bid_file, clear_bids, load_bid_file
-from tokenflow.errors import ScenarioError
-from tokenflow.upgrades import upgrade_sweep, upgrade_values
+from tokenflow.core.errors import ScenarioError
+from tokenflow.planning.bids import check_bids, clear_bid_file, clear_bids, load_bid_file
+from tokenflow.planning.upgrades import upgrade_sweep, upgrade_values
 
-plan_mod = importlib.import_module("tokenflow.plan")
+plan_mod = importlib.import_module("tokenflow.planning.plan")
 HUGE = 10**400  # a Python int beyond a float's range
 
 
@@ -54,7 +54,7 @@ def test_integer_beyond_a_float_is_a_named_error(us5, call, name):
 
 
 def test_check_number_of_a_ten_thousand_digit_integer():
-    from tokenflow.inputs import check_number
+    from tokenflow.lp.inputs import check_number
 
     with pytest.raises(ScenarioError, match=r"x: .*integer of about 10001 digits"):
         check_number(10**10000, "x", "u")  # str() of it would itself raise (int max str digits)
@@ -294,7 +294,7 @@ def test_bid_csv_text_cell_named(us5, tmp_path):
 
 # ---------------------------------------------------------------- group 4: serving measurements
 def _serving_frame() -> pd.DataFrame:
-    from tokenflow.serving import SERVING_FILE
+    from tokenflow.scenarios.serving import SERVING_FILE
 
     return pd.read_csv(importlib.resources.files("tokenflow") / "data" / SERVING_FILE, dtype=str,
                        keep_default_na=False)
@@ -308,7 +308,7 @@ def _power_rows(df: pd.DataFrame, value: str) -> pd.DataFrame:
 
 @pytest.mark.parametrize("order", ["first", "last"])
 def test_conflicting_gpu_power_rows_refused(tmp_path, order):
-    from tokenflow.serving import load_serving_data
+    from tokenflow.scenarios.serving import load_serving_data
 
     df = _serving_frame()
     extra = _power_rows(df, "350")
@@ -320,7 +320,7 @@ def test_conflicting_gpu_power_rows_refused(tmp_path, order):
 
 
 def test_repeated_measurement_refused_even_with_another_source(tmp_path):
-    from tokenflow.serving import load_serving_data
+    from tokenflow.scenarios.serving import load_serving_data
 
     df = _serving_frame()
     row = df[df["quantity"] == "ttft"].iloc[[0]].copy()
@@ -332,7 +332,7 @@ def test_repeated_measurement_refused_even_with_another_source(tmp_path):
 
 
 def test_serving_fifo_and_directory_refused_without_hanging(tmp_path):
-    from tokenflow.serving import load_serving_data
+    from tokenflow.scenarios.serving import load_serving_data
 
     fifo = tmp_path / "serving.csv"
     os.mkfifo(fifo)
@@ -355,7 +355,7 @@ def test_serving_fifo_and_directory_refused_without_hanging(tmp_path):
     (lambda d: pd.concat([d, d[d["quantity"] == "gpu_power"].assign(value=1.0)]), "gpu_power rows"),
 ])
 def test_serving_models_of_a_frame_not_from_the_loader_checked(change, match):
-    from tokenflow.serving import load_serving_data, serving_models
+    from tokenflow.scenarios.serving import load_serving_data, serving_models
 
     good = load_serving_data()
     assert serving_models(good)  # the loader's own frame passes
@@ -433,7 +433,7 @@ def test_what_if_undoes_changes(us5):
 
 
 def test_public_map_links_fifo_refused_without_hanging(us5, tmp_path):
-    from tokenflow.topology import public_map_links
+    from tokenflow.scenarios.topology import public_map_links
 
     fifo = tmp_path / "links.csv"
     os.mkfifo(fifo)
@@ -463,8 +463,8 @@ def test_capital_costs_every_way_of_making_one_is_checked(make, match):
 @pytest.mark.parametrize("call, match", [
     (lambda s: tf.synthetic_network(HUGE), "n_nodes"),
     (lambda s: tf.synthetic_network(10**7), "n_nodes"),  # an 800 TB distance matrix, refused before it is made
-    (lambda s: __import__("tokenflow.synthetic").synthetic.star_network(HUGE), "n must be"),
-    (lambda s: __import__("tokenflow.latency_clearing").latency_clearing.latency_consistent_clearing(s, HUGE),
+    (lambda s: importlib.import_module("tokenflow.scenarios.synthetic").star_network(HUGE), "n must be"),
+    (lambda s: importlib.import_module("tokenflow.latency.latency_clearing").latency_consistent_clearing(s, HUGE),
      "demand_scale"),
 ])
 def test_sizes_beyond_a_float_or_memory_refused(us5, call, match):
@@ -486,8 +486,8 @@ def test_bid_csv_shapes_refused(us5, tmp_path, content, match):
 
 
 @pytest.mark.parametrize("call", [
-    lambda s: __import__("tokenflow.validate").validate.number(10**5000, "x"),
-    lambda s: __import__("tokenflow.validate").validate.integer(10**5000, "x", hi=5),
+    lambda s: importlib.import_module("tokenflow.core.validate").number(10**5000, "x"),
+    lambda s: importlib.import_module("tokenflow.core.validate").integer(10**5000, "x", hi=5),
     lambda s: check_bids(s, [dict(node="dallas", workload="chat", quantity=10**5000, price=1.0)]),
     lambda s: s.replace(params={"pue": 10**5000}),
     lambda s: tf.solve(s, demand_scale=10**5000),
@@ -499,7 +499,7 @@ def test_integer_too_long_to_print_still_a_named_error(us5, call):
 
 
 def test_trace_csv_fifo_refused_without_hanging(tmp_path):
-    from tokenflow.traces import summarize_trace
+    from tokenflow.scenarios.traces import summarize_trace
 
     fifo = tmp_path / "trace.csv"
     os.mkfifo(fifo)

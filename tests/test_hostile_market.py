@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
+from tokenflow.clearing.engine import DEMAND_RESOLUTION, Market
 from tokenflow.cli import main
-from tokenflow.engine import DEMAND_RESOLUTION, Market
-from tokenflow.inputs import build_inputs
+from tokenflow.lp.inputs import build_inputs
 
 FORMS = ["path", "arc"]
 INPUT_FIELDS = ("base_demand", "fwd_gb", "rev_gb", "capacity_kw", "proc_cost", "energy_cost", "arc_capacity_gbh",
@@ -324,7 +324,7 @@ def test_demand_resolution_is_one_token_per_hour():
 
 def _star(n: int, seed: int = 0) -> tf.Scenario:
     """A hub linked to ``n - 1`` leaves, every node with compute (workloads of us20)."""
-    from tokenflow.synthetic import star_network
+    from tokenflow.scenarios.synthetic import star_network
 
     return star_network(n, seed)
 
@@ -344,7 +344,7 @@ NETWORKS = {
 def test_path_s_star_from_arc_seed_equals_plain_column_generation(net, monkeypatch):
     """The path formulation's s* started from the arc solution's routes (used on large
     networks) equals plain column generation, and the arc s* where both describe one market."""
-    import tokenflow.engine as eng
+    import tokenflow.clearing.engine as eng
 
     s, lat = NETWORKS[net]()
     try:

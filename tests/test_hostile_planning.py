@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-import tokenflow.identifiability as _ident
-import tokenflow.serving as _serving
-import tokenflow.topology as _topology
-import tokenflow.upgrades as _upgrades
-from tokenflow.bids import clear_bids
-from tokenflow.errors import InfeasibleMarketError, ScenarioError, TokenflowError
-from tokenflow.plan import annuity, plan
+import tokenflow.planning.upgrades as _upgrades
+import tokenflow.scenarios.serving as _serving
+import tokenflow.scenarios.topology as _topology
+import tokenflow.studies.identifiability as _ident
+from tokenflow.core.errors import InfeasibleMarketError, ScenarioError, TokenflowError
+from tokenflow.planning.bids import clear_bids
+from tokenflow.planning.plan import annuity, plan
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def test_zero_demand_cells_priced_as_the_engine(zero_cells, fn, formulation):
 
 # ---------------------------------------------------------------- finding 3: consistent unit counted once
 def test_consistent_values_of_a_consistent_scenario_count_prefill_once(us5, monkeypatch):
-    import tokenflow.consistent as cons
+    import tokenflow.studies.consistent as cons
 
     seen = {}
 
@@ -70,7 +70,7 @@ def test_consistent_values_of_a_consistent_scenario_count_prefill_once(us5, monk
 def test_upgrade_values_repeated_asset_refused_and_order_free(us5):
     """A repeated asset used to be valued at ~0 (reset to today's capacity before its solve):
     repeats are refused, and each asset's saving does not depend on what was valued before."""
-    from tokenflow.upgrades import upgrade_values
+    from tokenflow.planning.upgrades import upgrade_values
 
     m = tf.Market(us5)
     m.solve(demand_scale=45)
@@ -87,7 +87,7 @@ def test_upgrade_values_repeated_asset_refused_and_order_free(us5):
 
 # ---------------------------------------------------------------- finding 6: recalibrate when C2 never clears
 def test_recalibrate_reports_c2_out_of_reach(us5, monkeypatch):
-    import tokenflow.identifiability as idf
+    import tokenflow.studies.identifiability as idf
 
     def never(sc):
         raise InfeasibleMarketError(35.0, 30.0, "baseline does not clear")
@@ -137,14 +137,14 @@ def test_plan_cost_lives_and_rate_bounded(us5, costs):
 
 @pytest.mark.parametrize("rate, years", [(1e308, 5), (0.08, 1e-300), (2.0, 5), (0.08, float("inf"))])
 def test_annuity_refuses_out_of_range(rate, years):
-    from tokenflow.plan import annuity
+    from tokenflow.planning.plan import annuity
 
     with pytest.raises(ScenarioError):
         annuity(rate, years)
 
 
 def test_annuity_by_hand():
-    from tokenflow.plan import annuity
+    from tokenflow.planning.plan import annuity
 
     assert annuity(0.08, 20) == pytest.approx(0.08 * 1.08**20 / (1.08**20 - 1), rel=1e-13)
     assert annuity(0.0, 4) == 0.25
@@ -265,7 +265,7 @@ def test_hostile_input_names_the_argument(us5, case):
 
 @pytest.mark.parametrize("top", [-1, 0, "3", 1.5, True])
 def test_rank_upgrades_top_must_be_positive_whole(us5, top):
-    from tokenflow.upgrades import rank_upgrades, upgrade_values
+    from tokenflow.planning.upgrades import rank_upgrades, upgrade_values
 
     v = upgrade_values(us5, nodes=[], links=["chicago--dallas", "chicago--new_york"])
     assert len(rank_upgrades(v, top=1)) == 1 and len(rank_upgrades(v)) == 2
@@ -274,14 +274,14 @@ def test_rank_upgrades_top_must_be_positive_whole(us5, top):
 
 
 def test_serving_fit_with_negative_coefficient_refused(tmp_path):
-    from tokenflow.serving import load_serving_data, serving_models
+    from tokenflow.scenarios.serving import load_serving_data, serving_models
 
     with pytest.raises(ScenarioError, match="negative coefficient"):
         serving_models(load_serving_data(_serving_csv(tmp_path, _slow_throughput)))
 
 
 def test_with_links_provenance_describes_the_new_backbone(us5):
-    from tokenflow.topology import knn_backbone, with_links
+    from tokenflow.scenarios.topology import knn_backbone, with_links
 
     b = knn_backbone(us5, 4)
     row = b.provenance[b.provenance["item"] == "links"].iloc[0]
@@ -294,7 +294,7 @@ def test_with_links_provenance_describes_the_new_backbone(us5):
 
 # ---------------------------------------------------------------- finding 10: fully declined pairs
 def test_fully_declined_pair_priced_at_most_its_highest_bid(us5):
-    from tokenflow.bids import voll_bids
+    from tokenflow.planning.bids import voll_bids
 
     r = clear_bids(us5, voll_bids(us5, 60, 5.0))
     ds = r.dataset
@@ -311,7 +311,7 @@ def test_fully_declined_pair_priced_at_most_its_highest_bid(us5):
 def test_prefill_and_decode_warns_when_no_workload_has_a_trace():
     import pandas as pd
 
-    from tokenflow.serving import consistent_energy
+    from tokenflow.scenarios.serving import consistent_energy
 
     with pytest.warns(UserWarning, match="changes nothing"):
         out = consistent_energy(pd.Series({"chatbot": 0.1, "pictures": 0.2}))

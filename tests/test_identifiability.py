@@ -15,22 +15,22 @@ import pytest
 from conftest import BASE, write
 
 import tokenflow as tf
-from tokenflow.identifiability import (
-    PUBLIC_MAP_LABEL,
-    backbones,
-    choice_sets,
-    claims_at,
-    evaluate_recalibration,
-    recalibrate_choices,
-)
-from tokenflow.network import haversine_km, link_table
-from tokenflow.topology import (
+from tokenflow.scenarios.network import haversine_km, link_table
+from tokenflow.scenarios.topology import (
     is_connected,
     knn_backbone,
     knn_links,
     public_map_backbone,
     public_map_links,
     with_links,
+)
+from tokenflow.studies.identifiability import (
+    PUBLIC_MAP_LABEL,
+    backbones,
+    choice_sets,
+    claims_at,
+    evaluate_recalibration,
+    recalibrate_choices,
 )
 
 
@@ -152,8 +152,8 @@ def test_recalibration_at_the_defaults_reproduces_the_data_file(us20):
     # the file holds the values rounded to 5 and 6 significant figures
     assert r["bandwidth_gbps"] == pytest.approx(s5.params["link_bandwidth_gbps"], rel=5e-5)
     assert r["opex_usd_per_kwh"] == pytest.approx(s5.params["other_opex_usd_per_kwh"], rel=5e-5)
-    assert r["recal_c2"] == pytest.approx(tf.claims.PAPER_CLAIMS["C2"]["paper"], abs=1e-4)
-    assert r["recal_c3"] == pytest.approx(tf.claims.PAPER_CLAIMS["C3"]["paper"], abs=1e-3)
+    assert r["recal_c2"] == pytest.approx(tf.studies.claims.PAPER_CLAIMS["C2"]["paper"], abs=1e-4)
+    assert r["recal_c3"] == pytest.approx(tf.studies.claims.PAPER_CLAIMS["C3"]["paper"], abs=1e-3)
     assert all(bool(r[f"recal {c} ok"]) for c in ("C1", "C2", "C3", "C4"))
 
 
@@ -163,13 +163,13 @@ def test_claims_per_case_cbre_colocation(us20):
     s5 = tf.load_scenario("us5").with_choices(capacity_measure="cbre_colocation")
     s20 = us20.with_choices(capacity_measure="cbre_colocation")
     out = claims_at(s5, s20)
-    assert out["s_star"] > tf.claims.CASE_SCALE
+    assert out["s_star"] > tf.studies.claims.CASE_SCALE
     assert np.isfinite([out["c1"], out["c2"], out["c4"]]).all()
     assert math.isnan(out["c3"])
     assert out["cases"].startswith("C3: the 15 ms chat case does not clear")
     assert "C1" not in out["cases"] and "C4" not in out["cases"]
     with pytest.raises(tf.InfeasibleMarketError):
-        tf.solve(s5, demand_scale=tf.claims.CASE_SCALE, latency_limits_ms={"chat": 15.0})
+        tf.solve(s5, demand_scale=tf.studies.claims.CASE_SCALE, latency_limits_ms={"chat": 15.0})
 
 
 # ------------------------------------------------------------- public long-haul map variant

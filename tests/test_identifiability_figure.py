@@ -10,9 +10,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from tokenflow import plotting, style  # noqa: E402
-from tokenflow.errors import ScenarioError  # noqa: E402
-from tokenflow.identifiability import OUTCOMES, claim_outcomes  # noqa: E402
+from tokenflow.core.errors import ScenarioError  # noqa: E402
+from tokenflow.publish import plotting, style  # noqa: E402
+from tokenflow.studies.identifiability import OUTCOMES, claim_outcomes  # noqa: E402
 
 
 def _rc() -> pd.DataFrame:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.interactive import node_data, price_map_html, save_price_map
-from tokenflow.results import COMPONENTS
+from tokenflow.clearing.results import COMPONENTS
+from tokenflow.publish.interactive import node_data, price_map_html, save_price_map
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.engine import Market
-from tokenflow.network import haversine_km
+from tokenflow.clearing.engine import Market
+from tokenflow.scenarios.network import haversine_km
 
 
 def brute_force_rtt(s: tf.Scenario) -> dict[tuple[str, str], float]:

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import tokenflow as tf
-from tokenflow.errors import TokenflowError
-from tokenflow.latency_clearing import latency_consistent_clearing, network_limits, tie_broken_solve
-from tokenflow.queueing import ServiceProfile, arrival_scv, default_profiles, max_utilisation, pool_replicas
+from tokenflow.core.errors import TokenflowError
+from tokenflow.latency.latency_clearing import latency_consistent_clearing, network_limits, tie_broken_solve
+from tokenflow.latency.queueing import ServiceProfile, arrival_scv, default_profiles, max_utilisation, pool_replicas
 
 
 @pytest.fixture
@@ -139,7 +139,7 @@ def test_damped_fixed_point_end_point(two_nodes, profile):
     assert lc_damp.result.objective == pytest.approx(lc_mono.result.objective, rel=1e-9)
     assert lc_damp.capacity_factor["B"] < 1.0
     # every node within its usable share at the end point (tolerance)
-    from tokenflow.latency_clearing import pool_limits, usable_share
+    from tokenflow.latency.latency_clearing import pool_limits, usable_share
     r, s = lc_damp.result, two_nodes
     util = r.dataset["compute_used"].to_pandas() / s.compute_capacity_kw
     share = usable_share(r, s, pool_limits(r, s, profile, s.compute_capacity_kw, 0.99, True))
@@ -147,7 +147,7 @@ def test_damped_fixed_point_end_point(two_nodes, profile):
 
 
 def test_largest_latency_consistent_scale_by_search(two_nodes, profile):
-    from tokenflow.latency_clearing import max_latency_consistent_scale
+    from tokenflow.latency.latency_clearing import max_latency_consistent_scale
 
     res = max_latency_consistent_scale(two_nodes, rel_tol=1e-3, profiles=profile, peak=True)
     assert res.clearing is not None and res.clearing.converged
@@ -239,12 +239,12 @@ def test_two_optimal_solutions_give_one_end_point(tiny_doc, load_doc, profile):
 def link_free_mix_range(tiny_doc, load_doc) -> float:
     """Range of workload w's processing at A over the optimal face (M tokens/h), from two
     second stages with opposite objectives on w at A."""
-    from tokenflow.latency_clearing import secondary_weights
+    from tokenflow.latency.latency_clearing import secondary_weights
 
     s = load_doc(_twin_doc(tiny_doc, ("w", "v")))
     vals = []
     for sign in (1.0, -1.0):
-        import tokenflow.latency_clearing as lcm
+        import tokenflow.latency.latency_clearing as lcm
 
         def weights(m, sign=sign):
             w = secondary_weights(m)
@@ -351,7 +351,7 @@ def test_end_point_with_a_binding_limit_is_one_point(tiny_doc, load_doc, profile
 def test_scale_search_from_a_start_bracket(two_nodes, profile, monkeypatch):
     """A start bracket gives a bracket of the same procedure in two clearings (the plain search
     needs a full bisection); a wrong guess still ends in a correct bracket; bad brackets raise."""
-    import tokenflow.latency_clearing as lcm
+    import tokenflow.latency.latency_clearing as lcm
 
     calls = []
     real = lcm.latency_consistent_clearing

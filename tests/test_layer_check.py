@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 import tokenflow as tf
-from tokenflow.latency_clearing import latency_consistent_clearing, pool_limits
-from tokenflow.queueing import (
+from tokenflow.latency.latency_clearing import latency_consistent_clearing, pool_limits
+from tokenflow.latency.queueing import (
     arrival_scv,
     default_profiles,
     max_utilisation,
@@ -19,7 +19,7 @@ from tokenflow.queueing import (
     pool_replicas,
     replica_latency,
 )
-from tokenflow.simulate import LayerCheck, layer_check, pool_size_check, simulate_pool
+from tokenflow.latency.simulate import LayerCheck, layer_check, pool_size_check, simulate_pool
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_the_clearing_consumes_the_cap(tiny_doc, load_doc):
     tiny_doc["nodes"]["A"]["population"] = 1_000_000
     s = load_doc(tiny_doc)
     chat = default_profiles(tf.load_scenario("us5"))["chat"]
-    p = tf.queueing.ServiceProfile("w", 1, chat.max_batch, chat.step_fixed_s, chat.step_slope_s,
+    p = tf.latency.queueing.ServiceProfile("w", 1, chat.max_batch, chat.step_fixed_s, chat.step_slope_s,
                                    chat.prefill_s_per_token, 1.0, 500.0, "ttft", trace="conv", peak_trace="conv")
     r = tf.solve(s)
     reps = pool_replicas(10_000.0, 1.0, p)

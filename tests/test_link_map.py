@@ -10,10 +10,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
 import tokenflow as tf  # noqa: E402
-from tokenflow import plotting as tp  # noqa: E402
-from tokenflow import style  # noqa: E402
-from tokenflow.claims import saturated  # noqa: E402
-from tokenflow.errors import TokenflowError  # noqa: E402
+from tokenflow.core.errors import TokenflowError  # noqa: E402
+from tokenflow.publish import plotting as tp  # noqa: E402
+from tokenflow.publish import style  # noqa: E402
+from tokenflow.studies.claims import saturated  # noqa: E402
 
 
 def test_link_map_marks_the_saturated_links(tmp_path):

@@ -16,7 +16,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 
 import export_live  # noqa: E402
 
-from tokenflow.solver import LiveLP  # noqa: E402
+from tokenflow.lp.solver import LiveLP  # noqa: E402
 
 
 @pytest.fixture(scope="module")

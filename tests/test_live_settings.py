@@ -17,8 +17,8 @@ import check_live  # noqa: E402
 import export_live  # noqa: E402
 
 import tokenflow as tf  # noqa: E402
-from tokenflow.errors import ScenarioError  # noqa: E402
-from tokenflow.scenario import CHOICES  # noqa: E402
+from tokenflow.core.errors import ScenarioError  # noqa: E402
+from tokenflow.scenarios.scenario import CHOICES  # noqa: E402
 
 
 def refusal(settings: object) -> str | None:
@@ -54,7 +54,7 @@ def test_messages_are_tokenflows(page: dict, call: dict) -> None:
 @pytest.mark.parametrize("choices", ["both", {"foo": "x"}, {"payload_direction": "sideways"}])
 def test_choice_messages_are_tokenflows(choices: object) -> None:
     with pytest.raises(ScenarioError) as exc:
-        from tokenflow.scenario import check_choices
+        from tokenflow.scenarios.scenario import check_choices
 
         check_choices(choices)
     assert refusal({"choices": choices}) == str(exc.value)

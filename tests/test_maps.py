@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from tokenflow import plotting as tp  # noqa: E402
+from tokenflow.publish import plotting as tp  # noqa: E402
 
 
 def test_packaged_layers_present_and_small():
@@ -48,7 +48,7 @@ def test_map_draws_offline_without_warnings(tmp_path, monkeypatch):
 
 
 def test_missing_layer_is_a_clear_error(tmp_path, monkeypatch):
-    from tokenflow.errors import TokenflowError
+    from tokenflow.core.errors import TokenflowError
 
     monkeypatch.setattr(tp, "MAP_DATA_DIR", tmp_path)
     with pytest.raises(TokenflowError, match="packaged map data missing"):

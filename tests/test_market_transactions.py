@@ -21,8 +21,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokenflow as tf
-from tokenflow.engine import Market
-from tokenflow.inputs import build_inputs
+from tokenflow.clearing.engine import Market
+from tokenflow.lp.inputs import build_inputs
 
 US5 = tf.load_scenario("us5")
 NODES, WLS, LINKS = US5.node_ids, US5.workload_ids, list(US5.links.index)
@@ -159,7 +159,7 @@ def _as_found(m: Market, settings: dict, scenario: tf.Scenario, inp) -> None:
 
 
 def run_sequence(formulation: str, steps: list) -> None:
-    from tokenflow.upgrades import upgrade_values
+    from tokenflow.planning.upgrades import upgrade_values
 
     m = Market(US5, formulation=formulation)
     m.solve(demand_scale=20)

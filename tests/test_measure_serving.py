@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tokenflow.serving import COLUMNS, load_serving_data, serving_models
+from tokenflow.scenarios.serving import COLUMNS, load_serving_data, serving_models
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOL = ROOT / "tools" / "measure_serving.py"

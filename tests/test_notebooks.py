@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import once_per_run
 
-from tokenflow import reproduce as rp
 from tokenflow.cli import main
-from tokenflow.reproduce import NOTEBOOKS, run_notebooks
+from tokenflow.publish import reproduce as rp
+from tokenflow.publish.reproduce import NOTEBOOKS, run_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 

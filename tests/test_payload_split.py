@@ -91,7 +91,7 @@ def test_replace_inconsistent_payload_is_an_error(split, cols, needle):
 
 @pytest.mark.parametrize("workload, trace", [("chat", "conv"), ("code_review", "code")])
 def test_text_payload_is_the_trace_summary_ratio(us5, workload, trace):
-    from tokenflow.traces import BYTES_PER_TOKEN, SSE_FRAME_BYTES, load_trace_summary
+    from tokenflow.scenarios.traces import BYTES_PER_TOKEN, SSE_FRAME_BYTES, load_trace_summary
     ratio = load_trace_summary()["traces"][trace]["prompt_per_generated"]
     row = us5.workloads.loc[workload]
     assert row["request_bytes_per_token"] == pytest.approx(BYTES_PER_TOKEN * ratio, abs=5e-4)
@@ -99,7 +99,7 @@ def test_text_payload_is_the_trace_summary_ratio(us5, workload, trace):
 
 
 def test_trace_table_labels_plain_and_streamed_response_bytes():
-    from tokenflow.traces import SSE_FRAME_BYTES, load_trace_summary, summary_table
+    from tokenflow.scenarios.traces import SSE_FRAME_BYTES, load_trace_summary, summary_table
     tab = summary_table()
     assert not any(c == "response bytes mean" for c in tab.columns)
     for name, t in load_trace_summary()["traces"].items():

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokenflow as tf
-from tokenflow.plan import (
+from tokenflow.planning.plan import (
     FROM_SCRATCH_GBPS,
     CapitalCosts,
     annuity,

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokenflow as tf
-from tokenflow.market import GBPS_TO_GB_PER_H
+from tokenflow.clearing.market import GBPS_TO_GB_PER_H
 
 PROPS = settings(deadline=None, max_examples=5, derandomize=True,
                  suppress_health_check=[HealthCheck.too_slow])

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tokenflow as tf
-from tokenflow.errors import TokenflowError
-from tokenflow.queueing import (
+from tokenflow.core.errors import TokenflowError
+from tokenflow.latency.queueing import (
     GPU_KW,
     default_profiles,
     erlang_c,
@@ -135,7 +135,7 @@ def test_bad_inputs_raise_clear_errors(profiles):
 
 
 def test_market_latency_needs_origin_flows(us5):
-    from tokenflow.queueing import market_latency
+    from tokenflow.latency.queueing import market_latency
 
     r = tf.solve(us5, demand_scale=10)
     lat = market_latency(r, us5)
@@ -154,7 +154,7 @@ def test_market_latency_needs_origin_flows(us5):
 
 
 def _label_rtt(s, label: str) -> float:
-    from tokenflow.network import arc_table
+    from tokenflow.scenarios.network import arc_table
 
     lat = arc_table(s)["latency_ms"]
     hops = label.split(" > ")
@@ -165,8 +165,8 @@ def test_route_rtts_cover_every_route_carrying_flow(us5):
     """The worst RTT used for latency is at least the RTT of each route the LP put flow on (the
     path in use reported by the price decomposition), and at 35x one of them is slower than the
     fastest path: the shortest-path RTT would understate it."""
-    from tokenflow.latency_clearing import pool_limits
-    from tokenflow.queueing import market_latency, route_rtt_ms, route_rtts
+    from tokenflow.latency.latency_clearing import pool_limits
+    from tokenflow.latency.queueing import market_latency, route_rtt_ms, route_rtts
 
     r = tf.solve(us5, demand_scale=35)
     rt = route_rtts(r, us5)
@@ -202,7 +202,7 @@ def test_mixture_quantile_closed_form_matches_bisection():
     """The closed-form quantile of wait + prefill equals the bisection on the survival function
     where the level is not at a grid step, and is the grid point itself where it is (4 of 400
     points above v at q = 0.99: the continuous part never reaches the level)."""
-    from tokenflow.queueing import _mixture_quantile, _mixture_quantile_bisect
+    from tokenflow.latency.queueing import _mixture_quantile, _mixture_quantile_bisect
 
     rng = np.random.default_rng(7)
     for _ in range(400):
@@ -229,7 +229,7 @@ def test_mixture_quantile_closed_form_matches_bisection():
 
 def test_route_rtts_without_the_mean_gives_the_same_bounds(us5):
     """mean=False skips the decomposition LP only: the bounds are the same numbers."""
-    from tokenflow.queueing import route_rtts
+    from tokenflow.latency.queueing import route_rtts
 
     r = tf.solve(us5, demand_scale=35)
     full, short = route_rtts(r, us5), route_rtts(r, us5, mean=False)

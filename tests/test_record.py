@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tokenflow import citable
-from tokenflow.calibration import TARGETS
-from tokenflow.claims import MERIT_ORDER_RHO, RANK_TIE_TOL, spearman_with_ties
+from tokenflow.studies import citable
+from tokenflow.studies.calibration import TARGETS
+from tokenflow.studies.claims import MERIT_ORDER_RHO, RANK_TIE_TOL, spearman_with_ties
 
 ROOT = Path(__file__).resolve().parents[1]
 GROUPS = ["parameters.link_bandwidth_gbps", "parameters.other_opex_usd_per_kwh", citable.DEMAND_GROUP]
@@ -78,7 +78,7 @@ def test_no_status_literal_outside_the_rule():
                     if (f.name, name) not in allowed and not (f.name == "citable.py" and name == "<module>"):
                         bad.append(f"{f.relative_to(ROOT)}:{node.lineno} in {name}")
     # module level of citable.py holds STATUSES only
-    src = (ROOT / "tokenflow" / "citable.py").read_text()
+    src = (ROOT / "tokenflow" / "studies" / "citable.py").read_text()
     assert src.count('STATUSES = ("independent", "conditional", "calibrated")') == 1
     assert not bad, bad
 
@@ -103,8 +103,8 @@ def test_every_status_follows_from_its_runs(by):
 def test_base_demand_is_a_tuned_input_with_an_a_priori_value(by):
     """s* (B3) is a multiple of the base demand: calibrated on it, and its a-priori run moves it
     by the ratio of the demands."""
-    from tokenflow.claims import calibrated_inputs
-    from tokenflow.scenario import load_scenario
+    from tokenflow.scenarios.scenario import load_scenario
+    from tokenflow.studies.claims import calibrated_inputs
 
     cal = calibrated_inputs(load_scenario("us5"))["workloads.chat.demand_mtok_per_h_per_mpeople"]
     b3 = by["B3"]

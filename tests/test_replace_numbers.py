@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 
 import tokenflow as tf
-from tokenflow.errors import ScenarioError
-from tokenflow.scenario import Scenario
+from tokenflow.core.errors import ScenarioError
+from tokenflow.scenarios.scenario import Scenario
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 from profile_mc import mc_points  # noqa: E402 - the robustness notebook's draws
 
-SW = importlib.import_module("tokenflow.sweep")  # the module (tokenflow.sweep is also the function)
+SW = importlib.import_module("tokenflow.studies.sweep")  # the module (tokenflow.sweep is also the function)
 
 
 def _slow(self, params, frames, demand_override, rows):

@@ -7,8 +7,8 @@ import json
 import nbformat
 import pytest
 
-from tokenflow import reproduce as rp
-from tokenflow.errors import TokenflowError
+from tokenflow.core.errors import TokenflowError
+from tokenflow.publish import reproduce as rp
 
 
 @pytest.fixture
@@ -400,20 +400,20 @@ def test_a_warm_kernel_starts_each_notebook_as_a_new_kernel_would(tmp_path, monk
     pytest.importorskip("papermill")
     (tmp_path / "notebooks").mkdir()
     first = ("import os, warnings\nimport matplotlib as mpl\nimport numpy as np\nimport pandas as pd\n"
-             "import tokenflow.book\nleaked = 1\nmpl.rcParams['font.size'] = 20\n"
+             "import tokenflow.publish.book\nleaked = 1\nmpl.rcParams['font.size'] = 20\n"
              "mpl.rcParams['lines.markersize'] = 20\n"
              "pd.set_option('display.precision', 1)\nnp.set_printoptions(precision=2)\n"
              "warnings.simplefilter('error')\nos.environ['TF_LEAK'] = '1'\nos.chdir('/')\n"
-             "from tokenflow import engine\nengine._POOL['x'] = 1\nprint(os.getpid())")
+             "from tokenflow.clearing import engine\nengine._POOL['x'] = 1\nprint(os.getpid())")
     second = ("import os, sys, warnings\nimport matplotlib as mpl\nimport numpy as np\nimport pandas as pd\n"
-              "assert 'leaked' not in globals()\nassert 'tokenflow.book' not in sys.modules\n"
-              "import tokenflow.book\nfrom tokenflow import style\nsnap = dict(mpl.rcParams)\nstyle.apply()\n"
+              "assert 'leaked' not in globals()\nassert 'tokenflow.publish.book' not in sys.modules\n"
+              "import tokenflow.publish.book\nfrom tokenflow.publish import style\nsnap = dict(mpl.rcParams)\nstyle.apply()\n"
               "assert dict(mpl.rcParams) == snap  # the house style is in place\n"
               "assert mpl.rcParams['font.size'] == 9 and mpl.rcParams['lines.markersize'] != 20\n"
               "assert pd.get_option('display.precision') == 6 and np.get_printoptions()['precision'] == 8\n"
               "assert not any(f[0] == 'error' and f[2] is Warning for f in warnings.filters)\n"
               "assert 'TF_LEAK' not in os.environ and os.getcwd() != '/'\n"
-              "from tokenflow import engine\nassert not engine._POOL\n"
+              "from tokenflow.clearing import engine\nassert not engine._POOL\n"
               "assert sys.modules['__main__'].__spec__ is None  # as in a new kernel (spawn reads it)\n"
               "print(os.getpid())")
     for name, code in (("first", first), ("second", second)):
@@ -507,7 +507,7 @@ def _hold_lock(root):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom tokenflow import reproduce as rp\n"
+    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom tokenflow.publish import reproduce as rp\n"
                              f"with rp.project_lock({str(root)!r}):\n    print('held', flush=True)\n"
                              "    sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"

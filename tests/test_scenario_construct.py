@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import tokenflow as tf
-from tokenflow.scenario import CHOICES, PROVENANCE_COLUMNS
+from tokenflow.scenarios.scenario import CHOICES, PROVENANCE_COLUMNS
 
 
 def test_empty_provenance_frame_still_resolves(us5):

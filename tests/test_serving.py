@@ -14,8 +14,8 @@ import pytest
 
 import tokenflow as tf
 from tokenflow.cli import main
-from tokenflow.errors import ScenarioError
-from tokenflow.serving import SERVER_W_PER_GPU, load_serving_data, serving_models
+from tokenflow.core.errors import ScenarioError
+from tokenflow.scenarios.serving import SERVER_W_PER_GPU, load_serving_data, serving_models
 
 DATA = resources.files("tokenflow").joinpath("data", "serving_measurements.csv")
 
@@ -97,7 +97,7 @@ def test_unreadable_file(tmp_path):
 
 def _independent_energy(workload: str, trace: str, model_rows: str, e_kwh: float) -> tuple[float, float]:
     """(generated-only, prefill-and-decode) J per generated token, from the raw CSV rows and the
-    trace summary JSON, without tokenflow.serving."""
+    trace summary JSON, without tokenflow.scenarios.serving."""
     rows = [r for r in _rows() if r["model"] == model_rows]
     ttft = sorted((float(r["input_tokens"]), float(r["value"]) / 1e3) for r in rows if r["quantity"] == "ttft")
     (x0, y0), (x1, y1) = ttft[0], ttft[-1]
@@ -182,7 +182,7 @@ def test_claims_json_has_consistent_entries(capsys):
 
 
 def test_measured_profiles_are_not_fitted_to_the_scenario_energy():
-    from tokenflow.queueing import default_profiles, measured_profiles
+    from tokenflow.latency.queueing import default_profiles, measured_profiles
 
     s = tf.load_scenario("us5")
     P = measured_profiles(s)
@@ -217,7 +217,7 @@ def test_kv_cache_limit():
 
 
 def test_market_latency_feeds_each_pool_its_own_utilisation():
-    from tokenflow.queueing import market_latency, measured_profiles
+    from tokenflow.latency.queueing import market_latency, measured_profiles
 
     s = tf.load_scenario("us5").with_choices(energy_accounting="prefill_and_decode")
     P = measured_profiles(s)

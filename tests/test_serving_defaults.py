@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.queueing import default_profiles, energy_mix, market_latency, measured_profiles, serving_profiles
+from tokenflow.latency.queueing import default_profiles, energy_mix, market_latency, measured_profiles, serving_profiles
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +51,8 @@ def test_market_latency_and_energy_mix_default_to_the_measured_profiles(us5c):
 
 
 def test_clearing_and_replay_default_to_the_measured_profiles(us5c):
-    from tokenflow.latency_clearing import latency_consistent_clearing
-    from tokenflow.simulate import simulate_market
+    from tokenflow.latency.latency_clearing import latency_consistent_clearing
+    from tokenflow.latency.simulate import simulate_market
 
     a = latency_consistent_clearing(us5c, 5.0, peak=False, max_iter=3)
     b = latency_consistent_clearing(us5c, 5.0, profiles=measured_profiles(us5c), peak=False, max_iter=3,

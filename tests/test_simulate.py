@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.errors import TokenflowError
-from tokenflow.queueing import default_profiles, replica_latency, route_rtt_ms, route_rtts
-from tokenflow.simulate import simulate_pool
+from tokenflow.core.errors import TokenflowError
+from tokenflow.latency.queueing import default_profiles, replica_latency, route_rtt_ms, route_rtts
+from tokenflow.latency.simulate import simulate_pool
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +50,7 @@ def test_bad_input(chat):
 
 
 def test_market_replay_covers_the_pools_in_use(us5):
-    from tokenflow.simulate import simulate_market
+    from tokenflow.latency.simulate import simulate_market
 
     r = tf.solve(us5, demand_scale=5)
     profiles = default_profiles(us5)

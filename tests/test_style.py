@@ -1,4 +1,4 @@
-"""The house figure style: :func:`tokenflow.style.fit` brings figures to the text column."""
+"""The house figure style: :func:`tokenflow.publish.style.fit` brings figures to the text column."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from tokenflow import style  # noqa: E402
+from tokenflow.publish import style  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import yaml
 
 import tokenflow as tf
 from tokenflow.cli import main
-from tokenflow.sweep import apply_inputs
+from tokenflow.studies.sweep import apply_inputs
 
 
 def test_grid_sweep_is_labelled_and_matches_single_solves(us5):
@@ -71,7 +71,7 @@ def test_local_pool_gives_same_result(us5):
             assert list(parallel[k][c].values) == list(serial[k][c].values)
     assert np.isnan(parallel["price"].sel(demand_scale=500)).all()
     # the local pool is kept for the next sweep of the process, and stopped on request
-    from tokenflow.sweep import _POOLS, close_local_pools, local_pool
+    from tokenflow.studies.sweep import _POOLS, close_local_pools, local_pool
 
     pool = local_pool(2)
     again = tf.sweep(us5, grid=grid, n_workers=2, progress=False)
@@ -160,7 +160,7 @@ def test_assembly_stacks_same_labels_and_aligns_different_ones():
     another dtype or a missing point go through xarray's outer join, as before."""
     import xarray as xr
 
-    from tokenflow.sweep import _assemble
+    from tokenflow.studies.sweep import _assemble
 
     def arr(vals, nodes):
         return xr.DataArray(np.array(vals, dtype=float), coords={"node": nodes}, dims="node")
@@ -175,7 +175,7 @@ def test_assembly_stacks_same_labels_and_aligns_different_ones():
     assert list(ds["node"].values) == ["a", "b", "c"]
     np.testing.assert_array_equal(ds["x"].sel(node="c").values, [np.nan, 5])
     # packed by a worker (one block per chunk), then assembled: the same numbers and labels
-    from tokenflow.sweep import _pack
+    from tokenflow.studies.sweep import _pack
 
     chunks = [_pack([dict(r) for r in same[:2]]), _pack([dict(r) for r in same[2:]]), _pack([dict(r) for r in other])]
     ds = _assemble([{"demand_scale": float(i)} for i in range(5)], "points", [r for c in chunks for r in c], None)
@@ -220,7 +220,7 @@ def test_pool_failures_stay_with_their_point(us5):
     import os
     import signal
 
-    from tokenflow.sweep import close_local_pools, local_pool
+    from tokenflow.studies.sweep import close_local_pools, local_pool
 
     ds = tf.sweep(us5, points=[{"demand_scale": float(i)} for i in range(5)], evaluate=_kill_at_zero, n_workers=2,
                   chunk_size=1, progress=False)
@@ -244,7 +244,7 @@ def test_pool_failures_stay_with_their_point(us5):
 
 def test_more_workers_than_the_machine_allows_are_refused_before_any_starts(us5, tmp_path, capsys, monkeypatch):
     """``n_workers`` above 4 per usable core is a ScenarioError naming the cap; nothing is forked."""
-    sw = importlib.import_module("tokenflow.sweep")  # (tokenflow.sweep is also the function)
+    sw = importlib.import_module("tokenflow.studies.sweep")  # (tokenflow.sweep is also the function)
 
     monkeypatch.setattr(sw, "usable_cores", lambda: 2)
     assert sw.max_workers() == 8
@@ -270,7 +270,7 @@ def test_more_workers_than_the_machine_allows_are_refused_before_any_starts(us5,
 
 
 def test_the_cap_leaves_one_worker_per_core_and_the_default_alone(us5, monkeypatch):
-    sw = importlib.import_module("tokenflow.sweep")  # (tokenflow.sweep is also the function)
+    sw = importlib.import_module("tokenflow.studies.sweep")  # (tokenflow.sweep is also the function)
 
     assert sw.usable_cores() >= 1 and sw.max_workers() == 4 * sw.usable_cores()
     assert sw.check_workers(sw.max_workers()) == sw.max_workers() and sw.check_workers(0) == 0

@@ -1,4 +1,4 @@
-"""The house table style (tokenflow.tables) and figure style (tokenflow.style)."""
+"""The house table style (tokenflow.publish.tables) and figure style (tokenflow.publish.style)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tokenflow import tables
-from tokenflow.errors import TokenflowError
+from tokenflow.core.errors import TokenflowError
+from tokenflow.publish import tables
 
 
 def cells(html: str) -> list[str]:
@@ -103,7 +103,7 @@ def test_figure_fit_reading_size():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tokenflow import style
+    from tokenflow.publish import style
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     axes[0].set_xlabel("x", fontsize=5)
@@ -123,7 +123,7 @@ def test_figure_fit_survives_colour_bars(tmp_path):
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from tokenflow import plotting as tp
+    from tokenflow.publish import plotting as tp
 
     fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), gridspec_kw={"wspace": 0.25})
     for ax in axes:
@@ -143,8 +143,8 @@ def test_panel_letters_survive_reflow():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from tokenflow import plotting as tp
-    from tokenflow import style
+    from tokenflow.publish import plotting as tp
+    from tokenflow.publish import style
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
     axes[0].set_title("prices", fontsize=9)
@@ -163,7 +163,7 @@ def test_blocks_show_a_dash_for_empty_text_and_clear_floats():
     """An empty text value reads "–" (not a blank that lets the next block float beside it)."""
     import pandas as pd
 
-    from tokenflow.tables import blocks
+    from tokenflow.publish.tables import blocks
 
     out = blocks(pd.DataFrame({"name": ["a", "b"], "note": ["", "x"]}), title="name")
     assert '<dd style="margin:0 0 0.15em 10em">–</dd>' in out

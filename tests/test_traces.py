@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tokenflow.errors import TokenflowError
-from tokenflow.traces import (
+from tokenflow.core.errors import TokenflowError
+from tokenflow.scenarios.traces import (
     load_trace_summary,
     peak_to_mean,
     summarize_trace,

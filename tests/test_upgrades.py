@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.upgrades import rank_upgrades, upgrade_sweep, upgrade_values
+from tokenflow.planning.upgrades import rank_upgrades, upgrade_sweep, upgrade_values
 
 
 @pytest.mark.parametrize("scale", [35.0, 50.0])

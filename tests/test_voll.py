@@ -7,9 +7,9 @@ from importlib import resources
 import pandas as pd
 import pytest
 
-from tokenflow.errors import ScenarioError
-from tokenflow.scenario import IMAGE_TOKENS_PER_IMAGE
-from tokenflow.voll import value_of_lost_load, voll_table
+from tokenflow.core.errors import ScenarioError
+from tokenflow.scenarios.scenario import IMAGE_TOKENS_PER_IMAGE
+from tokenflow.scenarios.voll import value_of_lost_load, voll_table
 
 
 def test_every_workload_has_a_sourced_voll(us5):
@@ -30,7 +30,7 @@ def test_voll_derivation_by_hand():
 def test_voll_counts_the_prompt_a_generated_token_carries():
     """VoLL per generated token = output price + prompt tokens per generated token (trace) x
     input price, by hand from the trace summary and the list-price table."""
-    from tokenflow.traces import trace_stats
+    from tokenflow.scenarios.traces import trace_stats
 
     with resources.as_file(resources.files("tokenflow") / "data" / "api_list_prices.csv") as f:
         api = pd.read_csv(f).set_index("model")

@@ -5,15 +5,15 @@ Token-Flow Market Clearing* (arXiv 2605.09047).
 """
 
 from ._version import __version__
-from .bids import BidResult, clear_bids
-from .engine import Market
-from .errors import InfeasibleMarketError, OutputError, ScenarioError, SolverError, TokenflowError
-from .market import demand_scale_limit, export_lp, max_demand_scale, solve
-from .plan import PlanResult, plan
-from .results import MarketResult
-from .scenario import CHOICES, Scenario, available_scenarios, load_scenario
-from .sweep import sweep
-from .synthetic import synthetic_network
+from .clearing.engine import Market
+from .clearing.market import demand_scale_limit, export_lp, max_demand_scale, solve
+from .clearing.results import MarketResult
+from .core.errors import InfeasibleMarketError, OutputError, ScenarioError, SolverError, TokenflowError
+from .planning.bids import BidResult, clear_bids
+from .planning.plan import PlanResult, plan
+from .scenarios.scenario import CHOICES, Scenario, available_scenarios, load_scenario
+from .scenarios.synthetic import synthetic_network
+from .studies.sweep import sweep
 
 __all__ = [
     "BidResult", "CHOICES", "InfeasibleMarketError", "Market", "MarketResult", "OutputError", "Scenario",

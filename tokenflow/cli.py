@@ -29,8 +29,8 @@ import signal
 import sys
 from pathlib import Path
 
-from .errors import InfeasibleMarketError, OutputError, SolverError, TokenflowError
-from .io import atomic_write, check_output_path, verify_model_file, verify_netcdf
+from .core.errors import InfeasibleMarketError, OutputError, SolverError, TokenflowError
+from .core.io import atomic_write, check_output_path, verify_model_file, verify_netcdf
 
 EXIT_OK, EXIT_CLAIMS, EXIT_INPUT, EXIT_INFEASIBLE, EXIT_SOLVER, EXIT_OUTPUT, EXIT_INCOMPLETE = 0, 1, 2, 3, 4, 5, 6
 EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 70, 130, 143
@@ -83,7 +83,7 @@ def _latency(items: list[str] | None) -> dict[str, float] | None:
 
 
 def cmd_scenarios(args: argparse.Namespace) -> int:
-    from .scenario import available_scenarios, load_scenario
+    from .scenarios.scenario import available_scenarios, load_scenario
 
     for name in available_scenarios():
         s = load_scenario(name)
@@ -93,8 +93,8 @@ def cmd_scenarios(args: argparse.Namespace) -> int:
 
 
 def cmd_solve(args: argparse.Namespace) -> int:
-    from .market import demand_scale_limit, solve
-    from .scenario import load_scenario
+    from .clearing.market import demand_scale_limit, solve
+    from .scenarios.scenario import load_scenario
 
     if args.out:
         check_output_path(args.out, "result file")
@@ -111,8 +111,8 @@ def cmd_solve(args: argparse.Namespace) -> int:
 
 
 def cmd_max_scale(args: argparse.Namespace) -> int:
-    from .market import demand_scale_limit
-    from .scenario import load_scenario
+    from .clearing.market import demand_scale_limit
+    from .scenarios.scenario import load_scenario
 
     lim = demand_scale_limit(load_scenario(args.scenario), transfer_aware=not args.token_equivalent,
                              latency_limits_ms=_latency(args.latency))
@@ -122,8 +122,8 @@ def cmd_max_scale(args: argparse.Namespace) -> int:
 
 
 def cmd_export_lp(args: argparse.Namespace) -> int:
-    from .market import export_lp
-    from .scenario import load_scenario
+    from .clearing.market import export_lp
+    from .scenarios.scenario import load_scenario
 
     if Path(args.path).suffix.lower() not in {".mps", ".lp"}:
         raise TokenflowError(f"export-lp: the file name must end in .mps or .lp, got {args.path!r}")
@@ -138,8 +138,8 @@ def cmd_export_lp(args: argparse.Namespace) -> int:
 
 
 def cmd_claims(args: argparse.Namespace) -> int:
-    from .claims import a_priori_scenario, scorecard, scorecard_frame
-    from .scenario import load_scenario
+    from .scenarios.scenario import load_scenario
+    from .studies.claims import a_priori_scenario, scorecard, scorecard_frame
 
     if getattr(args, "a_priori", False):  # every calibrated or tuned input at its a-priori value
         results = scorecard(a_priori_scenario(load_scenario("us5")), a_priori_scenario(load_scenario("us20")),
@@ -154,7 +154,7 @@ def cmd_claims(args: argparse.Namespace) -> int:
                 print(scorecard_frame(results).to_string())
             print(f"hold with every calibrated or tuned input a priori: {sum(passed.values())} of {len(passed)}")
     else:
-        from .citable import claims_json, record
+        from .studies.citable import claims_json, record
 
         rows = claims_json(record())  # the record: the same rows as the scorecard and results.json
         passed = {r["id"]: r["verdict"] != "not reproduced" for r in rows}
@@ -174,8 +174,8 @@ def cmd_claims(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from .calibration import calibrate
-    from .scenario import load_scenario
+    from .scenarios.scenario import load_scenario
+    from .studies.calibration import calibrate
 
     s = load_scenario("us5")
     c = calibrate(s)
@@ -188,18 +188,18 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import load_spec, summary_table, sweep, write_sweep
+    from .studies.sweep import load_spec, summary_table, sweep, write_sweep
 
     spec = load_spec(args.spec)
     if args.max_points is not None:
         spec["max_points"] = args.max_points
     check_output_path(args.out, "sweep results")
-    if args.workers is not None:  # at most 4 per core (tokenflow.sweep.max_workers): exit 2
-        from .sweep import check_workers
+    if args.workers is not None:  # at most 4 per core (tokenflow.studies.sweep.max_workers): exit 2
+        from .studies.sweep import check_workers
 
         check_workers(args.workers, "--workers")
     if args.scheduler is not None:  # tcp:// or tls:// only (exit 2); unreachable: exit 4
-        from .sweep import check_scheduler_address
+        from .studies.sweep import check_scheduler_address
 
         try:
             check_scheduler_address(args.scheduler)
@@ -234,7 +234,7 @@ def _positive_int(text: str) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .reproduce import reproduce
+    from .publish.reproduce import reproduce
 
     return reproduce(root=Path(args.root), fast=args.fast, build=not args.no_build, force=args.force,
                      only=args.only, jobs=args.jobs, fresh=args.fresh_kernels)
@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(func=cmd_export_lp)
     sp = sub.add_parser("claims", help="evaluate claims C1-C4; non-zero exit if any is not reproduced")
     sp.add_argument("--json", action="store_true",
-                    help="the record's rows of C1-C4 (tokenflow.citable.record): value, status and what it is "
+                    help="the record's rows of C1-C4 (tokenflow.studies.citable.record): value, status and what it is "
                          "on, verdict, a-priori and consistent-unit values, and every run behind the status")
     sp.add_argument("--a-priori", dest="a_priori", action="store_true",
                     help="evaluate with every calibrated or tuned input at its a-priori value")

@@ -237,8 +237,8 @@ def chapter_pages(pdf: bytes, titles: list[str]) -> list[int]:
 
 def main(argv: list[str]) -> int:
     from tokenflow import __version__
-    from tokenflow.errors import TokenflowError
-    from tokenflow.reproduce import BOOK_STAMP, build_book
+    from tokenflow.core.errors import TokenflowError
+    from tokenflow.publish.reproduce import BOOK_STAMP, build_book
 
     out = Path(argv[argv.index("--out") + 1]) if "--out" in argv else \
         ROOT / "_build" / "pdf" / f"tokenflow-{__version__}.pdf"

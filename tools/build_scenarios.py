@@ -32,13 +32,13 @@ SPLITWISE = ("Patel et al., Splitwise: Efficient generative LLM inference using 
              "ISCA 2024; Azure LLM inference traces 2023, CC-BY 4.0")
 OPENAI_TOKENS_URL = "https://help.openai.com/en/articles/4936856-what-are-tokens-and-how-to-count-them"
 # One definition of bytes per token, of the streaming frame and of the prompt/generated ratio:
-# tokenflow.traces and its bundled summary (tokenflow/data/azure_trace_summary.json).
+# tokenflow.scenarios.traces and its bundled summary (tokenflow/data/azure_trace_summary.json).
 sys.path.insert(0, str(HERE.parent))
-from tokenflow.scenario import IMAGE_TOKENS_PER_IMAGE as IMAGE_TOKENS  # noqa: E402
-from tokenflow.traces import (  # noqa: E402
+from tokenflow.scenarios.scenario import IMAGE_TOKENS_PER_IMAGE as IMAGE_TOKENS  # noqa: E402
+from tokenflow.scenarios.traces import (  # noqa: E402
     BYTES_PER_TOKEN as TEXT_BYTES_PER_TOKEN,  # ~4 characters per English token x 1 byte/char
 )
-from tokenflow.traces import SSE_FRAME_BYTES, SSE_FRAME_SOURCE, load_trace_summary  # noqa: E402
+from tokenflow.scenarios.traces import SSE_FRAME_BYTES, SSE_FRAME_SOURCE, load_trace_summary  # noqa: E402
 
 IMAGE_BYTES = 1.5e6  # compressed 1024x1024 image: half the 3.1 MB uncompressed size
 IMAGE_PROMPT_TOKENS = 77  # CLIP text-encoder context: the longest prompt SDXL reads
@@ -110,7 +110,7 @@ def text_workload_payload(trace: str, what: str) -> dict:
             "source": SSE_FRAME_SOURCE,
             "note": "DERIVED: one server-sent event per generated token; length of the API "
             "reference's chat.completion.chunk example with its 'data: ' prefix and blank line "
-            "(tokenflow.traces.SSE_FRAME); range: plain text without framing .. two frames",
+            "(tokenflow.scenarios.traces.SSE_FRAME); range: plain text without framing .. two frames",
             "range": [TEXT_BYTES_PER_TOKEN, 2 * frame],
         },
     }
@@ -170,7 +170,7 @@ def parameters(kind: str) -> dict:
             "assumption": "variable non-energy operating cost per kWh of IT energy (maintenance, "
             "water, staff, wear); the paper cites an operating-cost guide we do not have. "
             "A PRIORI the middle of the declared range; CALIBRATED on us5 to claim C3 by "
-            "tokenflow.calibration (tokenflow calibrate)",
+            "tokenflow.studies.calibration (tokenflow calibrate)",
             "range": list(OPEX_RANGE),
             "a_priori": sum(OPEX_RANGE) / 2,  # before calibration: the middle of the declared range
         },
@@ -187,7 +187,7 @@ def parameters(kind: str) -> dict:
             "unit": "Gbps per direction",
             "assumption": "capacity of the fibre link leased for AI traffic between two metros; "
             "the paper does not state it. A PRIORI one 100G wave per direction; CALIBRATED on us5 "
-            "to claim C2 by tokenflow.calibration (tokenflow calibrate); us20 uses the same value",
+            "to claim C2 by tokenflow.studies.calibration (tokenflow calibrate); us20 uses the same value",
             "range": [50.0, 400.0],
             "a_priori": 100.0,  # before calibration: one 100G wave per direction
         },
@@ -201,7 +201,7 @@ def parameters(kind: str) -> dict:
         "paths_per_pair": {
             "value": 3,
             "unit": "-",
-            "assumption": "route listings of tokenflow.network.candidate_paths only (shortest by "
+            "assumption": "route listings of tokenflow.scenarios.network.candidate_paths only (shortest by "
             "latency, distinct first hops); the market does not use it: column generation prices "
             "every route within the latency limit exactly",
         },
@@ -337,8 +337,8 @@ def haversine_km(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 def knn_links(ids: list[str], coords: dict[str, tuple[float, float]], k: int) -> list:
     """Each metro linked to its k nearest neighbours (symmetrised), then joined up: the rule
-    of :func:`tokenflow.topology.knn_pairs` on great-circle distances."""
-    from tokenflow.topology import knn_pairs
+    of :func:`tokenflow.scenarios.topology.knn_pairs` on great-circle distances."""
+    from tokenflow.scenarios.topology import knn_pairs
 
     return knn_pairs(ids, lambda a, b: haversine_km(coords[a], coords[b]), k)
 

@@ -18,7 +18,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from tokenflow.traces import SUMMARY_FILE, build_summary  # noqa: E402
+from tokenflow.scenarios.traces import SUMMARY_FILE, build_summary  # noqa: E402
 
 DEFAULT = ROOT / ".." / "shared" / "reference" / "azure_llm_traces_2023"
 

@@ -13,7 +13,7 @@ Selenium) with every network request sent to a dead proxy, waits for MathJax, an
 - a glue reference left unrendered;
 - layout at 1280 px: an element wider than the text column (unless inside a scrolling
   wrapper), a table cell reading nan, inf, True or False, a figure displayed narrower than
-  its intended width (its pixel width at :data:`tokenflow.style.DISPLAY_DPI`, or the column).
+  its intended width (its pixel width at :data:`tokenflow.publish.style.DISPLAY_DPI`, or the column).
 
 Readability rules (issue 29), each with a name, so that :data:`ALLOW` can name it:
 
@@ -22,7 +22,7 @@ Readability rules (issue 29), each with a name, so that :data:`ALLOW` can name i
 - ``hscroll``: a table or figure in a box that scrolls sideways at 1280 px (the box fits,
   its content does not);
 - ``font``: figure text under :data:`MIN_SHOWN_PT` pt as displayed, from the figure's own
-  metadata (the PNG text chunk :func:`tokenflow.style.figure_metadata` writes: the smallest
+  metadata (the PNG text chunk :func:`tokenflow.publish.style.figure_metadata` writes: the smallest
   font at the drawn size and the dpi) against the width the browser shows it at; a figure
   without that metadata fails too (its text size cannot be judged);
 - ``noise``: a table cell showing solver round-off (a non-zero number below
@@ -191,10 +191,10 @@ def png_text(path: Path) -> dict[str, str]:
 
 def figure_font_problem(meta: dict[str, str], natural_px: float, shown_px: float) -> str | None:
     """Why a figure's text is too small as shown (None if it is not)."""
-    from tokenflow.style import FIGURE_META_KEY
+    from tokenflow.publish.style import FIGURE_META_KEY
 
     if FIGURE_META_KEY not in meta:
-        return "figure without text-size metadata (not drawn through tokenflow.style)"
+        return "figure without text-size metadata (not drawn through tokenflow.publish.style)"
     m = json.loads(meta[FIGURE_META_KEY])
     pt = shown_font_pt(float(m["min_font_pt"]), float(m["dpi"]), natural_px, shown_px)
     if pt < MIN_SHOWN_PT - 0.05:
@@ -268,7 +268,7 @@ def chromium(log_network: bool = True):
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
-    from tokenflow.errors import TokenflowError
+    from tokenflow.core.errors import TokenflowError
 
     binary = os.environ.get("CHROMIUM") or next(
         (p for p in map(shutil.which, ("chromium", "google-chrome", "chromium-browser")) if p), None)
@@ -404,7 +404,7 @@ def layout_problems(driver) -> tuple[list[tuple[str, str]], float]:
     the folds closed, everything else with every fold open (what a fold holds is checked)."""
     from urllib.parse import unquote, urlparse
 
-    from tokenflow.style import DISPLAY_DPI
+    from tokenflow.publish.style import DISPLAY_DPI
 
     height, viewport = driver.execute_script(HEIGHT_JS)
     driver.execute_async_script(OPEN_FOLDS_JS)

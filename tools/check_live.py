@@ -48,7 +48,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tools")]
 
 import export_live  # noqa: E402
 
-from tokenflow.claims import CASE_SCALE  # noqa: E402
+from tokenflow.studies.claims import CASE_SCALE  # noqa: E402
 
 REL = 1e-6
 LIMIT_MS = {"us5": 100.0, "us20": 1000.0}
@@ -169,7 +169,7 @@ HOSTILE: list[tuple[str, object]] = [
 def expected(settings: object) -> dict:
     """What the page must do with ``settings``: {"refused": tokenflow's message} or the
     package's answer (tools/export_live.py::reference)."""
-    from tokenflow.errors import ScenarioError
+    from tokenflow.core.errors import ScenarioError
 
     try:
         export_live.check_settings(settings)
@@ -383,7 +383,7 @@ def alternative_optimum(st: dict, form: str, page: dict, ref: dict) -> bool:
 
 
 def safe_reference(st: dict, formulation: str = "arc") -> dict:
-    from tokenflow.errors import ScenarioError
+    from tokenflow.core.errors import ScenarioError
 
     try:
         return export_live.reference(st, formulation=formulation)

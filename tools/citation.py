@@ -22,7 +22,7 @@ COMMIT_RE = re.compile(r'^commit: .*$', re.M)
 
 def commit(root: Path = ROOT) -> str:
     sys.path.insert(0, str(root))
-    from tokenflow.citable import build_meta
+    from tokenflow.studies.citable import build_meta
 
     return build_meta()["commit"]
 

@@ -41,8 +41,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tokenflow.network import haversine_km  # noqa: E402
-from tokenflow.scenario import load_scenario  # noqa: E402
+from tokenflow.scenarios.network import haversine_km  # noqa: E402
+from tokenflow.scenarios.scenario import load_scenario  # noqa: E402
 
 RADIUS_KM = 80.0
 OUT = ROOT / "tokenflow" / "data" / "public_map_links.csv"

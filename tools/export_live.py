@@ -1,13 +1,13 @@
 """Export what the "Clear it yourself" page needs to re-clear the market in the browser.
 
 The page (book/live.md, book/_static/live/live.js) solves the package's LP with HiGHS
-compiled to WebAssembly: the *arc* formulation (:mod:`tokenflow.arc`), and the default
+compiled to WebAssembly: the *arc* formulation (:mod:`tokenflow.lp.arc`), and the default
 *path* formulation from the same numbers (the arc optimum when its flows decompose into
 routes within their latency limits, else column generation over routes; live.js).  This
 tool writes, for each
 scenario (us5, us20) and each combination of ``transfer_aware`` x every modelling choice
-(:data:`tokenflow.scenario.CHOICES`: payload direction, electricity sector, baseline payload,
-capacity measure, energy accounting), the numbers of :func:`tokenflow.inputs.build_inputs`
+(:data:`tokenflow.scenarios.scenario.CHOICES`: payload direction, electricity sector, baseline payload,
+capacity measure, energy accounting), the numbers of :func:`tokenflow.lp.inputs.build_inputs`
 the LP is made of (each distinct array once, in a pool the variants point into), split by
 the page's controls:
 
@@ -17,7 +17,7 @@ the page's controls:
 * link capacity (GB/h) = ``arc_capacity_gbh * bandwidth_factor``;
 * balance right-hand side (M tokens/h) = ``demand_scale * base_demand``;
 * latency limits: the shortest one-way latency between every pair of nodes (``dist``, the
-  same Dijkstra as :class:`tokenflow.arc.ArcStructure`), from which the page rebuilds the
+  same Dijkstra as :class:`tokenflow.lp.arc.ArcStructure`), from which the page rebuilds the
   commodities and their allowed arcs and nodes exactly as ``ArcStructure`` does.
 
 :func:`arc_lp` rebuilds the LP from the export in Python, line for line what live.js
@@ -45,16 +45,16 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tokenflow import load_scenario  # noqa: E402
-from tokenflow.arc import ArcStructure  # noqa: E402
-from tokenflow.claims import CASE_SCALE  # noqa: E402
-from tokenflow.engine import DEMAND_RESOLUTION  # noqa: E402
-from tokenflow.errors import ScenarioError  # noqa: E402
-from tokenflow.inputs import build_inputs, check_bool, check_formulation, check_number, per_workload  # noqa: E402
-from tokenflow.model import LPArrays  # noqa: E402
-from tokenflow.plotting import short_name  # noqa: E402
-from tokenflow.routes import LAT_TOL  # noqa: E402
-from tokenflow.scenario import CHOICE_DOCS, CHOICES, check_choices  # noqa: E402
-from tokenflow.style import WORKLOAD_COLORS, WORKLOAD_LABELS  # noqa: E402
+from tokenflow.clearing.engine import DEMAND_RESOLUTION  # noqa: E402
+from tokenflow.core.errors import ScenarioError  # noqa: E402
+from tokenflow.lp.arc import ArcStructure  # noqa: E402
+from tokenflow.lp.inputs import build_inputs, check_bool, check_formulation, check_number, per_workload  # noqa: E402
+from tokenflow.lp.model import LPArrays  # noqa: E402
+from tokenflow.lp.routes import LAT_TOL  # noqa: E402
+from tokenflow.publish.plotting import short_name  # noqa: E402
+from tokenflow.publish.style import WORKLOAD_COLORS, WORKLOAD_LABELS  # noqa: E402
+from tokenflow.scenarios.scenario import CHOICE_DOCS, CHOICES, check_choices  # noqa: E402
+from tokenflow.studies.claims import CASE_SCALE  # noqa: E402
 
 SCENARIOS = ("us5", "us20")
 LIVE_CHOICES = tuple(CHOICES)  # every modelling choice (the scorecard's and energy_accounting)
@@ -289,8 +289,8 @@ if __name__ == "__main__":
 
 def check_settings(settings: object) -> dict:
     """The page's ``settings`` checked with tokenflow's own rules and messages
-    (:func:`tokenflow.inputs.check_bool`, ``check_number``, ``per_workload``,
-    ``check_formulation``, :func:`tokenflow.scenario.check_choices`); live.js's ``validate``
+    (:func:`tokenflow.lp.inputs.check_bool`, ``check_number``, ``per_workload``,
+    ``check_formulation``, :func:`tokenflow.scenarios.scenario.check_choices`); live.js's ``validate``
     is the same, message for message.  Returns the settings with the scenario's defaults
     filled in, or raises :class:`ScenarioError` listing every problem.  ``None`` is no
     settings; a key that is missing or ``undefined`` takes its default, ``null`` does not
@@ -352,7 +352,7 @@ def reference(settings: dict, formulation: str | None = None) -> dict:
     from ``tokenflow.demand_scale_limit``.  ``formulation``: that of ``settings`` (default
     path) unless given.  Bad settings raise :class:`ScenarioError` (:func:`check_settings`)."""
     import tokenflow as tf
-    from tokenflow.errors import InfeasibleMarketError
+    from tokenflow.core.errors import InfeasibleMarketError
 
     s, kw = scenario_of(settings)
     scale = kw.pop("demand_scale")

@@ -15,7 +15,7 @@ Contents, under one top folder ``tokenflow-<version>-artifact/``:
 
 The PDF is tied to the build it prints: ``tools/build_pdf.py`` writes beside it
 ``tokenflow-<v>.pdf.build.json`` with the book build it printed (the content key of
-``_build/singlehtml``, :func:`tokenflow.reproduce.book_key`) and the PDF's sha256.  The
+``_build/singlehtml``, :func:`tokenflow.publish.reproduce.book_key`) and the PDF's sha256.  The
 archive refuses a PDF without that stamp, with other bytes than it records, or printed from
 another build than the HTML book (an earlier ``make pdf``); MANIFEST.json records the build
 and the PDF's sha256, and ``--check`` compares the PDF with it.
@@ -70,7 +70,7 @@ def write_pdf_stamp(pdf: Path, data: bytes, book_build: str) -> Path:
 def pdf_build(pdf: Path, data: bytes) -> str:
     """The book build ``pdf`` (bytes ``data``) was printed from, by its stamp; TokenflowError
     when there is no stamp, a malformed one, or the PDF's bytes are not those it records."""
-    from tokenflow.errors import TokenflowError
+    from tokenflow.core.errors import TokenflowError
 
     stamp = pdf_stamp_path(pdf)
     again = "rebuild it (make pdf)"
@@ -151,7 +151,7 @@ def bundle_name(v: str) -> str:
 
 def collect(root: Path, v: str) -> dict[str, bytes | Path]:
     """Archive member name (relative to the top folder) -> file path or bytes."""
-    from tokenflow.errors import TokenflowError
+    from tokenflow.core.errors import TokenflowError
 
     html = root / "_build" / "html"
     pdf = root / "_build" / "pdf" / f"tokenflow-{v}.pdf"
@@ -162,7 +162,7 @@ def collect(root: Path, v: str) -> dict[str, bytes | Path]:
     if missing:
         raise TokenflowError("cannot build the archive, missing " + "; ".join(missing))
     members: dict[str, bytes | Path] = {}
-    from tokenflow.reproduce import BOOK_STAMP, book_key
+    from tokenflow.publish.reproduce import BOOK_STAMP, book_key
 
     stamp = html / BOOK_STAMP
     if not stamp.is_file() or stamp.read_text().strip() != book_key(root):
@@ -349,7 +349,7 @@ def _check_open(z: zipfile.ZipFile) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
-    from tokenflow.errors import TokenflowError
+    from tokenflow.core.errors import TokenflowError
 
     if "--check" in argv:
         i = argv.index("--check")

@@ -1,0 +1,1055 @@
+"""Scenario files: load, validate, and hold the inputs of one market.
+
+A scenario is one YAML file (or a folder holding ``scenario.yaml``) with the
+sections ``parameters``, ``workloads``, ``nodes`` and ``links``.  Every numeric
+input is either a bare number or a mapping ``{value: ..., source: URL}`` /
+``{value: ..., assumption: reason}``; the provenance table keeps which.
+Loading reports *all* problems at once, each naming the file and the field.
+
+Units: electricity $/kWh, capacity MW (IT), demand M tokens/h, energy intensity
+kWh (IT) per M tokens, payload bytes/token, latency ms, bandwidth Gbps per
+direction, transfer cost $/GB per link crossed.
+
+Modelling choices (:data:`CHOICES`) are scenario-level settings where the paper is
+silent; the first value of each is the default (today's behaviour).  A YAML file may
+carry a top-level ``choices:`` mapping; :meth:`Scenario.with_choices` changes them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..core.errors import ScenarioError
+from .datafiles import (  # noqa: F401  (the limits re-exported: the scenario loader's rules)
+    MAX_FILE_BYTES,
+    MAX_YAML_DEPTH,
+    MAX_YAML_VALUES,
+    YAML11_BOOLS,
+    parse_yaml,
+    read_text_file,
+)
+
+WORKLOAD_FIELDS = {
+    "energy_kwh_per_mtok": "kWh/M tokens",
+    "payload_bytes_per_token": "B/token",
+    "request_bytes_per_token": "B/token",
+    "response_bytes_per_token": "B/token",
+    "latency_limit_ms": "ms",
+    "demand_mtok_per_h_per_mpeople": "M tokens/h per million people",
+}
+# Tokens per generated 1024x1024 image (2x2 patches of a 128x128 latent): the one definition,
+# used by tools/build_scenarios.py for the image workload's per-token figures.
+IMAGE_TOKENS_PER_IMAGE = 4096
+PARAMETER_FIELDS = {
+    "route_factor": "-",
+    "fiber_delay_us_per_km": "us/km",
+    "pue": "-",
+    "ai_share": "-",
+    "other_opex_usd_per_kwh": "$/kWh",
+    "transfer_cost_usd_per_gb": "$/GB",
+    "link_bandwidth_gbps": "Gbps",
+    "reference_payload_bytes_per_token": "B/token",
+    "paths_per_pair": "-",
+}
+NODE_FIELDS = {
+    "lat": "deg",
+    "lon": "deg",
+    "population": "people",
+    "electricity_usd_per_kwh": "$/kWh",
+    "capacity_mw": "MW",
+}
+OPTIONAL_NODE_FIELDS = {"pue": "-"}
+LINK_FIELDS = {"bandwidth_gbps": "Gbps", "transfer_cost_usd_per_gb": "$/GB"}
+# fields that may be zero; all others must be strictly positive
+MAY_BE_ZERO = {"capacity_mw", "population", "other_opex_usd_per_kwh", "transfer_cost_usd_per_gb",
+               "demand_mtok_per_h_per_mpeople", "demand", "request_bytes_per_token",
+               "response_bytes_per_token"}
+
+# --------------------------------------------------------------------------- modelling choices
+# name -> allowed values, DEFAULT FIRST (the default is today's behaviour).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "payload_direction": ("request", "both"),
+    "electricity_sector": ("commercial", "industrial"),
+    "baseline_payload": ("text_token", "mean_payload"),
+    "capacity_measure": ("as_published", "cbre_colocation", "cushman_wakefield"),
+    "energy_accounting": ("generated_only", "prefill_and_decode"),
+}
+CHOICE_DOCS: dict[str, dict[str, str]] = {
+    "payload_direction": {
+        "request": "every byte of a token (request + response) is charged on the arcs from the "
+                   "origin to the processing node (the paper's reading: one flow, one direction)",
+        "both": "request bytes on the arcs origin -> processing node, response bytes back on the "
+                "opposite directed arcs of the same route (full-duplex links)",
+    },
+    "electricity_sector": {
+        "commercial": "EIA average commercial retail price of the node's state, 2023",
+        "industrial": "EIA average industrial retail price of the node's state, 2023 (the closer "
+                      "proxy for hyperscale loads, per the reference notes)",
+    },
+    "baseline_payload": {
+        "text_token": "the token-equivalent baseline counts every token as one text token "
+                      "(parameters.reference_payload_bytes_per_token) on the forward arcs",
+        "mean_payload": "the baseline counts every token at the demand-weighted mean payload "
+                        "(request + response) of all workloads, on the forward arcs",
+    },
+    "capacity_measure": {
+        "as_published": "each metro's primary published figure (mostly CBRE colocation inventory, "
+                        "otherwise the best other measure), measures mixed across metros",
+        "cbre_colocation": "CBRE colocation inventory everywhere; a metro with only a Cushman & "
+                           "Wakefield figure is converted with the median C&W/CBRE ratio; other "
+                           "figures kept",
+        "cushman_wakefield": "Cushman & Wakefield MW in operation (hyperscale + colo) everywhere; a "
+                             "metro without one is converted from CBRE (or the other figure) with the "
+                             "median C&W/CBRE ratio",
+    },
+    "energy_accounting": {
+        "generated_only": "energy (and compute use) per token is the scenario's figure per generated token, "
+                          "from benchmarks with their own prompt mix (the paper's reading)",
+        "prefill_and_decode": "energy (and compute use) per generated token = the scenario's figure (decode) + "
+                              "prompt tokens per generated token (Azure traces) x prefill energy per prompt "
+                              "token (tokenflow/data/serving_measurements.csv, tokenflow.scenarios.serving); workloads "
+                              "without a prompt trace (image, batch training) unchanged; a replaced "
+                              "energy_kwh_per_mtok sets the decode figure",
+    },
+}
+# the raw (generated-only) energy column kept next to the resolved one
+ENERGY_RAW_COLUMN = "energy_kwh_per_mtok_generated_only"
+# node fields resolved by a choice: resolved column -> (choice, {value: raw column})
+RESOLVED_NODE_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
+    "electricity_usd_per_kwh": ("electricity_sector", {
+        v: f"electricity_usd_per_kwh_{v}" for v in CHOICES["electricity_sector"]}),
+    "capacity_mw": ("capacity_measure", {v: f"capacity_mw_{v}" for v in CHOICES["capacity_measure"]}),
+}
+# optional alternative node inputs in a scenario file (the default value is the plain field)
+ALTERNATIVE_NODE_FIELDS = {
+    raw: ("$/kWh" if resolved.startswith("electricity") else "MW", resolved)
+    for resolved, (name, cols) in RESOLVED_NODE_FIELDS.items()
+    for value, raw in cols.items() if value != CHOICES[name][0]
+}
+
+
+def check_choices(choices: dict[str, Any], where: str = "choices") -> dict[str, str]:
+    """Validate ``choices`` (name -> value); raise :class:`ScenarioError` listing every bad
+    name or value together with the allowed ones."""
+    if not isinstance(choices, dict):
+        raise ScenarioError(f"{where}: must be a mapping of choice name to value; choices are "
+                            + "; ".join(f"{k}: {', '.join(v)}" for k, v in CHOICES.items()))
+    problems = []
+    for k, v in choices.items():
+        if k not in CHOICES:
+            problems.append(f"{where}: unknown modelling choice {k!r}; choices are "
+                            + ", ".join(CHOICES))
+        elif not isinstance(v, str) or v not in CHOICES[k]:
+            problems.append(f"{where}.{k}: {v!r} is not allowed; allowed values: "
+                            + ", ".join(CHOICES[k]) + f" (default {CHOICES[k][0]})")
+    if problems:
+        raise ScenarioError(problems)
+    return {str(k): str(v) for k, v in choices.items()}
+SIGNED = {"lat", "lon"}
+VALUE_KEYS = {"value", "source", "assumption", "note", "unit", "range", "a_priori"}
+# raw per-choice node columns -> the field whose rules they follow (NaN allowed: checked when chosen)
+_BASE_FIELD = {raw: resolved for resolved, (_, cols) in RESOLVED_NODE_FIELDS.items() for raw in cols.values()}
+_NUMERIC = {"workloads": WORKLOAD_FIELDS, "nodes": {**NODE_FIELDS, **OPTIONAL_NODE_FIELDS, **_BASE_FIELD},
+            "links": LINK_FIELDS}
+
+
+def value_problem(fieldname: str, v: Any) -> str | None:
+    """Why ``v`` is not a valid value of the input ``fieldname`` (None if it is).
+
+    The one rule table used by the file loader, the constructor and :meth:`Scenario.replace`.
+    """
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
+        return f"expected a number, got {v!r}"
+    try:
+        val = float(v)
+    except OverflowError:
+        return f"must be a finite number, got an integer of about {int(int(v).bit_length() * math.log10(2)) + 1} digits"
+    if not math.isfinite(val):
+        return f"must be a finite number, got {v!r}"
+    if fieldname == "lat" and not -90 <= val <= 90:
+        return f"outside -90..90, got {v!r}"
+    if fieldname == "lon" and not -180 <= val <= 180:
+        return f"outside -180..180, got {v!r}"
+    if fieldname in SIGNED:
+        return None
+    if val < 0 or (val == 0 and fieldname not in MAY_BE_ZERO):
+        return f"must be {'non-negative' if fieldname in MAY_BE_ZERO else 'positive'}, got {v!r}"
+    if fieldname == "pue" and val < 1:
+        return f"must be at least 1 (PUE = facility power / IT power), got {v!r}"
+    if fieldname == "ai_share" and val > 1:
+        return f"must be a share in (0, 1], got {v!r}"
+    if fieldname == "route_factor" and val < 1:
+        return f"must be at least 1 (a fibre route is not shorter than the great circle), got {v!r}"
+    if fieldname == "paths_per_pair" and val != int(val):
+        return f"must be a whole number >= 1, got {v!r}"
+    return None
+
+
+def _id_problem(v: Any, what: str) -> str | None:
+    """Why ``v`` is not usable as an id (node, workload); ids are text."""
+    if isinstance(v, str):
+        return None if v.strip() else f"{what} must be non-empty text, got {v!r}"
+    if isinstance(v, bool):
+        return (f"{what} was read as the boolean {v} (YAML 1.1 reads {YAML11_BOOLS} as booleans); "
+                "put the id in quotes, e.g. 'no'")
+    if isinstance(v, numbers.Number):
+        return f"{what} was read as the number {v!r}; ids are text: put it in quotes, e.g. '{v}'"
+    return f"{what} must be text, got {v!r}"
+
+
+def _resolve_energy(wl: pd.DataFrame, accounting: str) -> None:
+    """Set ``wl.energy_kwh_per_mtok`` (kWh/M tokens) in place from the generated-only figure
+    under the ``energy_accounting`` choice ``accounting``."""
+    if accounting == "generated_only":
+        wl["energy_kwh_per_mtok"] = wl[ENERGY_RAW_COLUMN].astype(float)
+    else:
+        from .serving import consistent_energy
+        wl["energy_kwh_per_mtok"] = consistent_energy(wl[ENERGY_RAW_COLUMN].astype(float))
+
+
+PROVENANCE_COLUMNS = ["item", "value", "unit", "kind", "reference", "range", "a_priori"]
+
+
+def resolve_choices(nodes: pd.DataFrame, workloads: pd.DataFrame, provenance: pd.DataFrame,
+                    modelling_choices: Mapping[str, str], label: str
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, str]]:
+    """Fill the request/response split (:func:`split_payload`) and the per-choice node
+    columns, resolve the node inputs the choices select, and record the choices in the
+    provenance table (reindexed to :data:`PROVENANCE_COLUMNS`).  Returns
+    ``(workloads, nodes, provenance, choices)``; a choice whose node inputs are missing is a
+    :class:`ScenarioError` naming ``label``."""
+    choices = {k: v[0] for k, v in CHOICES.items()}
+    choices.update(check_choices(dict(modelling_choices), f"{label}: choices"))
+    wl = workloads.copy()
+    keys = ["payload_bytes_per_token", "request_bytes_per_token", "response_bytes_per_token"]
+    present = [k for k in keys if k in wl]
+    if present != keys:
+        rows, problems = {}, []
+        for idx in wl.index:
+            given = {k: wl.loc[idx, k] for k in present
+                     if not (isinstance(wl.loc[idx, k], float) and math.isnan(wl.loc[idx, k]))}
+            try:
+                rows[idx] = split_payload(given, f"{label}: workloads.{idx}")
+            except ScenarioError as exc:
+                problems += exc.problems
+        if problems:
+            raise ScenarioError(problems)
+        for k in keys:
+            wl[k] = pd.Series({i: r[k] for i, r in rows.items()}, dtype=float).reindex(wl.index)
+    if ENERGY_RAW_COLUMN not in wl:
+        wl[ENERGY_RAW_COLUMN] = wl["energy_kwh_per_mtok"].astype(float)
+    _resolve_energy(wl, choices["energy_accounting"])
+    nodes = nodes.copy()
+    problems = []
+    for resolved, (name, raw_cols) in RESOLVED_NODE_FIELDS.items():
+        default_col = raw_cols[CHOICES[name][0]]
+        if default_col not in nodes:
+            nodes[default_col] = nodes[resolved].astype(float)
+        col = raw_cols[choices[name]]
+        values = nodes[col] if col in nodes else pd.Series(np.nan, index=nodes.index)
+        missing = [str(n) for n, v in values.items() if not np.isfinite(v)]
+        if missing:
+            problems.append(f"{label}: choice {name}={choices[name]!r} needs "
+                            f"nodes.<id>.{col}, missing for {', '.join(missing)}")
+            continue
+        nodes[resolved] = values.astype(float)
+    if problems:
+        raise ScenarioError(problems)
+    items = [f"choices.{k}" for k in choices]
+    if list(provenance.columns) == PROVENANCE_COLUMNS and len(provenance) >= len(items):
+        tail = provenance.iloc[len(provenance) - len(items):]
+        if tail["item"].tolist() == items and tail["value"].tolist() == list(choices.values()) \
+                and (tail["kind"] == "choice").all() and (provenance["kind"] == "choice").sum() == len(items):
+            return wl, nodes, provenance, choices  # already recorded (a copy made by replace)
+    prov = provenance.reindex(columns=PROVENANCE_COLUMNS)
+    prov["range"] = prov["range"].fillna("")
+    prov = prov[prov["kind"] != "choice"]
+    rows = [{"item": f"choices.{k}", "value": v, "unit": "", "kind": "choice",
+             "reference": ("default: " if v == CHOICES[k][0] else "alternative: ") + CHOICE_DOCS[k][v],
+             "range": ""} for k, v in choices.items()]
+    prov = pd.concat([prov.astype({"value": object}), pd.DataFrame(rows, columns=PROVENANCE_COLUMNS)],
+                     ignore_index=True)
+    return wl, nodes, prov, choices
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Inputs of one token-flow market (immutable; use :meth:`replace` to vary them).
+
+    ``nodes`` (index ``node``), ``workloads`` (index ``workload``) and ``links``
+    (index ``link``, undirected, columns ``a``, ``b``) are DataFrames in the
+    units of the module docstring; ``params`` holds the scenario-wide numbers.
+    ``demand_override`` (node x workload, M tokens/h at scale 1) replaces the
+    population-based demand where given.
+    """
+
+    name: str
+    title: str
+    nodes: pd.DataFrame
+    workloads: pd.DataFrame
+    links: pd.DataFrame
+    params: dict[str, float]
+    provenance: pd.DataFrame = field(repr=False)
+    demand_override: pd.DataFrame | None = field(default=None, repr=False)
+    modelling_choices: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Resolve the modelling choices, then validate exactly as the file loader does.
+        Either every check passes and the choices are resolved, or :class:`ScenarioError`."""
+        label = f"scenario {self.name!r}"
+        if all(isinstance(getattr(self, f), pd.DataFrame) for f in ("nodes", "workloads", "provenance")):
+            try:
+                wl, nodes, prov, choices = resolve_choices(self.nodes, self.workloads, self.provenance,
+                                                           self.modelling_choices, label)
+            except ScenarioError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                # structural problems (missing columns, wrong types): report them, never a half-built object
+                raise ScenarioError(_check_frames(self, label)
+                                    or [f"{label}: cannot resolve the modelling choices: {exc!r}"]) from None
+            object.__setattr__(self, "workloads", wl)
+            object.__setattr__(self, "nodes", nodes)
+            object.__setattr__(self, "provenance", prov)
+            object.__setattr__(self, "modelling_choices", choices)
+        problems = _check_frames(self, label)
+        if problems:
+            raise ScenarioError(problems)
+
+    @property
+    def choices(self) -> dict[str, str]:
+        """The modelling choices in force, every name of :data:`CHOICES` (defaults filled in)."""
+        return dict(self.modelling_choices)
+
+    def with_choices(self, **choices: str) -> Scenario:
+        """A copy with some modelling choices changed, e.g. ``with_choices(payload_direction="both")``.
+        A bad name or value raises :class:`ScenarioError` listing the allowed ones."""
+        check_choices(choices)
+        return dataclasses.replace(self, modelling_choices={**self.modelling_choices, **choices})
+
+    @property
+    def node_ids(self) -> list[str]:
+        return list(self.nodes.index)
+
+    @property
+    def workload_ids(self) -> list[str]:
+        return list(self.workloads.index)
+
+    @property
+    def demand(self) -> xr.DataArray:
+        """Base demand D[node, workload] at demand scale 1, M tokens/h."""
+        rate = self.workloads["demand_mtok_per_h_per_mpeople"]
+        pop = self.nodes["population"] / 1e6
+        d = pd.DataFrame(np.outer(pop, rate), index=self.nodes.index, columns=self.workloads.index)
+        if self.demand_override is not None:
+            d = self.demand_override.reindex(index=d.index, columns=d.columns).fillna(d)
+        da = xr.DataArray(d.values.astype(float), coords={"node": d.index, "workload": d.columns},
+                          dims=("node", "workload"), name="demand")
+        da.attrs["unit"] = "M tokens/h"
+        return da
+
+    @property
+    def compute_capacity_kw(self) -> pd.Series:
+        """AI compute capacity per node, kW of IT power (capacity_mw x ai_share x 1000)."""
+        return self.nodes["capacity_mw"] * self.params["ai_share"] * 1000.0
+
+    @property
+    def link_bandwidth_gbps(self) -> pd.Series:
+        """Capacity of each fibre link per direction, Gbps (link value or the parameter)."""
+        return self.links["bandwidth_gbps"].astype(float).fillna(self.params["link_bandwidth_gbps"])
+
+    @property
+    def link_transfer_cost(self) -> pd.Series:
+        """Transfer cost of each fibre link, $/GB (link value or the parameter)."""
+        return self.links["transfer_cost_usd_per_gb"].astype(float).fillna(
+            self.params["transfer_cost_usd_per_gb"])
+
+    @property
+    def node_pue(self) -> pd.Series:
+        pue = self.nodes["pue"] if "pue" in self.nodes else pd.Series(np.nan, index=self.nodes.index)
+        return pue.fillna(self.params["pue"])
+
+    def replace(self, *, params: dict[str, float] | None = None, workloads: dict[str, dict[str, float]] | None = None,
+                nodes: dict[str, dict[str, float]] | None = None,
+                links: dict[str, dict[str, float]] | None = None,
+                demand: dict[str, dict[str, float]] | None = None) -> Scenario:
+        """A copy with some inputs changed, e.g. ``replace(params={"ai_share": 0.2})``,
+        ``replace(workloads={"image": {"payload_bytes_per_token": 500}})``,
+        ``replace(demand={"dallas": {"chat": 1200.0}})`` (base demand, M tokens/h).
+        Every value goes through the same checks as the file loader; all problems are
+        reported at once as a :class:`ScenarioError`."""
+        problems: list[str] = []
+        for argname, arg in (("params", params), ("workloads", workloads), ("nodes", nodes),
+                             ("links", links), ("demand", demand)):
+            if arg is not None and not isinstance(arg, Mapping):
+                problems.append(f"replace: {argname} must be a mapping, got {type(arg).__name__}")
+        if problems:
+            raise ScenarioError(problems)
+        new_params = dict(self.params)
+        for k, v in (params or {}).items():
+            if k not in PARAMETER_FIELDS:
+                problems.append(f"replace: unknown parameter {k!r}")
+            elif (why := value_problem(k, v)) is not None:
+                problems.append(f"replace: parameters.{k}: {why}")
+            else:
+                new_params[k] = float(v)
+        frames = {}
+        # number-only changes to existing, resolved columns need no new choice resolution nor a
+        # re-check of what did not change (see _replace_numbers); anything else takes the full path
+        numbers_only = True
+        for label, frame, changes in [("workloads", self.workloads, workloads),
+                                      ("nodes", self.nodes, nodes), ("links", self.links, links)]:
+            if not changes:
+                continue
+            frame = frame.copy()
+            for row, cols in (changes or {}).items():
+                if row not in frame.index:
+                    problems.append(f"replace: unknown {label[:-1]} {row!r}")
+                    continue
+                if not isinstance(cols, Mapping):
+                    problems.append(f"replace: {label}.{row} must be a mapping of field to value, got {cols!r}")
+                    continue
+                for col, v in cols.items():
+                    if col not in frame.columns or col in _BASE_FIELD or \
+                            (label == "nodes" and col in ("name", "state")):
+                        numbers_only = False
+                    if col in ("name", "state") and label == "nodes":
+                        if not isinstance(v, str):
+                            problems.append(f"replace: nodes.{row}.{col}: must be text, got {v!r}")
+                        else:
+                            _set_cell(frame, row, col, v)
+                        continue
+                    if col not in _NUMERIC[label] or (col not in frame.columns and col != "pue"):
+                        problems.append(f"replace: unknown {label[:-1]} field {col!r}")
+                    elif (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
+                        problems.append(f"replace: {label}.{row}.{col}: {why}")
+                    else:
+                        _set_cell(frame, row, col, float(v))
+                        if label == "nodes" and col in RESOLVED_NODE_FIELDS:
+                            # the value in force is the one of the current choice
+                            name, raw_cols = RESOLVED_NODE_FIELDS[col]
+                            _set_cell(frame, row, raw_cols[self.choices[name]], float(v))
+                        if label == "workloads" and col == "energy_kwh_per_mtok" and ENERGY_RAW_COLUMN in frame:
+                            _set_cell(frame, row, ENERGY_RAW_COLUMN, float(v))  # the decode figure (see CHOICE_DOCS)
+                if label == "workloads" and isinstance(cols, Mapping):
+                    try:
+                        _resplit_payload(frame, row, cols, f"replace: workloads.{row}")
+                    except ScenarioError as exc:
+                        problems += exc.problems
+            frames[label] = frame
+        # only the cells given are fixed; the others stay population x rate (NaN = not overridden),
+        # so a later change of population or demand rate still moves them
+        override = None
+        if demand:  # the override table is built only when demand changes (replace() is called per draw)
+            override = pd.DataFrame(np.nan, index=pd.Index(self.node_ids, name="node"),
+                                    columns=pd.Index(self.workload_ids, name="workload"))
+            if self.demand_override is not None:
+                override = self.demand_override.reindex(index=override.index,
+                                                        columns=override.columns).astype(float)
+        for node, cols in (demand or {}).items():
+            if not isinstance(cols, Mapping):
+                problems.append(f"replace: demand.{node} must be a mapping of workload to M tokens/h, got {cols!r}")
+                continue
+            for wk, v in cols.items():
+                if node not in override.index or wk not in override.columns:
+                    problems.append(f"replace: unknown demand entry {node!r}/{wk!r}")
+                elif (why := value_problem("demand", v)) is not None:
+                    problems.append(f"replace: demand.{node}.{wk}: {why}")
+                else:
+                    override.loc[node, wk] = float(v)
+        if problems:
+            raise ScenarioError(problems)
+        new_override = override if demand else self.demand_override
+        if numbers_only:
+            return self._replace_numbers(new_params, frames, new_override,
+                                         {label: {r: set(cols) for r, cols in ch.items()}
+                                          for label, ch in (("workloads", workloads), ("nodes", nodes),
+                                                            ("links", links)) if ch})
+        return dataclasses.replace(self, params=new_params, **frames, demand_override=new_override)
+
+    def _replace_numbers(self, params: dict[str, float], frames: dict[str, pd.DataFrame],
+                         demand_override: pd.DataFrame | None, rows: dict[str, set]) -> Scenario:
+        """The copy :meth:`replace` returns when only numbers of existing resolved columns
+        changed (every changed value already passed :func:`value_problem`): the same object
+        the constructor would build, without resolving the choices of unchanged frames again.
+        Re-checks every value of each changed row (derived ones included: payload split,
+        energy under the chosen accounting) and the cross-field rules; ``rows`` is
+        {frame: {row: changed fields}}."""
+        label = f"scenario {self.name!r}"
+        if any("energy_kwh_per_mtok" in cols for cols in rows.get("workloads", {}).values()):
+            _resolve_energy(frames["workloads"], self.modelling_choices["energy_accounting"])
+        new = object.__new__(Scenario)
+        for f in dataclasses.fields(self):
+            object.__setattr__(new, f.name, getattr(self, f.name))
+        for name, value in (("params", params), ("demand_override", demand_override), *frames.items()):
+            object.__setattr__(new, name, value)
+        problems = _value_problems(new, label, rows) + _cross_problems(new, label, rows)
+        if problems:
+            raise ScenarioError(problems)
+        return new
+
+    def provenance_table(self) -> pd.DataFrame:
+        """Every input with its value, unit and its source URL or assumption; the modelling
+        choices in force are rows of kind ``"choice"``."""
+        return self.provenance.copy()
+
+
+PAYLOAD_SPLIT_TOL = 1e-6  # relative tolerance of payload = request + response
+
+
+def split_payload(given: Mapping[str, float], where: str) -> dict[str, float]:
+    """Complete one workload's ``payload_bytes_per_token`` (total), ``request_bytes_per_token``
+    and ``response_bytes_per_token`` (B/token) from the ones ``given``:
+
+    * total only: request = total, response = 0 (the default direction carries it all);
+    * both parts, no total: total = request + response;
+    * total and one part: the other part = total - part (:class:`ScenarioError` if negative);
+    * all three: they must add up (:class:`ScenarioError` if not).
+
+    Values that are not finite numbers are passed through (the value checks report them).
+    A single part without the total is a :class:`ScenarioError` (the other part is unknown)."""
+    tot, req, resp = (given.get(k) for k in ("payload_bytes_per_token", "request_bytes_per_token",
+                                              "response_bytes_per_token"))
+
+    def ok(*xs: Any) -> bool:
+        return all(isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x) for x in xs)
+
+    if tot is None:
+        if req is None and resp is None:
+            raise ScenarioError([f"{where}.payload_bytes_per_token: missing (give the total, or "
+                                 "request_bytes_per_token and response_bytes_per_token)"])
+        if req is None or resp is None:
+            missing = "response" if resp is None else "request"
+            raise ScenarioError([f"{where}.{missing}_bytes_per_token: missing (give it, or give "
+                                 "payload_bytes_per_token, the total)"])
+        return {"payload_bytes_per_token": req + resp if ok(req, resp) else math.nan,
+                "request_bytes_per_token": req, "response_bytes_per_token": resp}
+    if req is None and resp is None:
+        return {"payload_bytes_per_token": tot, "request_bytes_per_token": tot, "response_bytes_per_token": 0.0}
+    if req is not None and resp is not None:
+        if ok(tot, req, resp) and abs(tot - (req + resp)) > PAYLOAD_SPLIT_TOL * max(1.0, abs(tot)):
+            raise ScenarioError([f"{where}.payload_bytes_per_token: {tot:g} is not request + response "
+                                 f"= {req:g} + {resp:g} = {req + resp:g} B/token"])
+        return {"payload_bytes_per_token": tot, "request_bytes_per_token": req, "response_bytes_per_token": resp}
+    part, other = ("request", "response") if req is not None else ("response", "request")
+    pv = req if req is not None else resp
+    if not ok(tot, pv):
+        rest = math.nan
+    else:
+        rest = tot - pv
+        if rest < -PAYLOAD_SPLIT_TOL * max(1.0, abs(tot)):
+            raise ScenarioError([f"{where}: payload_bytes_per_token {tot:g} is less than "
+                                 f"{part}_bytes_per_token {pv:g}, so {other}_bytes_per_token would be "
+                                 f"negative ({rest:g} B/token)"])
+        rest = max(rest, 0.0)
+    return {"payload_bytes_per_token": tot, f"{part}_bytes_per_token": pv, f"{other}_bytes_per_token": rest}
+
+
+def _resplit_payload(frame: pd.DataFrame, row: str, cols: Mapping[str, Any], where: str) -> None:
+    """Keep payload = request + response after :meth:`Scenario.replace` changed one workload:
+    the fields given are completed by :func:`split_payload`; a new total given alone scales
+    request and response together (the split is kept; the robustness ranges therefore sit on
+    the part they vary, e.g. ``response_bytes_per_token``); a single new part keeps the other
+    part and sets the total."""
+    keys = ("payload_bytes_per_token", "request_bytes_per_token", "response_bytes_per_token")
+    given = {k: float(frame.at[row, k]) for k in keys if k in cols}
+    if not given:
+        return
+    if set(given) == {"payload_bytes_per_token"}:
+        req0, resp0 = float(frame.at[row, keys[1]]), float(frame.at[row, keys[2]])
+        old = req0 + resp0
+        share = req0 / old if old > 0 else 1.0
+        given["request_bytes_per_token"] = given["payload_bytes_per_token"] * share
+        given["response_bytes_per_token"] = given["payload_bytes_per_token"] * (1.0 - share)
+    elif "payload_bytes_per_token" not in given:
+        for k in keys[1:]:
+            given.setdefault(k, float(frame.at[row, k]))
+    for k, v in split_payload(given, where).items():
+        _set_cell(frame, row, k, float(v))
+
+
+def _set_cell(frame: pd.DataFrame, row: Any, col: str, v: Any) -> None:
+    """``frame.loc[row, col] = v`` for one existing row: ``.at`` (several times faster, which
+    a Monte Carlo of many :meth:`Scenario.replace` calls notices) when the column exists."""
+    if col in frame.columns and (not isinstance(v, str) or frame[col].dtype == object):
+        frame.at[row, col] = v
+    else:
+        frame.loc[row, col] = v
+
+
+def link_weights_gb(s: Scenario, transfer_aware: bool) -> tuple[np.ndarray, np.ndarray]:
+    """GB per M tokens (= B/token / 1000) counted on links, per workload in scenario order:
+    ``(forward, reverse)``, on the arcs of a route origin -> processing node (forward) and on
+    the opposite directed arcs of the same route (reverse).
+
+    * transfer-aware, ``payload_direction="request"``: forward = request + response, reverse = 0;
+    * transfer-aware, ``"both"``: forward = request, reverse = response;
+    * token-equivalent baseline: forward = the baseline's bytes per token for every workload
+      (``baseline_payload="text_token"``: ``reference_payload_bytes_per_token``;
+      ``"mean_payload"``: demand-weighted mean of request + response), reverse = 0.  The
+      baseline counts tokens, not directions, so ``payload_direction`` does not change it.
+    """
+    wl = s.workloads
+    K = len(wl)
+    req = wl["request_bytes_per_token"].to_numpy(dtype=float) / 1000.0
+    resp = wl["response_bytes_per_token"].to_numpy(dtype=float) / 1000.0
+    if transfer_aware:
+        if s.choices["payload_direction"] == "both":
+            return req, resp
+        return req + resp, np.zeros(K)
+    if s.choices["baseline_payload"] == "mean_payload":
+        w = s.demand.sum("node").to_numpy()
+        total = req + resp
+        b = float((w * total).sum() / w.sum()) if w.sum() > 0 else float(total.mean())
+    else:
+        b = s.params["reference_payload_bytes_per_token"] / 1000.0
+    return np.full(K, b), np.zeros(K)
+
+
+# --------------------------------------------------------------------------- loading
+
+def available_scenarios() -> list[str]:
+    """Names of the scenarios shipped with the package."""
+    files = resources.files("tokenflow") / "data"
+    return sorted(p.name[:-5] for p in files.iterdir() if p.name.endswith(".yaml"))
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load ``"us5"``, ``"us20"`` or a YAML file / folder holding ``scenario.yaml``.
+
+    Raises :class:`ScenarioError` listing every problem (file and field) found.
+    """
+    text, label = _read_source(name_or_path)
+    doc, problems = parse_yaml(text, label)
+    scenario, more = _parse(doc, label)
+    problems += more
+    if problems or scenario is None:
+        raise ScenarioError(problems)
+    return scenario
+
+
+def _read_source(name_or_path: str | Path) -> tuple[str, str]:
+    if isinstance(name_or_path, Scenario):
+        raise ScenarioError("load_scenario: got a Scenario object; it is loaded already")
+    if not isinstance(name_or_path, (str, os.PathLike)) or not str(name_or_path).strip():
+        raise ScenarioError(f"load_scenario: expected a scenario name ({', '.join(available_scenarios())}) "
+                            f"or a path to a YAML file, got {name_or_path!r}")
+    path = Path(name_or_path)
+    if isinstance(name_or_path, str) and name_or_path in available_scenarios():
+        res = resources.files("tokenflow") / "data" / f"{name_or_path}.yaml"
+        return res.read_text(encoding="utf-8"), f"{name_or_path}.yaml"
+    if path.is_dir():
+        path = path / "scenario.yaml"
+    if not path.exists():
+        if path.suffix in {".yaml", ".yml"} or len(path.parts) > 1:
+            raise ScenarioError(f"scenario file not found: {path}")
+        raise ScenarioError(
+            f"unknown scenario {str(name_or_path)!r}: packaged scenarios are "
+            f"{', '.join(available_scenarios())}, or give a path to a YAML file"
+        )
+    return read_text_file(path), str(path)
+
+
+def _finite(x: Any) -> bool:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Real):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:
+        return False
+
+
+def _number(raw: Any, where: str, problems: list[str], prov: list[dict], unit: str, fieldname: str) -> float:
+    """Parse a bare number or ``{value, source|assumption}``; record provenance."""
+    kind, ref, rng, a_priori = "unsourced", "", None, math.nan
+    if isinstance(raw, dict):
+        if "a_priori" in raw:  # value before calibration (calibrated inputs only)
+            ap = raw["a_priori"]
+            if isinstance(ap, bool) or not isinstance(ap, (int, float)) or not math.isfinite(ap):
+                problems.append(f"{where}.a_priori: expected a finite number, got {ap!r}")
+            else:
+                a_priori = float(ap)
+        if "value" not in raw:
+            problems.append(f"{where}: mapping has no 'value'")
+            return math.nan
+        for key in raw:
+            if key not in VALUE_KEYS:
+                problems.append(f"{where}.{key}: unknown key (allowed: {', '.join(sorted(VALUE_KEYS))})")
+        for key in ("source", "assumption", "note", "unit"):
+            if key in raw and not isinstance(raw[key], (str, int, float)):
+                problems.append(f"{where}.{key}: must be text, got a {type(raw[key]).__name__}")
+                return math.nan
+        if "source" in raw:
+            kind, ref = "source", str(raw["source"])
+        elif "assumption" in raw:
+            kind, ref = "assumption", str(raw["assumption"])
+        if raw.get("note"):
+            ref = f"{ref} ({raw['note']})" if ref else str(raw["note"])
+        rng = raw.get("range")
+        if rng is not None and not (isinstance(rng, list) and len(rng) == 2 and all(map(_finite, rng))
+                                    and rng[0] <= rng[1]):
+            problems.append(f"{where}.range: must be [low, high], two numbers with low <= high, got {rng!r}")
+            rng = None
+        raw = raw["value"]
+    why = value_problem(fieldname, raw)
+    if why is not None:
+        problems.append(f"{where}: {why}")
+        if isinstance(raw, bool) or not isinstance(raw, numbers.Real):
+            return math.nan
+    try:
+        val = float(raw)
+    except OverflowError:
+        return math.nan
+    prov.append({"item": where.split(": ", 1)[-1], "value": val, "unit": unit, "kind": kind,
+                 "reference": ref, "range": "" if rng is None else f"{rng[0]} - {rng[1]}",
+                 "a_priori": a_priori})
+    return val
+
+
+def _parse(doc: Any, label: str) -> tuple[Scenario | None, list[str]]:
+    problems: list[str] = []
+    prov: list[dict] = []
+    if not isinstance(doc, dict):
+        return None, [f"{label}: top level must be a mapping with parameters, workloads, nodes, links"]
+    for section in ("parameters", "workloads", "nodes", "links"):
+        if section not in doc:
+            problems.append(f"{label}: missing section '{section}'")
+    known = {"name", "title", "description", "parameters", "workloads", "nodes", "links", "links_note",
+             "choices"}
+    for key in doc:
+        if key not in known:
+            problems.append(f"{label}: unknown section {key!r}")
+    for key in ("name", "title", "description", "links_note"):
+        if key in doc and not isinstance(doc[key], str):
+            problems.append(f"{label}: {key}: must be text, got a {type(doc[key]).__name__}")
+    if problems:
+        return None, problems
+
+    params: dict[str, float] = {}
+    praw = doc["parameters"] or {}
+    if not isinstance(praw, dict):
+        return None, [f"{label}: parameters must be a mapping"]
+    for key in praw:
+        if key not in PARAMETER_FIELDS:
+            problems.append(f"{label}: parameters.{key}: unknown parameter")
+    for key, unit in PARAMETER_FIELDS.items():
+        if key not in praw:
+            problems.append(f"{label}: parameters.{key}: missing")
+            continue
+        params[key] = _number(praw[key], f"{label}: parameters.{key}", problems, prov, unit, key)
+
+    wl_rows = {}
+    wraw = doc["workloads"] or {}
+    if not isinstance(wraw, dict) or not wraw:
+        problems.append(f"{label}: workloads must be a non-empty mapping of workload id to fields")
+        wraw = {}
+    for wid, fields in wraw.items():
+        if not isinstance(fields, dict):
+            problems.append(f"{label}: workloads.{wid}: must be a mapping")
+            continue
+        row = {}
+        for key in fields:
+            if key not in WORKLOAD_FIELDS:
+                problems.append(f"{label}: workloads.{wid}.{key}: unknown field")
+        split = {"request_bytes_per_token", "response_bytes_per_token"}
+        payload_keys = {"payload_bytes_per_token", *split}
+        given = payload_keys & set(fields)
+        for key, unit in WORKLOAD_FIELDS.items():
+            if key in payload_keys and key not in fields and (
+                    "payload_bytes_per_token" in given or split <= given):
+                continue  # derived from the others below (split_payload)
+            if key not in fields:
+                what = "no latency limit" if key == "latency_limit_ms" else "missing"
+                problems.append(f"{label}: workloads.{wid}.{key}: {what}")
+                row[key] = math.nan
+                continue
+            row[key] = _number(fields[key], f"{label}: workloads.{wid}.{key}", problems, prov, unit, key)
+        if "payload_bytes_per_token" in given or split <= given:
+            try:
+                row.update(split_payload({k: row[k] for k in given}, f"{label}: workloads.{wid}"))
+            except ScenarioError as exc:
+                problems += exc.problems
+        wl_rows[str(wid)] = row
+
+    node_rows, overrides = {}, {}
+    nraw = doc["nodes"] or {}
+    if not isinstance(nraw, dict) or not nraw:
+        problems.append(f"{label}: nodes must be a non-empty mapping of node id to fields")
+        nraw = {}
+    for nid, fields in nraw.items():
+        if not isinstance(fields, dict):
+            problems.append(f"{label}: nodes.{nid}: must be a mapping")
+            continue
+        for key in ("name", "state"):
+            if key in fields and not isinstance(fields[key], str):
+                problems.append(f"{label}: nodes.{nid}.{key}: must be text, got {fields[key]!r}")
+        row: dict[str, Any] = {"name": str(fields.get("name", nid)), "state": str(fields.get("state", ""))}
+        allowed = {"name", "state", "demand_mtok_per_h", *NODE_FIELDS, *OPTIONAL_NODE_FIELDS,
+                   *ALTERNATIVE_NODE_FIELDS}
+        for key in fields:
+            if key not in allowed:
+                problems.append(f"{label}: nodes.{nid}.{key}: unknown field")
+        for key, unit in NODE_FIELDS.items():
+            if key == "population" and "demand_mtok_per_h" in fields and key not in fields:
+                row[key] = 0.0
+                continue
+            if key not in fields:
+                problems.append(f"{label}: nodes.{nid}.{key}: missing")
+                row[key] = math.nan
+                continue
+            row[key] = _number(fields[key], f"{label}: nodes.{nid}.{key}", problems, prov, unit, key)
+        if "pue" in fields:
+            row["pue"] = _number(fields["pue"], f"{label}: nodes.{nid}.pue", problems, prov, "-", "pue")
+        for key, (unit, resolved) in ALTERNATIVE_NODE_FIELDS.items():
+            if key in fields:
+                row[key] = _number(fields[key], f"{label}: nodes.{nid}.{key}", problems, prov, unit, resolved)
+        if "demand_mtok_per_h" in fields:
+            dm = fields["demand_mtok_per_h"]
+            if not isinstance(dm, dict):
+                problems.append(f"{label}: nodes.{nid}.demand_mtok_per_h: must map workload to M tokens/h")
+            else:
+                overrides[str(nid)] = {}
+                for wid, v in dm.items():
+                    if str(wid) not in wl_rows:
+                        problems.append(f"{label}: nodes.{nid}.demand_mtok_per_h.{wid}: unknown workload")
+                    overrides[str(nid)][str(wid)] = _number(
+                        v, f"{label}: nodes.{nid}.demand_mtok_per_h.{wid}", problems, prov,
+                        "M tokens/h", "demand")
+        node_rows[str(nid)] = row
+
+    link_rows = {}
+    lraw = doc["links"] or []
+    if not isinstance(lraw, list):
+        problems.append(f"{label}: links must be a list of {{a, b}} entries")
+        lraw = []
+    for i, item in enumerate(lraw):
+        where = f"{label}: links[{i}]"
+        if not isinstance(item, dict) or "a" not in item or "b" not in item:
+            problems.append(f"{where}: needs fields 'a' and 'b' (node ids)")
+            continue
+        bad_end = False
+        for end in ("a", "b"):
+            if (why := _id_problem(item[end], "the node id")) is not None:
+                problems.append(f"{where}.{end}: {why}")
+                bad_end = True
+        if bad_end:
+            continue
+        a, b = item["a"], item["b"]
+        for key in item:
+            if key not in {"a", "b", *LINK_FIELDS}:
+                problems.append(f"{where}.{key}: unknown field")
+        for end in (a, b):
+            if end not in node_rows:
+                problems.append(f"{where}: unknown node {end!r} (link {a}--{b})")
+        if a == b:
+            problems.append(f"{where}: link joins node {a!r} to itself")
+        lid = "--".join(sorted((a, b)))
+        if lid in link_rows:
+            problems.append(f"{where}: duplicate link {lid}")
+        row = {"a": a, "b": b}
+        for key, unit in LINK_FIELDS.items():
+            if key in item:
+                row[key] = _number(item[key], f"{where}.{key} ({lid})", problems, prov, unit, key)
+            else:
+                row[key] = math.nan  # scenario-wide parameter applies
+        if row["bandwidth_gbps"] == 0:
+            problems.remove(f"{where}.bandwidth_gbps ({lid}): must be positive, got {item['bandwidth_gbps']!r}")
+            problems.append(f"{where}.bandwidth_gbps ({lid}): zero bandwidth on a link the market "
+                            "may use; remove the link instead")
+        link_rows[lid] = row
+
+    if not link_rows and len(node_rows) > 1:
+        problems.append(f"{label}: links: no links between {len(node_rows)} nodes")
+    if link_rows:  # the backbone topology is a chosen input, not data: one provenance row says so
+        prov.append({"item": "links", "value": f"{len(link_rows)} links between {len(node_rows)} nodes",
+                     "unit": "-", "kind": "assumption",
+                     "reference": "backbone topology (which metro pairs have a link; decides which links can "
+                                  "saturate): " + str(doc.get("links_note") or "as listed in the file, not sourced"),
+                     "range": "", "a_priori": math.nan})
+    choices: dict[str, str] = {}
+    if doc.get("choices") is not None:
+        try:
+            choices = check_choices(doc["choices"], f"{label}: choices")
+        except ScenarioError as exc:
+            problems += exc.problems
+    if problems:
+        return None, problems
+
+    nodes = pd.DataFrame.from_dict(node_rows, orient="index")
+    nodes.index.name = "node"
+    workloads = pd.DataFrame.from_dict(wl_rows, orient="index")
+    workloads.index.name = "workload"
+    links = pd.DataFrame.from_dict(link_rows, orient="index",
+                                   columns=["a", "b", *LINK_FIELDS]) if link_rows else \
+        pd.DataFrame(columns=["a", "b", *LINK_FIELDS])
+    links.index.name = "link"
+    demand_override = None
+    if overrides:
+        demand_override = pd.DataFrame.from_dict(overrides, orient="index").reindex(columns=workloads.index)
+    fields = dict(
+        name=str(doc.get("name", Path(label).stem)), title=str(doc.get("title", doc.get("name", label))),
+        nodes=nodes, workloads=workloads, links=links, params=params,
+        provenance=pd.DataFrame(prov, columns=PROVENANCE_COLUMNS),
+        demand_override=demand_override, modelling_choices=choices,
+    )
+    # the constructor runs the same checks; run them here first so problems name the file
+    resolved = {**fields, "modelling_choices": {**{k: v[0] for k, v in CHOICES.items()}, **choices}}
+    problems = _check_frames(types.SimpleNamespace(**resolved), label)
+    if not problems:
+        try:
+            resolve_choices(nodes, workloads, fields["provenance"], choices, label)
+        except ScenarioError as exc:
+            problems = exc.problems
+    if problems:
+        return None, problems
+    return Scenario(**fields), []
+
+
+def _value_problems(s: Any, label: str, rows: Mapping[str, set] | None = None) -> list[str]:
+    """Every numeric value of the frames by the rule table :func:`value_problem`; only the
+    rows named in ``rows`` ({frame: row ids}) when given (a frame not named is skipped)."""
+    problems = []
+    for section in ("nodes", "workloads", "links"):
+        frame = getattr(s, section)
+        if rows is not None:
+            if section not in rows:
+                continue
+            cols = [c for c in _NUMERIC[section] if c in frame.columns]
+            for idx in (i for i in frame.index if i in rows[section]):
+                for col in cols:
+                    v = frame.at[idx, col]
+                    if isinstance(v, np.generic):
+                        v = v.item()
+                    if (section == "links" or col == "pue" or col in _BASE_FIELD) and isinstance(v, float) \
+                            and math.isnan(v):
+                        continue  # as below
+                    if (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
+                        problems.append(f"{label}: {section}.{idx}.{col}: {why}")
+            continue
+        for col in _NUMERIC[section]:
+            if col not in frame.columns:
+                continue
+            for idx, v in frame[col].items():
+                if isinstance(v, np.generic):
+                    v = v.item()
+                if (section == "links" or col == "pue" or col in _BASE_FIELD) and isinstance(v, float) \
+                        and math.isnan(v):
+                    continue  # the scenario-wide parameter applies (alternatives: checked when chosen)
+                if (why := value_problem(_BASE_FIELD.get(col, col), v)) is not None:
+                    problems.append(f"{label}: {section}.{idx}.{col}: {why}")
+    return problems
+
+
+def _cross_problems(s: Any, label: str, rows: Mapping[str, set] | None = None, *,
+                    capacity: bool = True) -> list[str]:
+    """Cross-field rules: payload = request + response per workload (only the workloads in
+    ``rows["workloads"]`` when ``rows`` is given), and (``capacity``) some node with compute
+    capacity."""
+    problems = []
+    wl = s.workloads
+    if {"request_bytes_per_token", "response_bytes_per_token", "payload_bytes_per_token"} <= set(wl.columns):
+        for idx in wl.index:
+            if rows is not None and idx not in rows.get("workloads", ()):
+                continue
+            total, parts = wl.at[idx, "payload_bytes_per_token"], (
+                wl.at[idx, "request_bytes_per_token"] + wl.at[idx, "response_bytes_per_token"])
+            if np.isfinite(total) and np.isfinite(parts) and abs(total - parts) > 1e-6 * max(1.0, abs(total)):
+                problems.append(f"{label}: workloads.{idx}.payload_bytes_per_token: {total:g} is not "
+                                f"request + response = {parts:g} B/token")
+    if capacity and not problems and not (s.nodes["capacity_mw"].to_numpy() > 0).any():
+        problems.append(f"{label}: nodes: no node has compute capacity")
+    return problems
+
+
+def _check_frames(s: Any, label: str) -> list[str]:
+    """Every check on a built scenario, shared by the loader, the constructor and
+    :meth:`Scenario.replace`: structure (frames, ids, columns, link ends), every value
+    by the rule table :func:`value_problem`, and cross-field checks."""
+    problems: list[str] = []
+    for what in ("name", "title"):
+        if not isinstance(getattr(s, what), str):
+            problems.append(f"{label}: {what} must be text, got {getattr(s, what)!r}")
+    if not isinstance(s.params, Mapping):
+        return problems + [f"{label}: params must be a mapping of parameter name to number"]
+    prov = s.provenance
+    if not isinstance(prov, pd.DataFrame):
+        problems.append(f"{label}: provenance must be a pandas DataFrame, got {type(prov).__name__}")
+    elif (missing := [c for c in PROVENANCE_COLUMNS if c not in prov.columns]):
+        problems.append(f"{label}: provenance: missing columns {missing}")
+    frames = {"nodes": s.nodes, "workloads": s.workloads, "links": s.links}
+    required = {"nodes": list(NODE_FIELDS), "workloads": list(WORKLOAD_FIELDS), "links": ["a", "b", *LINK_FIELDS]}
+    for section, frame in frames.items():
+        if not isinstance(frame, pd.DataFrame):
+            problems.append(f"{label}: {section} must be a pandas DataFrame, got {type(frame).__name__}")
+            continue
+        missing = [c for c in required[section] if c not in frame.columns]
+        if missing:
+            problems.append(f"{label}: {section}: missing columns {missing}")
+        if frame.index.has_duplicates:
+            dup = sorted({str(i) for i in frame.index[frame.index.duplicated()]})
+            problems.append(f"{label}: {section}: duplicate ids {dup}")
+        for idx in frame.index:
+            if (why := _id_problem(idx, f"{section[:-1]} id")) is not None:
+                problems.append(f"{label}: {section}: {why}")
+    if problems:
+        return problems
+    if len(s.nodes) == 0 or len(s.workloads) == 0:
+        problems.append(f"{label}: needs at least one node and one workload")
+    problems += _value_problems(s, label)
+    for k in PARAMETER_FIELDS:
+        if k not in s.params:
+            problems.append(f"{label}: parameters.{k}: missing")
+    for k, v in s.params.items():
+        if k not in PARAMETER_FIELDS:
+            problems.append(f"{label}: parameters.{k}: unknown parameter")
+        elif (why := value_problem(k, v)) is not None:
+            problems.append(f"{label}: parameters.{k}: {why}")
+    nodes = set(s.nodes.index)
+    for lid, a, b in zip(s.links.index, s.links["a"], s.links["b"]):
+        for end in (a, b):
+            if end not in nodes:
+                problems.append(f"{label}: links.{lid}: unknown node {end!r}")
+        if a == b:
+            problems.append(f"{label}: links.{lid}: link joins node {a!r} to itself")
+    if s.demand_override is not None:
+        d = s.demand_override
+        if not isinstance(d, pd.DataFrame):
+            problems.append(f"{label}: demand_override must be a DataFrame (node x workload)")
+        else:
+            for idx in d.index:
+                if idx not in nodes:
+                    problems.append(f"{label}: demand: unknown node {idx!r}")
+            for col in d.columns:
+                if col not in set(s.workloads.index):
+                    problems.append(f"{label}: demand: unknown workload {col!r}")
+                    continue
+                for idx, v in d[col].items():
+                    v = v.item() if isinstance(v, np.generic) else v
+                    if isinstance(v, float) and math.isnan(v):
+                        continue  # the population-based demand applies
+                    if (why := value_problem("demand", v)) is not None:
+                        problems.append(f"{label}: demand.{idx}.{col}: {why}")
+    problems += _cross_problems(s, label, capacity=not problems)
+    if not problems:  # a built scenario has every choice resolved
+        mc = s.modelling_choices
+        if not isinstance(mc, Mapping) or set(mc) != set(CHOICES):
+            problems.append(f"{label}: modelling_choices must name every choice {sorted(CHOICES)} "
+                            f"(unresolved), got {sorted(mc) if isinstance(mc, Mapping) else mc!r}")
+        else:
+            try:
+                check_choices(dict(mc), f"{label}: choices")
+            except ScenarioError as exc:
+                problems += exc.problems
+    return problems

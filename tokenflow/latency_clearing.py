@@ -650,6 +650,12 @@ class _FullLP:
         h.passModel(lp)
         h.run()
         st = h.getModelStatus()
+        if st not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible):
+            # near the feasibility boundary: once more from scratch with the other algorithm
+            h.clearSolver()
+            h.setOptionValue("solver", "ipm" if algorithm == "simplex" else "simplex")
+            h.run()
+            st = h.getModelStatus()
         if st in (highspy.HighsModelStatus.kInfeasible, highspy.HighsModelStatus.kUnboundedOrInfeasible):
             raise InfeasibleMarketError(self.scale, math.nan, "the latency row (GPUs each pool needs at its rho*) "
                                         "exceeds some node's AI capacity")
@@ -752,6 +758,8 @@ def latency_lp_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict
 
     Raises :class:`InfeasibleMarketError` when the network cannot serve the demand with the
     latency rows, :class:`TokenflowError` for a bad argument."""
+    from .errors import SolverError
+
     _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_aware, max_iter, tol, damping)
     if rtt not in RTT_MODES:
         raise TokenflowError(f"latency_lp_clearing: rtt must be one of {RTT_MODES}, got {rtt!r}")
@@ -772,7 +780,7 @@ def latency_lp_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict
     for it in range(max_iter):
         try:
             r = full.solve(rho, algorithm=algorithm, order_seed=order_seed)
-        except InfeasibleMarketError:
+        except (InfeasibleMarketError, SolverError):  # (HiGHS undecided at the boundary: not counted as feasible)
             # an infeasible iterate (a start below the fixed point): halfway back to the last
             # feasible rho* (or to 1, the LP without latency rows), which is retried
             rows.append({"iteration": it, "objective_usd_per_h": np.nan, "rho_step": np.nan,
@@ -800,3 +808,43 @@ def latency_lp_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict
                      pd.DataFrame(gpus, index=idx, columns=cols), net,
                      pd.DataFrame(rows).set_index("iteration"), converged, bool(full.exact),
                      float(getattr(r, "_latency_excess", 0.0)))
+
+
+def max_latency_lp_scale(s, *, rel_tol: float = 1e-4, hi: float | None = None, **kwargs) -> LatencyScale:
+    """The largest demand scale at which :func:`latency_lp_clearing` (with ``kwargs``) is
+    feasible and its outer map converges, by bisection between 0 and ``hi`` (default: the
+    network-only s* with the tightened round-trip limits, an upper bound since the latency
+    rows only remove capacity).  ``rel_tol``: relative width of the final bracket.  Returns a
+    :class:`LatencyScale` (its ``clearing`` is a :class:`LatencyLP`)."""
+    from .market import max_demand_scale
+
+    _real("rel_tol", rel_tol, lo=0.0, lo_open=True)
+    if hi is None:
+        profiles = kwargs.get("profiles") or serving_profiles(s)
+        net = network_limits(s, profiles, kwargs.get("latency_limits_ms"), kwargs.get("q", 0.99))
+        hi = float(max_demand_scale(s, latency_limits_ms=net, transfer_aware=kwargs.get("transfer_aware", True)))
+    hi = _real("hi", hi, lo=0.0, lo_open=True)
+
+    def attempt(scale: float) -> tuple[LatencyLP | None, str]:
+        from .errors import SolverError
+
+        try:
+            lc = latency_lp_clearing(s, scale, **kwargs)
+        except InfeasibleMarketError as exc:
+            return None, exc.binding
+        except SolverError as exc:  # HiGHS could not decide at the boundary: counted as not clearing
+            return None, str(exc)
+        return (lc, "") if lc.converged else (None, "the outer map did not converge")
+
+    top, why = attempt(hi * (1 - 1e-6))
+    if top is not None:
+        return LatencyScale(hi, top, hi, "the network-only market is infeasible above it")
+    lo, best = 0.0, None
+    while hi - lo > rel_tol * hi:
+        mid = 0.5 * (lo + hi)
+        lc, w = attempt(mid)
+        if lc is None:
+            hi, why = mid, w
+        else:
+            lo, best = mid, lc
+    return LatencyScale(lo, best, hi, why)

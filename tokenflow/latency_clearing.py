@@ -629,11 +629,13 @@ class _FullLP:
         n = arr.n_cols
         perm = np.arange(n) if order_seed is None else np.random.default_rng(order_seed).permutation(n)
         rs = arr.row_scale
-        cnt = np.diff(arr.indptr)[perm]
-        starts = np.r_[0, np.cumsum(cnt)].astype(np.int64)
-        idx = np.concatenate([arr.indices[arr.indptr[j]:arr.indptr[j + 1]] for j in perm]) if n else \
-            np.zeros(0, np.int32)
-        val = np.concatenate([arr.data[arr.indptr[j]:arr.indptr[j + 1]] for j in perm]) if n else np.zeros(0)
+        if order_seed is None:
+            starts, idx, val = arr.indptr, arr.indices, arr.data
+        else:
+            from scipy.sparse import csc_array
+
+            A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, n))[:, perm]
+            starts, idx, val = A.indptr, A.indices, A.data
         lp = highspy.HighsLp()
         lp.num_col_, lp.num_row_ = n, arr.n_rows
         lp.col_cost_, lp.col_lower_, lp.col_upper_ = arr.cost[perm], arr.col_lb[perm], arr.col_ub[perm]
@@ -641,13 +643,19 @@ class _FullLP:
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.num_col_, lp.a_matrix_.num_row_ = n, arr.n_rows
         lp.a_matrix_.start_, lp.a_matrix_.index_, lp.a_matrix_.value_ = starts, idx.astype(np.int32), val * rs[idx]
-        h = new_highs()
         if algorithm not in ("simplex", "ipm"):
             raise TokenflowError(f"latency LP: algorithm must be 'simplex' or 'ipm', got {algorithm!r}")
+        # the outer map's next LP differs in the latency rows' coefficients only: a simplex run
+        # starts from the last optimal basis of the same column order (an IPM run starts cold)
+        key = (algorithm, order_seed)
+        warm = self._last_basis if (algorithm == "simplex" and getattr(self, "_last_key", None) == key) else None
+        h = new_highs()
         h.setOptionValue("solver", algorithm)
         if algorithm == "ipm":
             h.setOptionValue("run_crossover", "on")
         h.passModel(lp)
+        if warm is not None:
+            h.setBasis(warm)
         h.run()
         st = h.getModelStatus()
         if st not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible):
@@ -661,6 +669,8 @@ class _FullLP:
                                         "exceeds some node's AI capacity")
         if st != highspy.HighsModelStatus.kOptimal:
             raise SolverError(f"latency LP: HiGHS ended with '{h.modelStatusToString(st)}'")
+        b = h.getBasis()
+        self._last_key, self._last_basis = (key, b) if b.valid else (None, None)
         sol = h.getSolution()
         x = np.empty(n)
         x[perm] = np.asarray(sol.col_value)
@@ -810,11 +820,13 @@ def latency_lp_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict
                      float(getattr(r, "_latency_excess", 0.0)))
 
 
-def max_latency_lp_scale(s, *, rel_tol: float = 1e-4, hi: float | None = None, **kwargs) -> LatencyScale:
+def max_latency_lp_scale(s, *, rel_tol: float = 1e-4, hi: float | None = None, lo: float = 0.0,
+                         **kwargs) -> LatencyScale:
     """The largest demand scale at which :func:`latency_lp_clearing` (with ``kwargs``) is
     feasible and its outer map converges, by bisection between 0 and ``hi`` (default: the
     network-only s* with the tightened round-trip limits, an upper bound since the latency
-    rows only remove capacity).  ``rel_tol``: relative width of the final bracket.  Returns a
+    rows only remove capacity).  ``lo``: a scale expected to clear (checked first; a
+    :class:`TokenflowError` if it does not).  ``rel_tol``: relative width of the final bracket.  Returns a
     :class:`LatencyScale` (its ``clearing`` is a :class:`LatencyLP`)."""
     from .market import max_demand_scale
 
@@ -839,7 +851,12 @@ def max_latency_lp_scale(s, *, rel_tol: float = 1e-4, hi: float | None = None, *
     top, why = attempt(hi * (1 - 1e-6))
     if top is not None:
         return LatencyScale(hi, top, hi, "the network-only market is infeasible above it")
-    lo, best = 0.0, None
+    best = None
+    _real("lo", lo, lo=0.0)
+    if lo > 0:
+        best, why_lo = attempt(lo)
+        if best is None:
+            raise TokenflowError(f"max_latency_lp_scale: lo = {lo:g} does not clear ({why_lo})")
     while hi - lo > rel_tol * hi:
         mid = 0.5 * (lo + hi)
         lc, w = attempt(mid)

@@ -332,7 +332,7 @@ def ggc_wait(lam: float, mean_service: float, c: int, ca2: float = 1.0, cs2: flo
     ca2 = _v.number(ca2, "ca2 (arrival SCV)", fn, lo=0.0)
     cs2 = _v.number(cs2, "cs2 (service SCV)", fn, lo=0.0)
     a = lam * mean_service
-    if a >= c:
+    if a >= c or c / mean_service - lam <= 0:  # (the second: a just below c by round-off)
         return 1.0, math.inf
     pw = erlang_c(c, a)
     return pw, pw / (c / mean_service - lam) * (ca2 + cs2) / 2.0

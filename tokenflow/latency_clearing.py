@@ -751,7 +751,7 @@ def latency_lp_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict
                         transfer_aware: bool = True, start: float | np.ndarray = 1.0, damping: float = 1.0,
                         algorithm: str = "simplex", order_seed: int | None = None, rtt: str = "admissible",
                         max_iter: int = 300, tol: float = 1e-10, rho_tol: float = 1e-12,
-                        network_only=None) -> LatencyLP:
+                        network_only=None, max_infeasible: int = 40) -> LatencyLP:
     """The latency-consistent market as one LP (see the comment above :class:`LatencyLP`).
 
     For fixed rho* the market is the path LP over every admissible route with its compute row
@@ -765,6 +765,8 @@ def latency_lp_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict
     (crossover on) and a random column order, for checking that the end point does not
     depend on them.  Stops when rho* moves by at most ``tol``; ``rho_tol``: bisection
     tolerance of each rho*.  Round-trip limits are tightened as in :func:`network_limits`.
+    An iterate at which the LP is infeasible moves halfway back to the last feasible rho* (or
+    to 1); after ``max_infeasible`` such steps the problem counts as infeasible at this scale.
 
     Raises :class:`InfeasibleMarketError` when the network cannot serve the demand with the
     latency rows, :class:`TokenflowError` for a bad argument."""
@@ -798,6 +800,9 @@ def latency_lp_clearing(s, demand_scale: float = 1.0, *, latency_limits_ms: dict
             if feasible is None and np.all(rho >= 1.0):
                 raise InfeasibleMarketError(demand_scale, math.nan, "latency-consistent LP: even rho* = 1 "
                                             "(tightened round-trip limits only) cannot serve the demand") from None
+            if sum(1 for row in rows if not np.isfinite(row["objective_usd_per_h"])) > max_infeasible:
+                raise InfeasibleMarketError(demand_scale, math.nan, "latency-consistent LP: the outer map keeps "
+                                            f"leaving the feasible set ({max_infeasible} infeasible steps)") from None
             back = np.ones_like(rho) if feasible is None else feasible
             rho = 0.5 * (rho + back)
             continue

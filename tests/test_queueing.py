@@ -238,3 +238,20 @@ def test_route_rtts_without_the_mean_gives_the_same_bounds(us5):
         np.testing.assert_array_equal(full[k].values, short[k].values)
     with pytest.raises(tf.ScenarioError, match="mean"):
         route_rtts(r, us5, mean="no")
+
+
+def test_ggc_wait_at_saturation_by_round_off_is_unbounded():
+    """A pool whose utilisation is one up to round-off (a * mean_service a hair below c) waits
+    for ever, instead of dividing by zero."""
+    import math as _m
+
+    from tokenflow.latency.queueing import ggc_wait
+
+    hits = 0
+    for c in range(1, 400):
+        for mean in (0.1, 0.3, 0.7, 1.1, 3.3):
+            lam = c / mean
+            if lam * mean < c and c / mean - lam <= 0:
+                hits += 1
+                assert ggc_wait(lam, mean, c) == (1.0, _m.inf)
+    assert hits  # the round-off case occurs among these

@@ -407,7 +407,8 @@ def test_a_warm_kernel_starts_each_notebook_as_a_new_kernel_would(tmp_path, monk
              "from tokenflow.clearing import engine\nengine._POOL['x'] = 1\nprint(os.getpid())")
     second = ("import os, sys, warnings\nimport matplotlib as mpl\nimport numpy as np\nimport pandas as pd\n"
               "assert 'leaked' not in globals()\nassert 'tokenflow.publish.book' not in sys.modules\n"
-              "import tokenflow.publish.book\nfrom tokenflow.publish import style\nsnap = dict(mpl.rcParams)\nstyle.apply()\n"
+              "import tokenflow.publish.book\nfrom tokenflow.publish import style\n"
+              "snap = dict(mpl.rcParams)\nstyle.apply()\n"
               "assert dict(mpl.rcParams) == snap  # the house style is in place\n"
               "assert mpl.rcParams['font.size'] == 9 and mpl.rcParams['lines.markersize'] != 20\n"
               "assert pd.get_option('display.precision') == 6 and np.get_printoptions()['precision'] == 8\n"

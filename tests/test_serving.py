@@ -15,7 +15,7 @@ import pytest
 import tokenflow as tf
 from tokenflow.cli import main
 from tokenflow.core.errors import ScenarioError
-from tokenflow.scenarios.serving import SERVER_W_PER_GPU, load_serving_data, serving_models
+from tokenflow.scenarios.serving import SERVER_W_PER_GPU, energy_terms, load_serving_data, serving_models
 
 DATA = resources.files("tokenflow").joinpath("data", "serving_measurements.csv")
 
@@ -115,20 +115,32 @@ def test_energy_per_generated_token_under_both_accountings(scenario):
     s = tf.load_scenario(scenario)
     assert s.choices["energy_accounting"] == "generated_only"
     pd_ = s.with_choices(energy_accounting="prefill_and_decode")
+    terms = energy_terms(s.workloads["energy_kwh_per_mtok"])
     for w, trace, model in (("chat", "conv", "8b-class"), ("code_review", "code", "70b-class")):
         raw = s.workloads.loc[w, "energy_kwh_per_mtok"]
-        go, pdj = _independent_energy(w, trace, model, raw)
+        go, with_scenario_decode = _independent_energy(w, trace, model, raw)
         assert s.workloads.loc[w, "energy_kwh_per_mtok"] * 3.6 == pytest.approx(go, rel=1e-12)
-        assert pd_.workloads.loc[w, "energy_kwh_per_mtok"] * 3.6 == pytest.approx(pdj, rel=1e-9)
-        assert pdj > go
+        # one source: the serving data's decode term plus the prefill term (independent of the
+        # scenario's figure, which is whole-response energy on another engine)
+        prefill = with_scenario_decode - go
+        assert pd_.workloads.loc[w, "energy_kwh_per_mtok"] * 3.6 == pytest.approx(
+            terms.loc[w, "decode_j_serving"] + prefill, rel=1e-9)
+        assert terms.loc[w, "decode_source"] == "serving"
     # code review prompts dominate: its factor is far larger than chat's
     f = pd_.workloads["energy_kwh_per_mtok"] / s.workloads["energy_kwh_per_mtok"]
-    assert f["code_review"] > 5 * f["chat"] > 5
+    assert f["code_review"] > 5 * f["chat"] and f["code_review"] > 5
     for w in ("image", "batch_training"):  # no prompt trace: unchanged
         assert pd_.workloads.loc[w, "energy_kwh_per_mtok"] == s.workloads.loc[w, "energy_kwh_per_mtok"]
     # back to the default gives the file's numbers exactly
     back = pd_.with_choices(energy_accounting="generated_only")
     pd.testing.assert_series_equal(back.workloads["energy_kwh_per_mtok"], s.workloads["energy_kwh_per_mtok"])
+    # the older mixed reading (scenario decode + serving prefill) is kept for comparison
+    mixed = energy_terms(s.workloads["energy_kwh_per_mtok"], decode_source="scenario")
+    for w, trace, model in (("chat", "conv", "8b-class"), ("code_review", "code", "70b-class")):
+        assert mixed.loc[w, "consistent_j"] == pytest.approx(
+            _independent_energy(w, trace, model, s.workloads.loc[w, "energy_kwh_per_mtok"])[1], rel=1e-9)
+    with pytest.raises(ScenarioError, match="decode_source"):
+        energy_terms(s.workloads["energy_kwh_per_mtok"], decode_source="vllm")
 
 
 def test_default_scenario_energy_is_the_file_value():
@@ -138,10 +150,12 @@ def test_default_scenario_energy_is_the_file_value():
 
 
 def test_replace_sets_the_decode_figure_under_both_accountings():
+    """The scenario's figure is what ``replace`` sets; under prefill_and_decode a workload with
+    serving data takes its energy from the serving data (one source), so it does not move."""
     s = tf.load_scenario("us5").with_choices(energy_accounting="prefill_and_decode")
-    base = s.workloads.loc["chat", "energy_kwh_per_mtok"] - 0.101
-    r = s.replace(workloads={"chat": {"energy_kwh_per_mtok": 0.2}})
-    assert r.workloads.loc["chat", "energy_kwh_per_mtok"] == pytest.approx(0.2 + base, rel=1e-12)
+    r = s.replace(workloads={"chat": {"energy_kwh_per_mtok": 0.2}, "image": {"energy_kwh_per_mtok": 0.9}})
+    assert r.workloads.loc["chat", "energy_kwh_per_mtok"] == s.workloads.loc["chat", "energy_kwh_per_mtok"]
+    assert r.workloads.loc["image", "energy_kwh_per_mtok"] == 0.9  # no serving data: the figure itself
     g = r.with_choices(energy_accounting="generated_only")
     assert g.workloads.loc["chat", "energy_kwh_per_mtok"] == 0.2
 

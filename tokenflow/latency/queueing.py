@@ -233,15 +233,16 @@ def measured_profiles(s, batch: int | None = None) -> dict[str, ServiceProfile]:
     * step time ``t(b) = a + c'*b`` from the measured fit ``a + c*b + d*b*ctx`` at the
       trace's mean context ``ctx`` (prompt + half the generated tokens): ``c' = c + d*ctx``;
     * prefill time per prompt token measured (first-token latency slope);
-    * batch ``min(batch, KV-cache limit)``: ``batch`` defaults to the serving batch of the
-      energy figures (64); the KV-cache limit is the replica's memory after bf16 weights over
-      the KV bytes of a mean request (prompt + generated tokens);
+    * batch ``min(batch, KV-cache limit)`` (:func:`tokenflow.scenarios.serving.serving_batch`): ``batch``
+      defaults to the serving batch (64); the KV-cache limit is the replica's memory after the
+      weights over the KV bytes of a mean request (prompt + generated tokens);
     * **prefill/decode interference** (declared approximation; Splitwise, Patel et al. ISCA
       2024, runs both phases on one machine in its baseline): prompt processing takes GPU time
       from decode steps.  At saturation a replica's busy time per request is
       ``prefill + G*t(B)/B``, so a share ``f = lambda_sat*prefill`` of its time goes to
-      prefill, and every decode step is stretched by ``1/(1 - f)`` (at every load: conservative
-      below saturation);
+      prefill; every decode step is stretched by ``1 + (B - 1)*prefill/(G*t(B))`` (the other
+      slots' prefills; at every load: conservative below saturation), so that a full replica
+      serves exactly ``lambda_sat`` requests/s;
     * ``lp_tokens_per_s``: the LP's capacity of the replica, GPUs x IT kW per GPU / the
       scenario's energy per token, so :meth:`ServiceProfile.lp_to_pool_utilisation` maps the
       LP's utilisation to the pool's own.
@@ -271,7 +272,11 @@ def measured_profiles(s, batch: int | None = None) -> dict[str, ServiceProfile]:
         tpre = t.prompt_mean * sm.prefill_s_per_token
         lam_sat = 1.0 / (tpre + t.generated_mean * (a + slope * b) / b)
         f = lam_sat * tpre
-        stretch = 1.0 / (1.0 - f)
+        # decode steps stretched by the other B - 1 slots' prefills, so that a full replica
+        # serves lam_sat (slot time tpre + G t(B) stretch = B / lam_sat): the request's own
+        # prefill is in its slot time once, not again in the stretch
+        t_dec = t.generated_mean * (a + slope * b)
+        stretch = 1.0 + (b - 1) * tpre / t_dec
         lp = sm.gpus * GPU_KW / float(e[w]) * 1e6 / 3600.0
         out[w] = replace(p, gpus_per_replica=sm.gpus, max_batch=b, step_fixed_s=a * stretch,
                          step_slope_s=slope * stretch, prefill_s_per_token=sm.prefill_s_per_token,
@@ -327,7 +332,7 @@ def ggc_wait(lam: float, mean_service: float, c: int, ca2: float = 1.0, cs2: flo
     ca2 = _v.number(ca2, "ca2 (arrival SCV)", fn, lo=0.0)
     cs2 = _v.number(cs2, "cs2 (service SCV)", fn, lo=0.0)
     a = lam * mean_service
-    if a >= c:
+    if a >= c or c / mean_service - lam <= 0:  # (the second: a just below c by round-off)
         return 1.0, math.inf
     pw = erlang_c(c, a)
     return pw, pw / (c / mean_service - lam) * (ca2 + cs2) / 2.0

@@ -23,24 +23,28 @@ in code, per accelerator and model class:
 
 Energy accounting (:data:`tokenflow.scenarios.scenario.CHOICES` ``energy_accounting``):
 ``generated_only`` reads the scenario's energy per token as it is (the paper's reading);
-``prefill_and_decode`` counts what a generated token carries: its share of prompt processing,
+``prefill_and_decode`` counts what a generated token carries, **from one source**: the serving
+measurements of the model class that serves it (same engine, precision and model class for
+both phases and for the serving layer's capacity),
 
-    E_w = e_w + r_w * p_m(w)
+    E_w = d_m(w) + r_w * p_m(w)
 
-with ``e_w`` the scenario's energy per generated token (decode, J), ``r_w`` the trace's prompt
-tokens per generated token (:mod:`tokenflow.scenarios.traces`) and ``p_m`` the server-level prefill
-energy per prompt token of the model class that serves ``w`` (:data:`WORKLOAD_SERVING`).
-Workloads without a prompt trace (image, batch training) are unchanged.  Since the LP's
-compute use is energy per token, the same factor moves compute use per token.
+with ``d_m`` the server-level decode energy per generated token of one step at the serving
+batch and the trace's mean context (the step times have each run's prompt processing taken
+out, so no prefill is inside ``d_m``), ``r_w`` the trace's prompt tokens per generated token
+(:mod:`tokenflow.scenarios.traces`) and ``p_m`` the server-level prefill energy per prompt token
+(:data:`WORKLOAD_SERVING`).  The LP's capacity of a replica, GPUs x server kW / E_w, is then
+the serving layer's saturation throughput (:func:`tokenflow.latency.queueing.measured_profiles`).
+The scenario's own per-token figure does not enter ``E_w`` of such a workload (ML.ENERGY's is
+whole-response energy over output tokens, bf16 vLLM, a different batch; code review's is an
+assumption); :func:`energy_terms` with ``decode_source="scenario"`` gives the older mixed
+reading for comparison.  Workloads without a prompt trace (image, batch training) keep the
+scenario's figure.  Since the LP's compute use is energy per token, the same factor moves
+compute use per token.
 
-**What the "factor" is relative to.**  ``factor = E_w / e_w`` mixes two sources: the decode
-term ``e_w`` is the *scenario's* figure, the prefill term comes from the serving
-measurements (TensorRT-LLM FP8 first-token latencies, GPUs at their power limit).  It is a
-ratio to the scenario's decode figure, not a property of the workload: the same serving data's
-own decode estimate (``decode_j_serving`` of :func:`energy_terms`) differs from the scenario's
-(for code review it is several times larger), and on that one basis the factor would be
-much smaller.  The absolute energy ``E_w`` (what enters the LP) does not depend on this
-reading; quote it, or quote the factor with its basis.
+**What the "factor" is relative to.**  ``factor = E_w / e_w`` is relative to the scenario's
+generated-only figure ``e_w``: a ratio across two sources, not a property of the workload.
+The absolute energy ``E_w`` (what enters the LP) is the number to quote.
 
 The mapping is by workload *name* (:data:`WORKLOAD_SERVING`): a scenario that names its chat
 workload differently gets factor 1 for it.  When no workload of a scenario has a prompt
@@ -357,18 +361,40 @@ def _bundled_models() -> tuple[tuple[tuple[str, str], ServingModel], ...]:
                  for a, m in data[["accelerator", "model"]].drop_duplicates().itertuples(index=False))
 
 
+DECODE_SOURCES = ("serving", "scenario")
+
+
+def serving_batch(sm: ServingModel, trace: str, batch: int | None = None) -> int:
+    """The batch a replica of ``sm`` runs for requests of ``trace``: ``batch`` (default
+    :data:`SERVING_BATCH`) capped by the KV-cache limit of a mean request (prompt + generated)."""
+    t = trace_stats(trace)
+    return int(min(SERVING_BATCH if batch is None else batch, sm.max_batch_kv(t.prompt_mean + t.generated_mean)))
+
+
 def energy_terms(generated_only_kwh_per_mtok: pd.Series,
-                 models: dict[tuple[str, str], ServingModel] | None = None) -> pd.DataFrame:
+                 models: dict[tuple[str, str], ServingModel] | None = None,
+                 decode_source: str | dict[str, str] = "serving") -> pd.DataFrame:
     """Per workload of ``generated_only_kwh_per_mtok`` (index ``workload``, kWh per M generated
     tokens): the terms of the consistent unit, J per generated token at server level.
 
+    **One source per unit** (``decode_source="serving"``, the default): the decode term is the
+    serving data's own, from the same measurements as the prefill term and as the serving
+    layer's capacity (:func:`tokenflow.latency.queueing.measured_profiles`): one step at the serving
+    batch (:func:`serving_batch`) and the trace's mean context, ``t(B, ctx) x GPUs x server W /
+    B``.  The step times are derived with the prompt processing of each measured run taken out
+    (:func:`_build`), so prefill is counted once: ``consistent_j = decode_j + ratio x prefill``.
+    The LP's capacity of a replica (GPUs x server kW / consistent_j) then equals the serving
+    layer's saturation throughput.  ``decode_source="scenario"`` (or a dict workload -> source)
+    takes the decode term from the scenario's published per-token figure instead (a different
+    engine, precision and batch, and for ML.ENERGY a whole-response figure that already holds
+    the benchmark's prefill): kept to show what that reading does.
+
     Columns: ``trace``, ``model``, ``prompt_per_generated`` (trace), ``prefill_j_per_prompt_token``,
-    ``decode_j`` (the scenario's figure), ``prefill_j`` (= ratio x prefill J), ``consistent_j``,
-    ``factor`` (consistent / the *scenario's* generated-only figure: a ratio across two sources,
-    see the module docstring), ``consistent_kwh_per_mtok``; and, for comparison,
-    ``decode_j_serving`` (the serving data's decode energy at the serving batch and the trace's
-    mean context, server level, GPUs at their power limit).  Workloads without a prompt trace
-    keep their figure (factor 1)."""
+    ``decode_j`` (the term used), ``decode_source``, ``decode_j_scenario`` (the scenario's
+    figure), ``decode_j_serving`` (the serving data's), ``batch`` (serving batch), ``prefill_j``
+    (= ratio x prefill J), ``consistent_j``, ``factor`` (consistent / the *scenario's*
+    generated-only figure), ``consistent_kwh_per_mtok``.  Workloads without a prompt trace keep
+    their figure (factor 1)."""
     from ..core import validate as _v
 
     if not isinstance(generated_only_kwh_per_mtok, pd.Series):
@@ -376,14 +402,20 @@ def energy_terms(generated_only_kwh_per_mtok: pd.Series,
                             f"workload, got {type(generated_only_kwh_per_mtok).__name__}")
     for w, e in generated_only_kwh_per_mtok.items():
         _v.number(e, f"generated_only_kwh_per_mtok[{w!r}]", "energy_terms", lo=0.0, unit="kWh per M tokens")
+    src = ({str(w): decode_source for w in generated_only_kwh_per_mtok.index} if isinstance(decode_source, str)
+           else dict(decode_source) if isinstance(decode_source, dict) else None)
+    if src is None or any(v not in DECODE_SOURCES for v in src.values()):
+        raise ScenarioError(f"energy_terms: decode_source must be one of {DECODE_SOURCES} or a dict of them per "
+                            f"workload, got {decode_source!r}")
     models = serving_models() if models is None else models
     rows = {}
     for w, e in generated_only_kwh_per_mtok.items():
-        dec = float(e) * 3.6
+        dec_scen = float(e) * 3.6
         if w not in WORKLOAD_SERVING:
             rows[w] = {"trace": "", "model": "", "prompt_per_generated": 0.0, "prefill_j_per_prompt_token": 0.0,
-                       "decode_j": dec, "prefill_j": 0.0, "consistent_j": dec, "factor": 1.0,
-                       "consistent_kwh_per_mtok": float(e), "decode_j_serving": np.nan}
+                       "decode_j": dec_scen, "decode_source": "scenario", "decode_j_scenario": dec_scen,
+                       "decode_j_serving": np.nan, "batch": np.nan, "prefill_j": 0.0, "consistent_j": dec_scen,
+                       "factor": 1.0, "consistent_kwh_per_mtok": float(e)}
             continue
         trace, acc, model = WORKLOAD_SERVING[w]
         if (acc, model) not in models:
@@ -392,11 +424,17 @@ def energy_terms(generated_only_kwh_per_mtok: pd.Series,
         ratio = t.prompt_mean / t.generated_mean
         pre = sm.prefill_j_per_prompt_token_server
         ctx = t.prompt_mean + t.generated_mean / 2.0
-        dec_serv = sm.decode_j_per_token_gpu(SERVING_BATCH, ctx) * SERVER_W_PER_GPU / sm.gpu_power_w
+        b = serving_batch(sm, trace)
+        if b < 1:
+            raise ScenarioError(f"{w}: a mean request's KV cache does not fit beside the weights of {model}")
+        dec_serv = sm.step_time(b, ctx) * sm.gpus * SERVER_W_PER_GPU / b
+        how = src.get(str(w), "serving")
+        dec = dec_serv if how == "serving" else dec_scen
         tot = dec + ratio * pre
         rows[w] = {"trace": trace, "model": model, "prompt_per_generated": ratio, "prefill_j_per_prompt_token": pre,
-                   "decode_j": dec, "prefill_j": ratio * pre, "consistent_j": tot, "factor": tot / dec,
-                   "consistent_kwh_per_mtok": tot / 3.6, "decode_j_serving": dec_serv}
+                   "decode_j": dec, "decode_source": how, "decode_j_scenario": dec_scen, "decode_j_serving": dec_serv,
+                   "batch": float(b), "prefill_j": ratio * pre, "consistent_j": tot,
+                   "factor": tot / dec_scen if dec_scen > 0 else np.inf, "consistent_kwh_per_mtok": tot / 3.6}
     return pd.DataFrame(rows).T.rename_axis("workload")
 
 

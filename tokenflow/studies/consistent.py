@@ -1,15 +1,16 @@
 """The paper's claims C1-C4 counted in one unit: ``energy_accounting="prefill_and_decode"``.
 
 Everything else stays at the defaults (calibrated inputs as in the scenario files).  Each
-generated token then carries its share of prompt processing, measured on serving hardware
-(:mod:`tokenflow.scenarios.serving`), so energy and compute use per token grow and the networks fill
-at a lower demand scale.  The growth (``energy_factor``) is relative to the *scenario's*
-decode figure: the prefill term comes from the serving measurements, the decode term from the
-scenario, and for code review the serving data's own decode estimate is several times the
-scenario's, so on one basis the factor would be much smaller.  It is the ratio of what the LP
-uses under the two accountings, not a property of the workload (see :mod:`tokenflow.scenarios.serving`).
-A scenario passed in under any ``energy_accounting`` is first set back to ``generated_only``
-(the reference), so nothing is counted twice.
+generated token then carries its share of prompt processing, and a workload with serving
+measurements (:data:`tokenflow.scenarios.serving.WORKLOAD_SERVING`) takes both its decode and its
+prefill energy from them (one source: the LP's capacity of a replica is then the serving
+layer's saturation throughput), so energy and compute use per token change and the networks
+fill at a lower demand scale.  ``energy_factor`` is the ratio of what the LP uses under the
+two accountings (relative to the scenario's generated-only figure), not a property of the
+workload (see :mod:`tokenflow.scenarios.serving`).  A scenario passed in under any
+``energy_accounting`` is first set back to ``generated_only`` (the reference), so nothing is
+counted twice.  The payload bytes, prompt ratios and base demand behind the result are this
+book's reconstruction; the paper states none of them.
 
 Where the paper's case scale (35x) cannot clear, the entry says so, gives the largest scale
 that clears (s*) and what binds, and evaluates the claim at the *equivalent load*: the scale

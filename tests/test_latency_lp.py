@@ -133,7 +133,7 @@ def _synthetic(prefill_s: float, coef: tuple[float, float, float], gpus: int = 1
     a, c, d = coef
     rows = []
     base = {"accelerator": "H100-SXM-80GB", "model": "8b-class", "model_name": "synthetic", "gpus": gpus,
-            "precision": "fp8", "engine": "synthetic", "source_url": "x", "source_date": "2026",
+            "precision": "fp8", "engine": "synthetic", "source_url": "script:tests/test_latency_lp.py", "source_date": "2026",
             "source_locator": "x", "note": ""}
     for n_in in (128, 2048):
         rows.append(base | {"quantity": "ttft", "batch": 1, "input_tokens": n_in, "output_tokens": 1,

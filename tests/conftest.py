@@ -123,3 +123,22 @@ def once_per_run(tmp_path_factory, name: str):
             (folder / ".done").touch()
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+# two nodes and one workload for the latency-consistent clearing (tests/test_latency_*.py)
+@pytest.fixture
+def two_nodes(tiny_doc, load_doc):
+    # all demand at A (cheap, 0.10 $/kWh); B costs 0.20 $/kWh; 10 MW each, 1 kWh per M tokens
+    tiny_doc["workloads"]["w"]["demand_mtok_per_h_per_mpeople"] = 8000.0
+    tiny_doc["nodes"]["A"]["population"] = 1_000_000
+    return load_doc(tiny_doc)
+
+
+@pytest.fixture
+def profile():
+    """A chat-like service profile for workload ``w`` (one GPU per replica)."""
+    from tokenflow.latency.queueing import ServiceProfile, default_profiles
+
+    chat = default_profiles(tf.load_scenario("us5"))["chat"]
+    return {"w": ServiceProfile("w", 1, chat.max_batch, chat.step_fixed_s, chat.step_slope_s,
+                                chat.prefill_s_per_token, 1.0, 500.0, "ttft", trace="conv", peak_trace="conv")}

@@ -12,22 +12,7 @@ import pytest
 import tokenflow as tf
 from tokenflow.core.errors import TokenflowError
 from tokenflow.latency.latency_clearing import latency_consistent_clearing, network_limits, tie_broken_solve
-from tokenflow.latency.queueing import ServiceProfile, arrival_scv, default_profiles, max_utilisation, pool_replicas
-
-
-@pytest.fixture
-def two_nodes(tiny_doc, load_doc):
-    # all demand at A (cheap, 0.10 $/kWh); B costs 0.20 $/kWh; 10 MW each, 1 kWh per M tokens
-    tiny_doc["workloads"]["w"]["demand_mtok_per_h_per_mpeople"] = 8000.0
-    tiny_doc["nodes"]["A"]["population"] = 1_000_000
-    return load_doc(tiny_doc)
-
-
-@pytest.fixture
-def profile():
-    chat = default_profiles(tf.load_scenario("us5"))["chat"]
-    return {"w": ServiceProfile("w", 1, chat.max_batch, chat.step_fixed_s, chat.step_slope_s,
-                                chat.prefill_s_per_token, 1.0, 500.0, "ttft", trace="conv", peak_trace="conv")}
+from tokenflow.latency.queueing import arrival_scv, max_utilisation, pool_replicas
 
 
 def test_fixed_point_by_hand(two_nodes, profile):

@@ -10,30 +10,13 @@ import pytest
 import tokenflow as tf
 from tokenflow.latency.latency_clearing import latency_lp_clearing
 from tokenflow.latency.queueing import (
-    ServiceProfile,
     arrival_scv,
-    default_profiles,
     max_utilisation,
     measured_profiles,
     pool_replicas,
 )
 from tokenflow.scenarios.serving import COLUMNS, SERVER_W_PER_GPU, WORKLOAD_SERVING, energy_terms, serving_models
 from tokenflow.scenarios.traces import trace_stats
-
-
-@pytest.fixture
-def two_nodes(tiny_doc, load_doc):
-    # all demand at A (cheap, 0.10 $/kWh); B costs 0.20 $/kWh; 10 MW each, 1 kWh per M tokens
-    tiny_doc["workloads"]["w"]["demand_mtok_per_h_per_mpeople"] = 8000.0
-    tiny_doc["nodes"]["A"]["population"] = 1_000_000
-    return load_doc(tiny_doc)
-
-
-@pytest.fixture
-def profile():
-    chat = default_profiles(tf.load_scenario("us5"))["chat"]
-    return {"w": ServiceProfile("w", 1, chat.max_batch, chat.step_fixed_s, chat.step_slope_s,
-                                chat.prefill_s_per_token, 1.0, 500.0, "ttft", trace="conv", peak_trace="conv")}
 
 
 def test_latency_row_by_hand(two_nodes, profile):
@@ -133,7 +116,8 @@ def _synthetic(prefill_s: float, coef: tuple[float, float, float], gpus: int = 1
     a, c, d = coef
     rows = []
     base = {"accelerator": "H100-SXM-80GB", "model": "8b-class", "model_name": "synthetic", "gpus": gpus,
-            "precision": "fp8", "engine": "synthetic", "source_url": "script:tests/test_latency_lp.py", "source_date": "2026",
+            "precision": "fp8", "engine": "synthetic", "source_url": "script:tests/test_latency_lp.py",
+            "source_date": "2026",
             "source_locator": "x", "note": ""}
     for n_in in (128, 2048):
         rows.append(base | {"quantity": "ttft", "batch": 1, "input_tokens": n_in, "output_tokens": 1,

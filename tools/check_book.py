@@ -85,14 +85,7 @@ RULES = ("console", "wide", "hscroll", "font", "noise", "unit", "screens")
 # page -> rule -> why it is accepted for now. Only pages whose owners had not fixed them by the
 # readability pass (issue 29); each entry names what is wrong. Remove an entry when its page is
 # fixed (the check prints entries that are no longer needed).
-ALLOW: dict[str, dict[str, str]] = {
-    "book/generated/referees.html": {
-        "hscroll": "6 tables wider than the column (content 1428, 807, 814, 700, 898 and 1241 px in 676 px)",
-        "unit": "28 numeric columns without a unit, among them raw 0-9 column labels, rho, inter-arrival CV, "
-                "clearings, routes in use / over limit, single replica, node-sized pool, analytic limit",
-        "screens": "17.5 screens",
-    },
-}
+ALLOW: dict[str, dict[str, str]] = {}
 
 
 # --------------------------------------------------------------------------- pure rules

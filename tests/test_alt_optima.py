@@ -134,3 +134,15 @@ def test_positive_rent_cases_are_exercised(n, seed, frac):
     checked on uncongested networks only)."""
     m = tf.Market(_network(n, seed, 0.001), formulation="arc")
     assert _check_rent_links_at_capacity(m, frac * m.scale_limit().max_scale) > 0
+
+
+def test_a_subnormal_cost_is_a_named_error_not_a_division_by_zero():
+    """A transfer cost of 5e-324 $/GB (found by the property test): the cost row's scale is taken
+    in logs, and a span the solver cannot hold is a SolverError naming the computation."""
+    import tokenflow as tf
+    from tokenflow.clearing.engine import Market
+
+    m = Market(tf.load_scenario("us5"))
+    m.solve(demand_scale=0.0)
+    with pytest.raises(tf.TokenflowError, match="link load range: cost coefficients span"):
+        m.link_load_range(transfer_cost_usd_per_gb=5e-324)

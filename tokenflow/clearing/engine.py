@@ -984,9 +984,11 @@ def optimal_face(arr: LPArrays, z: float, rel_tol: float, what: str) -> tuple[LP
 
     SMALL = model.SMALL
     nz = np.abs(arr.cost[arr.cost != 0])
-    cscale = 1.0 / math.sqrt(float(nz.min()) * float(nz.max())) if len(nz) else 1.0
-    if len(nz) and float(nz.min()) * cscale < 10 * SMALL:
-        raise SolverError(f"{what}: cost coefficients span {float(nz.max() / nz.min()):.3g}x, "
+    # the geometric centre in logs: min x max underflows to 0 for a subnormal cost (5e-324)
+    lo_log, hi_log = (math.log(float(nz.min())), math.log(float(nz.max()))) if len(nz) else (0.0, 0.0)
+    cscale = math.exp(-(lo_log + hi_log) / 2)
+    if len(nz) and (lo_log - hi_log) / 2 < math.log(10 * SMALL):
+        raise SolverError(f"{what}: cost coefficients span {math.exp(min(hi_log - lo_log, 700.0)):.3g}x, "
                           "more than the solver can hold in one row")
     slack = rel_tol * max(abs(z), 1.0)
     A = csc_array((arr.data, arr.indices, arr.indptr), shape=(arr.n_rows, arr.n_cols))

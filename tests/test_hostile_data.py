@@ -19,6 +19,7 @@ from tokenflow.planning.bids import check_bids, clear_bid_file, clear_bids, load
 from tokenflow.planning.upgrades import upgrade_sweep, upgrade_values
 
 plan_mod = importlib.import_module("tokenflow.planning.plan")
+costs_mod = importlib.import_module("tokenflow.planning.costs")
 HUGE = 10**400  # a Python int beyond a float's range
 
 
@@ -64,7 +65,7 @@ def test_check_number_of_a_ten_thousand_digit_integer():
 
 # ---------------------------------------------------------------- group 2: the capital-cost file
 def _cost_rows() -> pd.DataFrame:
-    return pd.read_csv(plan_mod.COST_FILE, dtype=str, keep_default_na=False)
+    return pd.read_csv(costs_mod.COST_FILE, dtype=str, keep_default_na=False)
 
 
 @pytest.fixture
@@ -76,11 +77,11 @@ def cost_file(tmp_path, monkeypatch):
             path.write_text(df)
         else:
             df.to_csv(path, index=False)
-        monkeypatch.setattr(plan_mod, "COST_FILE", path)
-        plan_mod._cost_table.cache_clear()
+        monkeypatch.setattr(costs_mod, "COST_FILE", path)
+        costs_mod._cost_table.cache_clear()
 
     yield use
-    plan_mod._cost_table.cache_clear()
+    costs_mod._cost_table.cache_clear()
 
 
 def _edit(df, param, col, value):
@@ -140,28 +141,28 @@ def test_capital_cost_file_refused(us5, cost_file, case, match):
     with pytest.raises(ScenarioError, match=match):
         tf.plan(us5)
     with pytest.raises(ScenarioError, match=match):
-        plan_mod.cost_table()
+        costs_mod.cost_table()
 
 
 def test_capital_cost_unit_per_kw_is_converted(us5, cost_file):
     """A value 'per kW' is read as per kW (x 1000 to per MW), never used as per MW."""
-    base = plan_mod.CapitalCosts.default()
+    base = costs_mod.CapitalCosts.default()
     df = _cost_rows()
     for col in ("value", "low", "high"):
         x = float(df.loc[df["parameter"] == "it_equipment_usd_per_mw", col].iloc[0]) / 1000.0
         df = _edit(df, "it_equipment_usd_per_mw", col, repr(x))
     df = _edit(df, "it_equipment_usd_per_mw", "unit", "$ per kW of IT power")
     cost_file(df)
-    got = plan_mod.CapitalCosts.default()
+    got = costs_mod.CapitalCosts.default()
     assert got.it_equipment_usd_per_mw == pytest.approx(base.it_equipment_usd_per_mw, rel=1e-12)
-    assert plan_mod.cost_table().loc["it_equipment_usd_per_mw", "unit"] == "$ per MW of IT power"
+    assert costs_mod.cost_table().loc["it_equipment_usd_per_mw", "unit"] == "$ per MW of IT power"
 
 
 def test_capital_cost_file_fifo_refused_without_hanging(us5, cost_file, tmp_path, monkeypatch):
     fifo = tmp_path / "costs.fifo"
     os.mkfifo(fifo)
-    monkeypatch.setattr(plan_mod, "COST_FILE", fifo)
-    plan_mod._cost_table.cache_clear()
+    monkeypatch.setattr(costs_mod, "COST_FILE", fifo)
+    costs_mod._cost_table.cache_clear()
     t0 = time.perf_counter()
     with pytest.raises(ScenarioError, match="not a regular file"):
         tf.plan(us5)
@@ -444,15 +445,15 @@ def test_public_map_links_fifo_refused_without_hanging(us5, tmp_path):
 
 
 @pytest.mark.parametrize("make, match", [
-    (lambda: plan_mod.CapitalCosts.default().scaled(HUGE), "factor"),
-    (lambda: plan_mod.CapitalCosts.default().scaled("2"), "factor"),
-    (lambda: plan_mod.CapitalCosts.default().scaled(-1.0), "factor"),
-    (lambda: plan_mod.CapitalCosts.default(column=np.array([1.0, 2.0])), "column"),
-    (lambda: plan_mod.CapitalCosts(**{**plan_mod.CapitalCosts.default().__dict__, "discount_rate": HUGE}),
+    (lambda: costs_mod.CapitalCosts.default().scaled(HUGE), "factor"),
+    (lambda: costs_mod.CapitalCosts.default().scaled("2"), "factor"),
+    (lambda: costs_mod.CapitalCosts.default().scaled(-1.0), "factor"),
+    (lambda: costs_mod.CapitalCosts.default(column=np.array([1.0, 2.0])), "column"),
+    (lambda: costs_mod.CapitalCosts(**{**costs_mod.CapitalCosts.default().__dict__, "discount_rate": HUGE}),
      "discount_rate"),
-    (lambda: plan_mod.CapitalCosts(**{**plan_mod.CapitalCosts.default().__dict__, "dc_facility_usd_per_mw": -1.0}),
+    (lambda: costs_mod.CapitalCosts(**{**costs_mod.CapitalCosts.default().__dict__, "dc_facility_usd_per_mw": -1.0}),
      "dc_facility_usd_per_mw"),
-    (lambda: __import__("dataclasses").replace(plan_mod.CapitalCosts.default(), it_equipment_life_years=0.0),
+    (lambda: __import__("dataclasses").replace(costs_mod.CapitalCosts.default(), it_equipment_life_years=0.0),
      "it_equipment_life_years"),
 ])
 def test_capital_costs_every_way_of_making_one_is_checked(make, match):

@@ -14,7 +14,8 @@ import tokenflow.scenarios.topology as _topology
 import tokenflow.studies.identifiability as _ident
 from tokenflow.core.errors import InfeasibleMarketError, ScenarioError, TokenflowError
 from tokenflow.planning.bids import clear_bids
-from tokenflow.planning.plan import annuity, plan
+from tokenflow.planning.costs import annuity
+from tokenflow.planning.plan import plan
 
 
 @pytest.fixture(scope="module")
@@ -137,14 +138,14 @@ def test_plan_cost_lives_and_rate_bounded(us5, costs):
 
 @pytest.mark.parametrize("rate, years", [(1e308, 5), (0.08, 1e-300), (2.0, 5), (0.08, float("inf"))])
 def test_annuity_refuses_out_of_range(rate, years):
-    from tokenflow.planning.plan import annuity
+    from tokenflow.planning.costs import annuity
 
     with pytest.raises(ScenarioError):
         annuity(rate, years)
 
 
 def test_annuity_by_hand():
-    from tokenflow.planning.plan import annuity
+    from tokenflow.planning.costs import annuity
 
     assert annuity(0.08, 20) == pytest.approx(0.08 * 1.08**20 / (1.08**20 - 1), rel=1e-13)
     assert annuity(0.0, 4) == 0.25

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import tokenflow as tf
-from tokenflow.latency.latency_clearing import latency_lp_clearing
+from tokenflow.latency.latency_lp import latency_lp_clearing
 from tokenflow.latency.queueing import (
     arrival_scv,
     max_utilisation,

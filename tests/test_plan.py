@@ -10,12 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tokenflow as tf
+from tokenflow.planning.costs import CapitalCosts, annuity, cost_table
 from tokenflow.planning.plan import (
     FROM_SCRATCH_GBPS,
-    CapitalCosts,
-    annuity,
     backbone_recovery,
-    cost_table,
     legacy_recovery,
     link_recovery,
     plan,

@@ -8,6 +8,7 @@ cartopy at them, so maps look the same on every machine and never download anyth
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -407,3 +408,42 @@ def choice_claims(design, outcomes, choices, width: float = COLUMN_WIDTH_IN):
     handles.append(Line2D([], [], ls="", marker="o", color="#333333", markersize=4, label="differs from the default"))
     fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), fontsize=9, frameon=False)
     return fig
+
+
+def network_map(ax, transform, scenario, *, link_values: Mapping[str, float] | None = None,
+                node_values: Mapping[str, float] | None = None, link_color: str = "#D55E00",
+                node_color: str = "#0072B2", max_width: float = 7.0, max_size: float = 600.0,
+                labels: bool = True) -> None:
+    """Fibre links as straight lines (grey; coloured with width proportional to
+    ``link_values`` where positive) and nodes as circles (area proportional to
+    ``node_values`` where positive), on a map axes from :func:`map_axes` (the planner's maps)."""
+
+    nodes = scenario.nodes
+    lon, lat = nodes["lon"].to_numpy(float), nodes["lat"].to_numpy(float)
+    if hasattr(ax, "projection"):
+        xy = ax.projection.transform_points(transform, lon, lat)[:, :2]
+    else:
+        xy = np.column_stack([lon, lat])
+    pos = {n: i for i, n in enumerate(nodes.index)}
+    lv = {k: float(v) for k, v in (link_values or {}).items()}
+    nv = np.array([float((node_values or {}).get(n, 0.0)) for n in nodes.index])
+    # values below a millionth of the largest (solver noise) count as zero
+    tiny = 1e-6 * max([abs(v) for v in lv.values()] + [float(np.abs(nv).max(initial=0.0))], default=0.0)
+    lv = {k: (v if v > tiny else 0.0) for k, v in lv.items()}
+    nv = np.where(nv > tiny, nv, 0.0)
+    vmax = max([v for v in lv.values() if v > 0], default=0.0)
+    for lk, row in scenario.links.iterrows():
+        p, q = xy[pos[row["a"]]], xy[pos[row["b"]]]
+        v = lv.get(str(lk), 0.0)
+        if v > 0 and vmax > 0:
+            ax.plot([p[0], q[0]], [p[1], q[1]], color=link_color, lw=0.8 + max_width * v / vmax, alpha=0.85,
+                    zorder=3, solid_capstyle="round")
+        else:
+            ax.plot([p[0], q[0]], [p[1], q[1]], color="#9a9a9a", lw=0.8, zorder=2)
+    nmax = nv.max(initial=0.0)
+    sizes = np.where(nv > 0, 20 + max_size * nv / nmax if nmax > 0 else 20, 12)
+    ax.scatter(xy[:, 0], xy[:, 1], s=sizes, c=np.where(nv > 0, node_color, "white"), edgecolors="#4d4d4d",
+               linewidths=0.6, zorder=4)
+    if labels:
+        for n, i in pos.items():
+            ax.annotate(short_name(str(n)), xy[i], xytext=(4, 4), textcoords="offset points", fontsize=8, zorder=5)

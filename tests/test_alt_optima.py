@@ -84,9 +84,9 @@ def test_us5_35x_range_solutions_cost_the_optimum(us5):
 def test_range_refuses_a_face_that_costs_more(us5, monkeypatch):
     """If the solver lost the small cost entries (as a 1/z-scaled row did), the range
     solutions cost more than z and the range is refused, not reported."""
-    import tokenflow.clearing.engine as eng
+    import tokenflow.clearing.load_range as lr
 
-    class Lossy(eng.LiveLP):
+    class Lossy(lr.LiveLP):
         def _scaled(self, arr):
             data, lb, ub = super()._scaled(arr)
             last = arr.indices == arr.n_rows - 1
@@ -95,7 +95,7 @@ def test_range_refuses_a_face_that_costs_more(us5, monkeypatch):
 
     m = tf.Market(us5, transfer_aware=True, formulation="arc")
     m.solve(demand_scale=35.0)  # the market's own LP is built before the solver turns lossy
-    monkeypatch.setattr(eng, "LiveLP", Lossy)
+    monkeypatch.setattr(lr, "LiveLP", Lossy)
     with pytest.raises(SolverError, match="more than the optimum"):
         m.link_load_range()
 

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.clearing.engine import DEMAND_RESOLUTION, Market
+from tokenflow.clearing.engine import Market
+from tokenflow.clearing.rules import DEMAND_RESOLUTION
 from tokenflow.cli import main
 from tokenflow.lp.inputs import build_inputs
 
@@ -344,17 +345,17 @@ NETWORKS = {
 def test_path_s_star_from_arc_seed_equals_plain_column_generation(net, monkeypatch):
     """The path formulation's s* started from the arc solution's routes (used on large
     networks) equals plain column generation, and the arc s* where both describe one market."""
-    import tokenflow.clearing.engine as eng
+    import tokenflow.clearing.scale_limit as sl
 
     s, lat = NETWORKS[net]()
     try:
         plain = tf.demand_scale_limit(s, formulation="path", latency_limits_ms=lat)
     except tf.ScenarioError as exc:  # e.g. unreachable demand: both must refuse alike
-        monkeypatch.setattr(eng, "ARC_SEED_MIN_NODES", 2)
+        monkeypatch.setattr(sl, "ARC_SEED_MIN_NODES", 2)
         with pytest.raises(tf.ScenarioError, match=str(exc).split(":")[0]):
             tf.demand_scale_limit(s, formulation="path", latency_limits_ms=lat)
         return
-    monkeypatch.setattr(eng, "ARC_SEED_MIN_NODES", 2)
+    monkeypatch.setattr(sl, "ARC_SEED_MIN_NODES", 2)
     m = Market(s, formulation="path", latency_limits_ms=lat)
     seeded = m.scale_limit()
     assert seeded.max_scale == pytest.approx(plain.max_scale, rel=1e-7)

@@ -45,7 +45,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from tokenflow import load_scenario  # noqa: E402
-from tokenflow.clearing.engine import DEMAND_RESOLUTION  # noqa: E402
+from tokenflow.clearing.rules import DEMAND_RESOLUTION  # noqa: E402
 from tokenflow.core.errors import ScenarioError  # noqa: E402
 from tokenflow.lp.arc import ArcStructure  # noqa: E402
 from tokenflow.lp.inputs import build_inputs, check_bool, check_formulation, check_number, per_workload  # noqa: E402

@@ -3,7 +3,7 @@
 Where the market's optimum is not unique, a share, a count or a rank read off the solver's
 dispatch is one point of a set; a printed value must then be a range.  :func:`statistic_range`
 holds the total cost at its optimum ``z`` (row ``cost <= z + rel_tol max(|z|, 1)``,
-:func:`tokenflow.clearing.engine.optimal_face`) and minimises and maximises a linear statistic of the
+:func:`tokenflow.clearing.load_range.optimal_face`) and minimises and maximises a linear statistic of the
 dispatch on an arc LP with one commodity per (workload, origin), so that where a token is
 processed relative to its origin is a variable.  The arc LP's optimum is checked against the
 market's (path formulation, column generation) before any range is computed: they must agree
@@ -25,7 +25,7 @@ from ..lp.arc import ArcStructure
 from ..lp.inputs import build_inputs
 from ..lp.solver import LiveLP
 from ..scenarios.scenario import Scenario
-from .engine import optimal_face
+from .load_range import optimal_face
 from .market import solve
 
 OBJECTIVE_RTOL = 1e-9  # arc LP optimum vs the market's, relative

@@ -20,8 +20,9 @@ from ..core.io import atomic_write, verify_model_file
 from ..lp.inputs import FORMULATIONS, GBPS_TO_GB_PER_H, check_number
 from ..lp.solver import HIGHS_OPTIONS
 from ..scenarios.scenario import Scenario
-from .engine import Market, ScaleLimit
+from .engine import Market
 from .results import MarketResult, describe_options
+from .scale_limit import ScaleLimit
 
 
 def reverse_arcs(arcs) -> np.ndarray:  # noqa: F821 - numpy imported lazily

@@ -423,7 +423,8 @@ def tie_broken_solve(s, demand_scale: float = 1.0, *, latency_limits_ms: Mapping
     the optimal face."""
     from scipy.sparse import csc_array
 
-    from ..clearing.engine import Market, optimal_face
+    from ..clearing.engine import Market
+    from ..clearing.load_range import optimal_face
     from ..clearing.results import MarketResult
     from ..core.errors import SolverError
     from ..core.validate import MAX_ROUTE_EXPANSIONS

@@ -219,7 +219,7 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
     :class:`BidResult`.  Unbid pairs keep the scenario's demand at ``demand_scale``.
     ``formulation``: ``"path"`` (exact column generation, latency limits exact; default) or
     ``"arc"`` (refuses binding latency limits rather than relax them)."""
-    from ..clearing.engine import check_sizes, first_token_prices
+    from ..clearing.rules import check_sizes, first_token_prices
     from ..lp.inputs import check_formulation
     from ..lp.model import check_magnitudes
 

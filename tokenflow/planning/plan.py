@@ -271,8 +271,8 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
 
     Raises :class:`ScenarioError` for bad arguments, :class:`TokenflowError` when no plan
     can serve the demand, :class:`SolverError` if HiGHS fails."""
-    from ..clearing.engine import check_sizes, first_token_prices
     from ..clearing.results import _flows
+    from ..clearing.rules import check_sizes, first_token_prices
     from ..lp.inputs import check_formulation
     from ..lp.model import check_magnitudes
 

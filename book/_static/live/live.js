@@ -688,7 +688,7 @@
       for (i = 0; i < s.y_c.length; i++) proc[s.y_n[i]][s.k_y[i]] += Math.max(r.x[nf + i], 0);
     }
     // demand below the solver's resolution: the dual is not unique there; priced as tokenflow
-    // does (engine.first_token_prices), at the marginal cost of the first token
+    // does (clearing/rules.first_token_prices), at the marginal cost of the first token
     var firstToken = [];
     for (n = 0; n < N; n++) for (k = 0; k < K; k++) {
       if (!(st.demand_scale * s.v.base_demand[n * K + k] < DATA.demand_resolution)) continue;

@@ -220,7 +220,7 @@ def main() -> None:
     if not args.points:
         return
     import tokenflow as tf
-    from tokenflow.studies.sweep import close_local_pools
+    from tokenflow.studies.sweep_pool import close_local_pools
 
     s = tf.load_scenario("us5")
     scales = [float(x) for x in __import__("numpy").linspace(1, 50, args.points)]

@@ -59,7 +59,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import tokenflow as tf
-    from tokenflow.studies.sweep import _run_points, evaluate_claims
+    from tokenflow.studies.sweep_evaluate import _run_points, evaluate_claims
 
     s5, s20 = tf.load_scenario("us5"), tf.load_scenario("us20")
     pts = mc_points(args.draws)
@@ -90,7 +90,7 @@ def main() -> None:
     if args.baseline:
         import sys
 
-        sw = sys.modules["tokenflow.studies.sweep"]  # the module (tokenflow.sweep is also the function's name)
+        sw = sys.modules["tokenflow.studies.sweep_points"]  # (apply_inputs reads _with_choices there)
         cached = sw._with_choices
         sw._with_choices = lambda s, choices: s.with_choices(**choices)  # one validated copy per draw
         try:

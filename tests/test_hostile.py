@@ -882,7 +882,7 @@ def _listener(kind: str):
 
 @pytest.mark.parametrize("kind", ["silent", "http"])
 def test_scheduler_that_is_not_dask_times_out_clearly(kind, capsys, tmp_path, monkeypatch):
-    sw = importlib.import_module("tokenflow.studies.sweep")  # (tokenflow.sweep is also the function)
+    sw = importlib.import_module("tokenflow.studies.sweep_dask")  # (where CONNECT_TIMEOUT_S is read)
     monkeypatch.setattr(sw, "CONNECT_TIMEOUT_S", 2.0)
     monkeypatch.chdir(tmp_path)
     write_text(tmp_path, "scenario: us5\ngrid: {demand_scale: [1, 2]}\n", "spec.yaml")
@@ -976,7 +976,7 @@ def test_scheduler_without_workers_is_a_clear_error_not_a_hang(us5, monkeypatch)
 
     from tokenflow.core.errors import ClusterError
 
-    sw = importlib.import_module("tokenflow.studies.sweep")
+    sw = importlib.import_module("tokenflow.studies.sweep_dask")  # (where CONNECT_TIMEOUT_S is read)
     monkeypatch.setattr(sw, "CONNECT_TIMEOUT_S", 2.0)
     with LocalCluster(n_workers=0, processes=False, protocol="tcp://", dashboard_address=":0") as cluster:
         t0 = time.perf_counter()

@@ -19,7 +19,8 @@ from tokenflow.scenarios.scenario import Scenario
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
 from profile_mc import mc_points  # noqa: E402 - the robustness notebook's draws
 
-SW = importlib.import_module("tokenflow.studies.sweep")  # the module (tokenflow.sweep is also the function)
+PTS = importlib.import_module("tokenflow.studies.sweep_points")  # apply_inputs and its cache of choice sets
+EV = importlib.import_module("tokenflow.studies.sweep_evaluate")  # the evaluators
 
 
 def _slow(self, params, frames, demand_override, rows):
@@ -47,15 +48,15 @@ def test_fast_path_equals_constructor_on_monte_carlo_draws(monkeypatch):
     points = mc_points(30, seed=3)
     fast = []
     for p in points:
-        fast.append((SW.apply_inputs(s5, p)[0], SW.apply_inputs(s20, {k: v for k, v in p.items()
-                                                                        if k != "demand_scale"})[0]))
-    fast_res = SW._run_points(SW.evaluate_claims, s5, points, {"s20": s20})
+        fast.append((PTS.apply_inputs(s5, p)[0], PTS.apply_inputs(s20, {k: v for k, v in p.items()
+                                                                         if k != "demand_scale"})[0]))
+    fast_res = EV._run_points(EV.evaluate_claims, s5, points, {"s20": s20})
     monkeypatch.setattr(Scenario, "_replace_numbers", _slow)
-    SW._CHOSEN.clear()
+    PTS._CHOSEN.clear()
     for p, (f5, f20) in zip(points, fast):
-        _same(f5, SW.apply_inputs(s5, p)[0])
-        _same(f20, SW.apply_inputs(s20, {k: v for k, v in p.items() if k != "demand_scale"})[0])
-    slow_res = SW._run_points(SW.evaluate_claims, s5, points, {"s20": s20})
+        _same(f5, PTS.apply_inputs(s5, p)[0])
+        _same(f20, PTS.apply_inputs(s20, {k: v for k, v in p.items() if k != "demand_scale"})[0])
+    slow_res = EV._run_points(EV.evaluate_claims, s5, points, {"s20": s20})
     ok = 0
     for a, b in zip(fast_res, slow_res):
         assert a["status"] == b["status"]

@@ -71,7 +71,7 @@ def test_local_pool_gives_same_result(us5):
             assert list(parallel[k][c].values) == list(serial[k][c].values)
     assert np.isnan(parallel["price"].sel(demand_scale=500)).all()
     # the local pool is kept for the next sweep of the process, and stopped on request
-    from tokenflow.studies.sweep import _POOLS, close_local_pools, local_pool
+    from tokenflow.studies.sweep_pool import _POOLS, close_local_pools, local_pool
 
     pool = local_pool(2)
     again = tf.sweep(us5, grid=grid, n_workers=2, progress=False)
@@ -160,7 +160,7 @@ def test_assembly_stacks_same_labels_and_aligns_different_ones():
     another dtype or a missing point go through xarray's outer join, as before."""
     import xarray as xr
 
-    from tokenflow.studies.sweep import _assemble
+    from tokenflow.studies.sweep_results import _assemble
 
     def arr(vals, nodes):
         return xr.DataArray(np.array(vals, dtype=float), coords={"node": nodes}, dims="node")
@@ -175,7 +175,7 @@ def test_assembly_stacks_same_labels_and_aligns_different_ones():
     assert list(ds["node"].values) == ["a", "b", "c"]
     np.testing.assert_array_equal(ds["x"].sel(node="c").values, [np.nan, 5])
     # packed by a worker (one block per chunk), then assembled: the same numbers and labels
-    from tokenflow.studies.sweep import _pack
+    from tokenflow.studies.sweep_results import _pack
 
     chunks = [_pack([dict(r) for r in same[:2]]), _pack([dict(r) for r in same[2:]]), _pack([dict(r) for r in other])]
     ds = _assemble([{"demand_scale": float(i)} for i in range(5)], "points", [r for c in chunks for r in c], None)
@@ -245,21 +245,22 @@ def test_pool_failures_stay_with_their_point(us5):
 def test_more_workers_than_the_machine_allows_are_refused_before_any_starts(us5, tmp_path, capsys, monkeypatch):
     """``n_workers`` above 4 per usable core is a ScenarioError naming the cap; nothing is forked."""
     sw = importlib.import_module("tokenflow.studies.sweep")  # (tokenflow.sweep is also the function)
+    pool = importlib.import_module("tokenflow.studies.sweep_pool")  # the cap and the pool live there
 
-    monkeypatch.setattr(sw, "usable_cores", lambda: 2)
-    assert sw.max_workers() == 8
+    monkeypatch.setattr(pool, "usable_cores", lambda: 2)
+    assert pool.max_workers() == 8
 
     def no_pool(*a, **k):
         raise AssertionError("a pool was started")
 
-    monkeypatch.setattr(sw, "_dispatch_pool", no_pool)
+    monkeypatch.setattr(sw, "_dispatch_pool", no_pool)  # (sweep._dispatch looks it up in sweep)
     for n in (9, 100_000, 10**30, np.int64(64)):
         with pytest.raises(tf.ScenarioError, match=r"n_workers = \d+ is more than this machine allows: at most 8 "
                                                    r"local worker processes \(4 per core, 2 core"):
             tf.sweep(us5, grid={"demand_scale": [5]}, n_workers=n, progress=False)
         with pytest.raises(tf.ScenarioError, match="at most 8"):
-            sw.local_pool(n)
-    assert not sw._POOLS
+            pool.local_pool(n)
+    assert not pool._POOLS
     spec = tmp_path / "spec.yaml"
     spec.write_text(yaml.safe_dump({"scenario": "us5", "grid": {"demand_scale": [5]}}))
     out = tmp_path / "s.nc"
@@ -271,10 +272,11 @@ def test_more_workers_than_the_machine_allows_are_refused_before_any_starts(us5,
 
 def test_the_cap_leaves_one_worker_per_core_and_the_default_alone(us5, monkeypatch):
     sw = importlib.import_module("tokenflow.studies.sweep")  # (tokenflow.sweep is also the function)
+    pool = importlib.import_module("tokenflow.studies.sweep_pool")  # the cap lives there
 
-    assert sw.usable_cores() >= 1 and sw.max_workers() == 4 * sw.usable_cores()
-    assert sw.check_workers(sw.max_workers()) == sw.max_workers() and sw.check_workers(0) == 0
+    assert pool.usable_cores() >= 1 and pool.max_workers() == 4 * pool.usable_cores()
+    assert pool.check_workers(pool.max_workers()) == pool.max_workers() and pool.check_workers(0) == 0
     seen = []
     monkeypatch.setattr(sw, "_dispatch_pool", lambda ev, s, pts, extra, n, *a: seen.append(n) or [{}] * len(pts))
     tf.sweep(us5, grid={"demand_scale": [5]}, progress=False)
-    assert seen == [sw.usable_cores()]  # the default: one worker per usable core
+    assert seen == [pool.usable_cores()]  # the default: one worker per usable core

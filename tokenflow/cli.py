@@ -188,18 +188,20 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .studies.sweep import load_spec, summary_table, sweep, write_sweep
+    from .studies.sweep import sweep
+    from .studies.sweep_results import summary_table, write_sweep
+    from .studies.sweep_spec import load_spec
 
     spec = load_spec(args.spec)
     if args.max_points is not None:
         spec["max_points"] = args.max_points
     check_output_path(args.out, "sweep results")
-    if args.workers is not None:  # at most 4 per core (tokenflow.studies.sweep.max_workers): exit 2
-        from .studies.sweep import check_workers
+    if args.workers is not None:  # at most 4 per core (tokenflow.studies.sweep_pool.max_workers): exit 2
+        from .studies.sweep_pool import check_workers
 
         check_workers(args.workers, "--workers")
     if args.scheduler is not None:  # tcp:// or tls:// only (exit 2); unreachable: exit 4
-        from .studies.sweep import check_scheduler_address
+        from .studies.sweep_dask import check_scheduler_address
 
         try:
             check_scheduler_address(args.scheduler)

@@ -44,7 +44,7 @@ class SolverError(TokenflowError):
 
 class ClusterError(TokenflowError, RuntimeError):
     """A Dask scheduler could not be reached or is not one (CLI exit 4), e.g. nothing answers
-    within :data:`tokenflow.studies.sweep.CONNECT_TIMEOUT_S` seconds."""
+    within :data:`tokenflow.studies.sweep_dask.CONNECT_TIMEOUT_S` seconds."""
 
 
 class OutputError(TokenflowError):

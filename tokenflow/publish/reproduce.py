@@ -479,8 +479,8 @@ def _tokenflow_reset():
         mods["tokenflow.lp.routes"]._GRAPHS.clear()
     if "tokenflow.lp.solver" in mods:
         mods["tokenflow.lp.solver"]._BANNER_SHOWN = False
-    if "tokenflow.studies.sweep" in mods:  # no sweep workers (and their live markets) from the previous notebook
-        mods["tokenflow.studies.sweep"].close_local_pools()
+    if "tokenflow.studies.sweep_pool" in mods:  # no sweep workers (and their live markets) from the previous notebook
+        mods["tokenflow.studies.sweep_pool"].close_local_pools()
 
 
 _tokenflow_reset()  # (its own %reset also removes this function from the namespace)

@@ -14,11 +14,12 @@ from ..scenarios.scenario import Scenario
 def demand_sweep(s: Scenario, scales: Iterable[float], **solve_kwargs) -> xr.Dataset:
     """Solve at each demand scale (serially, through :func:`tokenflow.sweep`).  Infeasible
     points are kept with ``feasible = False`` and NaN outcomes; any other error is raised.
-    Variables as :func:`tokenflow.studies.sweep.evaluate_market`: ``mean_price`` (workload;
+    Variables as :func:`tokenflow.studies.sweep_evaluate.evaluate_market`: ``mean_price`` (workload;
     demand-weighted, $/M tokens), ``objective`` and ``cost`` ($/h), ``cost_per_mtok``,
     ``compute_utilization`` (system), ``node_utilization``, ``saturated_links``,
     ``max_link_utilization``, ``unserved`` (workload, M tokens/h)."""
-    from .sweep import evaluate_market, sweep
+    from .sweep import sweep
+    from .sweep_evaluate import evaluate_market
 
     out = sweep(s, grid={"demand_scale": [float(x) for x in scales]}, evaluate=evaluate_market,
                 evaluate_kwargs=solve_kwargs, n_workers=0, progress=False)

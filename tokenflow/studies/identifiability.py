@@ -103,7 +103,7 @@ def claims_at(s5: Scenario, s20: Scenario, scale: float = CASE_SCALE) -> dict[st
             prices.append(r.arrays()["price"][:, k])
         except InfeasibleMarketError as exc:
             failed.append(f"C3: the {lim:g} ms chat case does not clear (s* = {exc.max_scale:.4g})")
-    if len(prices) == 2:  # read as tokenflow.studies.sweep.evaluate_claims reads it (solver noise rounded off)
+    if len(prices) == 2:  # read as tokenflow.studies.sweep_evaluate.evaluate_claims reads it (solver noise rounded off)
         rise = np.round(100.0 * (prices[1] / prices[0] - 1.0), CLAIM_DECIMALS) + 0.0
         out["c3"] = float(np.nanmax(rise))
         out["c3_node"] = s5.node_ids[int(np.nanargmax(rise))] if out["c3"] > 0 else ""  # "": no price rises

@@ -10,9 +10,8 @@ Units: electricity $/kWh, capacity MW (IT), demand M tokens/h, energy intensity
 kWh (IT) per M tokens, payload bytes/token, latency ms, bandwidth Gbps per
 direction, transfer cost $/GB per link crossed.
 
-Modelling choices (:data:`CHOICES`) are scenario-level settings where the paper is
-silent; the first value of each is the default (today's behaviour).  A YAML file may
-carry a top-level ``choices:`` mapping; :meth:`Scenario.with_choices` changes them.
+The modelling choices (names, allowed values, the node columns they select) are in
+:mod:`tokenflow.scenarios.choices`.
 """
 
 from __future__ import annotations
@@ -33,6 +32,14 @@ import pandas as pd
 import xarray as xr
 
 from ..core.errors import ScenarioError
+from .choices import (  # noqa: F401  (re-exported: callers import them from here)
+    ALTERNATIVE_NODE_FIELDS,
+    CHOICE_DOCS,
+    CHOICES,
+    ENERGY_RAW_COLUMN,
+    RESOLVED_NODE_FIELDS,
+    check_choices,
+)
 from .datafiles import (  # noqa: F401  (the limits re-exported: the scenario loader's rules)
     MAX_FILE_BYTES,
     MAX_YAML_DEPTH,
@@ -78,86 +85,6 @@ MAY_BE_ZERO = {"capacity_mw", "population", "other_opex_usd_per_kwh", "transfer_
                "demand_mtok_per_h_per_mpeople", "demand", "request_bytes_per_token",
                "response_bytes_per_token"}
 
-# --------------------------------------------------------------------------- modelling choices
-# name -> allowed values, DEFAULT FIRST (the default is today's behaviour).
-CHOICES: dict[str, tuple[str, ...]] = {
-    "payload_direction": ("request", "both"),
-    "electricity_sector": ("commercial", "industrial"),
-    "baseline_payload": ("text_token", "mean_payload"),
-    "capacity_measure": ("as_published", "cbre_colocation", "cushman_wakefield"),
-    "energy_accounting": ("generated_only", "prefill_and_decode"),
-}
-CHOICE_DOCS: dict[str, dict[str, str]] = {
-    "payload_direction": {
-        "request": "every byte of a token (request + response) is charged on the arcs from the "
-                   "origin to the processing node (the paper's reading: one flow, one direction)",
-        "both": "request bytes on the arcs origin -> processing node, response bytes back on the "
-                "opposite directed arcs of the same route (full-duplex links)",
-    },
-    "electricity_sector": {
-        "commercial": "EIA average commercial retail price of the node's state, 2023",
-        "industrial": "EIA average industrial retail price of the node's state, 2023 (the closer "
-                      "proxy for hyperscale loads, per the reference notes)",
-    },
-    "baseline_payload": {
-        "text_token": "the token-equivalent baseline counts every token as one text token "
-                      "(parameters.reference_payload_bytes_per_token) on the forward arcs",
-        "mean_payload": "the baseline counts every token at the demand-weighted mean payload "
-                        "(request + response) of all workloads, on the forward arcs",
-    },
-    "capacity_measure": {
-        "as_published": "each metro's primary published figure (mostly CBRE colocation inventory, "
-                        "otherwise the best other measure), measures mixed across metros",
-        "cbre_colocation": "CBRE colocation inventory everywhere; a metro with only a Cushman & "
-                           "Wakefield figure is converted with the median C&W/CBRE ratio; other "
-                           "figures kept",
-        "cushman_wakefield": "Cushman & Wakefield MW in operation (hyperscale + colo) everywhere; a "
-                             "metro without one is converted from CBRE (or the other figure) with the "
-                             "median C&W/CBRE ratio",
-    },
-    "energy_accounting": {
-        "generated_only": "energy (and compute use) per token is the scenario's figure per generated token, "
-                          "from benchmarks with their own prompt mix (the paper's reading)",
-        "prefill_and_decode": "energy (and compute use) per generated token = the scenario's figure (decode) + "
-                              "prompt tokens per generated token (Azure traces) x prefill energy per prompt "
-                              "token (tokenflow/data/serving_measurements.csv, tokenflow.scenarios.serving); workloads "
-                              "without a prompt trace (image, batch training) unchanged; a replaced "
-                              "energy_kwh_per_mtok sets the decode figure",
-    },
-}
-# the raw (generated-only) energy column kept next to the resolved one
-ENERGY_RAW_COLUMN = "energy_kwh_per_mtok_generated_only"
-# node fields resolved by a choice: resolved column -> (choice, {value: raw column})
-RESOLVED_NODE_FIELDS: dict[str, tuple[str, dict[str, str]]] = {
-    "electricity_usd_per_kwh": ("electricity_sector", {
-        v: f"electricity_usd_per_kwh_{v}" for v in CHOICES["electricity_sector"]}),
-    "capacity_mw": ("capacity_measure", {v: f"capacity_mw_{v}" for v in CHOICES["capacity_measure"]}),
-}
-# optional alternative node inputs in a scenario file (the default value is the plain field)
-ALTERNATIVE_NODE_FIELDS = {
-    raw: ("$/kWh" if resolved.startswith("electricity") else "MW", resolved)
-    for resolved, (name, cols) in RESOLVED_NODE_FIELDS.items()
-    for value, raw in cols.items() if value != CHOICES[name][0]
-}
-
-
-def check_choices(choices: dict[str, Any], where: str = "choices") -> dict[str, str]:
-    """Validate ``choices`` (name -> value); raise :class:`ScenarioError` listing every bad
-    name or value together with the allowed ones."""
-    if not isinstance(choices, dict):
-        raise ScenarioError(f"{where}: must be a mapping of choice name to value; choices are "
-                            + "; ".join(f"{k}: {', '.join(v)}" for k, v in CHOICES.items()))
-    problems = []
-    for k, v in choices.items():
-        if k not in CHOICES:
-            problems.append(f"{where}: unknown modelling choice {k!r}; choices are "
-                            + ", ".join(CHOICES))
-        elif not isinstance(v, str) or v not in CHOICES[k]:
-            problems.append(f"{where}.{k}: {v!r} is not allowed; allowed values: "
-                            + ", ".join(CHOICES[k]) + f" (default {CHOICES[k][0]})")
-    if problems:
-        raise ScenarioError(problems)
-    return {str(k): str(v) for k, v in choices.items()}
 SIGNED = {"lat", "lon"}
 VALUE_KEYS = {"value", "source", "assumption", "note", "unit", "range", "a_priori"}
 # raw per-choice node columns -> the field whose rules they follow (NaN allowed: checked when chosen)

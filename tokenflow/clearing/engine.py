@@ -40,7 +40,7 @@ from ..lp.inputs import (
 from ..lp.model import LARGE, SMALL, LPArrays, PathColumns, check_magnitudes, path_lp, row_layout
 from ..lp.routes import LAT_TOL, Graph, arc_lengths, cheapest, price, shared_graph
 from ..lp.solver import LiveLP, verify
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 
 MAX_CG_ROUNDS = 500
 #: path formulation, networks of at least this many nodes: s* column generation starts from

@@ -36,7 +36,10 @@ import pandas as pd
 import xarray as xr
 
 from ..core.errors import InfeasibleMarketError, ScenarioError, TokenflowError
-from ..scenarios.scenario import CHOICES, PARAMETER_FIELDS, Scenario, check_choices, load_scenario
+from ..scenarios.choices import CHOICES, check_choices
+from ..scenarios.scenario import load_scenario
+from ..scenarios.scenario_class import Scenario
+from ..scenarios.scenario_fields import PARAMETER_FIELDS
 
 SOLVE_KEYS = {"demand_scale", "transfer_aware", "formulation"}
 SCALES = {"electricity", "capacity", "payload", "bandwidth"}

@@ -23,7 +23,7 @@ MAX_MODULE_LINES = 600
 #: modules over the limit that are still to be split along their seams (issue 30, item 3): the
 #: seven over 600 lines once this round's branches are merged (scenario, engine, sweep, reproduce,
 #: latency_clearing, queueing, plan); remove an entry when its module is split
-TO_SPLIT = {"scenario", "queueing", "reproduce"}
+TO_SPLIT = {"queueing", "reproduce"}
 
 #: the public API: every name importable from ``tokenflow`` (README, tokenflow/__init__.py)
 PUBLIC_API = {

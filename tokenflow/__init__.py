@@ -11,7 +11,9 @@ from .clearing.results import MarketResult
 from .core.errors import InfeasibleMarketError, OutputError, ScenarioError, SolverError, TokenflowError
 from .planning.bids import BidResult, clear_bids
 from .planning.plan import PlanResult, plan
-from .scenarios.scenario import CHOICES, Scenario, available_scenarios, load_scenario
+from .scenarios.choices import CHOICES
+from .scenarios.scenario import available_scenarios, load_scenario
+from .scenarios.scenario_class import Scenario
 from .scenarios.synthetic import synthetic_network
 from .studies.sweep import sweep
 

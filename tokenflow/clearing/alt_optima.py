@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import xarray as xr
 
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 from .engine import Market
 
 UNIQUE_TOL = 1e-6  # a utilisation range narrower than this counts as unique

@@ -25,7 +25,7 @@ from ..lp.inputs import (
     per_workload,
 )
 from ..lp.routes import LAT_TOL, shared_graph
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 
 #: keyword -> what it changes (all persistent); see :meth:`Market.solve`
 CHANGES = {

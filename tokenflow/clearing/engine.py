@@ -40,7 +40,7 @@ from ..lp.inputs import (
 from ..lp.model import LPArrays, PathColumns, path_lp
 from ..lp.routes import LAT_TOL, cheapest, price, shared_graph
 from ..lp.solver import LiveLP, verify
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 from .changes import Changes, _same_voll, _structure
 from .load_range import LoadRange
 from .rules import check_sizes, first_token_prices

@@ -24,7 +24,7 @@ from ..core.errors import SolverError
 from ..lp.arc import ArcStructure
 from ..lp.inputs import build_inputs
 from ..lp.solver import LiveLP
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 from .load_range import optimal_face
 from .market import solve
 

@@ -132,7 +132,7 @@ def vector(value: object, name: str, fn: str = "", *, lo: float | None = 0.0, mi
     return arr
 
 
-# What a ServiceProfile (tokenflow.latency.queueing) and a Scenario (tokenflow.scenarios.scenario) must have to be
+# What a ServiceProfile (tokenflow.latency.queueing) and a Scenario (tokenflow.scenarios.scenario_class) must have to be
 # checked here: this module is the bottom of the package and imports neither (no import circle;
 # see ARCHITECTURE.md), so it recognises them by their attributes, not their class.
 PROFILE_ATTRS = ("gpus_per_replica", "max_batch", "step_fixed_s", "step_slope_s", "prefill_s_per_token",
@@ -176,7 +176,7 @@ def flag(value: object, name: str, fn: str = "") -> bool:
 
 
 def scenario(s: object, name: str = "s", fn: str = ""):
-    """``s`` must be a loaded :class:`~tokenflow.scenarios.scenario.Scenario`."""
+    """``s`` must be a loaded :class:`~tokenflow.scenarios.scenario_class.Scenario`."""
     if not _has(s, SCENARIO_ATTRS):
         hint = f"; load it first: tokenflow.load_scenario({s!r})" if isinstance(s, str) else ""
         raise ScenarioError(f"{_where(fn, name)}: expected a tokenflow.Scenario, got {type(s).__name__}{hint}")

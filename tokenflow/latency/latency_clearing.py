@@ -97,7 +97,7 @@ def _real(name: str, v, *, lo: float | None = None, hi: float | None = None, lo_
 def _check_args(s, demand_scale, latency_limits_ms, profiles, q, peak, transfer_aware, max_iter, tol,
                 damping=None, tie_break=True) -> None:
     """Every argument of :func:`latency_consistent_clearing`, each problem naming the argument."""
-    from ..scenarios.scenario import Scenario
+    from ..scenarios.scenario_class import Scenario
 
     if not isinstance(s, Scenario):
         raise TokenflowError(f"latency_consistent_clearing: s must be a Scenario, got {type(s).__name__}")

@@ -55,7 +55,7 @@ import xarray as xr
 
 from ..core import validate as _v
 from ..core.errors import TokenflowError
-from ..scenarios.scenario import IMAGE_TOKENS_PER_IMAGE
+from ..scenarios.scenario_fields import IMAGE_TOKENS_PER_IMAGE
 from ..scenarios.traces import trace_stats
 
 # Sourced hardware figures (see ai_workload_parameters.md §4) and declared assumptions.

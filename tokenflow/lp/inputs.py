@@ -1,7 +1,7 @@
 """The market's inputs as numpy arrays, and the checks of every argument that shapes them.
 
 This is the bottom layer of the engine (``inputs -> routes -> model -> engine -> results``):
-everything the LP needs from a :class:`~tokenflow.scenarios.scenario.Scenario`, in scenario order
+everything the LP needs from a :class:`~tokenflow.scenarios.scenario_class.Scenario`, in scenario order
 (nodes ``N``, workloads ``K``, directed arcs ``L``), in the LP's units:
 
 * costs in $/M tokens (processing) and $/GB (transfer), capacities in kW (compute) and
@@ -29,7 +29,7 @@ import numpy as np
 from ..core.errors import ScenarioError
 from ..core.validate import shown
 from ..scenarios.network import haversine_km
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 
 GBPS_TO_GB_PER_H = 3600.0 / 8.0  # 1 Gbps sustained for an hour = 450 GB
 FORMULATIONS = ("path", "arc")
@@ -124,9 +124,9 @@ def resolve_voll(s: Scenario, value_of_lost_load: object) -> np.ndarray:
 
 def link_weights_gb(s: Scenario, transfer_aware: bool) -> tuple[np.ndarray, np.ndarray]:
     """(forward, reverse) GB per M tokens per workload, as the modelling-choice contract
-    defines them; uses :func:`tokenflow.scenarios.scenario.link_weights_gb` when the scenario module
+    defines them; uses :func:`tokenflow.scenarios.scenario_class.link_weights_gb` when the scenario module
     provides it, else today's model (forward = payload or reference payload, reverse = 0)."""
-    from ..scenarios import scenario as _sc
+    from ..scenarios import scenario_class as _sc
 
     fn = getattr(_sc, "link_weights_gb", None)
     if fn is not None:
@@ -213,7 +213,7 @@ def derived_from_demand(inp: Inputs) -> bool:
     """Whether some input of ``inp`` other than demand is computed from demand, so that a
     change of demand must rebuild the inputs: the token-equivalent baseline's link weight
     with ``baseline_payload="mean_payload"`` (the demand-weighted mean payload).  Keep this
-    in step with :func:`build_inputs` and :func:`tokenflow.scenarios.scenario.link_weights_gb`."""
+    in step with :func:`build_inputs` and :func:`tokenflow.scenarios.scenario_class.link_weights_gb`."""
     return not inp.transfer_aware and inp.choices.get("baseline_payload") == "mean_payload"
 
 

@@ -38,7 +38,7 @@ from ..lp.arc import ArcStructure
 from ..lp.inputs import build_inputs, check_bool, check_number, check_scenario
 from ..lp.solver import LiveLP, verify
 from ..scenarios.datafiles import MAX_PROBLEMS, limit_problems, number_column, read_csv, read_yaml
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 from .plan import _solve_live, arc_dispatch, insert_columns, path_column_generation
 
 BID_COLUMNS = ("node", "workload", "quantity", "price")

@@ -39,7 +39,7 @@ from ..lp.arc import ArcStructure
 from ..lp.inputs import GBPS_TO_GB_PER_H, build_inputs, check_bool, check_number, check_scenario
 from ..lp.model import LPArrays
 from ..lp.solver import LiveLP, verify
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 from .costs import HOURS_PER_LEAP_YEAR, HOURS_PER_YEAR, CapitalCosts, _costs
 
 

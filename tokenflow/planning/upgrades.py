@@ -27,7 +27,7 @@ from ..clearing.engine import Market
 from ..core import validate as _v
 from ..core.errors import ScenarioError
 from ..lp.inputs import GBPS_TO_GB_PER_H, check_number
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 
 MARKET_KEYWORDS = ("transfer_aware", "formulation", "latency_limits_ms", "value_of_lost_load")
 RANK_BY = ("cost_saving", "congestion_rent_reduction", "rent_reduction", "marginal_value")

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
-from .scenario import Scenario
+from .scenario_class import Scenario
 
 EARTH_RADIUS_KM = 6371.0
 

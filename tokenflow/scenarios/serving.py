@@ -21,7 +21,7 @@ in code, per accelerator and model class:
   network and fans) uses the DGX H100's 10.2 kW per 8 GPUs, as the scenario's chat figure
   does (0.20 J GPU-only / 0.55 GPU share).
 
-Energy accounting (:data:`tokenflow.scenarios.scenario.CHOICES` ``energy_accounting``):
+Energy accounting (:data:`tokenflow.scenarios.choices.CHOICES` ``energy_accounting``):
 ``generated_only`` reads the scenario's energy per token as it is (the paper's reading);
 ``prefill_and_decode`` counts what a generated token carries, **from one source**: the serving
 measurements of the model class that serves it (same engine, precision and model class for

@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 
 from .network import haversine_km
-from .scenario import Scenario, load_scenario
+from .scenario import load_scenario
+from .scenario_class import Scenario
 
 # the largest synthetic network (its node-to-node distance matrix alone is 8 n^2 bytes: 800 MB)
 MAX_SYNTHETIC_NODES = 10_000

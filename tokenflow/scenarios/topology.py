@@ -22,7 +22,8 @@ import pandas as pd
 from ..core import validate as _v
 from ..core.errors import ScenarioError
 from .network import haversine_km
-from .scenario import LINK_FIELDS, Scenario
+from .scenario_class import Scenario
+from .scenario_fields import LINK_FIELDS
 
 
 def _distances(s: Scenario) -> pd.DataFrame:

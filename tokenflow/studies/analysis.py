@@ -8,7 +8,7 @@ import xarray as xr
 
 from ..clearing.engine import pooled_market
 from ..core.errors import InfeasibleMarketError, TokenflowError
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 
 
 def demand_sweep(s: Scenario, scales: Iterable[float], **solve_kwargs) -> xr.Dataset:

@@ -18,7 +18,7 @@ from scipy.optimize import brentq
 
 from ..clearing.engine import pooled_scale_limit, pooled_solve
 from ..core.errors import TokenflowError
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 from .claims import CASE_SCALE, CHAT_LIMITS_MS, PAPER_CLAIMS, chat_price_rise, cost_uplift
 
 #: What each calibrated or tuned input was chosen to produce (result identifiers of

@@ -378,7 +378,7 @@ def monte_carlo(path: Path | None) -> dict[str, tuple[float, float, int, str]]:
                 continue
             sel, note = ok, ""
             if claim == "C2" and "choice.baseline_payload" in mc:
-                from ..scenarios.scenario import CHOICES
+                from ..scenarios.choices import CHOICES
 
                 shipped = CHOICES["baseline_payload"][0]  # the default, the one the scenarios ship with
                 sel = ok & (mc["choice.baseline_payload"].astype(str) == shipped)

@@ -15,7 +15,8 @@ import pandas as pd
 
 from ..clearing.market import demand_scale_limit, solve
 from ..core.errors import InfeasibleMarketError
-from ..scenarios.scenario import Scenario, load_scenario
+from ..scenarios.scenario import load_scenario
+from ..scenarios.scenario_class import Scenario
 from .cases import CASE_SCALE, CHAT_LIMITS_MS, CLAIM_DECIMALS, SATURATION  # noqa: F401  (re-exported)
 
 # The paper's reported values and our tolerances (claim definitions).

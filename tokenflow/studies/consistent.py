@@ -24,7 +24,9 @@ from typing import Any
 
 from ..clearing.market import demand_scale_limit, solve
 from ..core.errors import InfeasibleMarketError
-from ..scenarios.scenario import ENERGY_RAW_COLUMN, Scenario, load_scenario
+from ..scenarios.choices import ENERGY_RAW_COLUMN
+from ..scenarios.scenario import load_scenario
+from ..scenarios.scenario_class import Scenario
 from .claims import CASE_SCALE, PAPER_CLAIMS, _evaluate, evaluate_c1, evaluate_c2, evaluate_c3, evaluate_c4
 
 ACCOUNTING = "prefill_and_decode"

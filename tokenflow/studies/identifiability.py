@@ -33,7 +33,9 @@ import pandas as pd
 from ..clearing.engine import pooled_scale_limit, pooled_solve
 from ..core import validate as _v
 from ..core.errors import InfeasibleMarketError, ScenarioError, TokenflowError
-from ..scenarios.scenario import CHOICES, Scenario, check_choices, load_scenario
+from ..scenarios.choices import CHOICES, check_choices
+from ..scenarios.scenario import load_scenario
+from ..scenarios.scenario_class import Scenario
 from ..scenarios.topology import check_k, knn_backbone, public_map_backbone
 from .calibration import OPEX_RANGE, _rise, _root, _uplift, feasible_bandwidth_range
 from .claims import CASE_SCALE, CHAT_LIMITS_MS, CLAIM_DECIMALS, PAPER_CLAIMS, SATURATION

@@ -20,7 +20,8 @@ from typing import Any
 import xarray as xr
 
 from ..core.errors import ScenarioError
-from ..scenarios.scenario import Scenario, load_scenario
+from ..scenarios.scenario import load_scenario
+from ..scenarios.scenario_class import Scenario
 from . import sweep_dask, sweep_pool
 from .sweep_dask import _run_chunk, check_scheduler_address, probe_scheduler
 from .sweep_evaluate import _run_points, evaluate_claims, evaluate_market

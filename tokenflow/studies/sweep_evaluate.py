@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.errors import InfeasibleMarketError, TokenflowError
-from ..scenarios.scenario import Scenario
+from ..scenarios.scenario_class import Scenario
 from .sweep_points import SOLVE_KEYS, apply_inputs
 
 

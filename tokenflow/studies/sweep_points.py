@@ -28,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from ..core.errors import ScenarioError
-from ..scenarios.scenario import CHOICES, PARAMETER_FIELDS, Scenario, check_choices
+from ..scenarios.choices import CHOICES, check_choices
+from ..scenarios.scenario_class import Scenario
+from ..scenarios.scenario_fields import PARAMETER_FIELDS
 
 SOLVE_KEYS = {"demand_scale", "transfer_aware", "formulation"}
 SCALES = {"electricity", "capacity", "payload", "bandwidth"}

@@ -19,7 +19,7 @@ def load_spec(path: str | Path) -> dict[str, Any]:
     UTF-8, text keys); every structural problem is a :class:`ScenarioError` naming the
     file, raised before anything is solved.  Input names and value types are checked
     again by :func:`~tokenflow.studies.sweep_points.make_points` against the scenario."""
-    from ..scenarios.scenario import parse_yaml, read_text_file
+    from ..scenarios.datafiles import parse_yaml, read_text_file
 
     if not isinstance(path, (str, Path)) or not str(path).strip():
         raise ScenarioError(f"sweep spec must be a path to a YAML file, got {path!r}")

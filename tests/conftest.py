@@ -137,7 +137,7 @@ def two_nodes(tiny_doc, load_doc):
 @pytest.fixture
 def profile():
     """A chat-like service profile for workload ``w`` (one GPU per replica)."""
-    from tokenflow.latency.queueing import ServiceProfile, default_profiles
+    from tokenflow.latency.profiles import ServiceProfile, default_profiles
 
     chat = default_profiles(tf.load_scenario("us5"))["chat"]
     return {"w": ServiceProfile("w", 1, chat.max_batch, chat.step_fixed_s, chat.step_slope_s,

@@ -20,11 +20,6 @@ PKG_DIR = ROOT / "tokenflow"
 #: the most lines a module may have (issue 30: "no module over about 600 lines")
 MAX_MODULE_LINES = 600
 
-#: modules over the limit that are still to be split along their seams (issue 30, item 3): the
-#: seven over 600 lines once this round's branches are merged (scenario, engine, sweep, reproduce,
-#: latency_clearing, queueing, plan); remove an entry when its module is split
-TO_SPLIT = {"queueing", "reproduce"}
-
 #: the public API: every name importable from ``tokenflow`` (README, tokenflow/__init__.py)
 PUBLIC_API = {
     "BidResult", "CHOICES", "InfeasibleMarketError", "Market", "MarketResult", "OutputError", "PlanResult",
@@ -144,19 +139,11 @@ def _sizes() -> list[tuple[int, str]]:
 
 
 def test_module_sizes(capsys):
-    """No module over :data:`MAX_MODULE_LINES`, except those :data:`TO_SPLIT` still lists; prints the
-    largest ten (and the entries of TO_SPLIT that are no longer over the limit)."""
+    """No module over :data:`MAX_MODULE_LINES` (issue 30, item 3); prints the largest ten."""
     sizes = _sizes()
-    over = {m.rsplit(".", 1)[-1]: n for n, m in sizes if n > MAX_MODULE_LINES}
     with capsys.disabled():
         print("\nlargest modules (lines): " + ", ".join(f"{m.removeprefix('tokenflow.')} {n}" for n, m in sizes[:10]))
-        assert not TO_SPLIT - set(over), f"within the limit, remove from TO_SPLIT: {sorted(TO_SPLIT - set(over))}"
-    assert not set(over) - TO_SPLIT, f"modules over {MAX_MODULE_LINES} lines: {over}"
-
-
-@pytest.mark.xfail(strict=True, reason=f"still to split along their seams (issue 30, item 3): {sorted(TO_SPLIT)}")
-def test_no_module_over_the_limit():
-    over = [(m, n) for n, m in _sizes() if n > MAX_MODULE_LINES]
+    over = [(m, n) for n, m in sizes if n > MAX_MODULE_LINES]
     assert not over, f"modules over {MAX_MODULE_LINES} lines: {over}"
 
 

@@ -675,6 +675,8 @@ def test_from_netcdf_of_a_damaged_file(tmp_path):
 # (tests/test_reproduce.py, tests/test_archive.py), scheduler addresses and output paths.
 # =====================================================================================
 
+from tokenflow.latency import market_latency as ML  # noqa: E402
+from tokenflow.latency import profiles as PR  # noqa: E402
 from tokenflow.latency import queueing as Q  # noqa: E402
 from tokenflow.latency import simulate as SIM  # noqa: E402
 from tokenflow.scenarios import traces as TR  # noqa: E402
@@ -682,7 +684,7 @@ from tokenflow.scenarios import traces as TR  # noqa: E402
 
 @pytest.fixture(scope="module")
 def prof(us5):
-    return Q.default_profiles(us5)
+    return PR.default_profiles(us5)
 
 
 @pytest.fixture(scope="module")
@@ -721,14 +723,14 @@ SERVING_CASES = {
     "max_util_budget_nan": (lambda P: Q.max_utilisation(P["chat"], NAN), ["budget_ms"]),
     "max_util_budget_inf": (lambda P: Q.max_utilisation(P["chat"], INF), ["budget_ms"]),
     "max_util_replicas_zero": (lambda P: Q.max_utilisation(P["chat"], 500, replicas=0), ["replicas"]),
-    "pool_replicas_nan": (lambda P: Q.pool_replicas(NAN, 0.5, P["chat"]), ["capacity_kw"]),
-    "pool_replicas_text": (lambda P: Q.pool_replicas("x", 0.5, P["chat"]), ["capacity_kw"]),
-    "pool_replicas_share": (lambda P: Q.pool_replicas(100.0, 1.5, P["chat"]), ["share"]),
+    "pool_replicas_nan": (lambda P: ML.pool_replicas(NAN, 0.5, P["chat"]), ["capacity_kw"]),
+    "pool_replicas_text": (lambda P: ML.pool_replicas("x", 0.5, P["chat"]), ["capacity_kw"]),
+    "pool_replicas_share": (lambda P: ML.pool_replicas(100.0, 1.5, P["chat"]), ["share"]),
     "thinned_scv_negative": (lambda P: Q.thinned_scv(-1.0, 2), ["ca2"]),
-    "with_limits_nan": (lambda P: Q.with_limits(P, {"chat": NAN}), ["limits_ms", "chat"]),
-    "with_limits_list": (lambda P: Q.with_limits(P, [1]), ["mapping"]),
-    "default_profiles_name": (lambda P: Q.default_profiles("us5"), ["default_profiles", "load_scenario"]),
-    "energy_mix_name": (lambda P: Q.energy_mix("us5"), ["energy_mix", "Scenario"]),
+    "with_limits_nan": (lambda P: PR.with_limits(P, {"chat": NAN}), ["limits_ms", "chat"]),
+    "with_limits_list": (lambda P: PR.with_limits(P, [1]), ["mapping"]),
+    "default_profiles_name": (lambda P: PR.default_profiles("us5"), ["default_profiles", "load_scenario"]),
+    "energy_mix_name": (lambda P: PR.energy_mix("us5"), ["energy_mix", "Scenario"]),
     "sim_replicas_negative": (lambda P: SIM.simulate_pool(P["chat"], 0.5, replicas=-1), ["replicas"]),
     "sim_replicas_huge": (lambda P: SIM.simulate_pool(P["chat"], 0.5, replicas=10**6), ["replicas", "limit"]),
     "sim_requests_huge": (lambda P: SIM.simulate_pool(P["chat"], 0.5, n_requests=10**9), ["n_requests", "limit"]),
@@ -775,7 +777,7 @@ def test_serving_layer_accepts_numpy_scalars(prof):
     assert got["p_ms"] == pytest.approx(ref["p_ms"], rel=1e-6)
     assert Q.erlang_c(np.int32(3), np.float32(1.0)) == pytest.approx(Q.erlang_c(3, 1.0), rel=1e-6)
     assert Q.max_utilisation(p, np.float32(500.0), replicas=np.int64(2)) == Q.max_utilisation(p, 500.0, replicas=2)
-    assert Q.pool_replicas(np.float32(1000.0), np.float64(0.5), p) == Q.pool_replicas(1000.0, 0.5, p)
+    assert ML.pool_replicas(np.float32(1000.0), np.float64(0.5), p) == ML.pool_replicas(1000.0, 0.5, p)
 
 
 def test_max_utilisation_tiny_tolerance_is_bounded(prof):
@@ -799,25 +801,25 @@ def test_simulation_ignores_a_route_of_zero_weight(prof):
 
 def test_market_latency_of_another_scenarios_result(us5, path35):
     us20 = tf.load_scenario("us20")
-    api_error(lambda: Q.market_latency(path35, us20), "market_latency", "not a result of scenario",
+    api_error(lambda: ML.market_latency(path35, us20), "market_latency", "not a result of scenario",
               exc=tf.ScenarioError)
     api_error(lambda: SIM.simulate_market(path35, us20), "simulate_market", "not a result", exc=tf.ScenarioError)
-    api_error(lambda: Q.route_rtts(path35, us20), "route_rtts", exc=tf.ScenarioError)
+    api_error(lambda: ML.route_rtts(path35, us20), "route_rtts", exc=tf.ScenarioError)
 
 
 @pytest.mark.parametrize("kwargs, needle", [
     ({"q": 1.0}, "q (quantile)"), ({"peak": "yes"}, "peak"), ({"dispatch": "rr"}, "dispatch"),
     ({"capacity_kw": [1.0]}, "capacity_kw"), ({"shares": "all"}, "shares")])
 def test_market_latency_arguments(us5, path35, kwargs, needle):
-    api_error(lambda: Q.market_latency(path35, us5, **kwargs), needle, exc=tf.ScenarioError)
+    api_error(lambda: ML.market_latency(path35, us5, **kwargs), needle, exc=tf.ScenarioError)
 
 
 def test_market_latency_negative_or_unknown_utilisation(us5, path35):
-    u = Q.pool_utilisation(path35)
-    api_error(lambda: Q.market_latency(path35, us5, utilisation=-u), "utilisation", exc=tf.ScenarioError)
-    api_error(lambda: Q.market_latency(path35, us5, utilisation=u.rename(index={"dallas": "dalas"})),
+    u = ML.pool_utilisation(path35)
+    api_error(lambda: ML.market_latency(path35, us5, utilisation=-u), "utilisation", exc=tf.ScenarioError)
+    api_error(lambda: ML.market_latency(path35, us5, utilisation=u.rename(index={"dallas": "dalas"})),
               "utilisation", "dalas", exc=tf.ScenarioError)
-    api_error(lambda: Q.market_latency("result", us5), "market result", exc=tf.ScenarioError)
+    api_error(lambda: ML.market_latency("result", us5), "market result", exc=tf.ScenarioError)
 
 
 @pytest.mark.parametrize("text, needle", [
@@ -958,11 +960,11 @@ def test_out_name_that_cannot_be_a_file(tmp_path, name, needle):
 
 
 def test_market_latency_rtt_argument(us5, path35):
-    api_error(lambda: Q.market_latency(path35, us5, rtt={"rtt_max_ms": 1}), "rtt", "route_rtts",
+    api_error(lambda: ML.market_latency(path35, us5, rtt={"rtt_max_ms": 1}), "rtt", "route_rtts",
               exc=tf.ScenarioError)
-    rt = Q.route_rtts(path35, us5)
-    a = Q.market_latency(path35, us5, rtt=rt)
-    b = Q.market_latency(path35, us5, rtt=rt.isel(origin=slice(None, None, -1)))  # labels, not order
+    rt = ML.route_rtts(path35, us5)
+    a = ML.market_latency(path35, us5, rtt=rt)
+    b = ML.market_latency(path35, us5, rtt=rt.isel(origin=slice(None, None, -1)))  # labels, not order
     np.testing.assert_array_equal(a["e2e_p_ms"].values, b["e2e_p_ms"].values)
 
 
@@ -989,7 +991,7 @@ def test_route_enumeration_is_bounded(us5, path35, monkeypatch):
     from tokenflow.core import validate
 
     monkeypatch.setattr(validate, "MAX_ROUTE_EXPANSIONS", 3)
-    api_error(lambda: Q.route_rtts(path35, us5), "route_rtts", "partial routes")
+    api_error(lambda: ML.route_rtts(path35, us5), "route_rtts", "partial routes")
 
 
 @pytest.mark.parametrize("call", [lambda P: Q.erlang_c(10**400, 1.0), lambda P: Q.ggc_wait(10**400, 1.0, 2),
@@ -1008,7 +1010,7 @@ FUZZ_CALLS = {
     "replica_latency": (lambda P, r, s, *a: Q.replica_latency(P["chat"], *a), [0.5, 1.0, 0.99, 1]),
     "max_utilisation": (lambda P, r, s, *a: Q.max_utilisation(P["chat"], *a), [500.0, 1.0, 0.99, 1, 1e-3]),
     "thinned_scv": (lambda P, r, s, *a: Q.thinned_scv(*a), [1.0, 2]),
-    "pool_replicas": (lambda P, r, s, *a: Q.pool_replicas(*a, P["chat"]), [1000.0, 0.5]),
+    "pool_replicas": (lambda P, r, s, *a: ML.pool_replicas(*a, P["chat"]), [1000.0, 0.5]),
     "peak_to_mean": (lambda P, r, s, *a: TR.peak_to_mean(*a), [np.arange(200.0), 1.0]),
     "prompt_quantile": (lambda P, r, s, *a: TR.trace_stats("conv").prompt_quantile(*a), [0.5]),
     "trace_stats": (lambda P, r, s, *a: TR.trace_stats(*a), ["conv"]),
@@ -1016,8 +1018,8 @@ FUZZ_CALLS = {
     "simulate_pool": (lambda P, r, s, *a: SIM.simulate_pool(P["chat"], a[0], replicas=a[1], n_requests=a[2],
                                                             rtt_ms=a[3], seed=a[4], warmup=a[5]),
                       [0.5, 1, 100, [1.0], 0, 0.1]),
-    "market_latency": (lambda P, r, s, *a: Q.market_latency(r, s, q=a[0], peak=a[1]), [0.9, False]),
-    "with_limits": (lambda P, r, s, *a: Q.with_limits(P, {"chat": a[0]}), [100.0]),
+    "market_latency": (lambda P, r, s, *a: ML.market_latency(r, s, q=a[0], peak=a[1]), [0.9, False]),
+    "with_limits": (lambda P, r, s, *a: PR.with_limits(P, {"chat": a[0]}), [100.0]),
 }
 
 
@@ -1054,17 +1056,17 @@ def test_serving_layer_object_arguments(name, prof, path35, us5):
 
     r, s = path35, us5
     calls = {
-        "default_profiles": lambda a: Q.default_profiles(a), "energy_mix": lambda a: Q.energy_mix(s, a),
-        "route_rtts_result": lambda a: Q.route_rtts(a, s), "route_rtts_scenario": lambda a: Q.route_rtts(r, a),
-        "load_shares": lambda a: Q.load_shares(a, s), "pool_utilisation": lambda a: Q.pool_utilisation(r, a),
-        "market_latency_profiles": lambda a: Q.market_latency(r, s, profiles=a),
-        "market_latency_utilisation": lambda a: Q.market_latency(r, s, utilisation=a),
-        "market_latency_capacity": lambda a: Q.market_latency(r, s, capacity_kw=a),
-        "market_latency_shares": lambda a: Q.market_latency(r, s, shares=a),
+        "default_profiles": lambda a: PR.default_profiles(a), "energy_mix": lambda a: PR.energy_mix(s, a),
+        "route_rtts_result": lambda a: ML.route_rtts(a, s), "route_rtts_scenario": lambda a: ML.route_rtts(r, a),
+        "load_shares": lambda a: ML.load_shares(a, s), "pool_utilisation": lambda a: ML.pool_utilisation(r, a),
+        "market_latency_profiles": lambda a: ML.market_latency(r, s, profiles=a),
+        "market_latency_utilisation": lambda a: ML.market_latency(r, s, utilisation=a),
+        "market_latency_capacity": lambda a: ML.market_latency(r, s, capacity_kw=a),
+        "market_latency_shares": lambda a: ML.market_latency(r, s, shares=a),
         "simulate_market_utilisation": lambda a: SIM.simulate_market(r, s, utilisation=a, n_requests=50),
         "simulate_market_result": lambda a: SIM.simulate_market(a, s, n_requests=50),
-        "route_rtt_ms": lambda a: Q.route_rtt_ms(a), "arrival_scv": lambda a: Q.arrival_scv(a),
-        "with_limits": lambda a: Q.with_limits(a, {"chat": 5.0}), "summarize_trace": lambda a: TR.summarize_trace(a),
+        "route_rtt_ms": lambda a: ML.route_rtt_ms(a), "arrival_scv": lambda a: Q.arrival_scv(a),
+        "with_limits": lambda a: PR.with_limits(a, {"chat": 5.0}), "summarize_trace": lambda a: TR.summarize_trace(a),
     }
     values = [None, "x", 5, s, r, prof, {"chat": 1}, pd.DataFrame(), pd.Series(dtype=float), [],
               _arc35(s), _us20()]

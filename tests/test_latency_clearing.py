@@ -12,7 +12,8 @@ import pytest
 import tokenflow as tf
 from tokenflow.core.errors import TokenflowError
 from tokenflow.latency.latency_clearing import latency_consistent_clearing, network_limits, tie_broken_solve
-from tokenflow.latency.queueing import arrival_scv, max_utilisation, pool_replicas
+from tokenflow.latency.market_latency import pool_replicas
+from tokenflow.latency.queueing import arrival_scv, max_utilisation
 
 
 def test_fixed_point_by_hand(two_nodes, profile):

@@ -9,12 +9,9 @@ import pytest
 
 import tokenflow as tf
 from tokenflow.latency.latency_lp import latency_lp_clearing
-from tokenflow.latency.queueing import (
-    arrival_scv,
-    max_utilisation,
-    measured_profiles,
-    pool_replicas,
-)
+from tokenflow.latency.market_latency import pool_replicas
+from tokenflow.latency.profiles import measured_profiles
+from tokenflow.latency.queueing import arrival_scv, max_utilisation
 from tokenflow.scenarios.serving import COLUMNS, SERVER_W_PER_GPU, WORKLOAD_SERVING, energy_terms, serving_models
 from tokenflow.scenarios.traces import trace_stats
 

@@ -11,14 +11,9 @@ import pytest
 
 import tokenflow as tf
 from tokenflow.latency.latency_clearing import latency_consistent_clearing, pool_limits
-from tokenflow.latency.queueing import (
-    arrival_scv,
-    default_profiles,
-    max_utilisation,
-    measured_profiles,
-    pool_replicas,
-    replica_latency,
-)
+from tokenflow.latency.market_latency import pool_replicas
+from tokenflow.latency.profiles import default_profiles, measured_profiles
+from tokenflow.latency.queueing import arrival_scv, max_utilisation, replica_latency
 from tokenflow.latency.simulate import LayerCheck, layer_check, pool_size_check, simulate_pool
 
 
@@ -92,7 +87,7 @@ def test_the_clearing_consumes_the_cap(tiny_doc, load_doc):
     tiny_doc["nodes"]["A"]["population"] = 1_000_000
     s = load_doc(tiny_doc)
     chat = default_profiles(tf.load_scenario("us5"))["chat"]
-    p = tf.latency.queueing.ServiceProfile("w", 1, chat.max_batch, chat.step_fixed_s, chat.step_slope_s,
+    p = tf.latency.profiles.ServiceProfile("w", 1, chat.max_batch, chat.step_fixed_s, chat.step_slope_s,
                                    chat.prefill_s_per_token, 1.0, 500.0, "ttft", trace="conv", peak_trace="conv")
     r = tf.solve(s)
     reps = pool_replicas(10_000.0, 1.0, p)

@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 
 import tokenflow as tf
 from tokenflow.core.errors import TokenflowError
+from tokenflow.latency.profiles import GPU_KW, default_profiles
 from tokenflow.latency.queueing import (
-    GPU_KW,
-    default_profiles,
     erlang_c,
     ggc_wait,
     max_utilisation,
@@ -135,7 +134,7 @@ def test_bad_inputs_raise_clear_errors(profiles):
 
 
 def test_market_latency_needs_origin_flows(us5):
-    from tokenflow.latency.queueing import market_latency
+    from tokenflow.latency.market_latency import market_latency
 
     r = tf.solve(us5, demand_scale=10)
     lat = market_latency(r, us5)
@@ -166,7 +165,7 @@ def test_route_rtts_cover_every_route_carrying_flow(us5):
     path in use reported by the price decomposition), and at 35x one of them is slower than the
     fastest path: the shortest-path RTT would understate it."""
     from tokenflow.latency.latency_clearing import pool_limits
-    from tokenflow.latency.queueing import market_latency, route_rtt_ms, route_rtts
+    from tokenflow.latency.market_latency import market_latency, route_rtt_ms, route_rtts
 
     r = tf.solve(us5, demand_scale=35)
     rt = route_rtts(r, us5)
@@ -229,7 +228,7 @@ def test_mixture_quantile_closed_form_matches_bisection():
 
 def test_route_rtts_without_the_mean_gives_the_same_bounds(us5):
     """mean=False skips the decomposition LP only: the bounds are the same numbers."""
-    from tokenflow.latency.queueing import route_rtts
+    from tokenflow.latency.market_latency import route_rtts
 
     r = tf.solve(us5, demand_scale=35)
     full, short = route_rtts(r, us5), route_rtts(r, us5, mean=False)

@@ -8,6 +8,7 @@ import nbformat
 import pytest
 
 from tokenflow.core.errors import TokenflowError
+from tokenflow.publish import build_state as bs
 from tokenflow.publish import reproduce as rp
 
 
@@ -60,10 +61,10 @@ def test_executed_copy_has_no_machine_path_and_hides_injected_cell(tiny):
 
 def test_package_change_changes_every_key(tiny, monkeypatch):
     src = tiny / "notebooks" / "tiny.ipynb"
-    k1 = rp.notebook_key(src, {"n": 1}, rp.package_fingerprint())
-    assert k1 == rp.notebook_key(src, {"n": 1}, rp.package_fingerprint())
-    assert k1 != rp.notebook_key(src, {"n": 1}, "another package")
-    assert k1 != rp.notebook_key(src, {"n": 2}, rp.package_fingerprint())
+    k1 = bs.notebook_key(src, {"n": 1}, bs.package_fingerprint())
+    assert k1 == bs.notebook_key(src, {"n": 1}, bs.package_fingerprint())
+    assert k1 != bs.notebook_key(src, {"n": 1}, "another package")
+    assert k1 != bs.notebook_key(src, {"n": 2}, bs.package_fingerprint())
 
 
 def test_unknown_notebook_is_a_clear_error(tiny):
@@ -113,7 +114,7 @@ def test_failing_notebook_leaves_the_previous_generated_folder(tiny):
     rp.run_notebooks(tiny)
     assert rp.last_status() == {"tiny": "executed"}
     assert "fixed 3" in (gen / "tiny.ipynb").read_text()
-    assert not (tiny / rp.STAGING).exists() and not (tiny / rp.OLD).exists()
+    assert not (tiny / bs.STAGING).exists() and not (tiny / bs.OLD).exists()
 
 
 def test_a_run_resumes_the_notebooks_a_failed_run_executed(tiny, monkeypatch):
@@ -173,12 +174,12 @@ def test_interrupt_during_a_notebook_keeps_the_previous_folder(tiny, monkeypatch
     with pytest.raises(KeyboardInterrupt, match="previous book/generated is unchanged"):
         rp.run_notebooks(tiny, force=True)
     assert _snapshot(gen) == before
-    assert not list((tiny / rp.STAGING).glob(".*.running.ipynb"))
+    assert not list((tiny / bs.STAGING).glob(".*.running.ipynb"))
 
 
 def test_swap_cut_between_its_renames_is_recovered(tiny):
     rp.run_notebooks(tiny)
-    gen, old = tiny / "book" / "generated", tiny / rp.OLD
+    gen, old = tiny / "book" / "generated", tiny / bs.OLD
     before = _snapshot(gen)
     gen.rename(old)  # as if killed between the two renames of the swap
     rp.run_notebooks(tiny)
@@ -301,10 +302,10 @@ def test_an_identical_copy_of_the_package_is_accepted(tiny):
 
     shutil.copytree(rp.Path(tokenflow.__file__).resolve().parent, tiny / "tokenflow",
                     ignore=shutil.ignore_patterns("__pycache__"))
-    rp.check_package(tiny)
+    bs.check_package(tiny)
     (tiny / "tokenflow" / "extra.py").write_text("x = 1\n")
     with pytest.raises(TokenflowError, match="other code"):
-        rp.check_package(tiny)
+        bs.check_package(tiny)
 # ----------------------------------------------------------------------------- --jobs (fakes)
 
 @pytest.fixture
@@ -448,7 +449,7 @@ def test_the_longest_notebooks_start_first(fake_runs):
     """Notebooks start longest first by their last execution (new ones before any), results last."""
     root, names, log = fake_runs
     rp.run_notebooks(root, jobs=1)
-    state_file = root / rp.OUT / rp.STATE
+    state_file = root / bs.OUT / bs.STATE
     state = json.loads(state_file.read_text())
     for name, seconds in (("a", 1.0), ("b", 9.0), ("c", 5.0), ("results", 99.0)):
         state[name]["seconds"] = seconds
@@ -508,8 +509,8 @@ def _hold_lock(root):
     import subprocess
     import sys
 
-    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom tokenflow.publish import reproduce as rp\n"
-                             f"with rp.project_lock({str(root)!r}):\n    print('held', flush=True)\n"
+    proc = subprocess.Popen([sys.executable, "-c", "import sys\nfrom tokenflow.publish import build_state as bs\n"
+                             f"with bs.project_lock({str(root)!r}):\n    print('held', flush=True)\n"
                              "    sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "held"
     return proc
@@ -535,7 +536,7 @@ def test_a_second_run_in_the_same_folder_is_refused_and_changes_nothing(fake_run
         assert f"process {holder.pid}" in err and "Traceback" not in err
     finally:
         holder.communicate("")
-    assert _snapshot(gen) == before and not (root / rp.STAGING).exists()
+    assert _snapshot(gen) == before and not (root / bs.STAGING).exists()
     log["started"].clear()
     rp.run_notebooks(root, jobs=1, force=True)  # the holder ended: the lock is free again
     assert len(log["started"]) == len(names)
@@ -548,7 +549,7 @@ def test_a_lock_left_by_a_dead_run_is_taken_over(fake_runs):
     root, names, log = fake_runs
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    lock = root / rp.LOCK
+    lock = root / bs.LOCK
     lock.parent.mkdir(parents=True)
     lock.write_text(dead + "\n")  # what a killed run leaves (its OS lock ended with it)
     rp.run_notebooks(root, jobs=1)
@@ -557,10 +558,10 @@ def test_a_lock_left_by_a_dead_run_is_taken_over(fake_runs):
 
 def test_a_lock_that_cannot_be_taken_is_a_clear_error(fake_runs):
     root, names, log = fake_runs
-    (root / rp.LOCK).mkdir(parents=True)  # a folder where the lock file belongs
+    (root / bs.LOCK).mkdir(parents=True)  # a folder where the lock file belongs
     with pytest.raises(TokenflowError, match=r"cannot take the reproduce lock .*reproduce.lock: Is a directory"):
         rp.run_notebooks(root, jobs=1)
-    assert log["started"] == [] and not (root / rp.STAGING).exists()
+    assert log["started"] == [] and not (root / bs.STAGING).exists()
 
 
 def test_only_a_name_given_twice_runs_once(fake_runs):
@@ -604,7 +605,7 @@ def test_two_reproduce_commands_in_one_folder(tmp_path):
     assert "0 of 1 notebook(s) reused" in out and "[2/" not in out  # (named twice: run once)
     gen = tmp_path / "book" / "generated"
     assert "done" in (gen / "scorecard.ipynb").read_text()
-    assert not list(tmp_path.rglob(".*.running.ipynb")) and not (tmp_path / rp.STAGING).exists()
+    assert not list(tmp_path.rglob(".*.running.ipynb")) and not (tmp_path / bs.STAGING).exists()
 
 
 def test_the_lock_is_reentrant_in_one_thread_only(tmp_path):
@@ -612,13 +613,13 @@ def test_the_lock_is_reentrant_in_one_thread_only(tmp_path):
     import threading
 
     seen = []
-    with rp.project_lock(tmp_path) as path:
-        with rp.project_lock(tmp_path):  # reproduce -> run_notebooks -> build_book
+    with bs.project_lock(tmp_path) as path:
+        with bs.project_lock(tmp_path):  # reproduce -> run_notebooks -> build_book
             pass
 
         def other():
             try:
-                with rp.project_lock(tmp_path):
+                with bs.project_lock(tmp_path):
                     seen.append("taken")
             except TokenflowError as exc:
                 seen.append(str(exc))
@@ -628,7 +629,7 @@ def test_the_lock_is_reentrant_in_one_thread_only(tmp_path):
         t.join()
         assert path.read_text().strip() == str(os.getpid())
     assert len(seen) == 1 and "another tokenflow reproduce is running" in seen[0]
-    with rp.project_lock(tmp_path):  # released
+    with bs.project_lock(tmp_path):  # released
         pass
 
 
@@ -662,7 +663,7 @@ def test_a_killed_run_keeps_the_folder_locked_until_its_runner_stops(tmp_path):
     deadline, free = time.time() + 60, False
     while time.time() < deadline and not free:
         try:
-            with rp.project_lock(tmp_path):
+            with bs.project_lock(tmp_path):
                 free = True
         except TokenflowError:
             time.sleep(0.2)
@@ -670,4 +671,4 @@ def test_a_killed_run_keeps_the_folder_locked_until_its_runner_stops(tmp_path):
     third = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert third.returncode == 0, third.stderr
     assert "done" in (tmp_path / "book" / "generated" / "scorecard.ipynb").read_text()
-    assert not list(tmp_path.rglob(".*.running.ipynb")) and not (tmp_path / rp.STAGING).exists()
+    assert not list(tmp_path.rglob(".*.running.ipynb")) and not (tmp_path / bs.STAGING).exists()

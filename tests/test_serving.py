@@ -196,7 +196,7 @@ def test_claims_json_has_consistent_entries(capsys):
 
 
 def test_measured_profiles_are_not_fitted_to_the_scenario_energy():
-    from tokenflow.latency.queueing import default_profiles, measured_profiles
+    from tokenflow.latency.profiles import default_profiles, measured_profiles
 
     s = tf.load_scenario("us5")
     P = measured_profiles(s)
@@ -231,7 +231,8 @@ def test_kv_cache_limit():
 
 
 def test_market_latency_feeds_each_pool_its_own_utilisation():
-    from tokenflow.latency.queueing import market_latency, measured_profiles
+    from tokenflow.latency.market_latency import market_latency
+    from tokenflow.latency.profiles import measured_profiles
 
     s = tf.load_scenario("us5").with_choices(energy_accounting="prefill_and_decode")
     P = measured_profiles(s)

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import tokenflow as tf
-from tokenflow.latency.queueing import default_profiles, energy_mix, market_latency, measured_profiles, serving_profiles
+from tokenflow.latency.market_latency import market_latency
+from tokenflow.latency.profiles import default_profiles, energy_mix, measured_profiles, serving_profiles
 
 
 @pytest.fixture(scope="module")

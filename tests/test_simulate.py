@@ -7,7 +7,9 @@ import pytest
 
 import tokenflow as tf
 from tokenflow.core.errors import TokenflowError
-from tokenflow.latency.queueing import default_profiles, replica_latency, route_rtt_ms, route_rtts
+from tokenflow.latency.market_latency import route_rtt_ms, route_rtts
+from tokenflow.latency.profiles import default_profiles
+from tokenflow.latency.queueing import replica_latency
 from tokenflow.latency.simulate import simulate_pool
 
 

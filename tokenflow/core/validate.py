@@ -1,6 +1,7 @@
 """Argument checks of the serving layer (queueing, simulation, traces).
 
-One place for the checks the public functions of :mod:`tokenflow.latency.queueing`,
+One place for the checks the public functions of :mod:`tokenflow.latency.profiles`,
+:mod:`tokenflow.latency.queueing`, :mod:`tokenflow.latency.market_latency`,
 :mod:`tokenflow.latency.simulate` and :mod:`tokenflow.scenarios.traces` make before computing: each raises
 :class:`~tokenflow.core.errors.ScenarioError` (a :class:`~tokenflow.core.errors.TokenflowError`)
 naming the function and the argument.  Numbers may be Python or numpy scalars
@@ -27,7 +28,7 @@ MAX_BISECTION_STEPS = 60
 # Queue sizes the analytic layer accepts (far beyond any data centre: 1e9 replicas of 64 slots).
 MAX_REPLICAS = 10**9
 MAX_SERVERS = 10**12
-# Route enumeration (tokenflow.latency.queueing.route_rtts): partial routes expanded per workload.
+# Route enumeration (tokenflow.latency.market_latency.route_rtts): partial routes expanded per workload.
 MAX_ROUTE_EXPANSIONS = 2_000_000
 
 
@@ -132,7 +133,7 @@ def vector(value: object, name: str, fn: str = "", *, lo: float | None = 0.0, mi
     return arr
 
 
-# What a ServiceProfile (tokenflow.latency.queueing) and a Scenario (tokenflow.scenarios.scenario_class) must have to be
+# What a ServiceProfile (tokenflow.latency.profiles) and a Scenario (tokenflow.scenarios.scenario_class) must have to be
 # checked here: this module is the bottom of the package and imports neither (no import circle;
 # see ARCHITECTURE.md), so it recognises them by their attributes, not their class.
 PROFILE_ATTRS = ("gpus_per_replica", "max_batch", "step_fixed_s", "step_slope_s", "prefill_s_per_token",
@@ -146,10 +147,10 @@ def _has(obj: object, attrs: tuple[str, ...]) -> bool:
 
 
 def profile(p: object, name: str = "p", fn: str = "") -> None:
-    """``p`` must be a :class:`~tokenflow.latency.queueing.ServiceProfile` with a usable step model."""
+    """``p`` must be a :class:`~tokenflow.latency.profiles.ServiceProfile` with a usable step model."""
     what = _where(fn, name)
     if not _has(p, PROFILE_ATTRS):
-        raise ScenarioError(f"{what}: expected a tokenflow.latency.queueing.ServiceProfile, got {type(p).__name__}")
+        raise ScenarioError(f"{what}: expected a tokenflow.latency.profiles.ServiceProfile, got {type(p).__name__}")
     integer(p.gpus_per_replica, "gpus_per_replica", what, lo=1)
     integer(p.max_batch, "max_batch", what, lo=1)
     for f in ("step_fixed_s", "step_slope_s", "prefill_s_per_token"):
@@ -206,7 +207,7 @@ def result_of(result: object, s: object | None, fn: str, name: str = "result", *
 
 
 def profiles(value: object, name: str, fn: str) -> dict:
-    """A mapping workload -> :class:`~tokenflow.latency.queueing.ServiceProfile` (each checked)."""
+    """A mapping workload -> :class:`~tokenflow.latency.profiles.ServiceProfile` (each checked)."""
     if not hasattr(value, "items"):
         raise ScenarioError(f"{_where(fn, name)}: expected a mapping workload -> ServiceProfile, "
                             f"got {type(value).__name__}")

@@ -39,17 +39,9 @@ import xarray as xr
 
 from ..clearing.market import solve
 from ..core.errors import InfeasibleMarketError, TokenflowError
-from .queueing import (
-    ServiceProfile,
-    arrival_scv,
-    load_shares,
-    market_latency,
-    max_utilisation,
-    pool_replicas,
-    replica_latency,
-    route_rtts,
-    serving_profiles,
-)
+from .market_latency import load_shares, market_latency, pool_replicas, route_rtts
+from .profiles import ServiceProfile, serving_profiles
+from .queueing import arrival_scv, max_utilisation, replica_latency
 
 
 @dataclass
@@ -154,11 +146,11 @@ def pool_limits(result, s, profiles: dict[str, ServiceProfile], capacity_kw: pd.
     """rho*[node, workload]: the largest LP utilisation at which the workload meets its
     end-to-end limit on the slowest route it uses into the node (:func:`route_rtts`) (within the peak minute when
     ``peak``), in the LP's unit (the pool's own limit over
-    :meth:`~tokenflow.latency.queueing.ServiceProfile.lp_to_pool_utilisation`, 1 for profiles built on
+    :meth:`~tokenflow.latency.profiles.ServiceProfile.lp_to_pool_utilisation`, 1 for profiles built on
     the LP's capacity), and at most the profile's ``max_pool_utilisation`` where it has one
     (a cap validated outside the analytic layer, :func:`tokenflow.latency.simulate.layer_check`);
     1 for workloads without a limit, NaN where the workload is not processed.
-    ``rtt``: :func:`~tokenflow.latency.queueing.route_rtts` of ``result`` if already computed."""
+    ``rtt``: :func:`~tokenflow.latency.market_latency.route_rtts` of ``result`` if already computed."""
     ds = result.dataset
     nodes, wls = list(ds["node"].values), list(ds["workload"].values)
     proc = ds["processing"].to_pandas()
@@ -234,9 +226,9 @@ def latency_consistent_clearing(s, demand_scale: float = 1.0, *, latency_limits_
     end-to-end latency limit at quantile ``q`` (see the module docstring).  ``tol``: how far
     (share of capacity) a node may sit above its usable share at the fixed point;
     ``network_only``: the network-only clearing of the same case, if already solved.
-    ``profiles``: default :func:`~tokenflow.latency.queueing.serving_profiles` (the measured serving
+    ``profiles``: default :func:`~tokenflow.latency.profiles.serving_profiles` (the measured serving
     layer: LP capacity and saturation throughput are independent numbers); pass
-    :func:`~tokenflow.latency.queueing.default_profiles` for the paper's identity.
+    :func:`~tokenflow.latency.profiles.default_profiles` for the paper's identity.
 
     ``damping``: None (default) derates monotonically (a node's capacity factor only falls, to
     its usable share when it is above it).  A number ``a`` in (0, 1] runs a damped fixed

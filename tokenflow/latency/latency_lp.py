@@ -19,13 +19,9 @@ import pandas as pd
 from ..clearing.market import solve
 from ..core.errors import InfeasibleMarketError, TokenflowError
 from .latency_clearing import RTT_MODES, LatencyScale, _check_args, _real, network_limits
-from .queueing import (
-    ServiceProfile,
-    arrival_scv,
-    max_utilisation,
-    pool_replicas,
-    serving_profiles,
-)
+from .market_latency import pool_replicas
+from .profiles import ServiceProfile, serving_profiles
+from .queueing import arrival_scv, max_utilisation
 
 
 @dataclass
@@ -212,7 +208,7 @@ def _rho_map(full: _FullLP, result, s, profiles, rho_prev: np.ndarray, q: float,
     """One step of the outer map: (rho* N x K in LP units, pool GPUs N x K) from the pools of
     ``result`` (each node's GPUs shared in proportion to the need g_k y / rho_prev of its
     pools; a pool without load is sized to the whole node, what it could grow to)."""
-    from .queueing import GPU_KW
+    from .profiles import GPU_KW
 
     inp = full.inp
     N, K = inp.N, inp.K

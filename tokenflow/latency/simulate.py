@@ -38,7 +38,9 @@ import xarray as xr
 
 from ..core import validate as _v
 from ..scenarios.traces import trace_stats
-from .queueing import ServiceProfile, pool_utilisation, replica_latency, route_rtts, serving_profiles
+from .market_latency import pool_utilisation, route_rtts
+from .profiles import ServiceProfile, serving_profiles
+from .queueing import replica_latency
 
 
 def _arrivals(rng: np.random.Generator, rate: float, cv: float, n: int) -> np.ndarray:
@@ -208,15 +210,15 @@ def simulate_market(result, s, *, profiles: dict[str, ServiceProfile] | None = N
     """Replay the cleared market ``result`` of ``s``: every (node, workload) pool with a latency
     profile and flow, ``replicas`` replicas each, at the pool's own utilisation: the node's
     compute utilisation times the profile's
-    :meth:`~tokenflow.latency.queueing.ServiceProfile.lp_to_pool_utilisation` (or ``utilisation``,
+    :meth:`~tokenflow.latency.profiles.ServiceProfile.lp_to_pool_utilisation` (or ``utilisation``,
     node x workload, already in the pool's own unit), arrivals from the origins by the LP's split, each
     origin's requests with the round trip of its slowest route in use
-    (:func:`~tokenflow.latency.queueing.route_rtts`, ``rtt_max_ms``: the result holds flows per
+    (:func:`~tokenflow.latency.market_latency.route_rtts`, ``rtt_max_ms``: the result holds flows per
     origin and per link, not per path, so the replay takes the conservative route).
     Returns simulated and analytic (same reduced pool) latency per node and workload
     (ms), and the served ratio.  ``max_steps`` caps the generation steps simulated per pool.
-    ``profiles``: default :func:`~tokenflow.latency.queueing.serving_profiles` (measured step times;
-    :func:`~tokenflow.latency.queueing.default_profiles` for the paper's identity)."""
+    ``profiles``: default :func:`~tokenflow.latency.profiles.serving_profiles` (measured step times;
+    :func:`~tokenflow.latency.profiles.default_profiles` for the paper's identity)."""
     fn = "simulate_market"
     _v.result_of(result, s, fn)
     replicas = _v.integer(replicas, "replicas", fn, lo=1, hi=_v.MAX_SIM_REPLICAS)

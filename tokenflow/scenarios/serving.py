@@ -34,7 +34,7 @@ batch and the trace's mean context (the step times have each run's prompt proces
 out, so no prefill is inside ``d_m``), ``r_w`` the trace's prompt tokens per generated token
 (:mod:`tokenflow.scenarios.traces`) and ``p_m`` the server-level prefill energy per prompt token
 (:data:`WORKLOAD_SERVING`).  The LP's capacity of a replica, GPUs x server kW / E_w, is then
-the serving layer's saturation throughput (:func:`tokenflow.latency.queueing.measured_profiles`).
+the serving layer's saturation throughput (:func:`tokenflow.latency.profiles.measured_profiles`).
 The scenario's own per-token figure does not enter ``E_w`` of such a workload (ML.ENERGY's is
 whole-response energy over output tokens, bf16 vLLM, a different batch; code review's is an
 assumption); :func:`energy_terms` with ``decode_source="scenario"`` gives the older mixed
@@ -85,7 +85,7 @@ QUANTITIES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "prefill_energy": (("J/token",), ("batch", "input_tokens")),
     "decode_step": (("ms",), ("batch", "input_tokens")),
 }
-# accelerators: HBM capacity (GB) and bandwidth (TB/s); sources as in tokenflow.latency.queueing.HARDWARE
+# accelerators: HBM capacity (GB) and bandwidth (TB/s); sources as in tokenflow.latency.profiles.HARDWARE
 ACCELERATORS: dict[str, dict[str, float | str]] = {
     "H100-SXM-80GB": {"memory_gb": 80.0, "hbm_tb_per_s": 3.35,
                       "source": "https://huggingface.co/hardware/h100 (80 GB HBM3, 3.35 TB/s, 700 W)"},
@@ -109,12 +109,12 @@ KV_BYTES_PER_ELEMENT = 2.0  # bf16 KV cache
 SERVER_W_PER_GPU = 10.2e3 / 8
 SERVER_W_SOURCE = "https://www.supercluster.blog/p/6-ai-supercluster-nvidia-dgx-h100 (DGX H100 max 10.2 kW, 8 GPUs)"
 # which trace and which model class a workload's requests look like (the scenario's own reading:
-# chat = Llama-3.1-8B on H100, code review = a ~70B model; tokenflow.latency.queueing.default_profiles)
+# chat = Llama-3.1-8B on H100, code review = a ~70B model; tokenflow.latency.profiles.default_profiles)
 WORKLOAD_SERVING: dict[str, tuple[str, str, str]] = {
     "chat": ("conv", "H100-SXM-80GB", "8b-class"),
     "code_review": ("code", "H100-SXM-80GB", "70b-class"),
 }
-SERVING_BATCH = 64  # the batch size the serving layer assumes (tokenflow.latency.queueing.default_profiles)
+SERVING_BATCH = 64  # the batch size the serving layer assumes (tokenflow.latency.profiles.default_profiles)
 
 
 def _label(path: str | Path | None) -> str:
@@ -379,7 +379,7 @@ def energy_terms(generated_only_kwh_per_mtok: pd.Series,
 
     **One source per unit** (``decode_source="serving"``, the default): the decode term is the
     serving data's own, from the same measurements as the prefill term and as the serving
-    layer's capacity (:func:`tokenflow.latency.queueing.measured_profiles`): one step at the serving
+    layer's capacity (:func:`tokenflow.latency.profiles.measured_profiles`): one step at the serving
     batch (:func:`serving_batch`) and the trace's mean context, ``t(B, ctx) x GPUs x server W /
     B``.  The step times are derived with the prompt processing of each measured run taken out
     (:func:`_build`), so prefill is counted once: ``consistent_j = decode_j + ratio x prefill``.

@@ -18,7 +18,7 @@ from tokenflow.studies.identifiability import OUTCOMES, claim_outcomes  # noqa: 
 def _rc() -> pd.DataFrame:
     return pd.DataFrame({
         "c2_hit": [True, False, False, False], "c3_hit": [True, False, False, False],
-        "c2_max": [14.5, 0.6, np.nan, np.nan], "c3_max": [149.0, 107.0, np.nan, np.nan],
+        "c2_max": [14.5, 0.6, 0.9, np.nan], "c3_max": [149.0, 107.0, np.nan, np.nan],
         "recal_c4": [1.0, 1.0, 0.93, np.nan],
         "recal C1 ok": [True, False, False, False], "recal C2 ok": [True, False, False, False],
         "recal C3 ok": [True, False, False, False], "recal C4 ok": [True, True, False, False],
@@ -30,11 +30,19 @@ def test_outcomes_separate_hit_missed_and_not_clearing():
     assert list(oc.columns) == ["C1", "C2", "C3", "C4", "all four"]
     assert list(oc.iloc[0]) == ["holds"] * 5
     assert list(oc.iloc[1]) == ["fails", "fails", "fails", "holds", "fails"]
-    # the 35x case and the 15 ms case clear nowhere: C1-C3 cannot be judged; C4 can where it has a value
-    assert list(oc.iloc[2]) == ["does not clear", "does not clear", "does not clear", "fails", "fails"]
-    # no recalibrated point at all (C4 is NaN there): C4 is not counted as failing
+    # the 15 ms case clears nowhere: C3 cannot be judged; C1, C2 and C4 can (and fail)
+    assert list(oc.iloc[2]) == ["fails", "fails", "does not clear", "fails", "fails"]
+    # no recalibrated point at all (the 35x case clears at no bandwidth): no claim is counted as failing
     assert list(oc.iloc[3]) == ["does not clear"] * 4 + ["fails"]
     assert set(oc.to_numpy().ravel()) <= set(OUTCOMES)
+
+
+def test_a_c4_lost_at_a_recalibrated_point_is_an_error_not_an_outcome():
+    rc = _rc()
+    rc.loc[2, "recal_c4"] = np.nan
+    rc["recal_cases"] = ["every case clears"] * 2 + ["C4: the 20-node s* failed"] + [""]
+    with pytest.raises(ScenarioError, match=r"C4 was not computed at 1 .*rows \[2\].*20-node s\* failed"):
+        claim_outcomes(rc)
 
 
 def test_outcomes_name_a_missing_column():

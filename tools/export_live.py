@@ -6,7 +6,7 @@ compiled to WebAssembly: the *arc* formulation (:mod:`tokenflow.lp.arc`), and th
 routes within their latency limits, else column generation over routes; live.js).  This
 tool writes, for each
 scenario (us5, us20) and each combination of ``transfer_aware`` x every modelling choice
-(:data:`tokenflow.scenarios.scenario.CHOICES`: payload direction, electricity sector, baseline payload,
+(:data:`tokenflow.scenarios.choices.CHOICES`: payload direction, electricity sector, baseline payload,
 capacity measure, energy accounting), the numbers of :func:`tokenflow.lp.inputs.build_inputs`
 the LP is made of (each distinct array once, in a pool the variants point into), split by
 the page's controls:
@@ -53,7 +53,7 @@ from tokenflow.lp.model import LPArrays  # noqa: E402
 from tokenflow.lp.routes import LAT_TOL  # noqa: E402
 from tokenflow.publish.plotting import short_name  # noqa: E402
 from tokenflow.publish.style import WORKLOAD_COLORS, WORKLOAD_LABELS  # noqa: E402
-from tokenflow.scenarios.scenario import CHOICE_DOCS, CHOICES, check_choices  # noqa: E402
+from tokenflow.scenarios.choices import CHOICE_DOCS, CHOICES, check_choices  # noqa: E402
 from tokenflow.studies.claims import CASE_SCALE  # noqa: E402
 
 SCENARIOS = ("us5", "us20")
@@ -275,7 +275,11 @@ def arc_lp(sc: dict, settings: dict, max_scale: bool = False) -> tuple[LPArrays,
 
 
 def main(argv: list[str]) -> int:
-    out = Path(argv[0]) if argv else DEFAULT_OUT
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Write the live page's LP data (a JavaScript file).")
+    ap.add_argument("out", nargs="?", type=Path, default=DEFAULT_OUT, help=f"output file (default {DEFAULT_OUT})")
+    out = ap.parse_args(argv).out
     p = write(out)
     print(f"wrote {p} ({p.stat().st_size / 1024:.0f} KiB)")
     return 0
@@ -290,7 +294,7 @@ if __name__ == "__main__":
 def check_settings(settings: object) -> dict:
     """The page's ``settings`` checked with tokenflow's own rules and messages
     (:func:`tokenflow.lp.inputs.check_bool`, ``check_number``, ``per_workload``,
-    ``check_formulation``, :func:`tokenflow.scenarios.scenario.check_choices`); live.js's ``validate``
+    ``check_formulation``, :func:`tokenflow.scenarios.choices.check_choices`); live.js's ``validate``
     is the same, message for message.  Returns the settings with the scenario's defaults
     filled in, or raises :class:`ScenarioError` listing every problem.  ``None`` is no
     settings; a key that is missing or ``undefined`` takes its default, ``null`` does not

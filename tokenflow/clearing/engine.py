@@ -83,7 +83,7 @@ class Market(Changes, ScaleLimits, LoadRange):
     ``Market(scenario, transfer_aware=True, formulation="path", latency_limits_ms=None,
     value_of_lost_load=None)`` checks its arguments (each error names the argument),
     builds the LP once and keeps the HiGHS instance.  :meth:`solve` changes numbers in
-    place (keywords in :data:`CHANGES`) and re-solves from the previous basis.
+    place (keywords in :data:`~tokenflow.clearing.changes.CHANGES`) and re-solves from the previous basis.
 
     Structural changes - other nodes, workloads or links - raise :class:`ScenarioError`;
     build a new ``Market`` for them.  In the arc formulation a latency change that
@@ -370,7 +370,7 @@ class Market(Changes, ScaleLimits, LoadRange):
 
     # ------------------------------------------------------------------ solve
     def solve(self, **changes) -> MarketResult:  # noqa: F821 - results imported lazily below
-        """Apply ``changes`` (see :data:`CHANGES`; they persist) and clear the market.
+        """Apply ``changes`` (see :data:`~tokenflow.clearing.changes.CHANGES`; they persist) and clear the market.
 
         Raises :class:`InfeasibleMarketError` (with s* and what binds) when demand exceeds
         what the network can serve, :class:`ScenarioError` for bad or structural changes,

@@ -84,9 +84,10 @@ def market_latency(result, s, profiles: dict[str, ServiceProfile] | None = None,
                    rtt: xr.Dataset | None = None) -> xr.Dataset:
     """Latency of the cleared market ``result`` of scenario ``s``, per node and workload.
 
-    ``profiles``: default :func:`serving_profiles` (measured step times; pass
-    :func:`default_profiles` for the paper's identity).  ``utilisation`` is in the LP's unit;
-    each pool runs at it times its profile's :meth:`ServiceProfile.lp_to_pool_utilisation`.
+    ``profiles``: default :func:`~tokenflow.latency.profiles.serving_profiles` (measured step
+    times; pass :func:`~tokenflow.latency.profiles.default_profiles` for the paper's identity).
+    ``utilisation`` is in the LP's unit; each pool runs at it times its profile's
+    :meth:`~tokenflow.latency.profiles.ServiceProfile.lp_to_pool_utilisation`.
     The pool of workload ``k`` at node ``n`` has its share of the node's GPUs
     (``capacity_kw``, default the result's compute capacity; ``shares``, node x workload,
     default :func:`load_shares`, under which every pool runs at the node's utilisation) and

@@ -354,10 +354,11 @@ def claim_outcomes(rc: pd.DataFrame) -> pd.DataFrame:
     claim (:data:`CLAIM_COLUMNS`), after both calibrations are rerun: C2 and C3 (the
     calibrated claims) "hold" where their target was hit, "fail" where the search's range
     missed it, and "do not clear" where their case (35x for C2, the 15 ms chat case for C3)
-    clears at no scanned value; C1 (a 35x claim) likewise; C4 holds or fails where it has a
-    value at the recalibrated point and "does not clear" where it has none (``recal_c4`` NaN:
-    the bandwidth calibration's 35x case clears at no scanned bandwidth, so there is no
-    recalibrated point to read C4 at); "all four" holds only where every claim does."""
+    clears at no scanned value; C1 (a 35x claim) likewise; C4 holds or fails at the
+    recalibrated point and "does not clear" where there is none (the bandwidth calibration's
+    35x case clears at no scanned bandwidth); "all four" holds only where every claim does.
+    A C4 that could not be computed at a recalibrated point (``recal_c4`` NaN there, its s*
+    raised; ``recal_cases`` says why) is a :class:`ScenarioError`, not an outcome."""
     need = {"c2_hit", "c3_hit", "c2_max", "c3_max", "recal_c4",
             *(f"recal {c} ok" for c in ("C1", "C2", "C3", "C4"))}
     missing = sorted(need - set(rc.columns))
@@ -365,13 +366,17 @@ def claim_outcomes(rc: pd.DataFrame) -> pd.DataFrame:
         raise ScenarioError(f"claim_outcomes: the recalibration table lacks column(s) {missing}")
     clears35 = np.isfinite(rc["c2_max"].astype(float).to_numpy())
     clears15 = np.isfinite(rc["c3_max"].astype(float).to_numpy())
-    has_c4 = np.isfinite(rc["recal_c4"].astype(float).to_numpy())
+    lost = np.nonzero(clears35 & ~np.isfinite(rc["recal_c4"].astype(float).to_numpy()))[0]
+    if len(lost):
+        why = rc["recal_cases"].iloc[lost[0]] if "recal_cases" in rc.columns else "no reason recorded"
+        raise ScenarioError(f"claim_outcomes: C4 was not computed at {len(lost)} recalibrated point(s) "
+                            f"(rows {lost.tolist()}; first: {why})")
 
     def word(ok, clears):
         return np.where(~clears, OUTCOMES[2], np.where(np.asarray(ok, dtype=bool), OUTCOMES[0], OUTCOMES[1]))
 
     out = pd.DataFrame({"C1": word(rc["recal C1 ok"], clears35), "C2": word(rc["c2_hit"], clears35),
-                        "C3": word(rc["c3_hit"], clears15), "C4": word(rc["recal C4 ok"], has_c4)},
+                        "C3": word(rc["c3_hit"], clears15), "C4": word(rc["recal C4 ok"], clears35)},
                        index=rc.index)
     out["all four"] = np.where((out[["C1", "C2", "C3", "C4"]] == OUTCOMES[0]).all(axis=1), OUTCOMES[0], OUTCOMES[1])
     return out

@@ -4,7 +4,7 @@
  * tools/export_live.py exports (live_data.js) exactly as tools/export_live.py::arc_lp does:
  * columns = arc flows then processing, rows = balance, compute, bandwidth; rows scaled as
  * tokenflow.model.row_scales; same HiGHS options as tokenflow.solver.  Prices are the duals
- * of the balance rows that hold each (node, workload)'s demand (tokenflow.engine._duals),
+ * of the balance rows that hold each (node, workload)'s demand (tokenflow.clearing.engine.Market._duals),
  * compute rent mu = -dual, congestion rent rho = -dual.  Nothing is fetched: the wasm is
  * inlined (highs-wasm.js) and the data is a script.
  *
@@ -348,7 +348,7 @@
     }
   }
 
-  /* s* and what binds (tokenflow.engine.Market.scale_limit). */
+  /* s* and what binds (tokenflow.clearing.engine.Market.scale_limit). */
   function scaleLimit(highs, sc, st, formulation) {
     var lp = arcLP(sc, st, true), s = lp.s, v = s.v, N = sc.nodes.length, K = sc.workloads.length;
     var load = 0, capSum = 0;
@@ -738,7 +738,7 @@
 
   /* The cheapest admissible route of (origin o, workload k) at rents mu ($/kWh) and rho ($/GB)
    * and its cost split (path formulation: routes within the latency limit, exact search;
-   * arc formulation: inside the commodity's latency ball, as engine._arc_cheapest). */
+   * arc formulation: inside the commodity's latency ball, as clearing/rules._arc_cheapest). */
   function cheapestRoute(sc, st, s, mu, rho, o, k, formulation) {
     var v = s.v, K = sc.workloads.length;
     if (formulation === "path") {

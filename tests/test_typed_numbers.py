@@ -97,3 +97,15 @@ def test_headings_hold_no_glue(path):
              for line in "".join(c["source"]).splitlines() if re.match(r"#{1,6} ", line)]
     bad = [h for h in heads if "{glue" in h or TYPED.search(h)]
     assert not bad, f"{path.name}: headings with a glue role or a typed number: {bad}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_text_glues_are_quoted_as_md(path):
+    """A key glued as Markdown (``glue_text``) is quoted with ``{glue:md}``: ``{glue:text}`` would
+    print the object's repr ("<IPython.core.display.Markdown object>") instead of the value."""
+    cells = json.loads(path.read_text())["cells"]
+    code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+    md = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+    as_md = set(re.findall(r"\bglue_text\(\s*\"([A-Za-z0-9_]+)\"", code))
+    bad = sorted(as_md & set(re.findall(r"\{glue:text\}`([A-Za-z0-9_]+)", md)))
+    assert not bad, f"{path.name}: keys glued with glue_text but quoted with {{glue:text}}: {bad}"

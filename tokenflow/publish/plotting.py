@@ -18,6 +18,7 @@ from matplotlib.collections import PatchCollection
 from matplotlib.patches import FancyArrowPatch, Patch, Wedge
 
 from ..scenarios.network import short_name  # noqa: F401  (re-exported; node names belong to the network)
+from ..studies.cases import SATURATION
 from .style import (  # noqa: F401  (re-exported)
     COLUMN_WIDTH_IN,
     WORKLOAD_COLORS,
@@ -234,7 +235,7 @@ def link_label(link: str) -> str:
 
 # --------------------------------------------------------------------------- the link map
 
-SATURATION = 0.999  # a link counts as saturated at >= 99.9 % utilisation (as claim C1)
+# a link counts as saturated at >= SATURATION utilisation: claim C1's threshold (studies/cases.py)
 
 
 def topology_note(scenario: str) -> str:

@@ -15,6 +15,7 @@ import xarray as xr
 
 from ..core.errors import InfeasibleMarketError, TokenflowError
 from ..scenarios.scenario_class import Scenario
+from .cases import SATURATION
 from .sweep_points import SOLVE_KEYS, apply_inputs
 
 
@@ -48,7 +49,7 @@ def evaluate_market(s: Scenario, point: dict[str, Any], **solve_kwargs) -> dict[
         "cost_per_mtok": float(r.objective / dem.sum()),
         "compute_utilization": float(a["compute_used"].sum() / a["compute_capacity"].sum()),
         "node_utilization": tm["node"].copy(deep=False, data=node_util),
-        "saturated_links": float((util >= 1 - 1e-3).sum()),
+        "saturated_links": float((util >= SATURATION).sum()),
         "max_link_utilization": float(util.max()) if len(util) else 0.0,
         "unserved": tm["workload"].copy(deep=False, data=a["unserved"].sum(axis=0)),
     }
@@ -83,7 +84,7 @@ def evaluate_claims(s: Scenario, point: dict[str, Any], s20: Scenario | None = N
     :data:`tokenflow.studies.claims.CLAIM_DECIMALS`."""
     from ..clearing.engine import pooled_scale_limit as demand_scale_limit
     from ..clearing.engine import pooled_solve as solve
-    from .cases import CASE_SCALE, CHAT_LIMITS_MS, CLAIM_DECIMALS, SATURATION
+    from .cases import CASE_SCALE, CHAT_LIMITS_MS, CLAIM_DECIMALS
 
     s5, kwargs = apply_inputs(s, point)
     scale = kwargs.pop("demand_scale", CASE_SCALE)

@@ -37,8 +37,10 @@ from pathlib import Path
 import numpy as np
 
 from ..core.errors import TokenflowError
+from .cases import CASE_SCALE
 
 STATUSES = ("independent", "conditional", "calibrated")
+_X = f"{CASE_SCALE:g}x"  # the paper's case scale as the record's words print it ("35x")
 PAGES = {"C1": "transfer_vs_token", "C2": "transfer_vs_token", "C3": "latency", "C4": "us20_scaleup",
          "F1": "us20_scaleup", "F2": "us5_market", "F3": "us5_demand_growth", "F4": "transfer_vs_token",
          "B1": "us5_market", "B2": "transfer_vs_token", "B3": "us20_scaleup", "B4": "scorecard",
@@ -225,19 +227,19 @@ FINDINGS = {
            "image tokens do not stay at their origin more often than chat tokens"),
     "B2": (lambda v: v > 100, "the token-equivalent dispatch overloads links with the real payloads",
            "the token-equivalent dispatch fits the links with the real payloads"),
-    "B3": (_clears, "the paper's 35x case clears in the 20-node network", "the 35x case does not clear"),
+    "B3": (_clears, f"the paper's {_X} case clears in the 20-node network", f"the {_X} case does not clear"),
     "B4": (_is_four, "C1 holds with link bandwidth and opex a priori",
            "C1 does not hold with link bandwidth and opex a priori"),
-    "B5": (_clears, "the 5-node 35x case clears when a token carries its prompt processing",
-           "the 5-node 35x case does not clear when a token carries its prompt processing"),
+    "B5": (_clears, f"the 5-node {_X} case clears when a token carries its prompt processing",
+           f"the 5-node {_X} case does not clear when a token carries its prompt processing"),
 }
 TITLES = {
-    "B1": "Image tokens processed at their origin minus chat tokens processed at their origin (5 nodes, 35x; "
+    "B1": f"Image tokens processed at their origin minus chat tokens processed at their origin (5 nodes, {_X}; "
           "the paper's Figure 2 reads image as staying near demand)",
     "B2": "Busiest link's physical utilisation when the token-equivalent dispatch carries the real payloads "
-          "(5 nodes, 35x)",
+          f"(5 nodes, {_X})",
     "B3": "Largest feasible demand scale s* of the 20-node case (exact, from an LP)",
-    "B4": "Saturated links at 35x with link bandwidth and non-energy opex at their a-priori values (5 nodes)",
+    "B4": f"Saturated links at {_X} with link bandwidth and non-energy opex at their a-priori values (5 nodes)",
     "B5": "Largest feasible demand scale s* of the 5-node case when each generated token carries its share of "
           "prompt processing (energy_accounting=prefill_and_decode; this book's reconstruction of payloads, "
           "prompt ratios and base demand)",
@@ -339,7 +341,7 @@ def face_ranges(us5, us20) -> dict[str, tuple[float, float, str, bool]]:
 
     out = {}
     b1 = local_share_range(us5, demand_scale=cl.CASE_SCALE)
-    out["B1"] = (b1["low"], b1["high"], "exact range over every optimal dispatch (5 nodes, 35x)",
+    out["B1"] = (b1["low"], b1["high"], f"exact range over every optimal dispatch (5 nodes, {_X})",
                  (b1["low"] > 0) == (b1["high"] > 0))
     cost = (us20.node_pue * us20.nodes["electricity_usd_per_kwh"]).to_numpy(float)
     f1 = utilization_range(us20, demand_scale=cl.CASE_SCALE,
@@ -390,7 +392,7 @@ def monte_carlo(path: Path | None) -> dict[str, tuple[float, float, int, str]]:
                 tiny = 1e-9 * max(abs(lo), abs(hi), 1.0)
                 lo, hi = (0.0 if abs(x) < tiny else x for x in (lo, hi))
                 out[claim] = (lo, hi, int(v.size),
-                              f"5-95 % of the {int(v.size)} of {n_all} Monte Carlo draws that clear 35x{note} "
+                              f"5-95 % of the {int(v.size)} of {n_all} Monte Carlo draws that clear {_X}{note} "
                               "(robustness chapter)")
         return out
 

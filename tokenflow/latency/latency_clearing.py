@@ -372,6 +372,14 @@ def max_latency_consistent_scale(s, *, rel_tol: float = 1e-3, lo: float = 0.0, h
         if best is None:
             raise TokenflowError(f"max_latency_consistent_scale: the procedure does not clear at lo = {lo:g} "
                                  f"({why})")
+    return bisect_scale(attempt, lo, hi, rel_tol, best, why_hi)
+
+
+def bisect_scale(attempt, lo: float, hi: float, rel_tol: float, best, why_hi: str) -> LatencyScale:
+    """Bisection on a scale that clears (``lo``, its clearing ``best``; 0 and ``None`` when none
+    is known) and one that does not (``hi``, failing for ``why_hi``) until the bracket is
+    narrower than ``rel_tol`` x ``hi``; ``attempt(scale)`` returns (clearing or None, why not).
+    Assumes clearing is monotone in the scale.  Used by both latency-consistent markets."""
     while hi - lo > rel_tol * hi:
         mid = 0.5 * (lo + hi)
         lc, why = attempt(mid)

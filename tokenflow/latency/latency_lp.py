@@ -18,7 +18,7 @@ import pandas as pd
 
 from ..clearing.market import solve
 from ..core.errors import InfeasibleMarketError, TokenflowError
-from .latency_clearing import RTT_MODES, LatencyScale, _check_args, _real, network_limits
+from .latency_clearing import RTT_MODES, LatencyScale, _check_args, _real, bisect_scale, network_limits
 from .market_latency import pool_replicas
 from .profiles import ServiceProfile, serving_profiles
 from .queueing import arrival_scv, max_utilisation
@@ -355,11 +355,4 @@ def max_latency_lp_scale(s, *, rel_tol: float = 1e-4, hi: float | None = None, l
         best, why_lo = attempt(lo)
         if best is None:
             raise TokenflowError(f"max_latency_lp_scale: lo = {lo:g} does not clear ({why_lo})")
-    while hi - lo > rel_tol * hi:
-        mid = 0.5 * (lo + hi)
-        lc, w = attempt(mid)
-        if lc is None:
-            hi, why = mid, w
-        else:
-            lo, best = mid, lc
-    return LatencyScale(lo, best, hi, why)
+    return bisect_scale(attempt, lo, hi, rel_tol, best, why)

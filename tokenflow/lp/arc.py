@@ -24,7 +24,7 @@ import numpy as np
 from scipy.sparse import csr_array
 from scipy.sparse.csgraph import dijkstra
 
-from ..core.errors import ScenarioError
+from ..core.errors import ScenarioError, TokenflowError
 from .inputs import Inputs
 from .model import LPArrays, row_scales
 from .routes import LAT_TOL
@@ -166,3 +166,15 @@ class ArcStructure:
     def allowed(self, ci: int) -> tuple[np.ndarray, np.ndarray]:
         """Arcs and processing nodes commodity ``ci`` may use."""
         return self.f_a[self.f_c == ci], self.y_n[self.y_c == ci]
+
+
+def exact_arc_structure(inp: Inputs, fn: str) -> ArcStructure:
+    """The arc structure of ``inp`` for a caller (``fn``) that needs it exact: where a latency
+    limit binds, the arc formulation relaxes it, so the call is refused (:class:`TokenflowError`
+    naming the workloads).  Used by :func:`tokenflow.plan` and :func:`tokenflow.clear_bids`."""
+    st = ArcStructure(inp)
+    if np.any(st.com_o >= 0):
+        binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
+        raise TokenflowError(f"{fn}: latency limits bind for {', '.join(binding)}; the arc formulation would "
+                             "relax them - use formulation='path' (exact)")
+    return st

@@ -33,8 +33,8 @@ import pandas as pd
 import xarray as xr
 
 from ..clearing.results import _flows
-from ..core.errors import ScenarioError, TokenflowError
-from ..lp.arc import ArcStructure
+from ..core.errors import ScenarioError
+from ..lp.arc import exact_arc_structure
 from ..lp.inputs import build_inputs, check_bool, check_number, check_scenario
 from ..lp.solver import LiveLP, verify
 from ..scenarios.datafiles import MAX_PROBLEMS, limit_problems, number_column, read_csv, read_yaml
@@ -272,11 +272,7 @@ def clear_bids(scenario: Scenario, bids=None, offers=None, *, demand_scale: floa
         return dataclasses.replace(arr, col_ub=ub)
 
     if formulation == "arc":
-        st = ArcStructure(new)
-        if np.any(st.com_o >= 0):
-            binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
-            raise TokenflowError(f"clear_bids: latency limits bind for {', '.join(binding)}; the arc formulation "
-                                 "would relax them - use formulation='path' (exact)")
+        st = exact_arc_structure(new, "clear_bids")
         arr = no_voll_on_bids(st.lp(zero_cap, 1.0))
         nb = len(st.r_c)
         full = insert_columns(arr, nK, extra_cost, np.zeros(nbid + noff), extra_ub,

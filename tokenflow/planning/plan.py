@@ -35,7 +35,7 @@ import xarray as xr
 
 from ..core import validate as _v
 from ..core.errors import ScenarioError, SolverError, TokenflowError
-from ..lp.arc import ArcStructure
+from ..lp.arc import ArcStructure, exact_arc_structure
 from ..lp.inputs import GBPS_TO_GB_PER_H, build_inputs, check_bool, check_number, check_scenario
 from ..lp.model import LPArrays
 from ..lp.solver import LiveLP, verify
@@ -303,11 +303,7 @@ def plan(scenario: Scenario, *, demand_scale: float = 1.0, costs: CapitalCosts |
     try:
         rounds = 1
         if formulation == "arc":
-            st = ArcStructure(sinp)
-            if np.any(st.com_o >= 0):
-                binding = sorted({inp.workload_ids[k] for k in st.com_k[st.com_o >= 0]})
-                raise TokenflowError(f"plan: latency limits bind for {', '.join(binding)}; the arc formulation would "
-                                     "relax them - use formulation='path' (exact)")
+            st = exact_arc_structure(sinp, "plan")
             arr = st.lp(inp, scale)
             nb = len(st.r_c)
             full = _with_expansions(arr, nK, nb, N, F, lc_h, nc_h, link_ok, node_ok)

@@ -577,6 +577,16 @@ def test_only_a_name_given_twice_runs_once(fake_runs):
 
 
 @pytest.mark.slow
+def _waiting_project(tmp_path):
+    """A project whose one notebook (scorecard) touches ``marker`` and then waits (up to 60 s) for
+    ``release`` to exist: a run that holds the folder while a test acts on it."""
+    marker, release = tmp_path / "running", tmp_path / "release"
+    _project(tmp_path, "scorecard", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\n"
+                                    f"t = time.time()\nwhile not pathlib.Path({str(release)!r}).exists() "
+                                    "and time.time() - t < 60:\n    time.sleep(0.1)\nprint('done')")
+    return marker, release
+
+
 def test_two_reproduce_commands_in_one_folder(tmp_path):
     """The second `tokenflow reproduce` started while the first runs a notebook is refused at
     once (exit 2, one line naming the first one's pid); the first finishes as if alone."""
@@ -585,10 +595,7 @@ def test_two_reproduce_commands_in_one_folder(tmp_path):
     import time
 
     pytest.importorskip("papermill")
-    marker, release = tmp_path / "running", tmp_path / "release"
-    _project(tmp_path, "scorecard", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\n"
-                                    f"t = time.time()\nwhile not pathlib.Path({str(release)!r}).exists() "
-                                    "and time.time() - t < 60:\n    time.sleep(0.1)\nprint('done')")
+    marker, release = _waiting_project(tmp_path)
     cmd = [sys.executable, "-m", "tokenflow.cli", "reproduce", "--root", str(tmp_path), "--no-build", "--only",
            "scorecard", "scorecard"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -644,10 +651,7 @@ def test_a_killed_run_keeps_the_folder_locked_until_its_runner_stops(tmp_path):
     import time
 
     pytest.importorskip("papermill")
-    marker, release = tmp_path / "running", tmp_path / "release"
-    _project(tmp_path, "scorecard", f"import pathlib, time\npathlib.Path({str(marker)!r}).touch()\n"
-                                    f"t = time.time()\nwhile not pathlib.Path({str(release)!r}).exists() "
-                                    "and time.time() - t < 60:\n    time.sleep(0.1)\nprint('done')")
+    marker, release = _waiting_project(tmp_path)
     cmd = [sys.executable, "-m", "tokenflow.cli", "reproduce", "--root", str(tmp_path), "--no-build", "--only",
            "scorecard"]
     first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

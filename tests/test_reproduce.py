@@ -576,7 +576,6 @@ def test_only_a_name_given_twice_runs_once(fake_runs):
             rp.run_notebooks(root, names=bad, jobs=1)
 
 
-@pytest.mark.slow
 def _waiting_project(tmp_path):
     """A project whose one notebook (scorecard) touches ``marker`` and then waits (up to 60 s) for
     ``release`` to exist: a run that holds the folder while a test acts on it."""
@@ -587,6 +586,7 @@ def _waiting_project(tmp_path):
     return marker, release
 
 
+@pytest.mark.slow
 def test_two_reproduce_commands_in_one_folder(tmp_path):
     """The second `tokenflow reproduce` started while the first runs a notebook is refused at
     once (exit 2, one line naming the first one's pid); the first finishes as if alone."""
